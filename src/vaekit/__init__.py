@@ -1,0 +1,26 @@
+"""vaekit: variational autoencoders on PyTorch. One VAE, pluggable parts, a trainer, evaluation, a CLI."""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "VAE": "vae", "ELBO": "vae", "build_vae": "vae",
+    "Bernoulli": "likelihoods", "Gaussian": "likelihoods", "Likelihood": "likelihoods",
+    "Prior": "priors", "StandardNormal": "priors",
+    "MLP": "networks", "ConvEncoder": "networks", "ConvDecoder": "networks",
+    "Trainer": "training", "ModelConfig": "config", "TrainConfig": "config", "DataConfig": "config",
+    "Evaluation": "evaluation",
+    "train": "runs", "evaluate": "runs", "sample": "runs", "reconstruct": "runs", "interpolate": "runs",
+    "embed": "runs", "sweep": "runs", "report": "runs", "demo": "runs", "load_run": "runs", "Run": "runs",
+    "VaekitError": "errors", "DataError": "errors", "ConfigError": "errors", "CheckpointError": "errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    # Lazy imports keep `import vaekit` (and `vaekit --help`) free of torch until it is needed.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'vaekit' has no attribute '{name}'")

@@ -1,0 +1,100 @@
+"""Saving and loading: config.json + model.safetensors, and training state for exact resume.
+
+Every file is written to a temporary name in its folder and renamed into place, so a crash
+never leaves a half-written checkpoint. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from .errors import CheckpointError
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.safetensors"
+STATE_DIR = "checkpoint"
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write data to path via a temporary file in the same folder and os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} not found: pass a run directory written by 'vaekit train'") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read {path} ({err}): the run directory is damaged; retrain") from None
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
+    atomic_write(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    if not Path(path).exists():
+        raise CheckpointError(f"{path} not found: the run has no saved weights yet; train it first")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read {path} ({err}): the checkpoint is corrupt; retrain or resume") from None
+
+
+def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load a safetensors state dict into module; any missing, extra or reshaped tensor is an error."""
+    tensors = load_tensors(path)
+    own = module.state_dict()
+    problems = sorted(set(own) ^ set(tensors)) + [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
+    if problems:
+        raise CheckpointError(f"{path} does not match the model in config.json (mismatched: {', '.join(problems[:4])}"
+                              f"{', ...' if len(problems) > 4 else ''}): the files come from different runs")
+    module.load_state_dict(tensors)
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer's state dict into tensors (for safetensors) and the JSON rest."""
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in meta["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

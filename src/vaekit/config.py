@@ -1,0 +1,167 @@
+"""Typed configs. Each field's default and help are written once here; the CLI flags and
+config.json are generated from the fields. This module imports no torch (fast --help)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+
+from .errors import ConfigError
+
+FORMAT_VERSION = 1
+
+
+def option(default, help: str, cli: bool = True, short: str | None = None):
+    """A config field with its CLI help. `cli=False` keeps it out of the command line."""
+    return field(default=default, metadata={"help": help, "cli": cli, "short": short})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    network: str = option("auto", "mlp or conv; auto picks conv for images and mlp for flat data")
+    hidden: tuple[int, ...] = option((400,), "MLP hidden sizes, comma separated, e.g. 512,256 (decoder mirrors them)")
+    conv_channels: tuple[int, ...] = option((32, 64), "channels of the stride-2 conv layers (the Keras design)")
+    encoder_padding: str = option("same", "conv encoder padding: same (any image size) or valid (Keras exact)")
+    activation: str = option("relu", "hidden activation: relu, tanh, elu, gelu, leaky_relu")
+    latent_dim: int = option(20, "size of the latent z; bigger is more expressive, too big can hurt samples")
+    likelihood: str = option("bernoulli", "p(x|z): bernoulli (pixels in [0,1]) or gaussian")
+    gaussian_scale: str = option("learned", "gaussian sigma: a number (fixed), learned (per value) or decoder")
+    prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
+    data_shape: tuple[int, ...] = option((), "shape of one example, set from the data", cli=False)
+
+    def validate(self) -> None:
+        _positive(self, "latent_dim")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"--hidden must list positive sizes, got {self.hidden}")
+        if not self.conv_channels or min(self.conv_channels) < 1:
+            raise ConfigError(f"--conv-channels must list positive sizes, got {self.conv_channels}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = option(10, "passes over the training set")
+    batch_size: int = option(128, "examples per gradient step")
+    lr: float = option(1e-3, "Adam learning rate")
+    weight_decay: float = option(0.0, "L2 penalty in Adam, against overfitting")
+    beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 is the true ELBO")
+    kl_warmup: float = option(0.0, "epochs over which the KL weight rises linearly from 0 to beta (against KL vanishing)")
+    free_bits: float = option(0.0, "nats per latent dimension below which KL is not penalized (Kingma et al. 2016)")
+    iw_samples: int = option(1, "K > 1 trains on the importance-weighted bound (IWAE, Burda et al. 2016)")
+    grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
+    early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
+    seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
+    device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
+    progress: bool = option(True, "show a progress bar", cli=False)
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "iw_samples"):
+            _positive(self, name)
+        if not self.lr > 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    data: str = option("fashion-mnist", "fashion-mnist, mnist, digits, or a path (.npy/.npz/.csv/IDX/image folder)")
+    data_dir: str | None = option(None, "folder holding datasets (also $VAEKIT_DATA)")
+    image_size: str | None = option(None, "resize images of a folder to HxW, e.g. 64x64")
+    val_fraction: float = option(0.1, "share of the training set held out for validation and early stopping")
+    binarize: str = option("none", "none, dynamic (fresh Bernoulli draw each epoch) or static (one fixed draw)")
+
+    def validate(self) -> None:
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.binarize not in ("none", "dynamic", "static"):
+            raise ConfigError(f"--binarize must be none, dynamic or static, got '{self.binarize}'")
+
+
+PRESETS: dict[str, dict[str, dict]] = {
+    # Reference designs our users come from (shared/REFERENCE_DESIGNS.md), done right.
+    "keras-conv": {"model": dict(network="conv", conv_channels=(32, 64), encoder_padding="valid", latent_dim=2)},
+    "pytorch-mlp": {"model": dict(network="mlp", hidden=(400,), latent_dim=20, likelihood="bernoulli")},
+    "dense-784": {"model": dict(network="mlp", hidden=(256,), latent_dim=32, likelihood="gaussian",
+                                gaussian_scale="learned"),
+                  "train": dict(epochs=100, batch_size=128, lr=1e-3)},
+    "burda-mlp": {"model": dict(network="mlp", hidden=(200, 200), activation="tanh", latent_dim=50),
+                  "data": dict(binarize="dynamic")},
+}
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _positive(config, name: str) -> None:
+    if getattr(config, name) < 1:
+        raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(config, name)}")
+
+
+def _parse_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def _field_types(cls) -> dict[str, object]:
+    return typing.get_type_hints(cls)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
+    """Add one flag per CLI field of config class `cls`; unset flags stay out of the namespace."""
+    types = _field_types(cls)
+    for f in fields(cls):
+        if not f.metadata.get("cli", True):
+            continue
+        kind = types[f.name]
+        flags = [f"--{_flag(f.name)}"] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+        extra: dict = {"default": argparse.SUPPRESS, "help": f"{f.metadata['help']} (default: {_show(f.default)})"}
+        if kind is bool:
+            extra["action"] = argparse.BooleanOptionalAction
+        elif kind == tuple[int, ...]:
+            extra.update(type=_parse_ints, metavar="N[,N...]")
+        elif kind in (int, float):
+            extra.update(type=kind, metavar=kind.__name__.upper())
+        else:
+            extra["metavar"] = "VALUE"
+        parser.add_argument(*flags, dest=f"{cls.__name__}.{f.name}", **extra)
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def from_args(cls, args: argparse.Namespace, base=None):
+    """Build `cls` from the flags the user gave, on top of `base` (a preset or a saved config)."""
+    prefix = f"{cls.__name__}."
+    given = {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)}
+    return dataclasses.replace(base or cls(), **given)
+
+
+def from_dict(cls, data: dict):
+    """Rebuild a config from its JSON form; lists become tuples. Unknown keys are an error."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}: the file comes from another vaekit version")
+    types = _field_types(cls)
+    return cls(**{k: tuple(v) if types[k] == tuple[int, ...] else v for k, v in data.items()})
+
+
+def to_dict(config) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def preset(name: str | None) -> tuple[ModelConfig, TrainConfig, DataConfig]:
+    """The (model, train, data) configs of a named preset; None gives the defaults."""
+    if name is None:
+        return ModelConfig(), TrainConfig(), DataConfig()
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}': use one of {', '.join(PRESETS)}")
+    spec = PRESETS[name]
+    return ModelConfig(**spec.get("model", {})), TrainConfig(**spec.get("train", {})), DataConfig(**spec.get("data", {}))

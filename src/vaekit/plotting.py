@@ -1,0 +1,123 @@
+"""Pictures: image grids (Pillow), training curves, latent maps and trade-off plots (matplotlib, Agg).
+
+Every writer saves atomically and returns the path it wrote."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import atomic_write
+
+
+def _save_png(path: str | Path, image) -> Path:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write(path, buffer.getvalue())
+    return Path(path)
+
+
+def _save_figure(path: str | Path, fig) -> Path:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+    return Path(path)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2, scale: int = 2) -> np.ndarray:
+    """Tile images (N, C, H, W) with values in [0, 1] into one uint8 (rows*H, cols*W, C) array."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    n, channels, height, width = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    grid = np.ones(((height + padding) * rows + padding, (width + padding) * columns + padding, channels), np.float32)
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        top, left = padding + r * (height + padding), padding + c * (width + padding)
+        grid[top:top + height, left:left + width] = image.transpose(1, 2, 0)
+    grid = (grid * 255).round().astype(np.uint8)
+    return np.kron(grid, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else grid
+
+
+def save_image_grid(path: str | Path, images: np.ndarray, columns: int | None = None) -> Path:
+    """Write images (N, C, H, W) in [0, 1] as a PNG grid; grey for C=1, RGB for C=3."""
+    from PIL import Image
+
+    grid = image_grid(images, columns, scale=max(1, 56 // images.shape[-1]))
+    return _save_png(path, Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid[..., :3]))
+
+
+def save_curves(path: str | Path, history: list[dict]) -> Path:
+    """Training curves: -ELBO (train loss and validation), reconstruction and KL per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(epochs, [row["loss"] for row in history], label="train loss")
+    if "val_neg_elbo" in history[0]:
+        axes[0].plot(epochs, [row["val_neg_elbo"] for row in history], label="validation -ELBO")
+    axes[1].plot(epochs, [-row["reconstruction"] for row in history], label="train")
+    axes[2].plot(epochs, [row["kl"] for row in history], label="train")
+    if "val_kl" in history[0]:
+        axes[1].plot(epochs, [-row["val_reconstruction"] for row in history], label="validation")
+        axes[2].plot(epochs, [row["val_kl"] for row in history], label="validation")
+    for ax, title in zip(axes, ("loss (nats)", "-reconstruction (nats)", "KL (nats)")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save_figure(path, fig)
+
+
+def save_latent_map(path: str | Path, points: np.ndarray, labels=None, class_names=None, title: str = "") -> Path:
+    """Scatter 2-D points (N, 2), coloured by label when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6)
+    else:
+        labels = np.asarray(labels)
+        for value in np.unique(labels):
+            mask = labels == value
+            name = class_names[value] if class_names is not None and value < len(class_names) else str(value)
+            ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=name)
+        ax.legend(markerscale=4, fontsize=8, loc="best", ncol=2)
+    ax.set_title(title)
+    return _save_figure(path, fig)
+
+
+def save_tradeoff(path: str | Path, rows: list[dict]) -> Path:
+    """The latent-size sweep: -ELBO, reconstruction, KL and active units against latent size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [row["latent_dim"] for row in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for key, label in (("neg_elbo", "-ELBO"), ("nll", "NLL (IWAE)"), ("kl", "KL")):
+        axes[0].plot(sizes, [row[key] for row in rows], marker="o", label=label)
+    axes[0].plot(sizes, [-row["reconstruction"] for row in rows], marker="o", label="-reconstruction")
+    axes[1].plot(sizes, [row["active_units"] for row in rows], marker="o", label="active units")
+    axes[1].plot(sizes, sizes, ls="--", color="grey", label="latent size")
+    for ax, title in zip(axes, ("test nats per example", "active units")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("latent size")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save_figure(path, fig)

@@ -1,0 +1,63 @@
+"""report.html: one page with a run's configuration, metrics, curves and pictures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from .checkpoint import atomic_write
+
+PICTURES = (("curves.png", "Training curves"), ("samples.png", "Samples from the prior"),
+            ("reconstructions.png", "Test images (odd rows) and their reconstructions (even rows)"),
+            ("interpolation.png", "Latent interpolations between test images"),
+            ("latent_map.png", "Latent map of the test set"), ("sweep.png", "Latent size trade-off"))
+
+EVAL_LABELS = {"neg_elbo": "-ELBO (nats)", "reconstruction": "reconstruction E[log p(x|z)] (nats)",
+               "kl": "KL(q(z|x) || p(z)) (nats)", "nll": "NLL, importance weighted (nats)", "k": "importance samples k",
+               "bits_per_dim": "bits/dim", "active_units": "active units", "knn_accuracy": "5-NN accuracy on latent means",
+               "n_examples": "test examples"}
+
+
+def _table(rows) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.1f}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def write_report(run) -> Path:
+    """Write run.path/report.html, embedding every picture the run has (the page is self-contained)."""
+    path = run.path / "report.html"
+    parts = [f"<h1>vaekit run <code>{html.escape(str(run.path))}</code></h1>"]
+    evaluation = run.path / "eval.json"
+    if evaluation.exists():
+        values = json.loads(evaluation.read_text())
+        parts.append("<h2>Test evaluation</h2>" + _table((EVAL_LABELS.get(k, k), v) for k, v in values.items()
+                                                         if k != "split" and v is not None))
+    if run.history:
+        last = run.history[-1]
+        parts.append(f"<h2>Training ({len(run.history)} epochs)</h2>" + _table(last.items()))
+    for name, caption in PICTURES:
+        picture = run.path / name
+        if picture.exists():
+            data = base64.b64encode(picture.read_bytes()).decode()
+            parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{name}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    config = {"model": run.model, "train": run.train, "data": run.data}
+    parts.append("<h2>Configuration</h2>" + "".join(
+        f"<h3>{key}</h3>" + _table(vars(value).items()) for key, value in config.items()))
+    style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+             "th{background:#f4f4f4;font-weight:normal}img{max-width:100%}figure{margin:1.5em 0}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>vaekit report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+    atomic_write(path, page)
+    return path

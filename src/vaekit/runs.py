@@ -1,0 +1,398 @@
+"""The Python API behind each CLI subcommand. A run is a directory written by `train`:
+
+    config.json          model, train and data configs (the schema to rebuild the model)
+    model.safetensors    weights (best validation epoch)
+    metrics.jsonl        one JSON row per epoch
+    checkpoint/          optimizer, RNG and last weights, for --resume
+    curves.png, eval.json, samples.png, ... report.html   written by the other commands
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict)
+from .errors import CheckpointError, ConfigError, DataError
+from .training import METRICS_FILE, Trainer, select_device
+from .vae import VAE, build_vae
+
+IN_MEMORY = "<array>"
+
+
+@dataclass
+class Run:
+    """A trained model with its configs, on the device it was loaded to."""
+
+    path: Path | None
+    vae: VAE
+    model: ModelConfig
+    train: TrainConfig
+    data: DataConfig
+    history: list[dict]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Tensors of one dataset, split and preprocessed as a run saw them."""
+
+    x_train: torch.Tensor
+    x_val: torch.Tensor
+    x_test: torch.Tensor
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
+    class_names: tuple[str, ...] | None = None
+
+
+def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, TrainConfig, DataConfig]:
+    """Route keyword overrides to the config that owns each field; unknown names are an error."""
+    configs = list(preset(preset_name))
+    for key, value in overrides.items():
+        owner = next((i for i, c in enumerate(configs) if key in {f.name for f in fields(c)}), None)
+        if owner is None:
+            valid = sorted(f.name for c in configs for f in fields(c))
+            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
+        if isinstance(value, list):
+            value = tuple(value)
+        configs[owner] = dataclasses.replace(configs[owner], **{key: value})
+    for config in configs:
+        config.validate()
+    return tuple(configs)
+
+
+def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
+    """Load and split data as `data` says; `arrays` (x, or (x, y)) replaces the named dataset."""
+    from .data import load_dataset, split_validation
+
+    if arrays is not None:
+        x, y = arrays if isinstance(arrays, tuple) else (arrays, None)
+        dataset = _dataset_from_array(np.asarray(x), None if y is None else np.asarray(y), seed)
+    else:
+        size = _parse_size(data.image_size)
+        dataset = load_dataset(data.data, data_dir=data.data_dir, image_size=size, seed=seed)
+    x_train, y_train, x_val, _ = split_validation(dataset.x_train, dataset.y_train, data.val_fraction, seed)
+    tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (x_train, x_val, dataset.x_test)]
+    if data.binarize != "none":
+        _check_unit_range(tensors[0])
+        generator = torch.Generator().manual_seed(seed + 1)
+        # Validation and test are binarized once with a fixed seed, the field's convention.
+        start = 0 if data.binarize == "static" else 1
+        tensors[start:] = [torch.bernoulli(t, generator=generator) for t in tensors[start:]]
+    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None))
+
+
+def _dataset_from_array(x: np.ndarray, y, seed: int):
+    from .data import Dataset, split_validation
+
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255
+    x = x.astype(np.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    if not np.isfinite(x).all():
+        raise DataError(f"the data holds {int((~np.isfinite(x)).sum())} NaN or infinite values: clean or impute them")
+    x_train, y_train, x_test, y_test = split_validation(x, y, 0.2, seed)
+    return Dataset(name=IN_MEMORY, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def _check_unit_range(x: torch.Tensor) -> None:
+    if float(x.min()) < 0 or float(x.max()) > 1:
+        raise DataError("--binarize needs data in [0, 1]: rescale the data or use --binarize none")
+
+
+def _parse_size(text: str | None):
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--image-size must look like 64x64, got '{text}'") from None
+    return height, width
+
+
+def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple = "fashion-mnist",
+          preset: str | None = None, resume: bool = False, **options) -> Run:
+    """Train a VAE and write its run directory (`vaekit train`).
+
+    `data` is a dataset name or path, or in-memory arrays x or (x, y); `options` are any field of
+    ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
+    With resume=True the configs are read from `out` and training continues where it stopped.
+    """
+    arrays = None if isinstance(data, (str, Path)) else data
+    out = Path(out) if out is not None else None
+    tensorboard = options.pop("tensorboard", False)
+    if resume:
+        model_cfg, train_cfg, data_cfg = _resumed_configs(out, options)
+    else:
+        if isinstance(data, (str, Path)):
+            options["data"] = str(data)
+        model_cfg, train_cfg, data_cfg = _configs(preset, options)
+        if arrays is not None:
+            data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
+        if out is not None and (out / CONFIG_FILE).exists():
+            raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    splits = load_splits(data_cfg, train_cfg.seed, arrays)
+    if len(splits.x_train) == 0:
+        raise DataError("the training set is empty: give more data or a smaller --val-fraction")
+    model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
+    torch.manual_seed(train_cfg.seed)
+    vae = build_vae(model_cfg)
+    vae.likelihood.check_data(splits.x_train)
+    if out is not None and not resume:
+        write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
+                                       "model": to_dict(model_cfg), "train": to_dict(train_cfg),
+                                       "data": to_dict(data_cfg)})
+    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=data_cfg.binarize == "dynamic",
+                      on_epoch=_tensorboard_logger(out) if tensorboard else None)
+    if resume:
+        trainer.resume()
+    history = trainer.fit(splits.x_train, splits.x_val)
+    if out is not None:
+        load_weights(vae, out / MODEL_FILE)
+        if history:
+            from .plotting import save_curves
+
+            save_curves(out / "curves.png", history)
+    vae.eval()
+    return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
+
+
+def _resumed_configs(out: Path | None, options: dict):
+    if out is None or not (out / CONFIG_FILE).exists():
+        raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new run")
+    saved = load_run(out, device="cpu", weights=False)
+    allowed = {"epochs", "device", "progress", "early_stopping"}
+    changed = set(options) - allowed - {"data"}
+    if changed:
+        raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} "
+                          f"may change (got {', '.join(sorted(changed))})")
+    train_cfg = dataclasses.replace(saved.train, **{k: v for k, v in options.items() if k in allowed})
+    return saved.model, train_cfg, saved.data
+
+
+def _tensorboard_logger(out: Path | None):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    writer = SummaryWriter(str(out / "tensorboard")) if out is not None else SummaryWriter()
+
+    def log(row: dict) -> None:
+        for key, value in row.items():
+            if key != "epoch":
+                writer.add_scalar(key, value, row["epoch"])
+        writer.flush()
+
+    return log
+
+
+def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
+    """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"run directory {path} not found: pass the --out folder of 'vaekit train'")
+    saved = read_json(path / CONFIG_FILE)
+    if saved.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path / CONFIG_FILE} has format version {saved.get('format_version')}, this vaekit "
+                              f"reads version {FORMAT_VERSION}: retrain with this version")
+    try:
+        model_cfg, train_cfg, data_cfg = (from_dict(cls, saved[key]) for cls, key in
+                                          ((ModelConfig, "model"), (TrainConfig, "train"), (DataConfig, "data")))
+    except (KeyError, TypeError, ConfigError) as err:
+        raise CheckpointError(f"{path / CONFIG_FILE} is not a vaekit run config ({err}): retrain") from None
+    vae = build_vae(model_cfg)
+    if weights:
+        load_weights(vae, path / MODEL_FILE)
+    vae.to(select_device(device)).eval()
+    history_file = path / METRICS_FILE
+    history = [json.loads(line) for line in history_file.read_text().splitlines() if line] if history_file.exists() else []
+    return Run(path, vae, model_cfg, train_cfg, data_cfg, history)
+
+
+def _as_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+def _run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -> Splits:
+    config = run.data
+    if data is not None or data_dir is not None:
+        config = dataclasses.replace(config, **{k: v for k, v in (("data", data), ("data_dir", data_dir)) if v})
+    if config.data == IN_MEMORY:
+        raise ConfigError("this run was trained on in-memory arrays: pass --data (or data=) to name the data")
+    splits = load_splits(config, run.train.seed)
+    if tuple(splits.x_test.shape[1:]) != tuple(run.model.data_shape):
+        raise DataError(f"data of shape {tuple(splits.x_test.shape[1:])} does not fit this model, trained on "
+                        f"{tuple(run.model.data_shape)}: pass data like the training data")
+    return splits
+
+
+def _output(run: Run, out: str | Path | None, default: str) -> Path:
+    if out is not None:
+        return Path(out)
+    if run.path is None:
+        raise ConfigError("this model has no run directory: pass an output path")
+    return run.path / default
+
+
+def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: str | None = None,
+             data_dir: str | None = None, progress: bool = True) -> "Evaluation":
+    """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory."""
+    from .evaluation import evaluate as evaluate_model
+
+    run = _as_run(run)
+    if k < 1:
+        raise ConfigError(f"--k must be a positive integer, got {k}")
+    splits = _run_splits(run, data, data_dir)
+    x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
+    if x is None:
+        raise ConfigError(f"unknown split '{split}': use test, val or train")
+    if len(x) == 0:
+        raise DataError(f"the {split} split is empty: choose another --split")
+    y = {"test": splits.y_test, "train": splits.y_train}.get(split)
+    result = evaluate_model(run.vae, x, k=k, y=y, x_train=splits.x_train[:10000] if y is not None else None,
+                            y_train=None if splits.y_train is None else splits.y_train[:10000], progress=progress,
+                            seed=run.train.seed)
+    if run.path is not None:
+        write_json(run.path / ("eval.json" if split == "test" else f"eval_{split}.json"),
+                   {"split": split, **result.to_dict()})
+    return result
+
+
+def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
+    """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
+    from .checkpoint import atomic_write
+    from .plotting import save_image_grid
+
+    array = images.detach().cpu().numpy()
+    if path.suffix == ".npy" or array.ndim != 4:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        atomic_write(path.with_suffix(".npy"), buffer.getvalue())
+        return path.with_suffix(".npy")
+    return save_image_grid(path, array, columns)
+
+
+def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0) -> Path:
+    """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`)."""
+    run = _as_run(run)
+    if n < 1:
+        raise ConfigError(f"-n must be a positive integer, got {n}")
+    generator = torch.Generator(device=next(run.vae.parameters()).device).manual_seed(seed)
+    return _save_images(_output(run, out, "samples.png"), run.vae.sample(n, generator=generator))
+
+
+def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
+                data_dir: str | None = None) -> Path:
+    """Test images (top rows) above their reconstructions (bottom rows) (`vaekit reconstruct`)."""
+    run = _as_run(run)
+    x = _run_splits(run, data, data_dir).x_test[:n].to(next(run.vae.parameters()).device)
+    columns = min(len(x), 8)
+    rows = [torch.cat([x[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
+    return _save_images(_output(run, out, "reconstructions.png"), torch.cat(rows), columns)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of a and b (batch, d) at fractions t (steps,) -> (batch, steps, d)."""
+    cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-1 + 1e-7, 1 - 1e-7)
+    omega = torch.acos(cos)[:, None, None]
+    t = t[None, :, None]
+    return (torch.sin((1 - t) * omega) * a[:, None] + torch.sin(t * omega) * b[:, None]) / torch.sin(omega)
+
+
+def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int = 6, steps: int = 10,
+                spherical: bool = False, data: str | None = None, data_dir: str | None = None) -> Path:
+    """Paths in latent space between pairs of test images, one row per pair (`vaekit interpolate`)."""
+    run = _as_run(run)
+    x = _run_splits(run, data, data_dir).x_test[: 2 * pairs].to(next(run.vae.parameters()).device)
+    if len(x) < 2:
+        raise DataError("interpolation needs at least two test examples")
+    with torch.no_grad():
+        z = run.vae.encode(x).mean
+        a, b = z[0::2], z[1::2][: len(z[0::2])]
+        a = a[: len(b)]
+        t = torch.linspace(0, 1, steps, device=z.device)
+        path = slerp(a, b, t) if spherical else a[:, None] + t[None, :, None] * (b - a)[:, None]
+        images = run.vae.decode_mean(path.reshape(-1, run.vae.latent_dim))
+    return _save_images(_output(run, out, "interpolation.png"), images, steps)
+
+
+def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None = None,
+          data_dir: str | None = None, split: str = "test") -> tuple[Path, Path]:
+    """Latent means of a split to .npy or .csv, plus a 2-D map coloured by label (`vaekit embed`).
+
+    The map shows the latent itself when it is 2-D, else its first two principal components."""
+    from .evaluation import latent_means
+    from .plotting import save_latent_map
+
+    run = _as_run(run)
+    splits = _run_splits(run, data, data_dir)
+    x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
+    means = latent_means(run.vae, x).cpu().numpy()
+    path = _output(run, out, "embeddings.npy")
+    from .checkpoint import atomic_write
+
+    if path.suffix == ".csv":
+        header = ",".join(f"z{i}" for i in range(means.shape[1])) + (",label" if y is not None else "")
+        table = means if y is None else np.column_stack([means, y])
+        lines = [header] + [",".join(f"{v:.6g}" for v in row) for row in table]
+        atomic_write(path, "\n".join(lines) + "\n")
+    else:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, means)
+        atomic_write(path, buffer.getvalue())
+    if means.shape[1] == 2:
+        points, title = means, "latent means"
+    else:
+        from sklearn.decomposition import PCA
+
+        points, title = PCA(2).fit_transform(means), f"PCA of {means.shape[1]}-d latent means"
+    picture = save_latent_map(path.with_name("latent_map.png"), points, y, splits.class_names, title)
+    return path, picture
+
+
+def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 100, **options) -> list[dict]:
+    """Train one model per latent size, evaluate each, and plot the trade-off (`vaekit sweep`)."""
+    from .plotting import save_tradeoff
+
+    out = Path(out)
+    rows = []
+    for size in latent_dims:
+        run = train(out / f"latent-{size}", latent_dim=int(size), **options)
+        rows.append({"latent_dim": int(size), **evaluate(run, k=k).to_dict()})
+    write_json(out / "sweep.json", rows)
+    save_tradeoff(out / "sweep.png", rows)
+    return rows
+
+
+def report(run: Run | str | Path) -> Path:
+    """Gather metrics, curves and pictures of a run into report.html (`vaekit report`)."""
+    from .report import write_report
+
+    return write_report(_as_run(run))
+
+
+def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str = "fashion-mnist",
+         data_dir: str | None = None) -> Path:
+    """The README's main job: train the default conv VAE on Fashion-MNIST, evaluate it, draw every
+    picture and write report.html. Returns the report's path."""
+    out = Path(out)
+    options = {"data_dir": data_dir} if data_dir else {}
+    run = train(out, data=data, network="conv", epochs=epochs, resume=(out / CONFIG_FILE).exists(), **options)
+    evaluate(run, k=k)
+    sample(run)
+    reconstruct(run)
+    interpolate(run)
+    embed(run)
+    return report(run)

@@ -1,0 +1,215 @@
+"""The Trainer: model-agnostic optimization of `vae.loss(x, beta=..., free_bits=..., iw_samples=...)`.
+
+It owns Adam, batching, KL warm-up, early stopping, checkpoints, exact resume and logging;
+the model owns its maths. Data is held as one tensor on the device and batched by shuffled
+index slices; per-step metrics stay on the device and are read once per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, optimizer_state, read_json,
+                         restore_optimizer, save_tensors, write_json)
+from .config import TrainConfig
+from .errors import CheckpointError, VaekitError
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainingDiverged(VaekitError):
+    """The loss became NaN or infinite."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """'auto' is cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VaekitError(f"--device {name} asked for CUDA but no CUDA device is available: use --device cpu")
+    return device
+
+
+def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam with L2 weight decay; the fused kernel where this torch build has it for the device."""
+    try:
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
+def binarize(x: torch.Tensor) -> torch.Tensor:
+    """A Bernoulli draw of x in [0, 1] (dynamic binarization when redrawn each epoch)."""
+    return torch.bernoulli(x)
+
+
+@torch.inference_mode()
+def negative_elbo(vae: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[float, float, float]:
+    """Mean -ELBO, reconstruction and KL (nats per example) over x, one posterior sample each."""
+    totals = torch.zeros(3, device=x.device)
+    for start in range(0, len(x), batch_size):
+        elbo = vae.elbo(x[start:start + batch_size])
+        totals += torch.stack([-elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()])
+    return tuple((totals / len(x)).tolist())
+
+
+class Trainer:
+    """Fit a VAE. `run_dir` (optional) receives model.safetensors (best validation weights, or the
+    last ones without validation), metrics.jsonl, and checkpoint/ with everything needed to resume."""
+
+    def __init__(self, vae: nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
+                 dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None):
+        config.validate()
+        self.config = config
+        self.device = select_device(config.device)
+        self.vae = vae.to(self.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.dynamic_binarization = dynamic_binarization
+        self.on_epoch = on_epoch
+        self.optimizer = make_optimizer(self.vae.parameters(), config, self.device)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.epoch = 0  # epochs completed
+        self.best_val = math.inf
+        self.bad_epochs = 0
+        self.history: list[dict] = []
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _rng_tensors(self) -> dict[str, torch.Tensor]:
+        rng = {"rng.cpu": torch.get_rng_state(), "rng.shuffle": self.shuffle.get_state()}
+        if self.device.type == "cuda":
+            rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def save_checkpoint(self) -> None:
+        if self.run_dir is None:
+            return
+        tensors, meta = optimizer_state(self.optimizer)
+        tensors.update({f"model.{k}": v for k, v in self.vae.state_dict().items()})
+        tensors.update(self._rng_tensors())
+        state_dir = self.run_dir / STATE_DIR
+        save_tensors(state_dir / "state.safetensors", tensors)
+        write_json(state_dir / "state.json", {"epoch": self.epoch, "best_val": self.best_val,
+                                              "bad_epochs": self.bad_epochs, "optimizer": meta})
+
+    def resume(self) -> None:
+        """Restore model, optimizer, RNG and counters from run_dir/checkpoint."""
+        if self.run_dir is None or not (self.run_dir / STATE_DIR / "state.json").exists():
+            raise CheckpointError(f"nothing to resume in {self.run_dir}: no {STATE_DIR}/state.json; "
+                                  "drop --resume to start a new run")
+        meta = read_json(self.run_dir / STATE_DIR / "state.json")
+        tensors = load_tensors(self.run_dir / STATE_DIR / "state.safetensors")
+        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.vae.load_state_dict(model_state)
+        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        self.shuffle.set_state(tensors["rng.shuffle"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.epoch, self.best_val, self.bad_epochs = meta["epoch"], meta["best_val"], meta["bad_epochs"]
+        self.history = [row for row in self._read_metrics() if row["epoch"] <= self.epoch]
+        self._write_metrics()
+
+    def _read_metrics(self) -> list[dict]:
+        path = self.run_dir / METRICS_FILE
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+    def _write_metrics(self) -> None:
+        if self.run_dir is not None:
+            atomic_write(self.run_dir / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in self.history))
+
+    # -- training ------------------------------------------------------------------------------
+    def kl_weight(self, step: int, steps_per_epoch: int) -> float:
+        """beta, ramped linearly from 0 over `kl_warmup` epochs."""
+        warmup_steps = self.config.kl_warmup * steps_per_epoch
+        return self.config.beta * (min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0)
+
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> list[dict]:
+        """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
+
+        x_train, x_val: (N, *data_shape) float tensors; moved to the trainer's device once.
+        """
+        cfg = self.config
+        x_train = x_train.to(self.device)
+        x_val = x_val.to(self.device) if x_val is not None and len(x_val) else None
+        n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
+        steps_per_epoch = math.ceil(n / batch_size)
+        check_every = 1 if self.device.type == "cpu" else 50  # a finiteness check syncs a GPU
+        while self.epoch < cfg.epochs:
+            self.vae.train()
+            started = time.perf_counter()
+            order = torch.randperm(n, generator=self.shuffle).to(self.device)
+            sums = torch.zeros(3, device=self.device)
+            bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress)
+            for step in range(steps_per_epoch):
+                batch = x_train[order[step * batch_size:(step + 1) * batch_size]]
+                if self.dynamic_binarization:
+                    batch = binarize(batch)
+                beta = self.kl_weight(self.epoch * steps_per_epoch + step, steps_per_epoch)
+                out = self.vae.loss(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
+                self.optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
+                if step % check_every == 0 and not torch.isfinite(out.loss):
+                    self._diverged(step)
+                self.optimizer.step()
+                sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * len(batch)
+                if bar is not None:
+                    bar.update()
+                    if step % 50 == 0:
+                        bar.set_postfix(loss=f"{out.loss.item():.2f}", kl=f"{out.kl.item():.2f}")
+            seconds = time.perf_counter() - started
+            loss, reconstruction, kl = (sums / n).tolist()
+            if not all(map(math.isfinite, (loss, reconstruction, kl))):
+                self._diverged(steps_per_epoch)
+            self.epoch += 1
+            row = {"epoch": self.epoch, "loss": loss, "reconstruction": reconstruction, "kl": kl, "beta": beta,
+                   "epoch_seconds": seconds, "samples_per_s": n / seconds}
+            if x_val is not None:
+                self.vae.eval()
+                row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(self.vae, x_val)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.2f}", **({"val": f"{row['val_neg_elbo']:.2f}"} if x_val is not None else {}))
+                bar.close()
+            stop = self._end_epoch(row, x_val is not None)
+            if self.on_epoch:
+                self.on_epoch(row)
+            if stop:
+                break
+        return self.history
+
+    def _end_epoch(self, row: dict, has_val: bool) -> bool:
+        """Log, keep the best weights, checkpoint; True when early stopping says stop."""
+        improved = not has_val or row["val_neg_elbo"] < self.best_val
+        if has_val and improved:
+            self.best_val, self.bad_epochs = row["val_neg_elbo"], 0
+        elif has_val:
+            self.bad_epochs += 1
+        self.history.append(row)
+        if self.run_dir is not None:
+            if improved:
+                save_tensors(self.run_dir / MODEL_FILE, self.vae.state_dict())
+            self._write_metrics()
+            self.save_checkpoint()
+        return self.config.early_stopping > 0 and self.bad_epochs >= self.config.early_stopping
+
+    def _diverged(self, step: int) -> None:
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
+            "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5)
