@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--split", default="test", choices=("test", "val", "train"))
     p.add_argument("--k", type=int, default=1000, help="importance samples for the NLL (default: 1000)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples (a quick look)")
     _data_flags(p)
     p.set_defaults(handler=_eval)
 
@@ -111,9 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="runs/demo")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--k", type=int, default=100, help="importance samples for the NLL (default: 100)")
+    p.add_argument("--limit", type=int, default=2000, help="test images for the NLL (default: 2000)")
     _data_flags(p)
-    p.set_defaults(handler=lambda a: _runs().demo(a.out, a.epochs, a.k, a.data or "fashion-mnist", a.data_dir))
+    p.set_defaults(handler=lambda a: _runs().demo(a.out, a.epochs, a.k, a.data or "fashion-mnist", a.data_dir,
+                                                  a.limit))
+    for app in _app_modules():
+        app.add_commands(sub)
     return parser
+
+
+def _app_modules():
+    """Every module in vaekit.apps that defines add_commands(subparsers) adds its subcommands.
+    App modules import torch inside their handlers, so this stays cheap."""
+    import importlib
+    import pkgutil
+
+    from . import apps
+
+    for info in sorted(pkgutil.iter_modules(apps.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{apps.__name__}.{info.name}")
+        if hasattr(module, "add_commands"):
+            yield module
 
 
 def _version() -> str:
@@ -141,7 +160,7 @@ def _train(args: argparse.Namespace):
 
 
 def _eval(args: argparse.Namespace):
-    result = _runs().evaluate(args.run, args.split, args.k, args.data, args.data_dir)
+    result = _runs().evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit)
     for key, value in result.to_dict().items():
         print(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
     return None

@@ -243,8 +243,9 @@ def _output(run: Run, out: str | Path | None, default: str) -> Path:
 
 
 def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: str | None = None,
-             data_dir: str | None = None, progress: bool = True) -> "Evaluation":
-    """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory."""
+             data_dir: str | None = None, progress: bool = True, limit: int | None = None) -> "Evaluation":
+    """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory.
+    `limit` evaluates only the first `limit` examples of the split (a quick look)."""
     from .evaluation import evaluate as evaluate_model
 
     run = _as_run(run)
@@ -257,6 +258,8 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     if len(x) == 0:
         raise DataError(f"the {split} split is empty: choose another --split")
     y = {"test": splits.y_test, "train": splits.y_train}.get(split)
+    if limit is not None:
+        x, y = x[:limit], None if y is None else y[:limit]
     result = evaluate_model(run.vae, x, k=k, y=y, x_train=splits.x_train[:10000] if y is not None else None,
                             y_train=None if splits.y_train is None else splits.y_train[:10000], progress=progress,
                             seed=run.train.seed)
@@ -384,13 +387,14 @@ def report(run: Run | str | Path) -> Path:
 
 
 def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str = "fashion-mnist",
-         data_dir: str | None = None) -> Path:
-    """The README's main job: train the default conv VAE on Fashion-MNIST, evaluate it, draw every
-    picture and write report.html. Returns the report's path."""
+         data_dir: str | None = None, limit: int | None = 2000) -> Path:
+    """The README's main job: train the default conv VAE on Fashion-MNIST, evaluate it (the IWAE
+    NLL on the first `limit` test images, to stay within minutes), draw every picture and write
+    report.html. Returns the report's path."""
     out = Path(out)
     options = {"data_dir": data_dir} if data_dir else {}
     run = train(out, data=data, network="conv", epochs=epochs, resume=(out / CONFIG_FILE).exists(), **options)
-    evaluate(run, k=k)
+    evaluate(run, k=k, limit=limit)
     sample(run)
     reconstruct(run)
     interpolate(run)

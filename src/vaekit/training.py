@@ -52,11 +52,13 @@ def binarize(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def negative_elbo(vae: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> tuple[float, float, float]:
+def negative_elbo(vae: nn.Module, x, batch_size: int = 1000) -> tuple[float, float, float]:
     """Mean -ELBO, reconstruction and KL (nats per example) over x, one posterior sample each."""
-    totals = torch.zeros(3, device=x.device)
+    device = next(vae.parameters()).device
+    totals = torch.zeros(3, device=device)
     for start in range(0, len(x), batch_size):
-        elbo = vae.elbo(x[start:start + batch_size])
+        index = torch.arange(start, min(start + batch_size, len(x)))
+        elbo = vae.elbo(x[index.to(x.device) if torch.is_tensor(x) else index].to(device))
         totals += torch.stack([-elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()])
     return tuple((totals / len(x)).tolist())
 
@@ -66,7 +68,8 @@ class Trainer:
     last ones without validation), metrics.jsonl, and checkpoint/ with everything needed to resume."""
 
     def __init__(self, vae: nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
-                 dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None):
+                 dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None,
+                 kl_schedule: Callable[[int, int], float] | None = None):
         config.validate()
         self.config = config
         self.device = select_device(config.device)
@@ -74,6 +77,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.dynamic_binarization = dynamic_binarization
         self.on_epoch = on_epoch
+        self.kl_schedule = kl_schedule  # (global step, steps per epoch) -> beta; None: linear warm-up
         self.optimizer = make_optimizer(self.vae.parameters(), config, self.device)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch = 0  # epochs completed
@@ -127,29 +131,34 @@ class Trainer:
 
     # -- training ------------------------------------------------------------------------------
     def kl_weight(self, step: int, steps_per_epoch: int) -> float:
-        """beta, ramped linearly from 0 over `kl_warmup` epochs."""
+        """beta, ramped linearly from 0 over `kl_warmup` epochs (or what `kl_schedule` says)."""
+        if self.kl_schedule is not None:
+            return self.kl_schedule(step, steps_per_epoch)
         warmup_steps = self.config.kl_warmup * steps_per_epoch
         return self.config.beta * (min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0)
 
-    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> list[dict]:
+    def fit(self, x_train, x_val=None) -> list[dict]:
         """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
 
-        x_train, x_val: (N, *data_shape) float tensors; moved to the trainer's device once.
+        x_train, x_val: (N, *data_shape) float tensors, moved to the trainer's device once; or any
+        object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows).
         """
         cfg = self.config
-        x_train = x_train.to(self.device)
-        x_val = x_val.to(self.device) if x_val is not None and len(x_val) else None
+        x_train = _on_device(x_train, self.device)
+        x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / batch_size)
         check_every = 1 if self.device.type == "cpu" else 50  # a finiteness check syncs a GPU
         while self.epoch < cfg.epochs:
             self.vae.train()
             started = time.perf_counter()
-            order = torch.randperm(n, generator=self.shuffle).to(self.device)
+            order = torch.randperm(n, generator=self.shuffle)
+            if torch.is_tensor(x_train):
+                order = order.to(x_train.device)
             sums = torch.zeros(3, device=self.device)
             bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress)
             for step in range(steps_per_epoch):
-                batch = x_train[order[step * batch_size:(step + 1) * batch_size]]
+                batch = x_train[order[step * batch_size:(step + 1) * batch_size]].to(self.device, non_blocking=True)
                 if self.dynamic_binarization:
                     batch = binarize(batch)
                 beta = self.kl_weight(self.epoch * steps_per_epoch + step, steps_per_epoch)
@@ -177,8 +186,8 @@ class Trainer:
                 self.vae.eval()
                 row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(self.vae, x_val)
             if bar is not None:
-                bar.set_postfix(loss=f"{loss:.2f}", **({"val": f"{row['val_neg_elbo']:.2f}"} if x_val is not None else {}))
                 bar.close()
+                bar.write(_summary(row, cfg.epochs))
             stop = self._end_epoch(row, x_val is not None)
             if self.on_epoch:
                 self.on_epoch(row)
@@ -205,6 +214,18 @@ class Trainer:
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
             "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
+
+
+def _summary(row: dict, epochs: int) -> str:
+    text = (f"epoch {row['epoch']}/{epochs}  loss {row['loss']:.2f}  reconstruction {-row['reconstruction']:.2f}  "
+            f"KL {row['kl']:.2f}")
+    if "val_neg_elbo" in row:
+        text += f"  validation -ELBO {row['val_neg_elbo']:.2f}"
+    return text + f"  ({row['epoch_seconds']:.1f} s, {row['samples_per_s']:,.0f} samples/s)"
+
+
+def _on_device(data, device: torch.device):
+    return data.to(device) if torch.is_tensor(data) else data
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -1,0 +1,30 @@
+"""Likelihoods for discrete data."""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Bernoulli as TorchBernoulli
+from torch.distributions import Distribution, Independent
+
+from ..errors import DataError
+from .base import Likelihood
+
+
+class Bernoulli(Likelihood):
+    """Independent Bernoulli per value on logits: log p(x|z) = -BCE-with-logits, summed.
+
+    For x in [0, 1] that is not binary this is the usual 'BCE' objective of the tutorials
+    (not a normalized density); binarize the data for true log-likelihoods.
+    """
+
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        return Independent(TorchBernoulli(logits=params, validate_args=False), self.event_dims)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(params)
+
+    def check_data(self, x: torch.Tensor) -> None:
+        low, high = float(x.min()), float(x.max())
+        if low < 0 or high > 1:
+            raise DataError(f"data lies in [{low:.3g}, {high:.3g}] but the Bernoulli likelihood needs values in "
+                            "[0, 1]: rescale the data or use --likelihood gaussian")

@@ -1,0 +1,155 @@
+"""Every core CLI subcommand on tiny data, and every user mistake the core issue lists:
+one line on stderr, exit code 2, no traceback, nothing overwritten."""
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaekit.cli import build_parser, main
+
+CORE = {"train", "eval", "sample", "reconstruct", "interpolate", "embed", "sweep", "report", "demo"}
+TINY = ["--data", "digits", "--hidden", "32", "--latent-dim", "2", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(path)]) == 0
+    return path
+
+
+def _error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vaekit: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_every_core_subcommand_is_covered():
+    names = set(build_parser()._subparsers._group_actions[0].choices)
+    assert CORE <= names
+    tested = {"train", "eval", "sample", "reconstruct", "interpolate", "embed", "sweep", "report", "demo"}
+    assert tested == CORE
+
+
+def test_subcommands_write_their_outputs(run_dir, tmp_path, capsys):
+    assert main(["eval", str(run_dir), "--k", "5"]) == 0
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert {"neg_elbo", "reconstruction", "kl", "nll", "k", "bits_per_dim", "active_units", "knn_accuracy"} <= set(result)
+    assert result["nll"] <= result["neg_elbo"] + 0.5 and result["k"] == 5
+    assert main(["sample", str(run_dir), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
+    assert main(["reconstruct", str(run_dir)]) == 0
+    assert main(["interpolate", str(run_dir), "--spherical", "--steps", "5"]) == 0
+    assert main(["embed", str(run_dir), "-o", str(tmp_path / "z.csv")]) == 0
+    assert main(["report", str(run_dir)]) == 0
+    for name in ("reconstructions.png", "interpolation.png", "report.html", "curves.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert (tmp_path / "latent_map.png").exists() and (tmp_path / "s.png").exists()
+    header = (tmp_path / "z.csv").read_text().splitlines()[0]
+    assert header == "z0,z1,label"
+    from PIL import Image
+
+    grid = np.asarray(Image.open(tmp_path / "s.png"))
+    assert grid.std() > 5, "a sample grid should not be blank"
+
+
+def test_sweep_and_demo(tmp_path):
+    assert main(["sweep", *TINY, "--latent-dims", "1,2", "--k", "3", "--out", str(tmp_path / "sweep")]) == 0
+    rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [row["latent_dim"] for row in rows] == [1, 2]
+    assert (tmp_path / "sweep" / "sweep.png").exists()
+    assert main(["demo", "--data", "digits", "--epochs", "1", "--k", "3", "--out", str(tmp_path / "demo")]) == 0
+    assert "<img" in (tmp_path / "demo" / "report.html").read_text()
+
+
+def test_help_answers_fast_without_importing_torch():
+    code = "import sys, vaekit.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def test_no_traceback_through_the_real_entry_point(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.run([sys.executable, "-m", "vaekit", "eval", str(tmp_path / "missing")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "not found" in proc.stderr
+
+
+def _write_idx_gz(path: Path, payload: bytes) -> None:
+    with gzip.open(path, "wb") as f:
+        f.write(payload)
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated_idx", "corrupt_gzip", "nan", "empty", "unknown_name",
+                                  "mixed_sizes"])
+def test_bad_data_gets_one_line_errors(case, tmp_path, capsys):
+    target = tmp_path / "data"
+    if case == "missing":
+        target = tmp_path / "nope.npy"
+    elif case == "truncated_idx":
+        target = tmp_path / "images-idx3-ubyte.gz"
+        header = bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (4).to_bytes(4, "big") * 2
+        _write_idx_gz(target, header + bytes(50))
+    elif case == "corrupt_gzip":
+        target = tmp_path / "images-idx3-ubyte.gz"
+        target.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    elif case == "nan":
+        target = tmp_path / "x.npy"
+        np.save(target, np.array([[0.1, np.nan], [0.2, 0.3]] * 10, dtype=np.float32))
+    elif case == "empty":
+        target = tmp_path / "x.npy"
+        np.save(target, np.zeros((0, 4), np.float32))
+    elif case == "unknown_name":
+        target = "imagenet-9000"
+    elif case == "mixed_sizes":
+        from PIL import Image
+
+        target.mkdir()
+        Image.new("L", (8, 8)).save(target / "a.png")
+        Image.new("L", (9, 7)).save(target / "b.png")
+    _error(capsys, ["train", "--data", str(target), "--epochs", "1", "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_data_outside_unit_interval_for_bernoulli(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32))
+    err = _error(capsys, ["train", "--data", str(tmp_path / "x.npy"), "--epochs", "1", "--out", str(tmp_path / "r")])
+    assert "gaussian" in err
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--likelihood", "gaussian", "--epochs", "1",
+                 "--hidden", "8", "--out", str(tmp_path / "g")]) == 0
+
+
+@pytest.mark.parametrize("flags", [["--latent-dim", "0"], ["--lr", "-1"], ["--batch-size", "0"],
+                                   ["--likelihood", "poisson"], ["--binarize", "sometimes"],
+                                   ["--val-fraction", "1.5"], ["--gaussian-scale", "-2", "--likelihood", "gaussian"]])
+def test_invalid_hyper_parameters(flags, tmp_path, capsys):
+    _error(capsys, ["train", *TINY, *flags, "--out", str(tmp_path / "r")])
+
+
+def test_checkpoint_problems(run_dir, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["model"]["latent_dim"] = 7
+    (broken / "config.json").write_text(json.dumps(config))
+    assert "different runs" in _error(capsys, ["sample", str(broken)])
+    config["format_version"] = 99
+    (broken / "config.json").write_text(json.dumps(config))
+    assert "version" in _error(capsys, ["sample", str(broken)])
+    _error(capsys, ["eval", str(tmp_path / "nowhere")])
+    _error(capsys, ["train", "--out", str(tmp_path / "fresh"), "--resume"])
+
+
+def test_failed_sample_leaves_existing_output_intact(run_dir, tmp_path, capsys):
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"precious")
+    _error(capsys, ["sample", str(run_dir), "-n", "0", "-o", str(out)])
+    assert out.read_bytes() == b"precious"

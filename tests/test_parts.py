@@ -1,0 +1,65 @@
+"""Contracts every network/likelihood pair must meet, on every data shape we support."""
+
+import pytest
+import torch
+
+from vaekit.config import ModelConfig
+from vaekit.errors import ConfigError, DataError
+from vaekit.likelihoods import LIKELIHOODS, build_likelihood
+from vaekit.vae import build_vae
+
+SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8), (1, 13, 17), (12,)]
+SCALES = {"bernoulli": ["learned"], "gaussian": ["learned", "decoder", "0.2"]}
+CASES = [(shape, network, likelihood, scale) for shape in SHAPES for network in ("mlp", "conv")
+         for likelihood in LIKELIHOODS for scale in SCALES[likelihood] if network == "mlp" or len(shape) == 3]
+
+
+@pytest.mark.parametrize("shape,network,likelihood,scale", CASES)
+def test_every_network_likelihood_pair(shape, network, likelihood, scale):
+    torch.manual_seed(0)
+    config = ModelConfig(network=network, likelihood=likelihood, gaussian_scale=scale, latent_dim=3,
+                         hidden=(16,), conv_channels=(4, 8), data_shape=shape)
+    vae = build_vae(config)
+    x = torch.rand(5, *shape)
+    elbo = vae.elbo(x)
+    assert elbo.reconstruction.shape == elbo.kl.shape == (5,)
+    assert torch.isfinite(elbo.total()).all() and (elbo.kl >= 0).all()
+    loss = vae.loss(x, iw_samples=2)
+    loss.loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.parameters() if p.requires_grad)
+    assert vae.log_likelihood(x, k=4).shape == (5,)
+    assert vae.sample(7).shape == (7, *shape)
+    assert vae.reconstruct(x).shape == (5, *shape)
+    assert vae.encode(x).mean.shape == (5, 3)
+
+
+def test_keras_conv_preset_reproduces_the_tutorial_layers():
+    from vaekit.config import preset
+
+    model, _, _ = preset("keras-conv")
+    vae = build_vae(ModelConfig(**{**vars(model), "data_shape": (1, 28, 28)}))
+    convs = [m for m in vae.encoder.convs if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (32, (3, 3), (2, 2), (0, 0)), (64, (3, 3), (2, 2), (0, 0))]
+    assert vae.encoder.head.out_features == 2 * 2  # mean and log-variance of a 2-d latent
+    assert vae.decoder.head[0].out_features == 7 * 7 * 32
+    deconvs = [m for m in vae.decoder.deconvs if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(d.out_channels, d.stride) for d in deconvs] == [(64, (2, 2)), (32, (2, 2)), (1, (1, 1))]
+
+
+def test_bernoulli_rejects_data_outside_unit_interval():
+    with pytest.raises(DataError, match="use --likelihood gaussian"):
+        build_likelihood("bernoulli", (3,)).check_data(torch.tensor([[0.0, 2.0, 0.5]]))
+
+
+@pytest.mark.parametrize("field,value", [("latent_dim", 0), ("hidden", (0,)), ("likelihood", "poisson"),
+                                         ("network", "transformer"), ("activation", "swish")])
+def test_invalid_model_options_are_config_errors(field, value):
+    config = ModelConfig(**{field: value, "data_shape": (1, 8, 8)})
+    with pytest.raises(ConfigError):
+        build_vae(config)
+
+
+def test_conv_on_flat_data_says_use_mlp():
+    with pytest.raises(ConfigError, match="--network mlp"):
+        build_vae(ModelConfig(network="conv", data_shape=(10,)))

@@ -1,0 +1,109 @@
+"""The trainer: exact resume, early stopping, warm-up, divergence handling, saving and loading."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit import runs
+from vaekit.config import TrainConfig
+from vaekit.errors import CheckpointError, ConfigError
+from vaekit.training import Trainer, TrainingDiverged
+
+TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path):
+    straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **TINY)
+    runs.train(tmp_path / "b", epochs=2, binarize="dynamic", **TINY)
+    resumed = runs.train(tmp_path / "b", epochs=4, resume=True, progress=False)
+    drop = ("epoch_seconds", "samples_per_s")
+    strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731
+    assert strip(resumed.history) == strip(straight.history)
+    for name, tensor in _weights(tmp_path / "a").items():
+        assert torch.equal(tensor, _weights(tmp_path / "b")[name]), name
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_resume_refuses_changed_model_options(tmp_path):
+    runs.train(tmp_path / "r", epochs=1, **TINY)
+    with pytest.raises(ConfigError, match="only"):
+        runs.train(tmp_path / "r", epochs=2, resume=True, latent_dim=5)
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    runs.train(tmp_path / "r", epochs=1, **TINY)
+    before = (tmp_path / "r" / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="--resume"):
+        runs.train(tmp_path / "r", epochs=1, **TINY)
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() == before
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights(tmp_path):
+    # A learning rate this high makes validation -ELBO stop improving quickly.
+    run = runs.train(tmp_path / "r", epochs=40, early_stopping=2, lr=0.05, **TINY)
+    assert len(run.history) < 40
+    best = min(row["val_neg_elbo"] for row in run.history)
+    assert run.history[-1]["val_neg_elbo"] > best
+    reloaded = runs.load_run(tmp_path / "r", device="cpu")
+    splits = runs.load_splits(reloaded.data, reloaded.train.seed)
+    from vaekit.training import negative_elbo
+
+    torch.manual_seed(0)
+    assert abs(negative_elbo(reloaded.vae, splits.x_val)[0] - best) < 1.0
+
+
+def test_kl_warmup_ramps_linearly_to_beta():
+    trainer = Trainer(torch.nn.Linear(1, 1), TrainConfig(beta=2.0, kl_warmup=2, progress=False))
+    assert [trainer.kl_weight(step, steps_per_epoch=10) for step in (0, 9, 19, 50)] == [0.1, 1.0, 2.0, 2.0]
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    run = runs.train(tmp_path / "r", epochs=1, **TINY)
+    saved = (tmp_path / "r" / "model.safetensors").read_bytes()
+    original = type(run.vae).loss
+
+    def poisoned(self, x, **kwargs):
+        out = original(self, x, **kwargs)
+        return type(out)(out.loss * float("nan"), out.reconstruction, out.kl)
+
+    monkeypatch.setattr(type(run.vae), "loss", poisoned)
+    with pytest.raises(TrainingDiverged, match="--lr"):
+        runs.train(tmp_path / "r", epochs=2, resume=True, progress=False)
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() == saved
+    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+
+
+def test_saved_run_reloads_to_the_same_model(tmp_path):
+    run = runs.train(tmp_path / "r", epochs=1, **TINY)
+    again = runs.load_run(tmp_path / "r", device="cpu")
+    x = torch.rand(4, 1, 8, 8)
+    torch.testing.assert_close(run.vae.reconstruct(x), again.vae.reconstruct(x))
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["model"]["data_shape"] == [1, 8, 8]
+
+
+def test_mismatched_checkpoint_is_a_checkpoint_error(tmp_path):
+    runs.train(tmp_path / "a", epochs=1, **TINY)
+    runs.train(tmp_path / "b", epochs=1, **{**TINY, "latent_dim": 5})
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="different runs"):
+        runs.load_run(tmp_path / "a")
+    (tmp_path / "b" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        runs.load_run(tmp_path / "b")
+
+
+def test_in_memory_arrays_train_through_the_api(tmp_path):
+    rng = np.random.default_rng(0)
+    x = (rng.random((300, 6)) < 0.3).astype(np.float32)
+    run = runs.train(None, data=x, epochs=2, hidden=(8,), latent_dim=2, progress=False)
+    assert len(run.history) == 2 and run.path is None
+    assert np.isfinite(run.history[-1]["loss"])
