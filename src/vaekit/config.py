@@ -51,6 +51,7 @@ class TrainConfig:
     iw_samples: int = option(1, "K > 1 trains on the importance-weighted bound (IWAE, Burda et al. 2016)")
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
+    time_limit: float = option(0.0, "stop after the epoch that passes this many minutes of training; 0 disables")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     progress: bool = option(True, "show a progress bar", cli=False)
@@ -60,7 +61,7 @@ class TrainConfig:
             _positive(self, name)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
-        for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping"):
+        for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping", "time_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
 

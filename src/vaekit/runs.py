@@ -169,7 +169,7 @@ def _resumed_configs(out: Path | None, options: dict):
     if out is None or not (out / CONFIG_FILE).exists():
         raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new run")
     saved = load_run(out, device="cpu", weights=False)
-    allowed = {"epochs", "device", "progress", "early_stopping"}
+    allowed = {"epochs", "device", "progress", "early_stopping", "time_limit"}
     changed = set(options) - allowed - {"data"}
     if changed:
         raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} "

@@ -149,6 +149,7 @@ class Trainer:
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / batch_size)
         check_every = 1 if self.device.type == "cpu" else 50  # a finiteness check syncs a GPU
+        training_seconds = sum(row["epoch_seconds"] for row in self.history)
         while self.epoch < cfg.epochs:
             self.vae.train()
             started = time.perf_counter()
@@ -188,7 +189,9 @@ class Trainer:
             if bar is not None:
                 bar.close()
                 bar.write(_summary(row, cfg.epochs))
+            training_seconds += seconds
             stop = self._end_epoch(row, x_val is not None)
+            stop = stop or 0 < cfg.time_limit * 60 <= training_seconds
             if self.on_epoch:
                 self.on_epoch(row)
             if stop:

@@ -1,0 +1,103 @@
+"""Core figures of issue 2.
+
+  python -m benchmarks.core fashion --design mlp|conv [--epochs 10,50] [--k 1000] [--nll-limit N]
+      Fashion-MNIST (60k train / 10k test, pixels in [0, 1], Bernoulli), Adam 1e-3, batch 128: samples/s,
+      seconds per epoch, peak memory, and after each listed epoch count the test -ELBO and IWAE NLL (nats).
+      The run is trained to the first count, evaluated, resumed (exactly) to the next, and so on.
+  python -m benchmarks.core burda --objective elbo|iwae5 --minutes 55
+      Dynamically binarized MNIST, the MLP of Burda et al. (784-200-200-50, tanh), trained for at most the
+      given minutes, then test NLL with k = 5000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import torch
+
+from benchmarks.common import markdown_table, peak_rss_mb, write_results
+
+DESIGNS = {"mlp": dict(network="mlp", hidden=(400,), latent_dim=20),
+           "conv": dict(network="conv", conv_channels=(32, 64), latent_dim=20)}
+
+
+def _timing(history: list[dict]) -> dict:
+    steady = [row["samples_per_s"] for row in history[1:]] or [history[0]["samples_per_s"]]
+    seconds = [row["epoch_seconds"] for row in history]
+    return {"samples_per_s": sorted(steady)[len(steady) // 2], "seconds_per_epoch": sorted(seconds)[len(seconds) // 2],
+            "train_seconds": sum(seconds)}
+
+
+def fashion(args) -> None:
+    import vaekit
+
+    out = tempfile.mkdtemp(prefix=f"bench-{args.design}-")
+    rows = []
+    try:
+        for index, epochs in enumerate(args.epochs):
+            run = vaekit.train(out, data="fashion-mnist", epochs=epochs, resume=index > 0, val_fraction=0.0,
+                               batch_size=128, lr=1e-3, likelihood="bernoulli", progress=False, seed=0,
+                               **({} if index else DESIGNS[args.design]))
+            started = time.perf_counter()
+            result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.nll_limit)
+            rows.append({"design": args.design, "epochs": epochs, **_timing(run.history),
+                         "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
+                         "nll_examples": result.n_examples, "eval_seconds": time.perf_counter() - started,
+                         "peak_rss_mb": peak_rss_mb()})
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(markdown_table(rows, [("design", "design", ""), ("epochs", "epochs", ""),
+                                ("samples_per_s", "samples/s", ",.0f"), ("seconds_per_epoch", "s/epoch", ".1f"),
+                                ("test_neg_elbo", "test -ELBO", ".2f"), ("test_nll", "test NLL", ".2f"),
+                                ("nll_examples", "NLL on", ""), ("peak_rss_mb", "peak RSS MB", ",.0f")]))
+    write_results(f"core_fashion_{args.design}", {"rows": rows})
+
+
+def burda(args) -> None:
+    import vaekit
+
+    out = args.out or tempfile.mkdtemp(prefix=f"bench-burda-{args.objective}-")
+    iw = 5 if args.objective == "iwae5" else 1
+    run = vaekit.train(out, data="mnist", preset="burda-mlp", iw_samples=iw, epochs=100_000, val_fraction=0.0,
+                       time_limit=args.minutes, batch_size=args.batch_size, progress=False, seed=0)
+    started = time.perf_counter()
+    result = vaekit.evaluate(run, k=5000, progress=False)
+    row = {"objective": args.objective, "epochs": len(run.history), **_timing(run.history),
+           "test_neg_elbo": result.neg_elbo, "test_nll_k5000": result.nll, "active_units": result.active_units,
+           "eval_seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
+           "threads": torch.get_num_threads(), "batch_size": args.batch_size}
+    print(markdown_table([row], [("objective", "objective", ""), ("epochs", "epochs", ""),
+                                 ("train_seconds", "train s", ",.0f"), ("test_neg_elbo", "test -ELBO", ".2f"),
+                                 ("test_nll_k5000", "test NLL (k=5000)", ".2f"), ("active_units", "active", "")]))
+    write_results(f"core_burda_{args.objective}", {"row": row, "history": run.history})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", 2)))
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("fashion")
+    p.add_argument("--design", choices=sorted(DESIGNS), required=True)
+    p.add_argument("--epochs", type=lambda s: [int(v) for v in s.split(",")], default=[10, 50])
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--nll-limit", type=int, default=None, help="IWAE NLL on the first N test images only")
+    p.set_defaults(handler=fashion)
+    p = sub.add_parser("burda")
+    p.add_argument("--objective", choices=("elbo", "iwae5"), required=True)
+    p.add_argument("--minutes", type=float, default=55)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", default=None)
+    p.set_defaults(handler=burda)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()
