@@ -1,0 +1,382 @@
+"""Anomaly detection: a VAE trained on (mostly) normal data flags what it explains badly.
+
+`VAEAnomalyDetector` is a thin composition of the core parts (networks, a likelihood, the standard
+normal prior, the Trainer) behind the PyOD / scikit-learn estimator conventions: `fit`,
+`decision_function` (higher = more anomalous), `decision_scores_`, `threshold_`, `predict`.
+Tables are standardized with statistics of the training data and modelled with a Gaussian
+likelihood; images in [0, 1] use a Bernoulli likelihood. Saved as config.json (parameters, scaler,
+threshold) + model.safetensors + scores.safetensors; nothing is pickled.
+
+CLI: `vaekit anomaly fit|score|evaluate`, each verb one function of `vaekit.apps.anomaly_files`
+(fit_file, score_file, evaluate_file), which reads tables in chunks so files of any size stream.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CheckpointError, ConfigError, DataError
+
+# torch and the core modules are imported inside methods: the CLI imports this module for --help.
+
+SCORES = ("elbo", "iwae", "reconstruction")  # what decision_function can report
+LIKELIHOODS = ("auto", "gaussian", "bernoulli")
+KIND = "vaekit.anomaly"
+SCORES_FILE = "scores.safetensors"
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """x -> (x - mean) / scale per feature, fitted on training data; scale 1 where a feature is constant.
+    Identity (mean 0, scale 1) for images. Saved as plain JSON lists."""
+
+    mean: np.ndarray  # (*data_shape,)
+    scale: np.ndarray  # (*data_shape,)
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Standardizer:
+        """x (N, D): per-column mean and standard deviation."""
+        mean, std = x.mean(0), x.std(0)
+        return cls(mean.astype(np.float32), np.where(std > 1e-12, std, 1.0).astype(np.float32))
+
+    @classmethod
+    def identity(cls, data_shape: tuple[int, ...]) -> Standardizer:
+        return cls(np.zeros(data_shape, np.float32), np.ones(data_shape, np.float32))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.scale).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Standardizer:
+        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32))
+
+
+def as_examples(x, source: str = "X") -> np.ndarray:
+    """float32 (N, D) tables or (N, C, H, W) images from an array-like; uint8 images scaled by 1/255.
+    DataError for other shapes, non-numeric or non-finite values."""
+    from ..data.datasets import _as_features
+
+    x = np.asarray(x)
+    if x.ndim == 1:
+        raise DataError(f"{source} has shape {x.shape}; pass a 2-D array (N, D), e.g. x.reshape(-1, 1)")
+    if len(x) == 0:
+        raise DataError(f"{source} has no rows; pass at least one example")
+    return _as_features(x, source)
+
+
+class VAEAnomalyDetector:
+    """A VAE-based anomaly detector with the PyOD conventions.
+
+    fit(X) trains on (mostly) normal data X of shape (N, D) (a table) or (N, C, H, W) / (N, H, W)
+    (images); decision_function(X) returns one anomaly score per row, HIGHER = MORE ANOMALOUS
+    (as in PyOD; the opposite sign of scikit-learn's `score_samples`). Scores, in nats per example
+    unless noted:
+
+    - "elbo": -ELBO, averaged over `n_samples` posterior draws (a bound on -log p(x));
+    - "iwae": -log p(x) estimated with `k` importance samples (Burda et al. 2016, eq. 8);
+    - "reconstruction": squared error between x and its reconstruction at z = E[z|x], summed over
+      features (in standardized units for tables, in pixel units for images). Not in nats.
+
+    A score that overflows (rows far outside the training range) is reported as the largest float64.
+
+    `explain(X)` splits the score per feature (column or pixel). `threshold_` is the
+    (1 - contamination) quantile of the training scores (`decision_scores_`), or set with
+    `set_threshold(X_val, quantile)`; predict(X) is 1 where the score exceeds it.
+
+    Parameters: latent_dim, hidden (MLP sizes; images use a conv net when network='auto'),
+    likelihood ('auto': bernoulli for images in [0, 1], else gaussian with a learned per-feature
+    scale floored at `min_scale` standardized units), epochs (None: enough for about `steps`
+    gradient steps, between 5 and 200 epochs), batch_size, lr, beta, score, n_samples, k,
+    contamination, random_state (weights, shuffling and scoring draws), device, verbose.
+    """
+
+    def __init__(self, latent_dim: int = 8, hidden: tuple[int, ...] = (64, 32), network: str = "auto",
+                 likelihood: str = "auto", min_scale: float = 0.01, epochs: int | None = None, steps: int = 3000,
+                 batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, score: str = "elbo",
+                 n_samples: int = 8, k: int = 64, contamination: float = 0.1, random_state: int = 0,
+                 device: str = "cpu", verbose: bool = False):
+        self.latent_dim, self.hidden, self.network = latent_dim, tuple(hidden), network
+        self.likelihood, self.min_scale = likelihood, min_scale
+        self.epochs, self.steps, self.batch_size, self.lr, self.beta = epochs, steps, batch_size, lr, beta
+        self.score, self.n_samples, self.k = score, n_samples, k
+        self.contamination, self.random_state, self.device, self.verbose = contamination, random_state, device, verbose
+
+    # -- scikit-learn plumbing -------------------------------------------------------------------
+    _PARAMS = ("latent_dim", "hidden", "network", "likelihood", "min_scale", "epochs", "steps", "batch_size",
+               "lr", "beta", "score", "n_samples", "k", "contamination", "random_state", "device", "verbose")
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params) -> VAEAnomalyDetector:
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ConfigError(f"unknown parameter '{name}': use one of {', '.join(self._PARAMS)}")
+            setattr(self, name, value)
+        return self
+
+    def _validate(self) -> None:
+        if self.score not in SCORES:
+            raise ConfigError(f"unknown score '{self.score}': use one of {', '.join(SCORES)}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"unknown likelihood '{self.likelihood}': use one of {', '.join(LIKELIHOODS)}")
+        if not 0 < self.contamination < 0.5:
+            raise ConfigError(f"contamination must be in (0, 0.5), got {self.contamination}")
+        for name in ("latent_dim", "steps", "batch_size", "n_samples", "k"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be a positive integer or None, got {self.epochs}")
+
+    # -- building and training -------------------------------------------------------------------
+    def _likelihood_kind(self, x: np.ndarray) -> str:
+        if self.likelihood != "auto":
+            return self.likelihood
+        return "bernoulli" if x.ndim == 4 and x.min() >= 0 and x.max() <= 1 else "gaussian"
+
+    def _build(self) -> None:
+        from ..likelihoods import Bernoulli, Gaussian
+        from ..networks import build_networks
+        from ..priors import StandardNormal
+        from ..vae import VAE
+
+        shape = self.data_shape_
+        likelihood = (Gaussian(shape, "learned", self.min_scale) if self.likelihood_ == "gaussian"
+                      else Bernoulli(shape))
+        network = self.network if self.network != "auto" else ("conv" if len(shape) == 3 else "mlp")
+        encoder, decoder = build_networks(network, shape, self.latent_dim, likelihood.params_per_value,
+                                          self.hidden)
+        self.vae_ = VAE(encoder, decoder, likelihood, StandardNormal(self.latent_dim)).to(self.device)
+
+    def fit(self, X, y=None) -> VAEAnomalyDetector:
+        """Train on X (mostly normal rows); y is ignored (PyOD convention). Sets decision_scores_ and threshold_."""
+        import torch
+
+        from ..config import TrainConfig
+        from ..training import Trainer
+
+        self._validate()
+        x = as_examples(X)
+        self.data_shape_ = tuple(x.shape[1:])
+        self.likelihood_ = self._likelihood_kind(x)
+        if self.likelihood_ == "bernoulli":
+            from ..likelihoods import Bernoulli
+
+            Bernoulli(self.data_shape_).check_data(torch.from_numpy(x))
+        self.scaler_ = Standardizer.fit(x) if x.ndim == 2 else Standardizer.identity(self.data_shape_)
+        xt = torch.from_numpy(self.scaler_.transform(x))
+        epochs = self.epochs or min(200, max(5, math.ceil(self.steps / math.ceil(len(x) / self.batch_size))))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state)
+            self._build()
+            config = TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, beta=self.beta,
+                                 seed=self.random_state, device=self.device, progress=self.verbose)
+            self.history_ = Trainer(self.vae_, config).fit(xt)
+        self.vae_.eval()
+        self.decision_scores_ = self._scores(xt, self.score)
+        self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
+        return self
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "vae_"):
+            raise ConfigError("this detector is not fitted yet: call fit(X) or VAEAnomalyDetector.load(path) first")
+
+    def _prepare(self, X) -> torch.Tensor:
+        import torch
+
+        self._check_fitted()
+        x = as_examples(X)
+        if tuple(x.shape[1:]) != self.data_shape_:
+            raise DataError(f"X has examples of shape {tuple(x.shape[1:])} but the detector was fitted on "
+                            f"{self.data_shape_}: pass the same columns (or image size) as at fit time")
+        return torch.from_numpy(self.scaler_.transform(x))
+
+    def _per_feature(self, x: torch.Tensor, score: str) -> torch.Tensor:
+        """(batch, *data_shape): E_q[-log p(x_j|z)] over n_samples draws (nats), or squared error."""
+        qz = self.vae_.encode(x)
+        if score == "reconstruction":
+            return (self.vae_.decode_mean(qz.mean) - x) ** 2
+        z = qz.sample((self.n_samples,))  # (n_samples, batch, latent)
+        return -self.vae_.decode(z).base_dist.log_prob(x).mean(0)
+
+    def _batch_scores(self, x: torch.Tensor, score: str) -> torch.Tensor:
+        if score == "iwae":
+            return -self.vae_.log_likelihood(x, self.k)
+        if score == "elbo":
+            elbo = self.vae_.elbo(x, self.n_samples)
+            return -elbo.total()
+        return self._per_feature(x, score).flatten(1).sum(1)
+
+    def _scores(self, x: torch.Tensor, score: str, per_feature: bool = False, batch_size: int = 1024) -> np.ndarray:
+        score = score or self.score
+        if score not in SCORES:
+            raise ConfigError(f"unknown score '{score}': use one of {', '.join(SCORES)}")
+        import torch
+
+        fn = self._per_feature if per_feature else self._batch_scores
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            torch.manual_seed(self.random_state)
+            parts = [fn(x[i:i + batch_size].to(self.device), score).cpu() for i in range(0, len(x), batch_size)]
+        out = torch.cat(parts).numpy().astype(np.float64)
+        # Rows far outside the training range can overflow float32 (e.g. the encoder's variance):
+        # they are as anomalous as a score can say.
+        return np.nan_to_num(out, nan=np.finfo(np.float64).max, posinf=np.finfo(np.float64).max)
+
+    def decision_function(self, X, score: str | None = None) -> np.ndarray:
+        """Anomaly score per row, (N,) float64: higher = more anomalous (PyOD convention; the negative
+        of scikit-learn's score_samples). `score` overrides the detector's default kind."""
+        return self._scores(self._prepare(X), score or self.score)
+
+    def explain(self, X, score: str | None = None) -> np.ndarray:
+        """Per-feature contributions (N, *data_shape): for 'elbo'/'iwae', E_q[-log p(x_j|z)] in nats,
+        which sums over features to the reconstruction part of -ELBO (the KL is per row, not per
+        feature); for 'reconstruction', the squared error of each feature (these sum to the score)."""
+        score = score or self.score
+        return self._scores(self._prepare(X), "reconstruction" if score == "reconstruction" else "elbo",
+                            per_feature=True)
+
+    def predict(self, X, score: str | None = None) -> np.ndarray:
+        """1 (anomaly) where the score exceeds threshold_, else 0; (N,) int64."""
+        return (self.decision_function(X, score) > self.threshold_).astype(np.int64)
+
+    def set_threshold(self, X_val=None, quantile: float | None = None) -> float:
+        """threshold_ = the `quantile` of scores on normal validation data X_val (default: 1 - contamination),
+        or of the training scores when X_val is None. Returns the threshold."""
+        quantile = 1 - self.contamination if quantile is None else quantile
+        if not 0 < quantile < 1:
+            raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
+        scores = self.decision_scores_ if X_val is None else self.decision_function(X_val)
+        self.threshold_ = float(np.quantile(scores, quantile))
+        return self.threshold_
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write path/config.json (parameters, scaler, threshold), model.safetensors and scores.safetensors."""
+        import torch
+
+        from ..checkpoint import MODEL_FILE, save_tensors, write_json
+
+        self._check_fitted()
+        path = Path(path)
+        save_tensors(path / MODEL_FILE, self.vae_.state_dict())
+        save_tensors(path / SCORES_FILE, {"decision_scores": torch.from_numpy(self.decision_scores_)})
+        write_json(path / "config.json", {
+            "kind": KIND, "format_version": 1, "params": {**self.get_params(), "hidden": list(self.hidden)},
+            "data_shape": list(self.data_shape_), "likelihood": self.likelihood_, "threshold": self.threshold_,
+            "scaler": self.scaler_.to_dict(), "feature_names": getattr(self, "feature_names_", None)})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> VAEAnomalyDetector:
+        """Rebuild a detector written by save()."""
+        from ..checkpoint import MODEL_FILE, load_tensors, load_weights, read_json
+
+        path = Path(path)
+        meta = read_json(path / "config.json")
+        if meta.get("kind") != KIND:
+            raise CheckpointError(f"{path} holds a '{meta.get('kind')}' model, not an anomaly detector: "
+                                  "pass a folder written by 'vaekit anomaly fit'")
+        params = {**meta["params"], "hidden": tuple(meta["params"]["hidden"]), "device": device}
+        detector = cls(**params)
+        detector.data_shape_ = tuple(meta["data_shape"])
+        detector.likelihood_, detector.threshold_ = meta["likelihood"], meta["threshold"]
+        detector.scaler_ = Standardizer.from_dict(meta["scaler"])
+        if meta.get("feature_names") is not None:
+            detector.feature_names_ = meta["feature_names"]
+        detector._build()
+        load_weights(detector.vae_, path / MODEL_FILE)
+        detector.vae_.eval()
+        detector.decision_scores_ = load_tensors(path / SCORES_FILE)["decision_scores"].numpy()
+        return detector
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+EXAMPLES = {
+    "fit": "vaekit anomaly fit normal.csv -o det/ --epochs 50\n"
+           "  vaekit anomaly fit train.csv --label-column y --normal-label 0 -o det/   # normal rows only",
+    "score": "vaekit anomaly score det/ new.csv -o scores.csv --chunk-rows 50000",
+    "evaluate": "vaekit anomaly evaluate det/ test.csv --label-column y -o det/evaluation",
+}
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    from ..config import _parse_ints
+
+    return _parse_ints(text)
+
+
+def add_commands(subparsers) -> None:
+    """`vaekit anomaly fit|score|evaluate`."""
+    import argparse
+
+    app = subparsers.add_parser("anomaly", help="VAE anomaly detection: fit, score, evaluate",
+                                description="Flag rows a VAE trained on normal data explains badly.")
+    verbs = app.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, help: str):
+        return verbs.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def labels(p, required: bool = False):
+        p.add_argument("--label-column", required=required,
+                       help="name (or 0-based index without a header) of the label column")
+        p.add_argument("--normal-label", default="0", help="label value of normal rows; others are anomalies (default: 0)")
+
+    def scoring(p):
+        p.add_argument("--chunk-rows", type=int, default=10000, help="rows read and scored at a time (default: 10000)")
+        p.add_argument("--score", choices=SCORES, help="score kind (default: the one chosen at fit time)")
+
+    p = verb("fit", "train a detector on normal data (.csv/.csv.gz, .npy/.npz or an image folder)")
+    p.add_argument("data")
+    p.add_argument("-o", "--out", required=True, help="folder to write the detector to")
+    labels(p)
+    defaults = VAEAnomalyDetector().get_params()
+    p.add_argument("--latent-dim", type=int, default=defaults["latent_dim"], help="size of z (default: 8)")
+    p.add_argument("--hidden", type=_ints, default=defaults["hidden"], help="MLP hidden sizes (default: 64,32)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: enough for about 3000 steps)")
+    p.add_argument("--score", choices=SCORES, default="elbo", help="default score kind (default: elbo)")
+    p.add_argument("--contamination", type=float, default=0.1,
+                   help="share of training rows above the threshold (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    p.set_defaults(handler=lambda a: _files().fit_file(
+        a.data, a.out, a.label_column, a.normal_label, latent_dim=a.latent_dim, hidden=a.hidden, epochs=a.epochs,
+        score=a.score, contamination=a.contamination, random_state=a.seed))
+
+    p = verb("score", "write a CSV with a score and a 0/1 flag per row, streaming the input in chunks")
+    p.add_argument("detector")
+    p.add_argument("data")
+    p.add_argument("-o", "--out", required=True, help="output CSV")
+    p.add_argument("--label-column", help="a column to skip when scoring (e.g. the label)")
+    scoring(p)
+    p.set_defaults(handler=lambda a: _files().score_file(a.detector, a.data, a.out, a.chunk_rows, a.label_column, a.score))
+
+    p = verb("evaluate", "ROC-AUC, average precision, precision/recall/F1 at the threshold, ROC and histogram PNGs")
+    p.add_argument("detector")
+    p.add_argument("data")
+    labels(p, required=False)
+    p.add_argument("-o", "--out", help="output folder (default: DETECTOR/evaluation)")
+    scoring(p)
+    p.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args):
+    metrics, paths = _files().evaluate_file(args.detector, args.data, args.label_column, args.normal_label, args.out,
+                                   args.chunk_rows, args.score)
+    print(f"rows {metrics.n}, anomalies {metrics.anomalies}: ROC-AUC {metrics.roc_auc:.4f}, average precision "
+          f"{metrics.average_precision:.4f}; at threshold {metrics.threshold:.4g}: precision {metrics.precision:.3f}, "
+          f"recall {metrics.recall:.3f}, F1 {metrics.f1:.3f}")
+    return paths
+
+
+def _files():
+    from . import anomaly_files
+
+    return anomaly_files

@@ -1,0 +1,263 @@
+"""Files for the anomaly detector: chunked table reading, the CLI verbs as functions
+(fit_file, score_file, evaluate_file), metrics and the evaluation plots.
+
+CSV files (optionally gzipped) are read `chunk_rows` rows at a time, so scoring and evaluation
+stream files that do not fit in memory; .npy/.npz and image folders are read whole.
+Imports stay light (numpy only) because the CLI imports every module in vaekit.apps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from .anomaly import VAEAnomalyDetector, as_examples
+
+TABLE_SUFFIXES = (".csv", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows read from a file: features (n, *data_shape) float32 and raw labels (n,) str or None."""
+
+    x: np.ndarray
+    labels: np.ndarray | None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _label_index(header: list[str] | None, label_column: str | None, path) -> int | None:
+    if label_column is None:
+        return None
+    if header is not None and label_column in header:
+        return header.index(label_column)
+    if header is None and label_column.lstrip("-").isdigit():
+        return int(label_column)
+    names = ", ".join(header[:8]) if header else "none (no header row)"
+    raise DataError(f"{path} has no label column '{label_column}' (columns: {names}): pass --label-column "
+                    "with a column name, or a 0-based index for files without a header")
+
+
+def _table_chunks(path: Path, chunk_rows: int, label_column: str | None, progress: bool):
+    """Yield (header, Chunk) for successive blocks of `chunk_rows` rows of a CSV (optionally gzipped),
+    holding only one block in memory. A progress bar follows the bytes read."""
+    import csv
+    import gzip
+    import io
+    from itertools import islice
+
+    from tqdm.auto import tqdm
+
+    raw = open(path, "rb")
+    stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+    rows = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
+    bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path.name}",
+               disable=not progress, leave=False, mininterval=0.5)
+    try:
+        first = next(rows, None)
+        if first is None:
+            raise DataError(f"{path} is empty; pass a CSV file with rows of numbers")
+        header = [c.strip() for c in first] if not all(map(_is_number, first)) else None
+        label = _label_index(header, label_column, path)
+        pending = [] if header else [first]
+        line = 1 + (header is not None)
+        while block := pending + list(islice(rows, chunk_rows - len(pending))):
+            pending = []
+            yield header, _parse_block(block, label, header, path, line)
+            line += len(block)
+            bar.update(raw.tell() - bar.n)
+    except (UnicodeDecodeError, OSError, EOFError) as err:
+        raise DataError(f"cannot read {path} ({err}): save it as a UTF-8 CSV file (gzip allowed)") from None
+    finally:
+        bar.close()
+        raw.close()
+
+
+def _parse_block(block: list[list[str]], label: int | None, header, path, first_line: int) -> Chunk:
+    labels = None
+    if label is not None:
+        labels = np.array([row[label].strip() if len(row) > label else "" for row in block])
+        block = [row[:label] + row[label + 1:] for row in block]
+    try:
+        x = np.array(block, dtype=np.float32)
+    except ValueError:
+        raise _bad_cell(block, header, label, path, first_line) from None
+    if x.ndim != 2:
+        raise DataError(f"{path} has rows of different lengths near line {first_line}; make every row the same length")
+    return Chunk(x, labels)
+
+
+def _bad_cell(block, header, label, path, first_line) -> DataError:
+    names = [h for i, h in enumerate(header) if i != label] if header else None
+    for offset, row in enumerate(block):
+        for column, cell in enumerate(row):
+            if not _is_number(cell):
+                name = repr(names[column]) if names and column < len(names) else column
+                return DataError(f"{path} line {first_line + offset} column {name} holds {cell.strip()!r}, not a "
+                                 "number: the anomaly detector reads numeric tables; drop or one-hot encode that column")
+    return DataError(f"{path} near line {first_line} has rows of different lengths; make every row the same length")
+
+
+def read_chunks(path, chunk_rows: int = 10000, label_column: str | None = None, progress: bool = False):
+    """Yield (column names or None, Chunk) from a CSV (streamed in `chunk_rows` blocks), .npy/.npz
+    (one block; labels from the file's `y`) or an image folder (one block, labels = class index)."""
+    from ..data.readers import read_arrays, read_image_folder
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"no such file or folder {path}; check the path")
+    if path.name.lower().endswith(TABLE_SUFFIXES):
+        yield from _table_chunks(path, chunk_rows, label_column, progress)
+        return
+    x, y = read_image_folder(path)[:2] if path.is_dir() else read_arrays(path)
+    yield None, Chunk(as_examples(x, str(path)), None if y is None else np.asarray(y).astype(str))
+
+
+def is_anomaly(labels: np.ndarray, normal_label: str) -> np.ndarray:
+    """0/1 ground truth from raw labels: anything other than `normal_label` is an anomaly."""
+    normal = np.char.strip(labels.astype(str)) == normal_label
+    if _is_number(normal_label):
+        numbers = np.array([float(v) if _is_number(v) else np.nan for v in labels])
+        normal |= numbers == float(normal_label)
+    return (~normal).astype(np.int64)
+
+
+def fit_file(data, out, label_column: str | None = None, normal_label: str = "0", **params) -> Path:
+    """Fit a VAEAnomalyDetector on a file and save it to `out`. With `label_column`, only the rows
+    labelled `normal_label` are used (and the label column is dropped). Returns `out`."""
+    header, parts = None, []
+    for header, chunk in read_chunks(data, label_column=label_column):
+        parts.append(chunk.x if chunk.labels is None or label_column is None
+                     else chunk.x[is_anomaly(chunk.labels, normal_label) == 0])
+    x = np.concatenate(parts)
+    if len(x) < 2:
+        raise DataError(f"{data} has {len(x)} normal rows; fitting needs at least 2 (check --normal-label)")
+    detector = VAEAnomalyDetector(**params).fit(x)
+    if header is not None:
+        label = _label_index(header, label_column, data)
+        detector.feature_names_ = [h for i, h in enumerate(header) if i != label]
+    return detector.save(out)
+
+
+def _scored_chunks(detector: VAEAnomalyDetector, data, chunk_rows: int, label_column: str | None,
+                   score: str | None, progress: bool):
+    """Yield (Chunk, scores) over a file, checking its columns against those seen at fit time."""
+    expected = getattr(detector, "feature_names_", None)
+    for header, chunk in read_chunks(data, chunk_rows, label_column, progress):
+        names = header and [h for i, h in enumerate(header) if i != _label_index(header, label_column, data)]
+        if expected and names and names != expected:
+            raise DataError(f"{data} has columns {names[:5]}... but the detector was fitted on {expected[:5]}...: "
+                            "pass a file with the same columns in the same order")
+        yield chunk, detector.decision_function(chunk.x, score)
+
+
+def score_file(detector_dir, data, out, chunk_rows: int = 10000, label_column: str | None = None,
+               score: str | None = None, progress: bool = True) -> Path:
+    """Write `out` (CSV: row, score, anomaly 0/1) for every row of `data`, streaming it in chunks of
+    `chunk_rows` rows so the input never has to fit in memory."""
+    import os
+    import tempfile
+
+    detector = VAEAnomalyDetector.load(detector_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write("row,score,anomaly\n")
+            row = 0
+            for chunk, scores in _scored_chunks(detector, data, chunk_rows, label_column, score, progress):
+                flags = scores > detector.threshold_
+                f.writelines(f"{row + i},{s:.6g},{int(a)}\n" for i, (s, a) in enumerate(zip(scores, flags)))
+                row += len(scores)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+@dataclass(frozen=True)
+class AnomalyMetrics:
+    """Ranking quality (ROC-AUC, average precision) and the quality of the 0/1 flags at the threshold."""
+
+    n: int
+    anomalies: int
+    roc_auc: float
+    average_precision: float
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+
+
+def anomaly_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> AnomalyMetrics:
+    """Metrics of scores (higher = more anomalous) against 0/1 labels y (1 = anomaly)."""
+    from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+
+    if len(np.unique(y)) < 2:
+        raise DataError("the labels hold only one class: evaluation needs normal and anomalous rows "
+                        "(check --label-column and --normal-label)")
+    p, r, f1, _ = precision_recall_fscore_support(y, scores > threshold, average="binary", zero_division=0)
+    return AnomalyMetrics(len(y), int(y.sum()), float(roc_auc_score(y, scores)),
+                          float(average_precision_score(y, scores)), float(threshold), float(p), float(r), float(f1))
+
+
+def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metrics: AnomalyMetrics) -> tuple[Path, Path]:
+    """roc.png (ROC curve with its AUC) and scores.png (score histograms of normal and anomalous rows,
+    with the threshold)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    from ..plotting import _save_figure
+
+    fpr, tpr, _ = roc_curve(y, scores)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, label=f"VAE (AUC {metrics.roc_auc:.3f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1, label="chance")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve")
+    ax.legend(loc="lower right")
+    roc = _save_figure(out_dir / "roc.png", fig)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    low, high = np.quantile(scores, [0.001, 0.995])
+    bins = np.linspace(low, max(high, metrics.threshold), 60)
+    for label, name in ((0, "normal"), (1, "anomaly")):
+        ax.hist(np.clip(scores[y == label], bins[0], bins[-1]), bins, alpha=0.6, density=True, label=name)
+    ax.axvline(metrics.threshold, color="k", ls="--", label="threshold")
+    ax.set(xlabel="anomaly score (clipped to the 0.1-99.5% range)", ylabel="density", title="Scores")
+    ax.legend()
+    return roc, _save_figure(out_dir / "scores.png", fig)
+
+
+def evaluate_file(detector_dir, data, label_column: str | None = None, normal_label: str = "0", out=None,
+                  chunk_rows: int = 10000, score: str | None = None, progress: bool = True):
+    """Score a labelled file (streamed) and write metrics.json, roc.png and scores.png to `out`
+    (default: detector_dir/evaluation). Returns (AnomalyMetrics, paths written)."""
+    from dataclasses import asdict
+
+    from ..checkpoint import write_json
+
+    detector = VAEAnomalyDetector.load(detector_dir)
+    ys, all_scores = [], []
+    for chunk, scores in _scored_chunks(detector, data, chunk_rows, label_column, score, progress):
+        if chunk.labels is None:
+            raise DataError(f"{data} has no labels: pass --label-column NAME (a CSV column; .npz files use 'y')")
+        ys.append(is_anomaly(chunk.labels, normal_label))
+        all_scores.append(scores)
+    y, scores = np.concatenate(ys), np.concatenate(all_scores)
+    metrics = anomaly_metrics(y, scores, detector.threshold_)
+    out = Path(out) if out else Path(detector_dir) / "evaluation"
+    write_json(out / "metrics.json", {**asdict(metrics), "score": score or detector.score, "data": str(data)})
+    return metrics, (out / "metrics.json", *save_evaluation_plots(out, y, scores, metrics))
