@@ -1,0 +1,195 @@
+"""Audio: a conv VAE over log-magnitude spectrograms of short clips, and back to WAV by Griffin-Lim.
+
+    vaekit audio fit recordings/ -o model/        vaekit audio sample model/ -n 8 -o out/
+    vaekit audio reconstruct model/ clip.wav      vaekit audio interpolate model/ a.wav b.wav
+
+A model directory is a core run (config.json + model.safetensors) plus audio.json (the spectrogram
+format and the standardization of log-magnitudes). The core's conv networks and Gaussian likelihood
+do the modelling; this module only converts between sound and spectrogram images.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+AUDIO_FILE = "audio.json"
+
+
+@dataclass
+class AudioModel:
+    run: object  # vaekit.runs.Run
+    format: object  # SpectrogramFormat
+    mean: float  # standardization of natural-log magnitudes
+    std: float
+
+    def to_spectrogram(self, images) -> np.ndarray:
+        return np.asarray(images) * self.std + self.mean
+
+    def to_model(self, spectrograms: np.ndarray) -> np.ndarray:
+        return ((spectrograms - self.mean) / self.std).astype(np.float32)
+
+    def decode(self, z):
+        """Latents (N, latent) -> log-magnitude spectrograms (N, 1, F, T), the decoder's mean."""
+        import torch
+
+        with torch.no_grad():
+            return self.to_spectrogram(self.run.vae.decode_mean(z).cpu().numpy())
+
+    def encode_clips(self, clips: np.ndarray):
+        """Clips (N, samples) -> posterior means (N, latent)."""
+        import torch
+
+        from ..data.audio import spectrogram
+
+        x = torch.as_tensor(self.to_model(spectrogram(clips, self.format)))
+        with torch.no_grad():
+            return self.run.vae.encode(x.to(next(self.run.vae.parameters()).device)).mean
+
+
+def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int = 30, latent_dim: int = 32,
+              conv_channels=(32, 64, 128), batch_size: int = 64, seed: int = 0, progress: bool = True, **options):
+    """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel."""
+    from .. import runs
+    from ..checkpoint import write_json
+    from ..data.audio import SpectrogramFormat, spectrogram
+
+    fmt = fmt or SpectrogramFormat()
+    spec = spectrogram(clips, fmt)
+    mean, std = float(spec.mean()), float(spec.std())
+    model_x = ((spec - mean) / std).astype(np.float32)
+    run = runs.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
+                     likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
+                     seed=seed, progress=progress, **options)
+    if out is not None:
+        write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
+    return AudioModel(run, fmt, mean, std)
+
+
+def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_seconds: float = 0.768, **options):
+    """Train a spectrogram VAE on every .wav under folder (`vaekit audio fit`)."""
+    from ..data.audio import SpectrogramFormat, read_clips
+
+    hop = 64
+    fmt = SpectrogramFormat(sample_rate=sample_rate, clip_samples=int(round(clip_seconds * sample_rate / hop)) * hop,
+                            hop=hop)
+    clips, labels, _ = read_clips(folder, fmt)
+    return fit_clips(clips, labels, out, fmt, **options)
+
+
+def load(path: str | Path) -> AudioModel:
+    from .. import runs
+    from ..checkpoint import read_json
+    from ..data.audio import SpectrogramFormat
+
+    run = runs.load_run(path)
+    saved = read_json(Path(path) / AUDIO_FILE)
+    return AudioModel(run, SpectrogramFormat(**saved["format"]), saved["mean"], saved["std"])
+
+
+def _pictures(path: Path, spectrograms: np.ndarray, columns: int) -> Path:
+    """Spectrograms as a grey image grid, low frequencies at the bottom, one shared dB scale."""
+    from ..plotting import save_image_grid
+
+    low, high = np.percentile(spectrograms, [1, 99.9])
+    images = np.clip((spectrograms - low) / (high - low), 0, 1)[:, :, ::-1, :]
+    return save_image_grid(path, np.ascontiguousarray(images), columns)
+
+
+def _to_wavs(model: AudioModel, spectrograms: np.ndarray, out: Path, stem: str) -> list[Path]:
+    from ..data.audio import griffin_lim, write_wav
+
+    audio = griffin_lim(spectrograms, model.format)
+    return [write_wav(out / f"{stem}_{i}.wav", clip, model.format.sample_rate) for i, clip in enumerate(audio)]
+
+
+def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed: int = 0) -> list[Path]:
+    """Decode n draws from the prior to WAV files and a spectrogram grid (`vaekit audio sample`)."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if n < 1:
+        raise ConfigError(f"-n must be a positive integer, got {n}")
+    model, out = load(path), Path(out)
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.run.vae.latent_dim, generator=generator).to(next(model.run.vae.parameters()).device)
+    spectrograms = model.decode(z)
+    return [*_to_wavs(model, spectrograms, out, "sample"), _pictures(out / "samples.png", spectrograms, min(n, 8))]
+
+
+def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Encode a clip, decode its posterior mean, write the WAV and original|reconstruction spectrograms."""
+    from ..data.audio import fit_length, read_wav, spectrogram
+
+    model = load(path)
+    audio = fit_length(read_wav(clip, model.format.sample_rate), model.format.clip_samples)[None]
+    rebuilt = model.decode(model.encode_clips(audio))
+    out = Path(out) if out is not None else Path(clip).with_name(Path(clip).stem + "_reconstruction.wav")
+    wav = _to_wavs(model, rebuilt, out.parent, out.stem)[0].replace(out)
+    picture = _pictures(out.with_suffix(".png"), np.concatenate([spectrogram(audio, model.format), rebuilt]), 2)
+    return [wav, picture]
+
+
+def interpolate(path: str | Path, first: str | Path, second: str | Path, steps: int = 8,
+                out: str | Path = "audio_morph") -> list[Path]:
+    """A morph between two clips along the straight line between their latent means."""
+    import torch
+
+    from ..data.audio import fit_length, read_wav
+
+    model, out = load(path), Path(out)
+    clips = np.stack([fit_length(read_wav(f, model.format.sample_rate), model.format.clip_samples)
+                      for f in (first, second)])
+    z = model.encode_clips(clips)
+    t = torch.linspace(0, 1, steps, device=z.device)[:, None]
+    spectrograms = model.decode(z[0] + t * (z[1] - z[0]))
+    return [*_to_wavs(model, spectrograms, out, "morph"), _pictures(out / "morph.png", spectrograms, steps)]
+
+
+def add_commands(subparsers) -> None:
+    parser = subparsers.add_parser("audio", help="a spectrogram VAE for short sound clips (fit, sample, ...)",
+                                   description="Train a VAE on log-magnitude spectrograms of WAV clips and turn "
+                                   "its outputs back into sound with Griffin-Lim.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    example = lambda text: {"epilog": f"example:\n  {text}",  # noqa: E731
+                            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+    p = verbs.add_parser("fit", help="train on a folder of .wav files",
+                         **example("vaekit audio fit recordings/ -o runs/audio --epochs 30"))
+    p.add_argument("folder")
+    p.add_argument("-o", "--out", required=True, help="model directory to write")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--latent-dim", type=int, default=32)
+    p.add_argument("--sample-rate", type=int, default=8000, help="clips are resampled to this rate (Hz)")
+    p.add_argument("--clip-seconds", type=float, default=0.768, help="clips are trimmed or padded to this length")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=lambda a: fit(a.folder, a.out, a.sample_rate, a.clip_seconds, epochs=a.epochs,
+                                         latent_dim=a.latent_dim, seed=a.seed).run.path)
+
+    p = verbs.add_parser("sample", help="generate WAV clips from the prior",
+                         **example("vaekit audio sample runs/audio -n 8 -o samples/"))
+    p.add_argument("model")
+    p.add_argument("-n", type=int, default=8)
+    p.add_argument("-o", "--out", default="audio_samples", help="output folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=lambda a: tuple(sample(a.model, a.n, a.out, a.seed)))
+
+    p = verbs.add_parser("reconstruct", help="encode and decode one clip",
+                         **example("vaekit audio reconstruct runs/audio clip.wav -o clip_vae.wav"))
+    p.add_argument("model")
+    p.add_argument("clip")
+    p.add_argument("-o", "--out", help="output .wav (default: CLIP_reconstruction.wav)")
+    p.set_defaults(handler=lambda a: tuple(reconstruct(a.model, a.clip, a.out)))
+
+    p = verbs.add_parser("interpolate", help="morph between two clips through the latent space",
+                         **example("vaekit audio interpolate runs/audio a.wav b.wav --steps 8 -o morph/"))
+    p.add_argument("model")
+    p.add_argument("first")
+    p.add_argument("second")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("-o", "--out", default="audio_morph", help="output folder")
+    p.set_defaults(handler=lambda a: tuple(interpolate(a.model, a.first, a.second, a.steps, a.out)))
