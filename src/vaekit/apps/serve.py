@@ -1,0 +1,463 @@
+"""`vaekit serve`: a JSON API and a browser page over trained runs (FastAPI + uvicorn: `pip install vaekit[serve]`).
+
+A thin composition: each endpoint turns JSON (images as base64 PNG, or flat arrays) into a tensor of
+shape (batch, *data_shape), calls one VAE method (encode, decode_mean, reconstruct, elbo,
+log_likelihood) and answers JSON. Models are loaded once, at start, from the run directories named
+on the command line; clients name a model, never a path. Scores are in nats per example.
+
+    vaekit serve runs/mlp digits=runs/digits --port 8000     # then open http://127.0.0.1:8000/
+"""
+
+import argparse
+import base64
+import contextlib
+import dataclasses
+import io
+import math
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+
+EXAMPLE = ("vaekit serve runs/mlp --port 8000            # open http://127.0.0.1:8000/\n"
+           "  vaekit serve digits=runs/digits fashion=runs/conv --max-batch 32\n"
+           "  curl -s -X POST localhost:8000/decode -H 'content-type: application/json' "
+           "-d '{\"model\": \"mlp\", \"z\": [[0, 0]]}'")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Limits and safety switches of the API; every one applies per request."""
+
+    max_body_bytes: int = 1 << 20  # 1 MiB: 64 PNGs of 64x64 fit many times over; larger bodies get 413
+    max_batch: int = 64  # examples (images, rows, latent codes, samples) per request
+    max_k: int = 1000  # samples per example for /score; the work of a request is batch * k decodes
+    max_pixels: int = 1 << 20  # pixels of one PNG before it is decoded (decompression bombs)
+    max_values: int = 3 * 256 * 256  # values of one flat example in `x`
+    latent_limit: float = 50.0  # |z| bound: far beyond any prior's mass, keeps decoders finite
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; empty = CORS off
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")  # Host header (DNS rebinding)
+
+    def validate(self) -> None:
+        for name in ("max_body_bytes", "max_batch", "max_k", "max_pixels", "max_values"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+
+
+@dataclass
+class Served:
+    """One model behind the API: its public name and the loaded run (never shown to clients)."""
+
+    name: str
+    run: object  # vaekit.runs.Run
+    shape: tuple[int, ...] = field(init=False)
+    image: bool = field(init=False)
+
+    def __post_init__(self):
+        self.shape = tuple(self.run.model.data_shape)
+        self.image = len(self.shape) == 3 and self.shape[0] in (1, 3)
+
+    @property
+    def vae(self):
+        return self.run.vae
+
+    def info(self) -> dict:
+        history = self.run.history[-1] if self.run.history else {}
+        return {"name": self.name, "data_shape": list(self.shape), "latent_dim": self.vae.latent_dim,
+                "image": self.image, "likelihood": self.run.model.likelihood, "network": self.run.model.network,
+                "prior": self.run.model.prior, "dataset": Path(self.run.data.data).name,
+                "epochs": len(self.run.history), "val_neg_elbo": history.get("val_neg_elbo")}
+
+
+def load_models(runs, device: str = "cpu") -> dict[str, Served]:
+    """Load run directories ('DIR' or 'NAME=DIR'; the name defaults to the folder's name) or Run objects."""
+    from ..runs import Run, load_run
+
+    models: dict[str, Served] = {}
+    for item in runs:
+        if isinstance(item, Run):
+            name, run = (item.path.resolve().name if item.path else "model"), item
+        else:
+            text = str(item)
+            name, _, folder = text.rpartition("=") if "=" in text else ("", "", text)
+            name = name or Path(folder).resolve().name
+            run = load_run(folder, device=device)
+        if not _NAME.match(name):
+            raise ConfigError(f"model name '{name}' must be letters, digits, '.', '_' or '-': pass NAME=DIR")
+        if name in models:
+            raise ConfigError(f"two models are named '{name}': name them apart with NAME=DIR")
+        models[name] = Served(name, run)
+    if not models:
+        raise ConfigError("no model to serve: pass at least one run directory written by 'vaekit train'")
+    return models
+
+
+def png_to_tensor(text: str, shape: tuple[int, ...], resize: bool = False, max_pixels: int = 1 << 20,
+                  label: str = "image"):
+    """A base64 PNG -> float tensor (C, H, W) in [0, 1] for a model of data shape (C, H, W)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    channels, height, width = shape
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise DataError(f"{label} is not valid base64: send the PNG file's bytes base64-encoded") from None
+    if not data.startswith(_PNG_SIGNATURE):
+        raise DataError(f"{label} is not a PNG: convert it to PNG first")
+    try:
+        picture = Image.open(io.BytesIO(data))
+        if picture.width * picture.height > max_pixels:
+            raise DataError(f"{label} has {picture.width}x{picture.height} pixels, more than {max_pixels}: shrink it")
+        picture = picture.convert("L" if channels == 1 else "RGB")
+    except DataError:
+        raise
+    except Exception:  # untrusted bytes: Pillow raises many kinds of errors on corrupt files
+        raise DataError(f"{label} is not a readable PNG") from None
+    if picture.size != (width, height):
+        if not resize:
+            raise DataError(f"{label} is {picture.width}x{picture.height} but the model takes {width}x{height}: "
+                            "send images of that size or set resize=true")
+        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(picture, dtype=np.float32) / 255
+    return torch.from_numpy(array.reshape(height, width, channels).transpose(2, 0, 1).copy())
+
+
+def tensor_to_png(image) -> str:
+    """A tensor (C, H, W) with C in {1, 3}, values clipped to [0, 1] -> base64 PNG."""
+    import numpy as np
+    from PIL import Image
+
+    array = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8).transpose(1, 2, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+_RNG_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    """torch's global RNG seeded for one request, restored after; one request at a time."""
+    import torch
+
+    with _RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
+    """The ASGI app (FastAPI) serving `runs` (see load_models). OpenAPI schema at /openapi.json."""
+    from typing import Annotated, Literal, Optional
+
+    import torch
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+    from ..errors import VaekitError
+
+    config = config or ServeConfig()
+    config.validate()
+    models = load_models(runs, device)
+    batch = dict(min_length=1, max_length=config.max_batch)
+    Value = Annotated[float, Field(allow_inf_nan=False)]
+    Latent = Annotated[float, Field(ge=-config.latent_limit, le=config.latent_limit, allow_inf_nan=False)]
+    Format = Literal["png", "array"]
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    class Inputs(Strict):
+        model: str = Field(description="a name from GET /models")
+        images: Optional[list[str]] = Field(None, **batch, description="PNG files, base64 (image models)")
+        x: Optional[list[Annotated[list[Value], Field(min_length=1, max_length=config.max_values)]]] = Field(
+            None, **batch, description="examples flattened to rows of prod(data_shape) values")
+        resize: bool = Field(False, description="resize images to the model's size instead of rejecting them")
+
+        @model_validator(mode="after")
+        def _one_input(self):
+            if (self.images is None) == (self.x is None):
+                raise ValueError("send exactly one of 'images' (base64 PNG) or 'x' (flat arrays)")
+            return self
+
+    class DecodeRequest(Strict):
+        model: str
+        z: list[Annotated[list[Latent], Field(min_length=1, max_length=4096)]] = Field(
+            ..., **batch, description="latent codes, rows of latent_dim values")
+        format: Format = Field("png", description="png (image models) or array")
+
+    class SampleRequest(Strict):
+        model: str
+        n: int = Field(16, ge=1, le=config.max_batch)
+        seed: int = Field(0, ge=0, le=2**63 - 1)
+        format: Format = "png"
+
+    class ReconstructRequest(Inputs):
+        format: Format = "png"
+
+    class ScoreRequest(Inputs):
+        method: Literal["elbo", "iwae"] = Field("elbo", description="negative ELBO, or IWAE estimate of -log p(x)")
+        k: int = Field(100, ge=1, le=config.max_k, description="reconstruction draws (elbo) or importance samples")
+        seed: int = Field(0, ge=0, le=2**63 - 1)
+
+    class Outputs(BaseModel):
+        images: Optional[list[str]] = Field(None, description="base64 PNG per example (format=png)")
+        x: Optional[list[list[float]]] = Field(None, description="flat E[x|z] per example (format=array)")
+
+    class EncodeResponse(BaseModel):
+        loc: list[list[float]] = Field(description="posterior means E[z|x], (batch, latent_dim)")
+        scale: list[list[float]] = Field(description="posterior standard deviations, (batch, latent_dim)")
+
+    class SampleResponse(Outputs):
+        z: list[list[float]]
+
+    class ScoreResponse(BaseModel):
+        scores: list[float] = Field(description="anomaly score per example in nats: higher is more unusual")
+        method: str
+        k: int
+        unit: str = "nats"
+
+    class ModelInfo(BaseModel):
+        name: str
+        data_shape: list[int]
+        latent_dim: int
+        image: bool
+        likelihood: str
+        network: str
+        prior: str
+        dataset: str
+        epochs: int
+        val_neg_elbo: Optional[float]
+
+    def model(name: str) -> Served:
+        if name not in models:
+            raise HTTPException(404, f"unknown model '{name}': choose one of {', '.join(models)} (GET /models)")
+        return models[name]
+
+    def inputs(request: Inputs, served: Served) -> torch.Tensor:
+        if request.images is not None:
+            if not served.image:
+                raise DataError(f"model '{served.name}' takes arrays of shape {served.shape}, not images: send 'x'")
+            x = torch.stack([png_to_tensor(text, served.shape, request.resize, config.max_pixels, f"images[{i}]")
+                             for i, text in enumerate(request.images)])
+        else:
+            values = math.prod(served.shape)
+            for i, row in enumerate(request.x):
+                if len(row) != values:
+                    raise DataError(f"x[{i}] has {len(row)} values but model '{served.name}' takes {values} "
+                                    f"(data shape {served.shape}, flattened)")
+            x = torch.tensor(request.x, dtype=torch.float32).view(-1, *served.shape)
+        served.vae.likelihood.check_data(x)
+        return x.to(_device(served))
+
+    def outputs(served: Served, x: torch.Tensor, format: str) -> dict:
+        if format == "png":
+            if not served.image:
+                raise DataError(f"model '{served.name}' is not an image model: ask for format='array'")
+            return {"images": [tensor_to_png(image) for image in x]}
+        return {"x": x.reshape(len(x), -1).tolist()}
+
+    def latents(served: Served, z: list[list[float]]) -> torch.Tensor:
+        for i, row in enumerate(z):
+            if len(row) != served.vae.latent_dim:
+                raise DataError(f"z[{i}] has {len(row)} values but model '{served.name}' has latent_dim "
+                                f"{served.vae.latent_dim}")
+        return torch.tensor(z, dtype=torch.float32, device=_device(served))
+
+    errors = {404: {"description": "unknown model"}, 413: {"description": "body too large"},
+              422: {"description": "invalid request; 'detail' says what was wrong"}}
+    app = FastAPI(title="vaekit serve", version=_version(), docs_url=None, redoc_url=None,
+                  description="Encode, decode, sample, reconstruct and score with trained vaekit models. "
+                              "Images are base64 PNG; scores are nats per example.")
+
+    @app.exception_handler(VaekitError)
+    async def _user_error(request: Request, err: VaekitError):
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError):
+        # Where and what, without echoing the input back (it may be large, or NaN, which JSON cannot carry).
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        from importlib.resources import files
+
+        html = files(__package__).joinpath("static/serve.html").read_text(encoding="utf-8")
+        return HTMLResponse(html, headers={
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                       "style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff"})
+
+    @app.get("/models", response_model=list[ModelInfo])
+    def list_models():
+        """The models this server holds, with their data shape and latent size."""
+        return [served.info() for served in models.values()]
+
+    @app.post("/encode", response_model=EncodeResponse, responses=errors)
+    def encode(request: Inputs):
+        """q(z|x) per example: posterior mean and standard deviation."""
+        served = model(request.model)
+        with torch.inference_mode():
+            qz = served.vae.encode(inputs(request, served))
+        return {"loc": qz.mean.tolist(), "scale": qz.stddev.tolist()}
+
+    @app.post("/decode", response_model=Outputs, responses=errors, response_model_exclude_none=True)
+    def decode(request: DecodeRequest):
+        """E[x|z] for each latent code."""
+        served = model(request.model)
+        with torch.inference_mode():
+            return outputs(served, served.vae.decode_mean(latents(served, request.z)), request.format)
+
+    @app.post("/sample", response_model=SampleResponse, responses=errors, response_model_exclude_none=True)
+    def sample(request: SampleRequest):
+        """n draws z ~ p(z) (reproducible by seed) and their decodings E[x|z]."""
+        served = model(request.model)
+        with _seeded(request.seed), torch.inference_mode():
+            z = served.vae.prior().sample((request.n,))  # (n, latent)
+        with torch.inference_mode():
+            return {"z": z.tolist(), **outputs(served, served.vae.decode_mean(z), request.format)}
+
+    @app.post("/reconstruct", response_model=SampleResponse, responses=errors, response_model_exclude_none=True)
+    def reconstruct(request: ReconstructRequest):
+        """E[x|z] at the posterior mean z = E[z|x], returned with z."""
+        served = model(request.model)
+        with torch.inference_mode():
+            z = served.vae.encode(inputs(request, served)).mean
+            return {"z": z.tolist(), **outputs(served, served.vae.decode_mean(z), request.format)}
+
+    @app.post("/score", response_model=ScoreResponse, responses=errors)
+    def score(request: ScoreRequest):
+        """Anomaly score per example in nats: -ELBO (k reconstruction draws) or the IWAE bound on -log p(x)."""
+        served = model(request.model)
+        x = inputs(request, served)
+        with _seeded(request.seed), torch.inference_mode():
+            if request.method == "iwae":
+                scores = -served.vae.log_likelihood(x, k=request.k)
+            else:
+                scores = -served.vae.elbo(x, n_samples=request.k).total()
+        return {"scores": scores.tolist(), "method": request.method, "k": request.k}
+
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["content-type"])
+    if "*" not in config.allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.state.models = models
+    return app
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 when a request body exceeds `limit` bytes, by Content-Length
+    up front or by counting a streamed body."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from fastapi import HTTPException
+        from starlette.responses import JSONResponse
+
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.limit:
+            response = JSONResponse({"detail": f"request body over {self.limit} bytes: send fewer or smaller "
+                                               "examples"}, status_code=413)
+            return await response(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, f"request body over {self.limit} bytes: send fewer or smaller examples")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _device(served: Served):
+    return next(served.vae.parameters()).device
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def serve(runs, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
+          device: str = "cpu", access_log: bool = False) -> None:
+    """Serve `runs` on http://host:port/ until interrupted (`vaekit serve`)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise ConfigError("vaekit serve needs FastAPI and uvicorn: pip install 'vaekit[serve]'") from None
+    config = config or ServeConfig()
+    if host not in LOOPBACK:
+        config = dataclasses.replace(config, allowed_hosts=("*",))
+        print(f"vaekit: warning: listening on {host}: the API is reachable from other machines")
+    _check_port(host, port)
+    app = create_app(runs, config, device)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving {', '.join(app.state.models)} at http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}): pass another --port or --host") \
+                from None
+
+
+def add_commands(subparsers) -> None:
+    defaults = ServeConfig()
+    p = subparsers.add_parser("serve", help="HTTP API and browser page for trained runs",
+                              description="Serve trained runs: JSON endpoints /models /encode /decode /sample "
+                                          "/reconstruct /score, the OpenAPI schema at /openapi.json, and a page at /.",
+                              epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directory of 'vaekit train', or NAME=DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="examples per request (default: %(default)s)")
+    p.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
+                   help="request body cap in bytes (default: %(default)s)")
+    p.add_argument("--max-k", type=int, default=defaults.max_k, help="samples per example for /score "
+                   "(default: %(default)s)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser calls from this origin, e.g. http://localhost:3000 (repeatable; default: none)")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(handler=_serve_command)
+
+
+def _serve_command(args: argparse.Namespace):
+    config = ServeConfig(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_k=args.max_k,
+                         cors_origins=tuple(args.cors_origin))
+    config.validate()
+    serve(args.runs, args.host, args.port, config, args.device, args.access_log)
+    return None
