@@ -1,0 +1,57 @@
+"""`vaekit compress` and `vaekit decompress`: the CLI of vaekit.compression (one API function each)."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = {
+    "compress": "vaekit compress runs/mnist t10k-images-idx3-ubyte.gz -o test.vae   # binary images, lossless\n"
+                "  vaekit compress runs/mnist images.npy -o small.vae --lossy-bits 6     # lossy latent code",
+    "decompress": "vaekit decompress runs/mnist test.vae -o restored.npy",
+}
+
+
+def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_commands(subparsers) -> None:
+    p = _command(subparsers, "compress", "compress images with a trained VAE (bits-back ANS, or lossy latent codes)")
+    p.add_argument("run", help="run directory written by 'vaekit train'")
+    p.add_argument("data", help="images: IDX file (.gz ok), .npy/.npz, or a folder of PNG/JPEG")
+    p.add_argument("-o", "--out", required=True, help="output .vae file")
+    p.add_argument("--lossy-bits", type=int, help="store B bits per informative latent per image instead of "
+                   "coding losslessly")
+    p.add_argument("--step-log2", type=int, default=10, help="lossless: latent bucket width 2^-N (default: 10)")
+    p.set_defaults(handler=_compress)
+
+    p = _command(subparsers, "decompress", "decode a .vae file with the run that compressed it")
+    p.add_argument("run", help="run directory the file was compressed with")
+    p.add_argument("file", help=".vae file written by 'vaekit compress'")
+    p.add_argument("-o", "--out", required=True, help="output .npy")
+    p.set_defaults(handler=_decompress)
+
+
+def _api():
+    from ..errors import ConfigError
+
+    try:
+        import constriction  # noqa: F401
+    except ImportError:
+        raise ConfigError("compression needs the constriction package: pip install 'vaekit[compression]'") from None
+    from .. import compression
+
+    return compression
+
+
+def _compress(args: argparse.Namespace):
+    api = _api()
+    result = api.compress(args.run, args.data, args.out, args.lossy_bits, api.CoderConfig(step_log2=args.step_log2))
+    print(f"{result.n} images, {result.bytes} bytes: {result.bits_per_dim:.4f} bits/dim, "
+          f"{8 * result.bytes / result.n:.1f} bits per image")
+    return result.path
+
+
+def _decompress(args: argparse.Namespace):
+    return _api().decompress(args.run, args.file, args.out)

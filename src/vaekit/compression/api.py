@@ -1,0 +1,181 @@
+"""compress / decompress: a trained run plus image files in, a .vae file out, and back."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..checkpoint import atomic_write
+from ..config import to_dict
+from ..errors import DataError
+from . import container as fmt
+from . import lossy
+from .bbans import BitsBackCoder, CoderConfig, deterministic_torch
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """What `compress` wrote: the file, the number of images, and its size."""
+
+    path: Path
+    n: int
+    bytes: int
+    values_per_image: int
+
+    @property
+    def bits_per_dim(self) -> float:
+        """File size in bits per data value (header included)."""
+        return 8 * self.bytes / (self.n * self.values_per_image)
+
+
+def read_images(path: str | Path) -> np.ndarray:
+    """The array stored in an IDX file (raw or .gz), .npy/.npz, or an image folder, as stored."""
+    from ..data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
+
+    path = Path(path)
+    if path.is_dir():
+        return read_image_folder(path)[0]
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return read_arrays(path)[0]
+    return read_idx(path)
+
+
+def _cpu_run(run):
+    from ..runs import Run, load_run
+
+    if not isinstance(run, Run):
+        return load_run(run, device="cpu")
+    if next(run.vae.parameters()).device.type != "cpu":
+        run = dataclasses.replace(run, vae=copy.deepcopy(run.vae).cpu())
+    return run
+
+
+def _model_hash(run) -> bytes:
+    return fmt.model_hash(run.vae, to_dict(run.model))
+
+
+def _to_model_layout(x: np.ndarray, shape: tuple[int, ...], source) -> tuple[np.ndarray, bool]:
+    """(n, *shape) view of x and whether channels-last images were transposed to channels-first."""
+    if x.ndim < 2 or len(x) == 0:
+        raise DataError(f"{source} holds an array of shape {x.shape}: give a stack of images (n, ...)")
+    if x.shape[1:] == shape:
+        return x, False
+    if x.ndim == 4 and len(shape) == 3 and x.shape[1:] == (shape[1], shape[2], shape[0]):
+        return x.transpose(0, 3, 1, 2), True
+    if math.prod(x.shape[1:]) == math.prod(shape):
+        return x.reshape(len(x), *shape), False
+    raise DataError(f"{source} holds examples of shape {x.shape[1:]} but the model codes {shape}: "
+                    "pass data shaped like the run's training data")
+
+
+def _from_model_layout(x: np.ndarray, shape: tuple[int, ...], transposed: bool) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1) if transposed else x.reshape(shape)
+
+
+def _binary_symbols(x: np.ndarray, source) -> tuple[np.ndarray, float]:
+    """uint8 0/1 symbols and the value that stands for 1 (1, or 255 for 0/255 uint8 images)."""
+    values = np.unique(x)
+    one = 255 if x.dtype == np.uint8 and values.max(initial=0) == 255 else 1
+    odd = values[(values != 0) & (values != one)]
+    if odd.size:
+        raise DataError(f"{source} holds values other than 0 and {one} (e.g. {odd[0]}): lossless coding with a "
+                        "Bernoulli model needs binary images; binarize them first or use --lossy-bits")
+    return (x == one).astype(np.uint8), float(one)
+
+
+def _unit_range(x: np.ndarray, source) -> tuple[np.ndarray, float]:
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    x = x.astype(np.float32) / np.float32(scale)
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise DataError(f"{source} holds values outside [0, 1]: pass uint8 images or floats scaled to [0, 1]")
+    return x, scale
+
+
+def compress(run, data, out: str | Path, lossy_bits: int | None = None,
+             coder: CoderConfig = CoderConfig()) -> Compressed:
+    """Compress images with a trained run (`vaekit compress`).
+
+    data: a path (IDX, .npy/.npz, image folder) or an array (n, ...) shaped like the training data.
+    lossy_bits=None: lossless bits-back coding (binary images, Bernoulli likelihood); exact round trip.
+    lossy_bits=B: B bits per informative latent dimension per image (see `lossy`).
+    """
+    run = _cpu_run(run)
+    source = data if isinstance(data, (str, Path)) else "the array"
+    raw = read_images(data) if isinstance(data, (str, Path)) else np.asarray(data)
+    shape = tuple(run.model.data_shape)
+    x, transposed = _to_model_layout(raw, shape, source)
+    meta = {"n": len(x), "shape": list(raw.shape), "dtype": raw.dtype.str, "transposed": transposed}
+    if lossy_bits is None:
+        symbols, one = _binary_symbols(x, source)
+        bbans = BitsBackCoder(run.vae, coder)
+        payload = bbans.encode(symbols).astype("<u4").tobytes()
+        meta.update(one=one, coder=dataclasses.asdict(coder))
+        kind = fmt.LOSSLESS
+    else:
+        values, scale = _unit_range(x, source)
+        with deterministic_torch():
+            xt = torch.from_numpy(np.ascontiguousarray(values))
+            mask = lossy.informative_dims(run.vae, xt)
+            indices = lossy.quantize(run.vae, xt, mask, lossy_bits)
+        payload = lossy.pack_indices(indices, lossy_bits)
+        meta.update(scale=scale, bits=lossy_bits, mask=mask.astype(int).tolist())
+        kind = fmt.LOSSY
+    blob = fmt.pack(fmt.Container(kind, _model_hash(run), fmt.array_hash(raw), meta, payload))
+    out = Path(out)
+    atomic_write(out, blob)
+    return Compressed(out, len(x), len(blob), math.prod(shape))
+
+
+def decompress(run, path: str | Path, out: str | Path) -> Path:
+    """Decode a .vae file with the run that wrote it into an .npy array (`vaekit decompress`).
+
+    Lossless files give back the original array (dtype, shape and values), checked against the
+    hash in the header; lossy files give E[x|z] as float32 in [0, 1] (uint8 0..255 for uint8 input).
+    """
+    run = _cpu_run(run)
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err}): pass a file written by 'vaekit compress'") from None
+    box = fmt.unpack(blob, path)
+    fmt.check_model(box, _model_hash(run), path)
+    meta, shape = box.meta, tuple(run.model.data_shape)
+    n, original, dtype = meta["n"], tuple(meta["shape"]), np.dtype(meta["dtype"])
+    if box.kind == fmt.LOSSLESS:
+        words = np.frombuffer(box.payload, "<u4").astype(np.uint32)
+        bbans = BitsBackCoder(run.vae, CoderConfig(**meta["coder"]))
+        try:
+            symbols, clean = bbans.decode(words, n, shape)
+        except (ValueError, RuntimeError):  # constriction refuses an invalid stack
+            clean = False
+        if not clean:
+            raise DataError(f"{path} did not decode cleanly: decompress on the kind of machine and torch build "
+                            "that compressed it (BB-ANS needs bit-identical model outputs)")
+        x = np.where(symbols == 1, dtype.type(meta["one"]), dtype.type(0)).astype(dtype)
+        x = _from_model_layout(x, original, meta["transposed"])
+        if fmt.array_hash(x) != box.data_hash:
+            raise DataError(f"{path} decoded to data that does not match its hash: decompress on the kind of "
+                            "machine and torch build that compressed it")
+    elif box.kind == fmt.LOSSY:
+        mask = np.array(meta["mask"], dtype=bool)
+        indices = lossy.unpack_indices(box.payload, (n, int(mask.sum())), meta["bits"])
+        with deterministic_torch():
+            mean = lossy.dequantize(run.vae, indices, mask, meta["bits"]).numpy()
+        x = np.round(mean * 255).astype(np.uint8) if meta["scale"] == 255 else mean.astype(np.float32)
+        x = _from_model_layout(x, original, meta["transposed"])
+    else:
+        raise DataError(f"{path} holds an unknown kind of code ({box.kind}): decompress it with a newer vaekit")
+    out = Path(out)
+    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    atomic_write(out, buffer.getvalue())
+    return out

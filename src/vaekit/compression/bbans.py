@@ -1,0 +1,181 @@
+"""Lossless bits-back coding with ANS (BB-ANS; Townsend, Bird & Barber 2019, "Practical lossless
+compression with latent variables using bits back coding", Algorithm 1).
+
+Per image x, on one ANS stack (constriction's AnsCoder, last in first out):
+
+    encode:  z ~ Q(z|x)  decoded off the stack  (the bits we get back)
+             x           pushed with p(x|z)
+             z           pushed with P(z)
+    decode:  the same three steps reversed: pop z with P(z), pop x with p(x|z), push z with Q(z|x).
+
+Images are chained on one stack, so each image's bits back come from the images before it; the
+expected cost per image is -ELBO (in bits) plus discretization overheads, which
+`benchmarks/compression.py` measures. Latents live on a grid z = k * 2**-step_log2, |z| <= z_max;
+P and Q are the prior and the posterior Gaussians integrated over the grid's buckets (constriction's
+QuantizedGaussian), so the bucket width cancels in the rate log Q - log P. constriction gives every
+symbol of a model's alphabet at least probability 2**-24; over the whole grid that leak would send about
+1 in 20 images to a far-away latent (measured: +2.7% over -ELBO), so Q is coded over a window of
++-8 posterior standard deviations around its mean (half-width rounded up to a power of two).
+
+Determinism: decoding needs bit-identical distributions to the ones used when encoding. Every
+network call here sees one image (batch 1, the same shape on both sides), runs under
+`torch.set_num_threads(1)` in inference mode on the CPU, and the distribution parameters are
+converted to float64 before constriction turns them into fixed-point tables (its Rust code is
+deterministic). Decoding on the machine and torch build that encoded is therefore exact; another
+machine may compute a last bit differently, which the data hash in the file header catches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..likelihoods.discrete import Bernoulli
+
+
+@dataclass(frozen=True)
+class CoderConfig:
+    """Latent discretization of the bits-back coder (stored in each file's header)."""
+
+    step_log2: int = 10  # bucket width 2**-step_log2 in z units: fine enough to track posteriors with std ~0.01
+    z_max: float = 8.0  # latents are clipped to [-z_max, z_max] (8 prior standard deviations)
+    seed: int = 0  # seed of the initial random words the first image's bits back are drawn from
+
+    @property
+    def step(self) -> float:
+        return 2.0 ** -self.step_log2
+
+    @property
+    def max_symbol(self) -> int:
+        return int(round(self.z_max / self.step))
+
+    def validate(self) -> None:
+        if not 1 <= self.step_log2 <= 14:
+            raise ConfigError(f"step_log2 must be in 1..14, got {self.step_log2}")
+        if not 0 < self.z_max <= 32:
+            raise ConfigError(f"z_max must be in (0, 32], got {self.z_max}")
+
+
+@contextlib.contextmanager
+def deterministic_torch():
+    """One thread and inference mode for the duration; the thread count is restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _bernoulli_model(params: torch.Tensor):
+    """constriction family and per-value parameters (float64 probability of a 1)."""
+    import constriction
+
+    return constriction.stream.model.Bernoulli(perfect=False), (torch.sigmoid(params.double()).reshape(-1).numpy(),)
+
+
+# Likelihood class -> function(decoder output (1, ...)) -> (constriction family, parameter arrays).
+# A likelihood whose values are not discrete symbols (Gaussian) has no lossless code.
+SYMBOL_MODELS = {Bernoulli: _bernoulli_model}
+
+
+def check_codable(vae) -> None:
+    """ConfigError unless this VAE's likelihood and prior can drive the bits-back coder."""
+    if type(vae.likelihood) not in SYMBOL_MODELS:
+        names = ", ".join(c.__name__.lower() for c in SYMBOL_MODELS)
+        raise ConfigError(f"lossless coding needs a discrete likelihood ({names}); this run uses "
+                          f"{type(vae.likelihood).__name__.lower()}: train on binarized data with --likelihood bernoulli")
+    pz = vae.prior()
+    if not isinstance(getattr(pz, "base_dist", None), torch.distributions.Normal):
+        raise ConfigError("bits-back coding needs a diagonal Gaussian prior (standard_normal)")
+
+
+class BitsBackCoder:
+    """Chains images on one ANS stack. `x` arrays are symbols, uint8 (n, *data_shape) of 0/1."""
+
+    def __init__(self, vae, config: CoderConfig = CoderConfig()):
+        import constriction
+
+        config.validate()
+        check_codable(vae)
+        self.vae, self.config = vae, config
+        self.latents = constriction.stream.model.QuantizedGaussian(-config.max_symbol, config.max_symbol)
+        pz = vae.prior().base_dist
+        self.prior_loc = (pz.loc.double() / config.step).cpu().numpy()
+        self.prior_scale = (pz.scale.double() / config.step).cpu().numpy()
+        self.symbol_model = SYMBOL_MODELS[type(vae.likelihood)]
+        self._windows: dict[int, object] = {}  # half-width W -> QuantizedGaussian(-W, W)
+
+    def initial_words(self) -> np.ndarray:
+        """Random words the first image's posterior sample is decoded from, enough for one pop of
+        ~(step_log2 + 3) bits per latent. They are part of the message (and checked when decoding)."""
+        n = math.ceil(self.vae.latent_dim * (self.config.step_log2 + 3) / 32) + 1
+        words = np.random.default_rng(self.config.seed).integers(1, 2 ** 32, n, dtype=np.uint32)
+        return words
+
+    def _posterior(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, object, np.ndarray, np.ndarray]]:
+        """Q(z|x) as groups (dims, centres, family, loc, scale): symbols j of a group's window
+        [-W, W] stand for grid indices k = centre + j; groups share one W."""
+        qz = self.vae.encode(torch.from_numpy(x[None].astype(np.float32)))
+        loc, scale = ((t[0].double() / self.config.step).numpy() for t in (qz.mean, qz.stddev))
+        top = self.config.max_symbol
+        width = np.minimum(2 ** np.ceil(np.log2(np.maximum(8 * scale, 1))), top).astype(np.int64)
+        centre = np.clip(np.round(loc), -top + width, top - width).astype(np.int64)
+        groups = []
+        for w in np.unique(width):
+            dims = np.flatnonzero(width == w)
+            if int(w) not in self._windows:
+                import constriction
+
+                self._windows[int(w)] = constriction.stream.model.QuantizedGaussian(-int(w), int(w))
+            groups.append((dims, centre[dims], self._windows[int(w)], loc[dims] - centre[dims], scale[dims]))
+        return groups
+
+    def _pop_posterior(self, coder, x: np.ndarray) -> np.ndarray:
+        k = np.empty(self.vae.latent_dim, dtype=np.int64)
+        for dims, centre, family, loc, scale in self._posterior(x):
+            k[dims] = centre + coder.decode(family, loc, scale)
+        return k.astype(np.int32)
+
+    def _push_posterior(self, coder, x: np.ndarray, k: np.ndarray) -> None:
+        for dims, centre, family, loc, scale in reversed(self._posterior(x)):
+            coder.encode_reverse((k[dims] - centre).astype(np.int32), family, loc, scale)
+
+    def _likelihood(self, k: np.ndarray):
+        z = torch.from_numpy(k * self.config.step).float()[None]  # (1, latent), exact on the grid
+        return self.symbol_model(self.vae.decoder(z))
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Compress symbols x (n, *data_shape) into uint32 words (LIFO order of constriction)."""
+        import constriction
+
+        coder = constriction.stream.stack.AnsCoder(self.initial_words())
+        with deterministic_torch():
+            for image in x:
+                k = self._pop_posterior(coder, image)
+                family, params = self._likelihood(k)
+                coder.encode_reverse(image.reshape(-1).astype(np.int32), family, *params)
+                coder.encode_reverse(k, self.latents, self.prior_loc, self.prior_scale)
+        return coder.get_compressed()
+
+    def decode(self, words: np.ndarray, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+        """Symbols (n, *shape) uint8 back from words; the flag says whether the stack ended exactly
+        on the initial words (it does unless the words are corrupt or the numerics differ)."""
+        import constriction
+
+        coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
+        out = np.empty((n, math.prod(shape)), dtype=np.uint8)
+        with deterministic_torch():
+            for i in range(n - 1, -1, -1):
+                k = coder.decode(self.latents, self.prior_loc, self.prior_scale)
+                family, params = self._likelihood(k)
+                out[i] = coder.decode(family, *params)
+                self._push_posterior(coder, out[i].reshape(shape), k)
+        clean = np.array_equal(coder.get_compressed(), self.initial_words())
+        return out.reshape(n, *shape), clean
