@@ -1,0 +1,217 @@
+"""Recommendation: the multinomial likelihood, the interactions reader and split, the paper's
+metrics, EASE's closed form, the beta schedule, and real tiny runs of every CLI verb."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import sparse
+
+from vaekit import cli
+from vaekit.apps import recommend as rec
+from vaekit.config import TrainConfig
+from vaekit.data.interactions import SparseRows, read_interactions, strong_split
+from vaekit.errors import CheckpointError, ConfigError, DataError
+from vaekit.likelihoods.multinomial import Multinomial
+from vaekit.training import Trainer
+
+torch.set_num_threads(1)
+SMALL = dict(hidden=(16,), latent_dim=4, batch_size=32, seed=0)
+
+
+def clustered_log(path: Path, n_users: int = 120, n_items: int = 40, seed: int = 0, sep: str = ",") -> Path:
+    """Two taste groups: each user has 6-10 items from one half of the catalogue."""
+    rng = np.random.default_rng(seed)
+    lines = [f"user_id{sep}item_id{sep}rating"]
+    for u in range(n_users):
+        half = (u % 2) * (n_items // 2)
+        for i in rng.choice(n_items // 2, rng.integers(6, 11), replace=False):
+            lines.append(f"u{u}{sep}i{half + i}{sep}{rng.choice([2, 4, 5])}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# -- the likelihood ---------------------------------------------------------------------------------
+def test_multinomial_log_prob_matches_torch_and_the_paper():
+    logits = torch.randn(3, 7)
+    x = torch.tensor([[0, 2, 0, 1, 0, 0, 3], [1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1]], dtype=torch.float32)
+    full = Multinomial((7,)).distribution(logits).log_prob(x)
+    expected = torch.stack([torch.distributions.Multinomial(int(n), logits=row).log_prob(v)
+                            for n, row, v in zip(x.sum(1), logits, x)])
+    torch.testing.assert_close(full, expected)
+    paper = Multinomial((7,), coefficient=False).distribution(logits).log_prob(x)
+    torch.testing.assert_close(paper, (x * torch.log_softmax(logits, -1)).sum(-1))
+    assert Multinomial((7,)).mean(logits).sum(-1).allclose(torch.ones(3))
+    with pytest.raises(DataError):
+        Multinomial((7,)).check_data(-x)
+
+
+def test_mult_vae_and_dae_compose_the_core_vae():
+    x = (torch.rand(5, 30) < 0.2).float()
+    vae = rec.build_model(30, rec.RecommendConfig(model="vae", **SMALL)).vae
+    assert vae.elbo(x).reconstruction.shape == (5,) and vae.loss(x, beta=0.2).loss.isfinite()
+    dae = rec.build_model(30, rec.RecommendConfig(model="dae", **SMALL)).vae
+    with torch.no_grad():
+        qz = dae.encode(x)
+    assert float(qz.stddev.max()) < 1e-6 and float(qz.mean.abs().max()) <= 1  # tanh code, no noise
+    out = dae.loss(x, beta=0.0)
+    torch.testing.assert_close(out.loss, -out.reconstruction)
+    scorer = rec.build_model(30, rec.RecommendConfig(model="vae", **SMALL)).eval()
+    torch.testing.assert_close(scorer(x), scorer(x))  # no input dropout, no sampling at test time
+    assert not torch.equal(scorer.train()(x), scorer(x))  # dropout on the input while training
+
+
+def test_kl_schedule_reproduces_the_papers_anneal_to_cap():
+    steps_per_epoch, anneal = 7, 200
+    config = rec.RecommendConfig(beta_cap=0.2, anneal_steps=anneal, epochs=10)
+    beta, warmup = rec.kl_schedule(config, steps_per_epoch)
+    trainer = Trainer(torch.nn.Linear(1, 1), TrainConfig(beta=beta, kl_warmup=warmup, progress=False))
+    for step in (0, 10, 39, 40, 41, 69):
+        assert trainer.kl_weight(step, steps_per_epoch) == pytest.approx(min(0.2, (step + 1) / anneal))
+    assert rec.kl_schedule(rec.RecommendConfig(model="dae"), 7) == (0.0, 0.0)
+    assert rec.kl_schedule(rec.RecommendConfig(epochs=50), 7) == (0.2, 40.0)
+
+
+# -- reading and splitting ----------------------------------------------------------------------------
+def test_reader_guesses_columns_thresholds_and_weights(tmp_path):
+    tsv = tmp_path / "user_artists.dat"
+    tsv.write_text("userID\tartistID\tweight\r\n2\t51\t100\r\n2\t52\t3\r\n3\t51\t7\r\n3\t51\t1\r\n")
+    data = read_interactions(tsv, weighting="count", min_user_count=1)
+    assert data.users.tolist() == ["2", "3"] and data.items.tolist() == ["51", "52"]
+    assert data.matrix.toarray().tolist() == [[100, 3], [8, 0]]  # duplicates summed
+    logged = read_interactions(tsv, weighting="log", min_user_count=1, min_item_count=2)
+    assert logged.items.tolist() == ["51"] and np.allclose(logged.matrix.data, np.log1p([100, 8]))
+    ml1m = tmp_path / "ratings.dat"
+    ml1m.write_text("1::10::5::978300760\n1::11::3::978300761\n2::10::4::978300762\n")
+    implicit = read_interactions(ml1m, min_rating=4, min_user_count=1)
+    assert implicit.matrix.toarray().tolist() == [[1], [1]] and implicit.items.tolist() == ["10"]
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(weighting="tfidf"), ConfigError),
+    (dict(rating_col="none", weighting="count"), ConfigError),
+    (dict(user_col="customer"), DataError),
+    (dict(min_user_count=50), DataError),
+])
+def test_reader_rejects_bad_options(tmp_path, kwargs, error):
+    with pytest.raises(error):
+        read_interactions(clustered_log(tmp_path / "log.csv", n_users=10), **kwargs)
+
+
+def test_reader_rejects_unreadable_files(tmp_path):
+    with pytest.raises(DataError):
+        read_interactions(tmp_path / "missing.csv")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("user,item\n1,2\n1,2,3\n")
+    with pytest.raises(DataError):
+        read_interactions(ragged)
+
+
+def test_strong_split_holds_out_users_and_a_fifth_of_their_items(tmp_path):
+    data = read_interactions(clustered_log(tmp_path / "log.csv", n_users=200))
+    kept, split = strong_split(data, heldout_fraction=0.1, heldout_prop=0.2, seed=3)
+    assert np.bincount(split.role).tolist() == [160, 20, 20]
+    train = split.rows(kept.matrix, 0)
+    assert (np.asarray(train.sum(0)).ravel() > 0).all()  # every kept item is seen in training
+    counts = np.diff(kept.matrix.indptr)
+    held = np.add.reduceat(split.heldout.astype(int), kept.matrix.indptr[:-1])
+    assert (held[split.role == 0] == 0).all()
+    assert (held[split.role > 0] == (0.2 * counts[split.role > 0]).astype(int)).all()
+    foldin, heldout = split.rows(kept.matrix, 2, "foldin"), split.rows(kept.matrix, 2, "heldout")
+    assert foldin.multiply(heldout).nnz == 0 and (foldin + heldout).nnz == split.rows(kept.matrix, 2).nnz
+    rows = SparseRows(train)
+    assert len(rows) == 160 and torch.equal(rows[torch.tensor([3, 0])], torch.from_numpy(train[[3, 0]].toarray()))
+
+
+# -- metrics and baselines ------------------------------------------------------------------------------
+class Fixed(torch.nn.Module):
+    def __init__(self, scores):
+        super().__init__()
+        self.register_buffer("scores", torch.as_tensor(scores, dtype=torch.float32))
+
+    def forward(self, x):
+        return self.scores[: len(x)]
+
+
+def test_ranking_metrics_follow_the_papers_definitions():
+    n_items = 120
+    scores = -torch.arange(n_items, dtype=torch.float32).repeat(2, 1)  # item i has rank i + 1
+    foldin = sparse.csr_matrix(([1.0], ([0], [0])), shape=(2, n_items))  # user 0 saw item 0: never ranked
+    truth = np.zeros((2, n_items))
+    truth[0, [1, 30]] = 1  # user 0: ranks 1 and 30 after removing item 0
+    truth[1, list(range(25))] = 1  # user 1: the first 25 items
+    m = rec.ranking_metrics(Fixed(scores), foldin, sparse.csr_matrix(truth))
+    assert m.recall_20.tolist() == pytest.approx([0.5, 20 / 20])  # denominator min(20, |I_u|)
+    assert m.recall_50.tolist() == pytest.approx([1.0, 1.0])
+    dcg = 1 / math.log2(2) + 1 / math.log2(31)
+    assert m.ndcg_100[0].item() == pytest.approx(dcg / (1 + 1 / math.log2(3)))
+    assert m.ndcg_100[1].item() == pytest.approx(1.0)
+
+
+def test_ease_is_the_closed_form_solution():
+    x = (torch.rand(50, 12, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    b = rec.ease_weights(x.T @ x, 5.0)
+    assert torch.all(b.diagonal() == 0)
+    # Stationarity of ||X - XB||^2 + lam ||B||^2 s.t. diag(B) = 0: off-diagonal gradient vanishes.
+    grad = -2 * x.T @ (x - x @ b) + 2 * 5.0 * b
+    off = grad - torch.diag(grad.diagonal())
+    assert off.abs().max() < 1e-8
+
+
+# -- real tiny runs, API and CLI ----------------------------------------------------------------------
+def test_fit_evaluate_top_and_reload(tmp_path):
+    log = clustered_log(tmp_path / "log.csv", n_users=240)
+    model = rec.fit(log, tmp_path / "vae", model="vae", epochs=25, lr=3e-3, **SMALL)
+    assert len(model.history) == 25 and "val_ndcg@100" in model.history[-1]
+    results = rec.evaluate(tmp_path / "vae", baselines=True)
+    assert set(results) == {"vae", "popularity", "ease"}
+    assert results["vae"]["ndcg@100"] > results["popularity"]["ndcg@100"] + 0.05  # learned the two tastes
+    assert results["ease"]["ndcg@100"] > results["popularity"]["ndcg@100"] + 0.05
+    loaded = rec.load(tmp_path / "vae")
+    x = torch.from_numpy(model.part("test", "foldin").toarray())
+    torch.testing.assert_close(loaded.scorer(x), model.scorer.eval()(x))
+    picks = rec.top(loaded, items=["i0", "i1", "unknown"], k=5)
+    assert len(picks) == 5 and all(int(item[1:]) < 20 and item not in ("i0", "i1") for item, _ in picks)
+    with pytest.raises(DataError):
+        rec.top(loaded, user="nobody")
+    with pytest.raises(ConfigError):
+        rec.top(loaded)
+    with pytest.raises(ConfigError):
+        rec.fit(log, tmp_path / "vae")  # never overwrites a model
+    with pytest.raises(CheckpointError):
+        rec.load(tmp_path)
+
+
+def test_cli_fit_evaluate_top(tmp_path, capsys):
+    log = clustered_log(tmp_path / "log.tsv", n_users=80, sep="\t")
+    out = tmp_path / "dae"
+    assert cli.main(["recommend", "fit", str(log), "-o", str(out), "--model", "dae", "--epochs", "2",
+                     "--hidden", "16", "--latent-dim", "4", "--min-rating", "4"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["model"] == "dae" and saved["data"]["min_rating"] == 4
+    assert cli.main(["recommend", "evaluate", str(out)]) == 0
+    assert "dae" in json.loads((out / "eval.json").read_text())
+    user = json.loads((out / "ids.json").read_text())["users"][0]
+    capsys.readouterr()
+    assert cli.main(["recommend", "top", str(out), "--user", user, "-k", "3", "--no-exclude-seen"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert cli.main(["recommend", "top", str(out), "--user", "nobody"]) == 2
+    assert cli.main(["recommend", "fit", str(log), "-o", str(tmp_path / "x"), "--model", "gpt"]) == 2
+    assert cli.main(["recommend", "evaluate", str(tmp_path / "nothing")]) == 2
+
+
+DATA = os.environ.get("VAEKIT_DATA")
+
+
+@pytest.mark.skipif(not DATA or not Path(DATA, "lastfm-hetrec2011").is_dir(), reason="needs $VAEKIT_DATA")
+def test_real_files_read_as_they_are():
+    lastfm = read_interactions(Path(DATA, "lastfm-hetrec2011", "user_artists.dat"), min_user_count=1)
+    assert lastfm.matrix.shape == (1892, 17632) and lastfm.matrix.nnz == 92834
+    movielens = read_interactions(Path(DATA, "movielens-latest-small", "ratings.csv"), min_user_count=1)
+    assert movielens.matrix.shape == (610, 9724) and movielens.matrix.nnz == 100836
