@@ -1,0 +1,28 @@
+"""TabularConfig and the tabular training defaults; imports neither numpy nor torch (fast CLI --help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import option
+from ..errors import ConfigError
+
+# Tabular training defaults that differ from TrainConfig's (TVAE's: batch 500, L2 1e-5).
+TRAIN_DEFAULTS = dict(epochs=100, batch_size=500, weight_decay=1e-5, progress=False)
+
+
+@dataclass(frozen=True)
+class TabularConfig:
+    latent_dim: int = option(32, "size of the latent code per row (the compressed record)")
+    hidden: tuple[int, ...] = option((128, 128), "MLP hidden sizes of the encoder (the decoder mirrors them)")
+    activation: str = option("relu", "hidden activation: relu, tanh, elu, gelu, leaky_relu")
+    normalization: str = option("standard", "continuous columns: standard, or modes (a Gaussian mixture per "
+                                "column, as TVAE; better for multi-modal columns, slower to fit)")
+    max_categories: int = option(100, "a categorical column with more distinct values is an error")
+    min_scale: float = option(0.01, "floor of the Gaussian sigma of continuous columns, in standard units")
+
+    def validate(self) -> None:
+        if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"--latent-dim and --hidden must be positive, got {self.latent_dim} and {self.hidden}")
+        if self.max_categories < 2:
+            raise ConfigError(f"--max-categories must be at least 2, got {self.max_categories}")

@@ -1,0 +1,226 @@
+"""TabularVAE: a fitted TableTransformer + a core VAE with a MixedLikelihood, in the style of SDV's
+synthesizers: `TabularVAE(epochs=100).fit(df)`, `.sample(n)`, `.sample(n, conditions={...})`,
+`.encode(df)` / `.decode(z)` for record compression, `.save(dir)` / `TabularVAE.load(dir)`.
+
+A model directory holds config.json, transformer.json and model.safetensors (no pickle).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from ..config import TrainConfig, from_dict, to_dict
+from ..errors import CheckpointError, ConfigError, DataError
+from .config import TRAIN_DEFAULTS, TabularConfig
+
+FORMAT = "vaekit.tabular/1"
+TRANSFORMER_FILE = "transformer.json"
+def split_options(options: dict) -> tuple[TabularConfig, TrainConfig]:
+    """Keyword options -> (TabularConfig, TrainConfig); an unknown name is a ConfigError."""
+    model_names = {f.name for f in fields(TabularConfig)}
+    train_names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - model_names - train_names)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)}: use fields of TabularConfig or TrainConfig "
+                          f"({', '.join(sorted(model_names | train_names))})")
+    model = TabularConfig(**{k: v for k, v in options.items() if k in model_names})
+    train = TrainConfig(**{**TRAIN_DEFAULTS, **{k: v for k, v in options.items() if k in train_names}})
+    model.validate()
+    train.validate()
+    return model, train
+
+
+class TabularVAE:
+    """A VAE for mixed-type tables. Options are TabularConfig and TrainConfig fields
+    (e.g. `TabularVAE(epochs=50, latent_dim=16, normalization="modes")`); categorical/continuous/
+    datetime name columns whose detected kind is overridden."""
+
+    def __init__(self, categorical=(), continuous=(), datetime=(), **options):
+        self.config, self.train_config = split_options(options)
+        self.overrides = dict(categorical=tuple(categorical), continuous=tuple(continuous), datetime=tuple(datetime))
+        self.transformer = None
+        self.vae = None
+        self.history: list[dict] = []
+        self.fit_seconds = 0.0
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit(self, df) -> "TabularVAE":
+        """Fit the transformer and train the VAE on every row of df (a pandas DataFrame)."""
+        import torch
+
+        from ..training import Trainer
+        from .transformer import TableTransformer
+
+        started = time.perf_counter()
+        torch.manual_seed(self.train_config.seed)
+        self.transformer = TableTransformer.fit(df, normalization=self.config.normalization,
+                                                max_categories=self.config.max_categories,
+                                                seed=self.train_config.seed, **self.overrides)
+        x = torch.from_numpy(self.transformer.transform(df))  # (N, D)
+        self.vae = self._build()
+        self.history = Trainer(self.vae, self.train_config).fit(x)
+        self.vae.eval()
+        self.fit_seconds = time.perf_counter() - started
+        return self
+
+    def _build(self):
+        from ..likelihoods.mixed import MixedLikelihood
+        from ..networks import MLP
+        from ..priors import StandardNormal
+        from ..vae import VAE
+
+        cfg, width = self.config, self.transformer.width
+        return VAE(MLP((width,), cfg.hidden, (2 * cfg.latent_dim,), cfg.activation),
+                   MLP((cfg.latent_dim,), tuple(reversed(cfg.hidden)), (width,), cfg.activation),
+                   MixedLikelihood(self.transformer.blocks(), cfg.min_scale), StandardNormal(cfg.latent_dim))
+
+    def _fitted(self):
+        if self.vae is None:
+            raise ConfigError("the model is not fitted: call fit(df) or TabularVAE.load(path) first")
+        return self.vae
+
+    # -- sampling --------------------------------------------------------------------------------
+    def sample(self, n: int, conditions: dict | None = None, seed: int | None = None, batch_size: int = 10_000,
+               max_draws: int = 2_000_000):
+        """n synthetic rows as a DataFrame with the input's columns, dtypes and category sets.
+
+        conditions {column: value} on categorical or boolean columns: exact conditional samples by
+        rejection, accepting z ~ p(z) with probability p(value | z) and setting the column to value.
+        A value so rare that max_draws latent draws give fewer than n rows raises DataError.
+        """
+        import torch
+
+        vae = self._fitted()
+        if n < 1:
+            raise ConfigError(f"-n must be positive, got {n}")
+        generator = torch.Generator().manual_seed(self.train_config.seed if seed is None else seed)
+        targets = self._condition_columns(conditions or {})
+        kept, have, drawn = [], 0, 0
+        with torch.no_grad():
+            while have < n:
+                if drawn >= max_draws:
+                    raise DataError(f"only {have} of {n} rows met {conditions} in {drawn} draws: the value is too rare "
+                                    "under the model; ask for fewer rows or fit longer")
+                m = batch_size if targets else min(batch_size, n - have)
+                z = torch.randn(m, vae.latent_dim, generator=generator)  # (m, latent)
+                px = vae.decode(z)
+                rows = px.sample(generator=generator)  # (m, D)
+                if targets:
+                    mean = px.mean  # (m, D) probabilities of the one-hot and flag entries
+                    prob = torch.ones(m)
+                    for column, state in targets:
+                        prob = prob * (mean[:, column] if state else 1 - mean[:, column])  # p(values | z)
+                    rows = rows[torch.rand(m, generator=generator) < prob]
+                    for column, state in targets:
+                        rows[:, self._block_of(column)] = 0.0
+                        rows[:, column] = state
+                kept.append(rows)
+                have += len(rows)
+                drawn += m
+        return self.transformer.inverse_transform(torch.cat(kept)[:n].numpy())
+
+    def _condition_columns(self, conditions: dict) -> list[tuple[int, float]]:
+        """(row-layout index, 0 or 1) of the flag or chosen category entry each condition fixes;
+        for a categorical, fixing its chosen entry to 1 also zeroes the rest of the block."""
+        from .transformer import _python
+
+        by_name, start = {}, 0
+        for column in self.transformer.columns:
+            by_name[column.name] = (column, start)
+            start += sum(w for _, w in column.blocks())
+        allowed = [c.name for c in self.transformer.columns if c.kind in ("categorical", "boolean")]
+        targets = []
+        for name, value in conditions.items():
+            if name not in allowed:
+                raise ConfigError(f"cannot condition on '{name}': conditions name categorical or boolean columns "
+                                  f"({', '.join(allowed) or 'this table has none'})")
+            column, first = by_name[name]
+            if column.kind == "boolean":
+                targets.append((first, float(_as_bool(value))))
+                continue
+            labels = [str(c) for c in column.categories]
+            value = _python(value)
+            if value in column.categories:
+                index = column.categories.index(value)
+            elif str(value) in labels:
+                index = labels.index(str(value))
+            else:
+                raise DataError(f"'{value}' is not a category of '{name}': use one of {', '.join(labels[:20])}")
+            targets.append((first + index, 1.0))
+        return targets
+
+    def _block_of(self, index: int) -> slice:
+        """The slice of the row layout holding the block that contains entry `index`."""
+        start = 0
+        for _, width in self.transformer.blocks():
+            if start <= index < start + width:
+                return slice(start, start + width)
+            start += width
+        raise IndexError(index)
+
+    # -- compression -----------------------------------------------------------------------------
+    def encode(self, df, batch_size: int = 10_000) -> np.ndarray:
+        """Latent codes E[z|x] of the rows, (N, latent_dim) float32."""
+        import torch
+
+        vae = self._fitted()
+        x = torch.from_numpy(self.transformer.transform(df))
+        with torch.no_grad():
+            return torch.cat([vae.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)]).numpy()
+
+    def decode(self, z: np.ndarray):
+        """The most likely row for each code z (N, latent_dim): Gaussian means, argmax categories."""
+        import torch
+
+        vae = self._fitted()
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != vae.latent_dim:
+            raise DataError(f"codes have shape {z.shape} but the model needs (N, {vae.latent_dim})")
+        with torch.no_grad():
+            return self.transformer.inverse_transform(vae.decode_mean(torch.from_numpy(z)).numpy())
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors, write_json
+
+        vae, path = self._fitted(), Path(path)
+        write_json(path / TRANSFORMER_FILE, self.transformer.to_dict())
+        save_tensors(path / MODEL_FILE, vae.state_dict())
+        write_json(path / CONFIG_FILE, {"format": FORMAT, "model": to_dict(self.config),
+                                        "train": to_dict(self.train_config), "overrides": self.overrides,
+                                        "fit_seconds": self.fit_seconds, "history": self.history})
+        return path
+
+    @classmethod
+    def load(cls, path) -> "TabularVAE":
+        from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+        from .transformer import TableTransformer
+
+        path = Path(path)
+        config = read_json(path / CONFIG_FILE)
+        if config.get("format") != FORMAT:
+            raise CheckpointError(f"{path} is not a tabular model (format {config.get('format')!r}): "
+                                  "pass a directory written by 'vaekit tabular fit'")
+        self = cls.__new__(cls)
+        self.config = from_dict(TabularConfig, config["model"])
+        self.train_config = from_dict(TrainConfig, config["train"])
+        self.overrides = config.get("overrides", {})
+        self.history, self.fit_seconds = config.get("history", []), config.get("fit_seconds", 0.0)
+        self.transformer = TableTransformer.from_dict(read_json(path / TRANSFORMER_FILE))
+        self.vae = self._build()
+        load_weights(self.vae, path / MODEL_FILE)
+        self.vae.eval()
+        return self
+
+
+def _as_bool(value) -> bool:
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise DataError(f"'{value}' is not a boolean: use true or false")
+        return value.lower() in ("true", "1")
+    return bool(value)
+
