@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.readers import is_number
 from ..errors import DataError
 from .anomaly import VAEAnomalyDetector, as_examples
 
@@ -26,13 +27,6 @@ class Chunk:
     x: np.ndarray
     labels: np.ndarray | None
 
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
 
 
 def _label_index(header: list[str] | None, label_column: str | None, path) -> int | None:
@@ -66,7 +60,7 @@ def _table_chunks(path: Path, chunk_rows: int, label_column: str | None, progres
         first = next(rows, None)
         if first is None:
             raise DataError(f"{path} is empty; pass a CSV file with rows of numbers")
-        header = [c.strip() for c in first] if not all(map(_is_number, first)) else None
+        header = [c.strip() for c in first] if not all(map(is_number, first)) else None
         label = _label_index(header, label_column, path)
         pending = [] if header else [first]
         line = 1 + (header is not None)
@@ -100,7 +94,7 @@ def _bad_cell(block, header, label, path, first_line) -> DataError:
     names = [h for i, h in enumerate(header) if i != label] if header else None
     for offset, row in enumerate(block):
         for column, cell in enumerate(row):
-            if not _is_number(cell):
+            if not is_number(cell):
                 name = repr(names[column]) if names and column < len(names) else column
                 return DataError(f"{path} line {first_line + offset} column {name} holds {cell.strip()!r}, not a "
                                  "number: the anomaly detector reads numeric tables; drop or one-hot encode that column")
@@ -125,8 +119,8 @@ def read_chunks(path, chunk_rows: int = 10000, label_column: str | None = None, 
 def is_anomaly(labels: np.ndarray, normal_label: str) -> np.ndarray:
     """0/1 ground truth from raw labels: anything other than `normal_label` is an anomaly."""
     normal = np.char.strip(labels.astype(str)) == normal_label
-    if _is_number(normal_label):
-        numbers = np.array([float(v) if _is_number(v) else np.nan for v in labels])
+    if is_number(normal_label):
+        numbers = np.array([float(v) if is_number(v) else np.nan for v in labels])
         normal |= numbers == float(normal_label)
     return (~normal).astype(np.int64)
 

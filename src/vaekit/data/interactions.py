@@ -17,6 +17,7 @@ import torch
 from scipy import sparse
 
 from vaekit.errors import ConfigError, DataError
+from vaekit.data.readers import is_number
 
 # Column names recognised (lower case, without '_', '-' or spaces), in order of preference.
 USER_COLUMNS = ("userid", "user", "uid", "customerid", "visitorid", "listenerid", "reviewerid", "u")
@@ -98,7 +99,7 @@ def read_table(source, sep: str = "auto") -> tuple[list[str] | None, dict[int, n
         delimiter = "\x1f"
     rows = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
     width = len(rows[0])
-    header = rows[0] if not all(_is_number(v) for v in rows[0][:2]) else None
+    header = rows[0] if not all(is_number(v) for v in rows[0][:2]) else None
     body = rows[1:] if header else rows
     if width < 2 or any(len(r) != width for r in body):
         bad = next((i for i, r in enumerate(body) if len(r) != width), 0)
@@ -117,13 +118,6 @@ def _sniff(lines: list[str]) -> str:
             return candidate
     raise DataError("cannot tell the field separator of the file: pass --sep (e.g. --sep , or --sep '\\t')")
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _find_column(header: list[str] | None, given: str, known: tuple[str, ...], role: str, default: int | None):

@@ -122,7 +122,8 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return x, y
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
+    """True when a CSV cell parses as a float."""
     try:
         float(cell)
         return True
@@ -136,7 +137,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             first = next(csv.reader(f), [])
     except (OSError, UnicodeDecodeError) as e:
         raise _unreadable(path, str(e), "save it as a UTF-8 CSV file") from None
-    header = [c.strip() for c in first] if first and not any(map(_is_number, first)) else None
+    header = [c.strip() for c in first] if first and not any(map(is_number, first)) else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": checked below
@@ -166,7 +167,7 @@ def _bad_csv_cell(path: Path, header: list[str] | None) -> DataError:
             if len(row) != width:
                 return DataError(f"{path} row {line} has {len(row)} cells, expected {width}; make every row the same length")
             for column, cell in enumerate(row):
-                if not _is_number(cell):
+                if not is_number(cell):
                     name = repr(header[column]) if header else column + 1
                     what = "is empty" if not cell.strip() else f"holds {cell.strip()!r}, not a number"
                     return DataError(f"{path} row {line} column {name} {what}; vaekit reads numeric CSV only, so fill gaps and encode categories as numbers")
