@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vaekit import __version__
-from vaekit.apps import recommend as rec
+from vaekit import recommend as rec
 from vaekit.checkpoint import write_json
 
 DATASETS = {

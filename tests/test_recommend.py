@@ -14,7 +14,7 @@ import torch
 from scipy import sparse
 
 from vaekit import cli
-from vaekit.apps import recommend as rec
+from vaekit import recommend as rec
 from vaekit.config import TrainConfig
 from vaekit.data.interactions import SparseRows, read_interactions, strong_split
 from vaekit.errors import CheckpointError, ConfigError, DataError

@@ -1,0 +1,213 @@
+"""Recommenders' configs, networks, EASE and the ranking metrics of Liang et al. (2018)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import math
+from dataclasses import dataclass
+
+from ..config import option
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
+DATA_FILE, IDS_FILE, METRICS_FILE = "interactions.safetensors", "ids.json", "metrics.jsonl"
+FORMAT_VERSION = 1
+MODELS = ("vae", "dae", "ease", "popularity")
+EASE_GRID = (50.0, 150.0, 500.0, 1500.0)  # lambdas tried on validation users when ease_lambda is 0
+DAE_LOG_VAR = -30.0  # Mult-DAE's posterior log-variance: std 3e-7, a deterministic code in float32
+EASE_MAX_ITEMS = 30000  # a dense items x items EASE matrix beyond this needs > 3.6 GB
+
+
+@dataclass(frozen=True)
+class InteractionConfig:
+    sep: str = option("auto", "field separator: auto sniffs , tab ; | or ::")
+    user_col: str = option("auto", "user column name or 0-based index; auto guesses (userId, user_id, ...)")
+    item_col: str = option("auto", "item column name or index; auto guesses (movieId, artistID, item_id, ...)")
+    rating_col: str = option("auto", "rating/play-count column; auto guesses (rating, weight, ...), none ignores it")
+    min_rating: float = option(0.0, "keep rows with rating >= this (the paper: 4 on MovieLens); 0 keeps all")
+    weighting: str = option("binary", "interaction value: binary (implicit 1), count (the rating or play count) "
+                            "or log (log(1 + count), for listening data)")
+    min_user_count: int = option(5, "drop users with fewer interactions (the paper: 5)")
+    min_item_count: int = option(0, "drop items with fewer users first (the paper: 0 on ML-20M, 200 on MSD)")
+    heldout_fraction: float = option(0.1, "share of users held out for each of validation and test")
+    heldout_prop: float = option(0.2, "share of a held-out user's interactions to predict (the paper: 0.2)")
+
+    def validate(self) -> None:
+        if not 0 < self.heldout_fraction < 0.5:
+            raise ConfigError(f"--heldout-fraction must be in (0, 0.5), got {self.heldout_fraction}")
+        if not 0 < self.heldout_prop < 1:
+            raise ConfigError(f"--heldout-prop must be in (0, 1), got {self.heldout_prop}")
+        if self.min_user_count < 1 or self.min_item_count < 0:
+            raise ConfigError("--min-user-count must be >= 1 and --min-item-count >= 0")
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    model: str = option("vae", "vae (Mult-VAE), dae (Mult-DAE), ease (closed-form linear) or popularity")
+    hidden: tuple[int, ...] = option((600,), "encoder hidden sizes (decoder mirrors them); the paper: 600")
+    latent_dim: int = option(200, "size of z; the paper: 200")
+    dropout: float = option(0.5, "dropout on the L2-normalised input (the paper: 0.5)")
+    beta_cap: float = option(0.2, "Mult-VAE's KL weight is annealed linearly from 0 up to this cap (the paper: 0.2)")
+    anneal_steps: int = option(0, "steps for beta to reach 1 at the paper's slope (200000 on ML-20M); "
+                               "0 reaches the cap at 80%% of training, where the paper's schedule reached it")
+    epochs: int = option(100, "passes over the training users (the paper: 200)")
+    batch_size: int = option(500, "users per step (the paper: 500)")
+    lr: float = option(1e-3, "Adam learning rate")
+    weight_decay: float = option(0.0, "L2 penalty in Adam (the authors' code: 0 for Mult-VAE, 0.02/500 for Mult-DAE)")
+    ease_lambda: float = option(0.0, "EASE's L2 weight; 0 picks the best of 50,150,500,1500 on validation users")
+    coefficient: bool = option(True, "include the multinomial coefficient so the reported ELBO is in true nats")
+    seed: int = option(0, "seed of the user split, initialization and shuffling")
+    device: str = option("auto", "cpu, cuda or auto")
+
+    def validate(self) -> None:
+
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown --model '{self.model}': use one of {', '.join(MODELS)}")
+        if self.latent_dim < 1 or self.epochs < 1 or self.batch_size < 1 or min(self.hidden, default=1) < 1:
+            raise ConfigError("--latent-dim, --epochs, --batch-size and --hidden sizes must be positive")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.beta_cap < 0 or self.anneal_steps < 0 or self.ease_lambda < 0:
+            raise ConfigError("--beta-cap, --anneal-steps and --ease-lambda must be >= 0")
+
+
+# -- models ---------------------------------------------------------------------------------------
+def _torch():
+    import torch
+    from torch import nn
+
+    return torch, nn
+
+
+def build_model(n_items: int, config: RecommendConfig):
+    """The scoring module for config.model: (users, items) interactions -> (users, items) scores."""
+    torch, nn = _torch()
+    from ..networks import MLP
+    from ..likelihoods.multinomial import Multinomial
+    from ..priors import StandardNormal
+    from ..vae import VAE
+
+    class MultEncoder(nn.Module):
+        """x (batch, items) -> L2-normalise rows -> dropout -> MLP (tanh) -> (batch, 2 * latent):
+        the loc and log-variance of q(z|x) (Liang et al. 2018, sec. 2.2; dropout only in training).
+        deterministic=True is Mult-DAE's encoder: loc = tanh(MLP(x)) and a fixed log-variance."""
+
+        def __init__(self, deterministic: bool):
+            super().__init__()
+            self.deterministic = deterministic
+            out = config.latent_dim * (1 if deterministic else 2)
+            self.dropout = nn.Dropout(config.dropout)
+            self.mlp = MLP((n_items,), config.hidden, (out,), "tanh")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.mlp(self.dropout(nn.functional.normalize(x, dim=-1)))
+            if not self.deterministic:
+                return h
+            return torch.cat([torch.tanh(h), torch.full_like(h, DAE_LOG_VAR)], -1)
+
+    class MultScorer(nn.Module):
+        """Scores of a Mult-VAE/DAE: the decoder's logits at the posterior mean (the paper's test rule)."""
+
+        def __init__(self, vae: VAE):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.vae.decoder(self.vae.encode(x).mean)
+
+    class Popularity(nn.Module):
+        """Score = number of training users who interacted with the item, for every user."""
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("counts", torch.zeros(n_items))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.counts.expand(len(x), -1)
+
+    class EASE(nn.Module):
+        """Scores x @ B with B the closed-form item-item weights of Steck (2019), diag(B) = 0."""
+
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("weights", torch.zeros(n_items, n_items))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x @ self.weights
+
+    if config.model == "popularity":
+        return Popularity()
+    if config.model == "ease":
+        return EASE()
+    deterministic = config.model == "dae"
+    decoder = MLP((config.latent_dim,), tuple(reversed(config.hidden)), (n_items,), "tanh")
+    vae = VAE(MultEncoder(deterministic), decoder, Multinomial((n_items,), config.coefficient),
+              StandardNormal(config.latent_dim))
+    return MultScorer(vae)
+
+
+def _device(module):
+    return next(iter(module.state_dict().values())).device
+
+
+def ease_weights(gram, lam: float):
+    """B = I - P diag(1/diag(P)), P = (X^T X + lam I)^-1 (Steck 2019, eq. 8); gram (items, items)."""
+    torch, _ = _torch()
+    a = gram.clone()
+    a.diagonal().add_(lam)
+    p = torch.cholesky_inverse(torch.linalg.cholesky(a))
+    b = -p / p.diagonal()
+    b.diagonal().zero_()
+    return b
+
+
+# -- metrics --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RankingMetrics:
+    """Per-user metrics, each (users,), over users with at least one held-out item (Liang et al.
+    2018, sec. 4.3): Recall@k = hits in top k / min(k, |I_u|); NDCG@k = DCG@k / ideal DCG@k with
+    gains 1/log2(rank + 1). Fold-in items are never ranked."""
+
+    recall_20: "torch.Tensor"
+    recall_50: "torch.Tensor"
+    ndcg_100: "torch.Tensor"
+
+    def summary(self) -> dict:
+        """Means and standard errors over users, and the number of users."""
+        n = len(self.ndcg_100)
+        out = {"users": n}
+        for name, values in (("recall@20", self.recall_20), ("recall@50", self.recall_50),
+                             ("ndcg@100", self.ndcg_100)):
+            out[name] = float(values.mean())
+            out[f"{name}_se"] = float(values.std() / math.sqrt(n)) if n > 1 else 0.0
+        return out
+
+
+def ranking_metrics(scorer, foldin, heldout, batch_size: int = 1000) -> RankingMetrics:
+    """Score fold-in rows (scipy CSR, users x items) and compare the top items with `heldout`."""
+    torch, _ = _torch()
+    device = _device(scorer)
+    keep = torch.from_numpy(heldout.getnnz(axis=1) > 0)
+    parts = []
+    scorer.eval()
+    with torch.inference_mode():
+        for start in range(0, foldin.shape[0], batch_size):
+            x = torch.from_numpy(foldin[start:start + batch_size].toarray()).to(device)
+            truth = torch.from_numpy(heldout[start:start + batch_size].toarray() > 0).to(device)
+            scores = scorer(x).float().masked_fill(x > 0, -math.inf)
+            k = min(100, scores.shape[1])
+            hits = truth.gather(1, scores.topk(k, dim=1).indices).float()  # (batch, k)
+            n_true = truth.sum(1)
+            recall = [hits[:, :c].sum(1) / n_true.clamp(max=c, min=1) for c in (20, 50)]
+            gains = 1 / torch.log2(torch.arange(2, k + 2, device=device, dtype=torch.float32))
+            ideal = torch.cumsum(gains, 0)[(n_true.clamp(max=k, min=1) - 1)]
+            parts.append(torch.stack([*recall, (hits * gains).sum(1) / ideal], 1).cpu())
+    values = torch.cat(parts)[keep]
+    return RankingMetrics(values[:, 0], values[:, 1], values[:, 2])
+
+
+# -- a fitted recommender -------------------------------------------------------------------------
