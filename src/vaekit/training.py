@@ -2,7 +2,8 @@
 
 It owns Adam, batching, KL warm-up, early stopping, checkpoints, exact resume and logging;
 the model owns its maths. Data is held as one tensor on the device and batched by shuffled
-index slices; per-step metrics stay on the device and are read once per epoch.
+index slices; per-step metrics stay on the device and are read once per epoch. Under torchrun
+the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writes and logs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, optimizer_state, read_json,
                          restore_optimizer, save_tensors, write_json)
 from .config import TrainConfig
+from .distributed import Group, from_environment
 from .errors import CheckpointError, VaekitError
 
 METRICS_FILE = "metrics.jsonl"
@@ -52,14 +54,18 @@ def binarize(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def negative_elbo(vae: nn.Module, x, batch_size: int = 1000) -> tuple[float, float, float]:
-    """Mean -ELBO, reconstruction and KL (nats per example) over x, one posterior sample each."""
+def negative_elbo(vae: nn.Module, x, batch_size: int = 1000, group: Group | None = None) -> tuple[float, float, float]:
+    """Mean -ELBO, reconstruction and KL (nats per example) over x, one posterior sample each.
+    With a multi-process `group`, each rank evaluates its share of x and the sums are all-reduced."""
     device = next(vae.parameters()).device
     totals = torch.zeros(3, device=device)
-    for start in range(0, len(x), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(x)))
+    share = group.span(len(x)) if group is not None else range(len(x))
+    for start in range(share.start, share.stop, batch_size):
+        index = torch.arange(start, min(start + batch_size, share.stop))
         elbo = vae.elbo(x[index.to(x.device) if torch.is_tensor(x) else index].to(device))
         totals += torch.stack([-elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()])
+    if group is not None:
+        group.all_reduce(totals)
     return tuple((totals / len(x)).tolist())
 
 
@@ -72,7 +78,8 @@ class Trainer:
                  kl_schedule: Callable[[int, int], float] | None = None):
         config.validate()
         self.config = config
-        self.device = select_device(config.device)
+        self.group = from_environment(select_device(config.device))  # world_size 1 outside torchrun
+        self.device = self.group.device
         self.vae = vae.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.dynamic_binarization = dynamic_binarization
@@ -93,7 +100,7 @@ class Trainer:
         return rng
 
     def save_checkpoint(self) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not self.group.is_main:
             return
         tensors, meta = optimizer_state(self.optimizer)
         tensors.update({f"model.{k}": v for k, v in self.vae.state_dict().items()})
@@ -126,7 +133,7 @@ class Trainer:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
     def _write_metrics(self) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.group.is_main:
             atomic_write(self.run_dir / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in self.history))
 
     # -- training ------------------------------------------------------------------------------
@@ -143,7 +150,8 @@ class Trainer:
         x_train, x_val: (N, *data_shape) float tensors, moved to the trainer's device once; or any
         object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows).
         """
-        cfg = self.config
+        cfg, group = self.config, self.group
+        objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
         x_train = _on_device(x_train, self.device)
         x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
@@ -153,30 +161,39 @@ class Trainer:
         while self.epoch < cfg.epochs:
             self.vae.train()
             started = time.perf_counter()
-            order = torch.randperm(n, generator=self.shuffle)
+            order = torch.randperm(n, generator=self.shuffle)  # the same on every rank
+            if group.distributed:  # each rank its own noise, reproducible per epoch whatever the history
+                torch.manual_seed(cfg.seed + 1_000_003 * (self.epoch + 1) + 7919 * group.rank)
             if torch.is_tensor(x_train):
                 order = order.to(x_train.device)
             sums = torch.zeros(3, device=self.device)
-            bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress)
+            bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
             for step in range(steps_per_epoch):
-                batch = x_train[order[step * batch_size:(step + 1) * batch_size]].to(self.device, non_blocking=True)
+                index = order[step * batch_size:(step + 1) * batch_size]
+                share, count = group.shard(index)  # this rank's part of the global batch
+                batch = x_train[share].to(self.device, non_blocking=True)
                 if self.dynamic_binarization:
                     batch = binarize(batch)
                 beta = self.kl_weight(self.epoch * steps_per_epoch + step, steps_per_epoch)
-                out = self.vae.loss(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
+                out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
                 self.optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                loss = out.loss * group.loss_scale(count, len(index)) if group.distributed else out.loss
+                with group.guard("the gradient all-reduce"):
+                    loss.backward()
                 if cfg.grad_clip > 0:
                     nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
                 if step % check_every == 0 and not torch.isfinite(out.loss):
                     self._diverged(step)
                 self.optimizer.step()
-                sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * len(batch)
+                sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
                 if bar is not None:
                     bar.update()
                     if step % 50 == 0:
                         bar.set_postfix(loss=f"{out.loss.item():.2f}", kl=f"{out.kl.item():.2f}")
             seconds = time.perf_counter() - started
+            if group.distributed:  # every rank takes the same decisions from the same numbers
+                group.all_reduce(sums)
+                seconds = group.all_reduce(torch.tensor([seconds], dtype=torch.float64), op="max").item()
             loss, reconstruction, kl = (sums / n).tolist()
             if not all(map(math.isfinite, (loss, reconstruction, kl))):
                 self._diverged(steps_per_epoch)
@@ -185,17 +202,19 @@ class Trainer:
                    "epoch_seconds": seconds, "samples_per_s": n / seconds}
             if x_val is not None:
                 self.vae.eval()
-                row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(self.vae, x_val)
+                row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(
+                    self.vae, x_val, group=group)
             if bar is not None:
                 bar.close()
                 bar.write(_summary(row, cfg.epochs))
             training_seconds += seconds
             stop = self._end_epoch(row, x_val is not None)
             stop = stop or 0 < cfg.time_limit * 60 <= training_seconds
-            if self.on_epoch:
+            if self.on_epoch and group.is_main:
                 self.on_epoch(row)
             if stop:
                 break
+        group.barrier()  # rank 0's files are complete before any rank reads them
         return self.history
 
     def _end_epoch(self, row: dict, has_val: bool) -> bool:
@@ -206,7 +225,7 @@ class Trainer:
         elif has_val:
             self.bad_epochs += 1
         self.history.append(row)
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.group.is_main:
             if improved:
                 save_tensors(self.run_dir / MODEL_FILE, self.vae.state_dict())
             self._write_metrics()

@@ -1,0 +1,99 @@
+"""A tiny training job for tests/test_distributed.py, run under torchrun (or with WORLD_SIZE/RANK set).
+
+    python tests/distributed_worker.py RUN_DIR EPOCHS [--resume] [--shards DIR]
+        [--die-rank R --die-step S [--die-signal SIGSTOP]]
+
+The encoder's scale is fixed at exp(-15), so the reparameterization noise is ~3e-7: the runs
+are deterministic up to float rounding and one process can be compared with several.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+import torch
+from torch import nn
+
+from vaekit.config import TrainConfig
+from vaekit.likelihoods import build_likelihood
+from vaekit.networks import MLP
+from vaekit.priors import StandardNormal
+from vaekit.training import Trainer
+from vaekit.vae import VAE
+
+N, D, LATENT = 120, 10, 3
+CONFIG = dict(batch_size=33, lr=1e-2, seed=0, progress=False, device="cpu")
+
+
+class NearlyDeterministic(nn.Module):
+    """Encoder whose log-variance is a constant -30."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = MLP((D,), (16,), (LATENT,), "tanh")
+
+    def forward(self, x):
+        loc = self.net(x)
+        return torch.cat([loc, torch.full_like(loc, -30.0)], -1)
+
+
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.bernoulli(torch.rand(N, D, generator=generator) * 0.8 + 0.1, generator=generator)
+    return x[:100], x[100:]
+
+
+def build() -> VAE:
+    torch.manual_seed(0)
+    return VAE(NearlyDeterministic(), MLP((LATENT,), (16,), (D,), "tanh"), build_likelihood("bernoulli", (D,)),
+               StandardNormal(LATENT))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run_dir")
+    parser.add_argument("epochs", type=int)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--die-rank", type=int, default=-1)
+    parser.add_argument("--die-step", type=int, default=0)
+    parser.add_argument("--die-signal", default="SIGKILL", help="SIGSTOP makes a hung rank instead of a dead one")
+    parser.add_argument("--shards", default=None, help="read the training rows from these .npy shards")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    vae = build()
+    if int(os.environ.get("RANK", "0")) == args.die_rank:
+        steps = [0]
+        loss = vae.loss
+
+        def dying(x, **kwargs):
+            steps[0] += 1
+            if steps[0] > args.die_step:
+                os.kill(os.getpid(), getattr(signal, args.die_signal))
+            return loss(x, **kwargs)
+
+        vae.loss = dying
+    trainer = Trainer(vae, TrainConfig(epochs=args.epochs, **CONFIG), args.run_dir)
+    if args.resume:
+        trainer.resume()
+    x_train, x_val = data()
+    if args.shards:
+        from vaekit.data.shards import NpyShards
+
+        x_train = NpyShards(args.shards)
+    try:
+        trainer.fit(x_train, x_val)
+    except Exception as err:  # the CLI's behaviour: one line, exit 2
+        from vaekit.errors import VaekitError
+
+        if not isinstance(err, VaekitError):
+            raise
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

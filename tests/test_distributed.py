@@ -1,0 +1,168 @@
+"""Data-parallel training: gradient normalisation, 2 gloo processes on 127.0.0.1 against 1, resume
+across world sizes, memory-mapped shards, and a killed rank failing fast with a clear message."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import distributed_worker as worker
+from vaekit.config import TrainConfig
+from vaekit.data.shards import NpyShards, write_npy_shards
+from vaekit.distributed import DistributedError, Group, from_environment
+from vaekit.errors import DataError
+from vaekit.training import Trainer
+
+WORKER = str(Path(__file__).with_name("distributed_worker.py"))
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", VAEKIT_DIST_TIMEOUT="30",
+               PYTHONPATH=os.pathsep.join([SRC, env.get("PYTHONPATH", "")]), **extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(*args, nproc=2):
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+               "--master-addr=127.0.0.1", f"--master-port={_free_port()}", WORKER, *map(str, args)]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _single(run_dir, epochs, resume=False):
+    assert worker.main([str(run_dir), str(epochs), *(["--resume"] if resume else [])]) == 0
+
+
+def _model(run_dir) -> dict:
+    from safetensors.torch import load_file
+
+    return {k: v for k, v in load_file(str(run_dir / "checkpoint" / "state.safetensors")).items()
+            if k.startswith("model.")}
+
+
+def _assert_close(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=2e-5, msg=name)
+
+
+def _read_rows(run_dir):
+    import json
+
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_ranks_split_each_global_batch_and_scaled_gradients_average_to_the_full_batch_gradient():
+    index = torch.arange(7)
+    groups = [Group(rank, 3, torch.device("cpu")) for rank in range(3)]
+    shares = [g.shard(index) for g in groups]
+    assert torch.equal(torch.cat([s for s, _ in shares]), index) and [c for _, c in shares] == [3, 2, 2]
+    assert groups[2].shard(torch.arange(2)) == (torch.arange(1), 0)  # an empty share still joins, weighted 0
+    assert [len(g.span(10)) for g in groups] == [4, 3, 3] and groups[1].span(10) == range(4, 7)
+
+    vae, x = worker.build(), worker.data()[0][:7]
+
+    def gradient(batch, scale=1.0):
+        vae.zero_grad()
+        (vae.loss(batch).loss * scale).backward()
+        return torch.cat([p.grad.flatten() for p in vae.parameters()])
+
+    full = gradient(x)
+    averaged = sum(gradient(x[s], g.loss_scale(c, len(x))) for g, (s, c) in zip(groups, shares)) / 3
+    torch.testing.assert_close(averaged, full, rtol=1e-4, atol=1e-6)
+    unscaled = sum(gradient(x[s]) for s, _ in shares) / 3  # what plain DDP would do with unequal shares
+    assert not torch.allclose(unscaled, full, rtol=1e-4, atol=1e-6)
+
+
+def test_two_gloo_processes_match_one_and_resume_on_one(tmp_path):
+    _torchrun(tmp_path / "two", 1)
+    _single(tmp_path / "one", 1)
+    _assert_close(_model(tmp_path / "two"), _model(tmp_path / "one"))
+    two, one = _read_rows(tmp_path / "two")[0], _read_rows(tmp_path / "one")[0]
+    for key in ("loss", "kl", "val_neg_elbo"):
+        assert two[key] == pytest.approx(one[key], rel=1e-5), key
+    assert not list((tmp_path / "two").glob(".*.tmp"))
+    _single(tmp_path / "two", 3, resume=True)  # started on 2 processes, continued on 1
+    _single(tmp_path / "one", 3, resume=True)
+    _assert_close(_model(tmp_path / "two"), _model(tmp_path / "one"))
+    assert [row["epoch"] for row in _read_rows(tmp_path / "two")] == [1, 2, 3]
+
+
+def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shards(tmp_path):
+    x_train, _ = worker.data()
+    write_npy_shards(x_train.numpy(), tmp_path / "shards", rows_per_shard=40)
+    _single(tmp_path / "a", 1)
+    _torchrun(tmp_path / "a", 2, "--resume", "--shards", tmp_path / "shards")
+    _single(tmp_path / "b", 2)
+    _assert_close(_model(tmp_path / "a"), _model(tmp_path / "b"))
+
+
+def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, WORKER, str(tmp_path / "run"), "3", "--die-rank", "1",
+                               "--die-step", "2"], stderr=subprocess.PIPE, text=True,
+                              env=_env(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank),
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+             for rank in range(2)]
+    try:
+        survivor = procs[0].communicate(timeout=90)[1]
+        procs[1].wait(timeout=30)
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert procs[1].returncode == -9
+    assert procs[0].returncode == 2, survivor
+    assert "rank 0 of 2: the gradient all-reduce failed because another process died" in survivor
+    assert "Traceback" not in survivor
+
+
+def test_outside_torchrun_the_trainer_is_one_process_and_bad_settings_are_clear(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    trainer = Trainer(worker.build(), TrainConfig(progress=False, device="cpu"))
+    assert (trainer.group.rank, trainer.group.world_size, trainer.group.distributed) == (0, 1, False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(DistributedError, match="MASTER_ADDR"):
+        from_environment(torch.device("cpu"))
+    monkeypatch.setenv("VAEKIT_DIST_TIMEOUT", "soon")
+    with pytest.raises(DistributedError, match="VAEKIT_DIST_TIMEOUT"):
+        from_environment(torch.device("cpu"))
+
+
+def test_npy_shards_read_rows_lazily_in_any_order(tmp_path):
+    x = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 2, 3)
+    paths = write_npy_shards(iter([x[:2], x[2:]]), tmp_path, rows_per_shard=2)
+    assert [p.name for p in paths] == ["shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
+    shards = NpyShards(tmp_path)
+    assert len(shards) == 5 and shards.shape == (5, 2, 3)
+    assert isinstance(shards.arrays[0], np.memmap)
+    index = torch.tensor([4, 0, 3, 0, 1])
+    torch.testing.assert_close(shards[index], torch.as_tensor(x[index.numpy()], dtype=torch.float32) / 255)
+    assert NpyShards(paths, scale=1.0)[torch.tensor([2])].max() == x[2].max()
+    with pytest.raises(IndexError):
+        shards[torch.tensor([5])]
+
+
+def test_npy_shards_reject_what_they_cannot_read(tmp_path):
+    with pytest.raises(DataError, match="no .npy shards"):
+        NpyShards(tmp_path / "missing-*.npy")
+    np.save(tmp_path / "a.npy", np.zeros((3, 4), np.float32))
+    np.save(tmp_path / "b.npy", np.zeros((3, 5), np.float32))
+    with pytest.raises(DataError, match="same row shape"):
+        NpyShards(tmp_path)
+    with pytest.raises(DataError, match="empty"):
+        write_npy_shards(np.zeros((0, 3)), tmp_path / "none")
