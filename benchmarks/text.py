@@ -1,0 +1,213 @@
+"""Sentence-VAE benchmark (issue 10): language modelling on Penn Treebank against a plain GRU language
+model trained for the same wall-clock time, and few-label sentiment from latent features against
+TF-IDF logistic regression.
+
+Reduced configuration (the default; the whole script ~10-12 min on one thread): small GRUs
+(embedding 64, hidden 128, latent 16), a random subset of PTB's training sentences for a couple of
+epochs, the test NLL on a random subset of the test sentences with k importance samples. Bowman et
+al. (2016) trained for many epochs with larger LSTMs; their numbers are not expected in this budget.
+
+  OMP_NUM_THREADS=1 python benchmarks/text.py                 # the reduced run written to results/text.json
+  OMP_NUM_THREADS=1 python benchmarks/text.py --ptb-train 42068 --ptb-epochs 10 --ptb-test 3761 --k 100   # fuller
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import markdown_table, write_results  # noqa: E402
+
+SMALL = dict(embed_dim=64, hidden=128, latent_dim=16, batch_size=64, lr=1e-3, grad_clip=5.0, progress=False)
+
+
+def data_dir() -> Path:
+    root = os.environ.get("VAEKIT_DATA")
+    if not root or not Path(root).is_dir():
+        sys.exit("set VAEKIT_DATA to the shared data folder (it holds ptb/, sentence-polarity/, ...)")
+    return Path(root)
+
+
+def subset(items: list, n: int, seed: int) -> list:
+    order = np.random.default_rng(seed).permutation(len(items))[:n]
+    return [items[i] for i in sorted(order)]
+
+
+def train_lm(decoder, batches, seconds: float, lr: float, clip: float, seed: int) -> dict:
+    """A plain GRU LM trained with Adam for `seconds` of this process's CPU time over shuffled batches
+    (epochs repeat). CPU time, not wall time, so that other load on the machine does not bias the match."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
+    decoder.train()
+    started, steps, sentences = time.process_time(), 0, 0
+    while time.process_time() - started < seconds:
+        order = torch.randperm(len(batches), generator=generator)
+        for start in range(0, len(order), SMALL["batch_size"]):
+            x = batches[order[start:start + SMALL["batch_size"]]]
+            loss = -decoder.log_prob(x).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(decoder.parameters(), clip)
+            optimizer.step()
+            steps, sentences = steps + 1, sentences + len(x)
+            if time.process_time() - started >= seconds:
+                break
+    return {"seconds": time.process_time() - started, "steps": steps, "sentences_seen": sentences}
+
+
+def ptb(args) -> dict:
+    import torch
+
+    from vaekit.apps import text as app
+    from vaekit.text.model import evaluate_text
+    from vaekit.text.networks import SentenceDecoder
+    from vaekit.text.vocab import PAD, TokenBatches, Vocabulary
+
+    folder = data_dir() / "ptb"
+    read = lambda split: (folder / f"ptb.{split}.txt").read_text().splitlines()  # noqa: E731
+    full_train, valid, test = read("train"), read("valid"), read("test")
+    vocabulary = Vocabulary.build(full_train, "word", max_size=10004)  # PTB's 10k words (with <unk>) + 3 specials
+    train = subset(full_train, args.ptb_train, 0)
+    valid, test = subset(valid, args.ptb_val, 1), subset(test, args.ptb_test, 2)
+    options = dict(SMALL, max_len=90, epochs=args.ptb_epochs, kl_warmup=args.ptb_epochs / 2, word_dropout=0.25)
+    with tempfile.TemporaryDirectory() as out:
+        started = time.process_time()
+        model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print("  vae", line),
+                        **options)
+        vae_seconds = time.process_time() - started
+        diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
+    x_test = model.encode_text(test)
+    vae = evaluate_text(model.vae, x_test, k=args.k)
+    torch.manual_seed(0)
+    lm = SentenceDecoder(len(vocabulary), SMALL["embed_dim"], SMALL["hidden"], 0)
+    lm_train = train_lm(lm, TokenBatches(vocabulary.encode(train, 90)[0]), vae_seconds, SMALL["lr"],
+                        SMALL["grad_clip"], 0)
+    lm.eval()
+    with torch.inference_mode():
+        lm_nll = float(sum(-lm.log_prob(x).sum() for x in x_test.batches(128))) / len(test)
+    tokens = int((x_test.ids != PAD).sum())
+    rows = [
+        {"model": "sentence VAE (GRU, word dropout 0.25)", "nll": vae.nll, "ppl": vae.perplexity, "kl": vae.kl,
+         "neg_elbo": vae.neg_elbo, "active_units": vae.active_units, "seconds": vae_seconds},
+        {"model": "GRU language model (same size, same time)", "nll": lm_nll, "ppl": math.exp(lm_nll * len(test) / tokens),
+         "kl": None, "neg_elbo": None, "active_units": None, "seconds": lm_train["seconds"]},
+    ]
+    return {"config": {**options, "train_sentences": len(train), "val_sentences": len(valid),
+                       "test_sentences": len(test), "test_tokens_with_eos": tokens, "k": args.k,
+                       "vocabulary": len(vocabulary)},
+            "rows": rows, "vae_epochs": diagnostics, "lm_training": lm_train,
+            "bowman_2016": {"vae": {"nll": 101, "ppl": 119, "kl": 2}, "lstm_lm": {"nll": 100, "ppl": 116}}}
+
+
+def sentiment_data(name: str) -> tuple[list[str], list[int], str]:
+    folder = data_dir() / name
+    if name == "sentence-polarity":
+        pos = (folder / "rt-polarity.pos").read_text(encoding="utf-8").splitlines()
+        neg = (folder / "rt-polarity.neg").read_text(encoding="utf-8").splitlines()
+        return pos + neg, [1] * len(pos) + [0] * len(neg), "word"
+    texts, labels = [], []
+    for file in ("amazon_cells_labelled.txt", "imdb_labelled.txt", "yelp_labelled.txt"):
+        for line in (folder / file).read_text(encoding="utf-8").splitlines():
+            if "\t" in line:
+                sentence, label = line.rsplit("\t", 1)
+                texts.append(sentence)
+                labels.append(int(label))
+    return texts, labels, "wordpunct"
+
+
+def sentiment(name: str, args, epochs: int, max_vocab: int) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from vaekit.apps import text as app
+
+    texts, labels, tokenizer = sentiment_data(name)
+    labels = np.asarray(labels)
+    order = np.random.default_rng(0).permutation(len(texts))
+    n_test = len(texts) // 5
+    test, train = order[:n_test], order[n_test:]
+    options = dict(SMALL, epochs=epochs, kl_warmup=epochs / 2, word_dropout=args.word_dropout,
+                   free_bits=args.free_bits, tokenizer=tokenizer, max_vocab=max_vocab, max_len=64, val_fraction=0.05)
+    with tempfile.TemporaryDirectory() as out:
+        started = time.process_time()
+        model = app.fit([texts[i] for i in train], out, log=lambda line: print(f"  {name}", line), **options)
+        seconds = time.process_time() - started
+        diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
+    features = app.embed(model, texts)
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit([texts[i] for i in train])
+    words = tfidf.transform(texts)
+    rows = []
+    for n_labels in (100, 1000):
+        scores = {"latent": [], "tfidf": []}
+        for seed in range(args.label_seeds):
+            chosen = np.random.default_rng(100 + seed).choice(train, n_labels, replace=False)
+            latent = app.latent_classifier(seed).fit(features[chosen], labels[chosen])
+            scores["latent"].append(latent.score(features[test], labels[test]))
+            bag = LogisticRegression(max_iter=2000, C=10.0).fit(words[chosen], labels[chosen])
+            scores["tfidf"].append(bag.score(words[test], labels[test]))
+        for method, values in scores.items():
+            rows.append({"dataset": name, "labels": n_labels, "features": "VAE latent means (LR)" if method == "latent"
+                         else "TF-IDF uni+bigrams (LR)", "accuracy": float(np.mean(values)),
+                         "std": float(np.std(values)), "runs": len(values)})
+    return {"config": {**options, "train_sentences": len(train), "test_sentences": len(test),
+                       "split": "random permutation seed 0: first 20% test, the rest unlabelled training text",
+                       "label_draws": f"{args.label_seeds} random draws of the labelled subset (seeds 100+)"},
+            "vae_cpu_seconds": seconds, "vae_epochs": diagnostics, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ptb-train", type=int, default=5000, help="PTB training sentences (random subset)")
+    parser.add_argument("--ptb-val", type=int, default=500)
+    parser.add_argument("--ptb-test", type=int, default=1000)
+    parser.add_argument("--ptb-epochs", type=int, default=2)
+    parser.add_argument("--k", type=int, default=10, help="importance samples for the VAE's test NLL")
+    parser.add_argument("--polarity-epochs", type=int, default=2)
+    parser.add_argument("--sls-epochs", type=int, default=4)
+    parser.add_argument("--label-seeds", type=int, default=5)
+    parser.add_argument("--only", choices=("ptb", "sentiment"), help="one part, written to results/text_PART.json")
+    parser.add_argument("--word-dropout", type=float, default=0.5, help="sentiment VAEs' word dropout")
+    parser.add_argument("--free-bits", type=float, default=0.25, help="sentiment VAEs' free bits (nats per dim)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    results = {}
+    if args.only != "sentiment":
+        results["ptb"] = ptb(args)
+        print("\n## PTB language modelling (test subset)\n")
+        print(markdown_table(results["ptb"]["rows"], [("model", "model", ""), ("nll", "NLL (nats/sent.)", ".2f"),
+                                                      ("ppl", "PPL", ".1f"), ("kl", "KL", ".2f"),
+                                                      ("active_units", "active units", ""),
+                                                      ("seconds", "train CPU s", ".0f")]))
+    if args.only == "ptb":
+        results["total_seconds"] = time.perf_counter() - started
+        print(f"\nwrote {write_results('text_ptb', results)} ({results['total_seconds']:.0f} s)")
+        return
+    results["sentiment"] = [sentiment("sentence-polarity", args, args.polarity_epochs, 5000),
+                            sentiment("sentiment-labelled-sentences", args, args.sls_epochs, 3000)]
+    rows = [row for block in results["sentiment"] for row in block["rows"]]
+    print("\n## Few-label sentiment (test accuracy, mean ± std over label draws)\n")
+    print(markdown_table(rows, [("dataset", "dataset", ""), ("labels", "labels", ""), ("features", "features", ""),
+                                ("accuracy", "accuracy", ".3f"), ("std", "±", ".3f")]))
+    results["total_seconds"] = time.perf_counter() - started
+    name = "text" if args.only is None else f"text_{args.only}"
+    print(f"\nwrote {write_results(name, results)} ({results['total_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,371 @@
+"""Text: a sentence VAE (Bowman et al. 2016) for generation, reconstruction, interpolation, sentence
+features and few-label classification. One API function per `vaekit text` subcommand.
+
+A model folder holds config.json (kind 'text-vae'), vocab.json, model.safetensors, metrics.jsonl
+and diagnostics.jsonl (KL and active units per epoch, to watch for posterior collapse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+EXAMPLES = {
+    "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
+           "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct",
+    "sample": "vaekit text sample model/ -n 20 --temperature 0.8\n  vaekit text sample model/ -n 5 --method beam",
+    "reconstruct": "vaekit text reconstruct model/ \"the company said it will buy the unit\" --method beam",
+    "interpolate": "vaekit text interpolate model/ \"sentence a\" \"sentence b\" --steps 8",
+    "embed": "vaekit text embed model/ sentences.txt -o features.npy",
+    "classify": "vaekit text classify model/ labelled.tsv --predict unlabelled.txt -o predictions.csv",
+    "eval": "vaekit text eval model/ test.txt --k 100",
+}
+
+
+def _model(model):
+    from ..text.model import TextModel, load_text_model
+
+    return model if isinstance(model, TextModel) else load_text_model(model)
+
+
+def _sentences(source, column: str | None = None) -> list[str]:
+    from ..text.vocab import read_sentences
+
+    return list(source) if isinstance(source, (list, tuple)) else read_sentences(source, column)
+
+
+def _configs(options: dict):
+    """Route keyword options to TextConfig or TrainConfig; unknown names are an error."""
+    from ..config import TrainConfig
+    from ..errors import ConfigError
+    from ..text.config import TEXT_TRAIN, TextConfig
+
+    configs = {TextConfig: {}, TrainConfig: {}}
+    for key, value in options.items():
+        owner = next((cls for cls in configs if key in {f.name for f in fields(cls)}), None)
+        if owner is None:
+            valid = sorted(f.name for cls in configs for f in fields(cls))
+            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
+        configs[owner][key] = value
+    text = TextConfig(**configs[TextConfig])
+    train = dataclasses.replace(TEXT_TRAIN, **configs[TrainConfig])
+    text.validate()
+    train.validate()
+    return text, train
+
+
+def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, **options):
+    """Fit a sentence VAE on `corpus` (a text file with one sentence per line, a CSV/TSV with `column`,
+    or a list of strings) and write the model folder `out`. `options`: any TextConfig or TrainConfig
+    field (latent_dim=16, epochs=5, word_dropout=0.3, kl_schedule='cyclical', free_bits=0.5, ...).
+    `vocabulary`: a text.Vocabulary to use instead of one built from the corpus (e.g. PTB's standard 10k).
+    Returns the TextModel with the best validation weights loaded."""
+    import torch
+
+    from ..checkpoint import MODEL_FILE, load_weights, write_json
+    from ..errors import DataError
+    from ..evaluation import active_units
+    from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means
+    from ..text.vocab import TokenBatches, Vocabulary
+    from ..training import Trainer
+
+    text, train = _configs(options)
+    torch.manual_seed(train.seed)
+    sentences = _sentences(corpus, column)
+    if val is not None:
+        val_sentences = _sentences(val, column)
+    else:
+        order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(train.seed)).tolist()
+        n_val = int(len(sentences) * text.val_fraction)
+        val_sentences, sentences = [sentences[i] for i in order[:n_val]], [sentences[i] for i in order[n_val:]]
+    if len(sentences) < 2:
+        raise DataError(f"the corpus has {len(sentences)} training sentence(s): give at least 2")
+    vocabulary = vocabulary or Vocabulary.build(sentences, text.tokenizer, text.max_vocab, text.min_count,
+                                                text.lowercase)
+    x_train, cut = vocabulary.encode(sentences, text.max_len)
+    if cut:
+        log(f"note: {cut} of {len(sentences)} sentences exceed --max-len {text.max_len} tokens and were cut")
+    x_val = TokenBatches(vocabulary.encode(val_sentences, text.max_len)[0]) if val_sentences else None
+    model = TextModel(build_text_vae(text, len(vocabulary)), vocabulary, text, train, Path(out))
+    model.save(out)
+    schedule = None
+    if text.kl_schedule == "cyclical":
+        steps = train.epochs * -(-len(sentences) // min(train.batch_size, len(sentences)))
+        schedule = cyclical_beta(train.beta, steps, text.kl_cycles)
+    diagnostics: list[dict] = []
+    probe = x_val if x_val is not None else TokenBatches(x_train[:1000])
+
+    def diagnose(row: dict) -> None:
+        model.vae.eval()
+        units = active_units(latent_means(model.vae, TokenBatches(probe.ids[:1000])))
+        kl = row.get("val_kl", row["kl"])
+        diagnostics.append({"epoch": row["epoch"], "beta": row["beta"], "kl": kl, "active_units": units,
+                            "neg_elbo": row.get("val_neg_elbo", row["loss"]), "epoch_seconds": row["epoch_seconds"]})
+        write_json(Path(out) / "diagnostics.json", diagnostics)
+        log(f"epoch {row['epoch']}: -ELBO {diagnostics[-1]['neg_elbo']:.2f} nats, KL {kl:.2f} nats, active units "
+            f"{units}/{text.latent_dim}, beta {row['beta']:.2f}, {row['epoch_seconds']:.1f} s")
+
+    trainer = Trainer(model.vae, train, run_dir=out,
+                      on_epoch=diagnose, kl_schedule=schedule)
+    trainer.fit(TokenBatches(x_train), x_val)
+    load_weights(model.vae, Path(out) / MODEL_FILE)
+    model.vae.eval()
+    return model
+
+
+def _decode_z(model, z, method: str, temperature: float, beam_size: int, seed: int) -> list[str]:
+    import torch
+
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    options = {"temperature": temperature, "generator": generator} if method == "sample" else \
+        {"beam_size": beam_size} if method == "beam" else {}
+    return model.decode_ids(model.vae.decode(z).decode(method, **options))
+
+
+def sample(model, n: int = 10, method: str = "sample", temperature: float = 1.0, beam_size: int = 5,
+           seed: int = 0) -> list[str]:
+    """n sentences decoded from z ~ p(z): temperature sampling, greedy or beam search."""
+    import torch
+
+    model = _model(model)
+    z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
+    return _decode_z(model, z, method, temperature, beam_size, seed)
+
+
+def reconstruct(model, sentences, method: str = "greedy", beam_size: int = 5) -> list[str]:
+    """Each sentence decoded from its posterior mean E[z|x]."""
+    model = _model(model)
+    z = _means(model, _sentences(sentences))
+    return _decode_z(model, z, method, 1.0, beam_size, 0)
+
+
+def interpolate(model, a: str, b: str, steps: int = 8, method: str = "greedy", beam_size: int = 5) -> list[str]:
+    """The homotopy of Bowman et al. (2016, sec. 5.2): sentences decoded along the straight line
+    from E[z|a] to E[z|b], `steps` points including both ends."""
+    import torch
+
+    from ..errors import ConfigError
+
+    if steps < 2:
+        raise ConfigError(f"--steps must be at least 2 (the two ends), got {steps}")
+    model = _model(model)
+    za, zb = _means(model, [a, b])
+    t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)  # (steps, 1)
+    return _decode_z(model, (1 - t) * za + t * zb, method, 1.0, beam_size, 0)
+
+
+def _means(model, sentences: list[str]):
+    from ..text.model import latent_means
+
+    return latent_means(model.vae, model.encode_text(sentences))
+
+
+def embed(model, sentences, column: str | None = None):
+    """Latent means E[z|x] per sentence, a numpy array (N, latent_dim): features for other models."""
+    return _means(_model(model), _sentences(sentences, column)).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Classification:
+    """A logistic regression on latent means: cross-validated accuracy on the labelled sentences
+    (None when a class has fewer than 2 examples) and the predictions for `predict`."""
+
+    accuracy: float | None
+    folds: int
+    n_labelled: int
+    classes: tuple[str, ...]
+    predictions: tuple[str, ...]
+
+
+def latent_classifier(seed: int = 0):
+    """Standardized latent means -> L2 logistic regression (sklearn)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+
+
+def classify(model, labelled, predict=None, text_column: str | None = None, label_column: str | None = None,
+             seed: int = 0) -> Classification:
+    """Few-label classification on latent features: the VAE learnt from unlabelled text, the classifier
+    from `labelled` (a 'sentence<TAB>label' file, a CSV with the two columns, or (sentences, labels))."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    from ..text.vocab import read_labelled
+
+    model = _model(model)
+    texts, labels = labelled if isinstance(labelled, tuple) else read_labelled(labelled, text_column, label_column)
+    features, labels = embed(model, texts), np.asarray(labels)
+    folds = int(min(5, np.unique(labels, return_counts=True)[1].min()))
+    accuracy = None
+    if folds >= 2:
+        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        accuracy = float(cross_val_score(latent_classifier(seed), features, labels, cv=cv).mean())
+    predictions: tuple[str, ...] = ()
+    if predict is not None:
+        classifier = latent_classifier(seed).fit(features, labels)
+        predictions = tuple(classifier.predict(embed(model, _sentences(predict, text_column))).tolist())
+    return Classification(accuracy, folds, len(labels), tuple(np.unique(labels).tolist()), predictions)
+
+
+def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int = 0):
+    """TextEvaluation on `corpus`: IWAE NLL (nats per sentence, k samples), perplexity per token
+    (<eos> counted), -ELBO, KL and active units."""
+    from ..text.model import evaluate_text
+
+    model = _model(model)
+    return evaluate_text(model.vae, model.encode_text(_sentences(corpus, column)), k=k, seed=seed)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def add_commands(subparsers) -> None:
+    from ..config import TrainConfig, add_arguments
+    from ..text.config import TextConfig
+
+    text = subparsers.add_parser("text", help="sentence VAE: fit, sample, reconstruct, interpolate, embed, "
+                                 "classify, eval", description="A sentence VAE (Bowman et al. 2016).")
+    sub = text.add_subparsers(dest="text_command", required=True, metavar="VERB")
+
+    def command(name: str, help: str, handler) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(handler=handler)
+        if name != "fit":
+            parser.add_argument("model", help="a folder written by 'vaekit text fit'")
+        return parser
+
+    def decoding(parser: argparse.ArgumentParser, default: str) -> None:
+        parser.add_argument("--method", default=default, choices=("greedy", "sample", "beam"),
+                            help=f"how to decode z into words (default: {default})")
+        parser.add_argument("--beam-size", type=int, default=5, help="beams for --method beam (default: 5)")
+        parser.add_argument("-o", "--out", help="also write the sentences to this .txt file")
+
+    p = command("fit", "fit a sentence VAE on one sentence per line (or a CSV column) and write a model folder "
+                "(text defaults: --epochs 10 --batch-size 64 --kl-warmup 2 --grad-clip 5)", _fit)
+    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
+    p.add_argument("-o", "--out", required=True, help="model folder to write")
+    p.add_argument("--val", help="validation sentences (default: --val-fraction of the corpus)")
+    p.add_argument("--column", help="text column of a CSV/TSV corpus")
+    add_arguments(p.add_argument_group("text model"), TextConfig)
+    add_arguments(p.add_argument_group("training"), TrainConfig)
+
+    p = command("sample", "sentences decoded from the prior", _sample)
+    p.add_argument("-n", type=int, default=10, help="number of sentences (default: 10)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature for sampling (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    decoding(p, "sample")
+
+    p = command("reconstruct", "sentences decoded from their posterior means", _reconstruct)
+    p.add_argument("sentences", nargs="+", help="sentences in quotes, or one text file")
+    decoding(p, "greedy")
+
+    p = command("interpolate", "the homotopy between two sentences in latent space", _interpolate)
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included (default: 8)")
+    decoding(p, "greedy")
+
+    p = command("embed", "latent means per sentence to .npy or .csv", _embed)
+    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
+    p.add_argument("--column")
+    p.add_argument("-o", "--out", help="output .npy or .csv (default: MODEL/embeddings.npy)")
+
+    p = command("classify", "logistic regression on latent means of a few labelled sentences", _classify)
+    p.add_argument("labelled", help="lines 'sentence<TAB>label', or a CSV with --text-column and --label-column")
+    p.add_argument("--text-column")
+    p.add_argument("--label-column")
+    p.add_argument("--predict", help="sentences to label (one per line)")
+    p.add_argument("-o", "--out", help="predictions CSV (default: MODEL/predictions.csv)")
+
+    p = command("eval", "test NLL (IWAE), perplexity, KL and active units on held-out sentences", _eval)
+    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
+    p.add_argument("--column")
+    p.add_argument("--k", type=int, default=100, help="importance samples for the NLL (default: 100)")
+    p.add_argument("-o", "--out", help="output JSON (default: MODEL/eval.json)")
+
+
+def _fit(args: argparse.Namespace):
+    options = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(("TextConfig.", "TrainConfig."))}
+    fit(args.corpus, args.out, val=args.val, column=args.column, **options)
+    return args.out
+
+
+def _print_sentences(sentences: list[str], out: str | None):
+    from ..checkpoint import atomic_write
+
+    print("\n".join(sentences))
+    if out:
+        atomic_write(out, "\n".join(sentences) + "\n")
+    return out
+
+
+def _sample(args):
+    return _print_sentences(sample(args.model, args.n, args.method, args.temperature, args.beam_size, args.seed),
+                            args.out)
+
+
+def _reconstruct(args):
+    inputs = args.sentences
+    if len(inputs) == 1 and Path(inputs[0]).is_file():
+        inputs = _sentences(inputs[0])
+    outputs = reconstruct(args.model, inputs, args.method, args.beam_size)
+    return _print_sentences([f"{a}\n  -> {b}" for a, b in zip(inputs, outputs)], args.out)
+
+
+def _interpolate(args):
+    return _print_sentences(interpolate(args.model, args.a, args.b, args.steps, args.method, args.beam_size),
+                            args.out)
+
+
+def _embed(args):
+    import io
+
+    import numpy as np
+
+    from ..checkpoint import atomic_write
+
+    features = embed(args.model, args.corpus, args.column)
+    out = Path(args.out or Path(args.model) / "embeddings.npy")
+    buffer = io.BytesIO()
+    if out.suffix == ".csv":
+        np.savetxt(buffer, features, delimiter=",", fmt="%.6g",
+                   header=",".join(f"z{i}" for i in range(features.shape[1])), comments="")
+    else:
+        np.save(buffer, features)
+    atomic_write(out, buffer.getvalue())
+    return out
+
+
+def _classify(args):
+    import csv
+    import io
+
+    from ..checkpoint import atomic_write
+
+    result = classify(args.model, args.labelled, args.predict, args.text_column, args.label_column)
+    shown = "n/a (a class has < 2 examples)" if result.accuracy is None else f"{result.accuracy:.4f}"
+    print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences: {shown}")
+    if args.predict is None:
+        return None
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["sentence", "label"])
+    writer.writerows(zip(_sentences(args.predict, args.text_column), result.predictions))
+    out = Path(args.out or Path(args.model) / "predictions.csv")
+    atomic_write(out, buffer.getvalue())
+    return out
+
+
+def _eval(args):
+    from ..checkpoint import write_json
+
+    result = evaluate(args.model, args.corpus, args.k, args.column)
+    for key, value in result.to_dict().items():
+        print(f"{key:>15}  {value:.4f}" if isinstance(value, float) else f"{key:>15}  {value}")
+    out = Path(args.out or Path(args.model) / "eval.json")
+    write_json(out, result.to_dict())
+    return out

@@ -1,0 +1,46 @@
+"""The sentence VAE's config (no torch import: the CLI builds its flags from it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import TrainConfig, option
+from ..errors import ConfigError
+
+TOKENIZERS = ("word", "wordpunct", "char")
+KL_SCHEDULES = ("linear", "cyclical")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    tokenizer: str = option("word", "word (split on spaces), wordpunct (words and punctuation) or char (small corpora)")
+    lowercase: bool = option(True, "lower-case the text before tokenizing")
+    max_vocab: int = option(10000, "vocabulary cap incl. <pad>/<unk>/<bos>/<eos>; rarer tokens become <unk>")
+    min_count: int = option(1, "tokens seen fewer times become <unk>")
+    max_len: int = option(64, "tokens per sentence incl. <eos>; longer sentences are cut (and counted)")
+    embed_dim: int = option(128, "token embedding size (encoder and decoder)")
+    hidden: int = option(256, "GRU state size (encoder per direction, decoder)")
+    latent_dim: int = option(32, "size of z (Bowman et al. used 13 with an LSTM of 191)")
+    word_dropout: float = option(0.25, "probability of replacing a decoder input word by <unk> in training, "
+                                       "against posterior collapse (Bowman et al. 2016, sec. 3.1)")
+    kl_schedule: str = option("linear", "linear: warm up over --kl-warmup epochs; cyclical: --kl-cycles "
+                                        "ramps of beta from 0 over half a cycle each (Fu et al. 2019)")
+    kl_cycles: int = option(4, "cycles of the cyclical KL schedule over the whole run")
+    val_fraction: float = option(0.05, "share of the corpus held out for validation when no --val file is given")
+
+    def validate(self) -> None:
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got '{self.tokenizer}'")
+        if self.kl_schedule not in KL_SCHEDULES:
+            raise ConfigError(f"--kl-schedule must be one of {', '.join(KL_SCHEDULES)}, got '{self.kl_schedule}'")
+        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "latent_dim", "kl_cycles"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.max_len < 2:
+            raise ConfigError(f"--max-len must be at least 2 (a token and <eos>), got {self.max_len}")
+        if not 0 <= self.word_dropout < 1 or not 0 <= self.val_fraction < 1:
+            raise ConfigError("--word-dropout and --val-fraction must lie in [0, 1)")
+
+
+# Training defaults for sentences, where they differ from images: warm-up against KL vanishing, clipping for RNNs.
+TEXT_TRAIN = TrainConfig(epochs=10, batch_size=64, kl_warmup=2.0, grad_clip=5.0)

@@ -1,0 +1,126 @@
+"""The sentence VAE as a composition: VAE(SentenceEncoder, nn.Identity, CategoricalSequence(SentenceDecoder),
+StandardNormal), its config, KL schedules, saving, and evaluation in nats and perplexity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+from ..config import FORMAT_VERSION, TrainConfig, from_dict, to_dict
+from ..errors import CheckpointError
+from ..evaluation import active_units
+from ..likelihoods.sequence import CategoricalSequence
+from ..priors import StandardNormal
+from ..vae import VAE
+from .config import TEXT_TRAIN, TextConfig  # noqa: F401 (re-exported)
+from .networks import SentenceDecoder, SentenceEncoder
+from .vocab import PAD, TokenBatches, Vocabulary, load_vocabulary, save_vocabulary
+
+VOCAB_FILE = "vocab.json"
+KIND = "text-vae"
+
+
+def cyclical_beta(beta: float, total_steps: int, cycles: int, ramp: float = 0.5):
+    """Fu et al. (2019), eq. 4: within each of `cycles` equal cycles, beta rises linearly from 0 over
+    the first `ramp` of the cycle, then holds. Returns (step, steps_per_epoch) -> beta for the Trainer."""
+    period = max(1.0, total_steps / cycles)
+
+    def schedule(step: int, steps_per_epoch: int) -> float:
+        return beta * min(1.0, (step % period + 1) / (period * ramp))
+
+    return schedule
+
+
+def build_text_vae(config: TextConfig, vocab_size: int) -> VAE:
+    """The sentence VAE: z passes through the VAE's decoder slot to the likelihood's GRU decoder."""
+    encoder = SentenceEncoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim)
+    network = SentenceDecoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.word_dropout)
+    return VAE(encoder, nn.Identity(), CategoricalSequence(network, config.max_len), StandardNormal(config.latent_dim))
+
+
+@dataclass
+class TextModel:
+    """A sentence VAE with its vocabulary and configs."""
+
+    vae: VAE
+    vocabulary: Vocabulary
+    config: TextConfig
+    train: TrainConfig
+    path: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    def encode_text(self, sentences: list[str]) -> TokenBatches:
+        return TokenBatches(self.vocabulary.encode(list(sentences), self.config.max_len)[0])
+
+    def decode_ids(self, ids: torch.Tensor) -> list[str]:
+        return [self.vocabulary.decode(row) for row in ids.cpu()]
+
+    def save(self, path: str | Path) -> None:
+        """config.json and vocab.json (model.safetensors is written by the Trainer)."""
+        path = Path(path)
+        write_json(path / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
+                                        "text": to_dict(self.config), "train": to_dict(self.train)})
+        save_vocabulary(path / VOCAB_FILE, self.vocabulary)
+
+
+def load_text_model(path: str | Path, device: str = "cpu") -> TextModel:
+    """Rebuild a saved sentence VAE from config.json, vocab.json and model.safetensors."""
+    path = Path(path)
+    meta = read_json(path / CONFIG_FILE)
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{path} holds a '{meta.get('kind', 'image')}' model, not a text VAE: "
+                              "pass a folder written by 'vaekit text fit'")
+    config, train = from_dict(TextConfig, meta["text"]), from_dict(TrainConfig, meta["train"])
+    vocabulary = load_vocabulary(path / VOCAB_FILE)
+    vae = build_text_vae(config, len(vocabulary))
+    load_weights(vae, path / MODEL_FILE)
+    return TextModel(vae.to(device).eval(), vocabulary, config, train, path)
+
+
+@torch.inference_mode()
+def latent_means(vae: VAE, data: TokenBatches, batch_size: int = 256) -> torch.Tensor:
+    """E[z|x] per sentence (N, latent_dim)."""
+    device = next(vae.parameters()).device
+    return torch.cat([vae.encode(x.to(device)).mean for x in data.batches(batch_size)])
+
+
+@dataclass(frozen=True)
+class TextEvaluation:
+    nll: float  # importance-weighted -log p(x), nats per sentence
+    perplexity: float  # exp(total NLL / total tokens), tokens counting each sentence's <eos>
+    neg_elbo: float  # nats per sentence
+    reconstruction: float  # E_q[log p(x|z)], nats per sentence
+    kl: float  # KL(q(z|x) || p(z)), nats per sentence
+    active_units: int  # latent dims with Cov_x(E[z|x]) > 0.01 (Burda et al. 2016)
+    k: int
+    n_sentences: int
+    n_tokens: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.inference_mode()
+def evaluate_text(vae: VAE, data: TokenBatches, k: int = 100, batch_size: int = 64, seed: int = 0) -> TextEvaluation:
+    """Test NLL (IWAE bound with k samples), perplexity per token, -ELBO, KL and active units."""
+    torch.manual_seed(seed)
+    vae.eval()
+    device = next(vae.parameters()).device
+    sums = torch.zeros(4, dtype=torch.float64)
+    for x in data.batches(batch_size):
+        x = x.to(device)
+        elbo = vae.elbo(x)
+        nll = -vae.log_likelihood(x, k=k, chunk_size=max(1, 2048 // len(x)))
+        sums += torch.stack([nll.sum(), -elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()]).double().cpu()
+    n, tokens = len(data), int((data.ids != PAD).sum())
+    nll, neg_elbo, reconstruction, kl = (sums / n).tolist()
+    return TextEvaluation(nll, math.exp(nll * n / tokens), neg_elbo, reconstruction, kl,
+                          active_units(latent_means(vae, data)), k, n, tokens)

@@ -1,0 +1,84 @@
+"""Sentence networks (Bowman et al. 2016, "Generating Sentences from a Continuous Space", sec. 3).
+
+SentenceEncoder: token ids (batch, T) -> (batch, 2 * latent_dim), the loc and log-variance of q(z|x).
+SentenceDecoder: the autoregressive p(x_t | x_<t, z). z sets the initial GRU state and is fed with
+every input word; teacher forcing in training, with word dropout on the inputs. latent_dim=0 makes
+it a plain GRU language model (the baseline of the same size).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from .vocab import BOS, PAD, UNK
+
+# Decoder output rows (tokens) per output-layer chunk: bounds the (rows, vocab) logits held at once.
+_TOKEN_CHUNK = 4096
+
+
+class SentenceEncoder(nn.Module):
+    """Embedding -> bidirectional GRU over the real tokens -> Linear to (batch, 2 * latent_dim)."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.rnn = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(2 * hidden, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lengths = (x != PAD).sum(1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
+        _, h = self.rnn(packed)  # (2, batch, hidden)
+        return self.out(torch.cat([h[0], h[1]], -1))
+
+
+class SentenceDecoder(nn.Module):
+    """GRU decoder over a vocabulary. Scoring uses the full softmax (the model learns to give <pad> and
+    <bos> no mass); generation never emits them."""
+
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0):
+        super().__init__()
+        self.vocab_size, self.latent_dim, self.word_dropout = vocab_size, latent_dim, word_dropout
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.rnn = nn.GRU(embed_dim + latent_dim, hidden, batch_first=True)
+        self.init = nn.Linear(latent_dim, hidden) if latent_dim else None
+        self.out = nn.Linear(hidden, vocab_size)
+        never = torch.zeros(vocab_size, dtype=torch.bool)
+        never[[PAD, BOS]] = True
+        self.register_buffer("never", never, persistent=False)
+
+    def initial_state(self, z: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(1, batch, hidden): tanh(W z + b), or zeros for the plain language model."""
+        if self.init is None:
+            return self.out.weight.new_zeros(1, batch, self.rnn.hidden_size)
+        return torch.tanh(self.init(z)).unsqueeze(0)
+
+    def _inputs(self, tokens: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
+        emb = self.embed(tokens)  # (batch, T, embed)
+        if self.init is None:
+            return emb
+        return torch.cat([emb, z.unsqueeze(1).expand(-1, tokens.shape[1], -1)], -1)
+
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x|z) per sentence (batch,) in nats, by teacher forcing; x (batch, T) ends each
+        sentence with <eos> then <pad> (masked). In training mode, inputs are word-dropped to <unk>."""
+        inputs = torch.cat([torch.full_like(x[:, :1], BOS), x[:, :-1]], 1)  # (batch, T)
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(inputs.shape, device=x.device) < self.word_dropout) & (inputs != PAD)
+            drop[:, 0] = False
+            inputs = inputs.masked_fill(drop, UNK)
+        states, _ = self.rnn(self._inputs(inputs, z), self.initial_state(z, len(x)))  # (batch, T, hidden)
+        mask = x != PAD
+        rows, targets = states[mask], x[mask]  # (tokens, hidden), (tokens,)
+        token_lp = torch.cat([-F.cross_entropy(self.out(rows[i:i + _TOKEN_CHUNK]), targets[i:i + _TOKEN_CHUNK],
+                                               reduction="none") for i in range(0, len(rows), _TOKEN_CHUNK)])
+        return states.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)
+
+    def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor | None = None):
+        """One generation step: tokens (batch,), state (1, batch, hidden) -> logits (batch, vocab), state."""
+        out, state = self.rnn(self._inputs(tokens.unsqueeze(1), z), state)
+        return self.out(out[:, 0]).masked_fill(self.never, float("-inf")), state

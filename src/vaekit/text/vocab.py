@@ -1,0 +1,176 @@
+"""Text in and out: sentence readers, a word- or character-level vocabulary saved as JSON, and
+padded token tensors that the Trainer batches (each batch trimmed to its longest sentence)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, DataError
+from .config import TOKENIZERS
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+_WORDPUNCT = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+
+
+def tokenize(sentence: str, level: str, lowercase: bool = True) -> list[str]:
+    """word: split on whitespace (keeps pre-tokenized corpora such as PTB as they are); wordpunct:
+    words and punctuation marks apart; char: characters, spaces included."""
+    text = sentence.lower() if lowercase else sentence
+    if level == "word":
+        return text.split()
+    if level == "wordpunct":
+        return _WORDPUNCT.findall(text)
+    if level == "char":
+        return list(" ".join(text.split()))
+    raise ConfigError(f"unknown tokenizer '{level}': use one of {', '.join(TOKENIZERS)}")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Index <-> token. Indices 0-3 are <pad>, <unk>, <bos>, <eos>; rarer tokens than the cap map to <unk>."""
+
+    tokens: tuple[str, ...]
+    level: str = "word"
+    lowercase: bool = True
+
+    @classmethod
+    def build(cls, sentences: list[str], level: str = "word", max_size: int = 10000, min_count: int = 1,
+              lowercase: bool = True) -> Vocabulary:
+        """The `max_size` most frequent tokens seen at least `min_count` times (specials included in the cap)."""
+        if max_size <= len(SPECIALS):
+            raise ConfigError(f"--max-vocab must exceed {len(SPECIALS)} (the special tokens), got {max_size}")
+        counts = Counter(t for s in sentences for t in tokenize(s, level, lowercase))
+        for special in SPECIALS:
+            counts.pop(special, None)
+        ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+        return cls(SPECIALS + tuple(ranked[:max_size - len(SPECIALS)]), level, lowercase)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens)}
+
+    def encode(self, sentences: list[str], max_len: int) -> tuple[torch.Tensor, int]:
+        """(N, max_len) int64 ids, each sentence's tokens then <eos>, padded with 0; and how many
+        sentences were cut to fit max_len (the cut ones keep their first max_len - 1 tokens)."""
+        index, ids, cut = self.index, torch.zeros(len(sentences), max_len, dtype=torch.long), 0
+        for row, sentence in enumerate(sentences):
+            tokens = [index.get(t, UNK) for t in tokenize(sentence, self.level, self.lowercase)]
+            cut += len(tokens) >= max_len
+            tokens = tokens[:max_len - 1] + [EOS]
+            ids[row, :len(tokens)] = torch.tensor(tokens)
+        return ids, cut
+
+    def decode(self, ids) -> str:
+        """Tokens up to the first <eos>, joined (by spaces for word levels)."""
+        words = []
+        for i in (ids.tolist() if torch.is_tensor(ids) else ids):
+            if i in (EOS, PAD):
+                break
+            if i != BOS:
+                words.append(self.tokens[i])
+        return ("" if self.level == "char" else " ").join(words)
+
+    def to_json(self) -> dict:
+        return {"level": self.level, "lowercase": self.lowercase, "tokens": list(self.tokens)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Vocabulary:
+        return cls(tuple(data["tokens"]), data["level"], data["lowercase"])
+
+
+class TokenBatches:
+    """Padded sentences (N, T) for the Trainer: `[index]` returns those rows trimmed to the longest
+    one, so a batch of short sentences costs no padding."""
+
+    def __init__(self, ids: torch.Tensor):
+        self.ids = ids
+        self.lengths = (ids != PAD).sum(1)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        return self.ids[index][:, :int(self.lengths[index].max())]
+
+    def batches(self, batch_size: int):
+        """Consecutive trimmed batches, in order."""
+        for start in range(0, len(self), batch_size):
+            yield self[torch.arange(start, min(start + batch_size, len(self)))]
+
+
+def read_sentences(path: str | Path, column: str | None = None) -> list[str]:
+    """One sentence per line of a text file, or the named column of a .csv/.tsv file; blank lines dropped."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} not found: pass a text file with one sentence per line, or a CSV with --column")
+    if path.suffix.lower() in (".csv", ".tsv") or column is not None:
+        rows = _read_table(path)
+        if column is None or column not in rows[0]:
+            raise ConfigError(f"{path} is a table: name its text column with --column (one of {', '.join(rows[0])})")
+        sentences = [row[column] for row in rows]
+    else:
+        sentences = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    sentences = [s.strip() for s in sentences if s.strip()]
+    if not sentences:
+        raise DataError(f"{path} holds no sentences: expected one sentence per line")
+    return sentences
+
+
+def read_labelled(path: str | Path, text_column: str | None = None,
+                  label_column: str | None = None) -> tuple[list[str], list[str]]:
+    """(sentences, labels) from lines 'sentence<TAB>label', or from two named columns of a CSV/TSV."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} not found: pass lines 'sentence<TAB>label' or a CSV with --text-column/--label-column")
+    if text_column is not None or label_column is not None:
+        rows = _read_table(path)
+        missing = [c for c in (text_column, label_column) if c is None or c not in rows[0]]
+        if missing:
+            raise ConfigError(f"{path}: give both --text-column and --label-column from {', '.join(rows[0])}")
+        pairs = [(row[text_column], row[label_column]) for row in rows]
+    else:
+        pairs = []
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if line.strip():
+                if "\t" not in line:
+                    raise DataError(f"{path} line {number} has no tab: expected 'sentence<TAB>label'")
+                pairs.append(tuple(part.strip() for part in line.rsplit("\t", 1)))
+    pairs = [(s, y) for s, y in pairs if s.strip() and y.strip()]
+    if len({y for _, y in pairs}) < 2:
+        raise DataError(f"{path} needs at least two distinct labels to train a classifier")
+    return [s for s, _ in pairs], [y for _, y in pairs]
+
+
+def _read_table(path: Path) -> list[dict]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=delimiter))
+    if not rows:
+        raise DataError(f"{path} has a header but no rows")
+    return rows
+
+
+def save_vocabulary(path: str | Path, vocabulary: Vocabulary) -> None:
+    from ..checkpoint import write_json
+
+    write_json(path, vocabulary.to_json())
+
+
+def load_vocabulary(path: str | Path) -> Vocabulary:
+    from ..checkpoint import read_json
+
+    try:
+        return Vocabulary.from_json(read_json(path))
+    except (KeyError, TypeError):
+        raise DataError(f"{path} is not a vaekit vocabulary: the model folder is damaged; refit") from None
+

@@ -1,0 +1,245 @@
+"""Sentence VAE (issue 10): vocabulary, the sequence likelihood's maths, decoding, the KL schedule,
+every `vaekit text` subcommand on a tiny corpus, and typed errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit.apps import text as app
+from vaekit.cli import main
+from vaekit.errors import CheckpointError, ConfigError, DataError
+from vaekit.likelihoods.sequence import CategoricalSequence
+from vaekit.text.generate import generate
+from vaekit.text.config import TextConfig
+from vaekit.text.model import build_text_vae, cyclical_beta, load_text_model
+from vaekit.text.networks import SentenceDecoder
+from vaekit.text.vocab import BOS, EOS, PAD, UNK, TokenBatches, Vocabulary, read_labelled, read_sentences
+
+torch.set_num_threads(1)
+TINY = ["--embed-dim", "16", "--hidden", "24", "--latent-dim", "4", "--batch-size", "16", "--device", "cpu"]
+
+
+def corpus(n: int = 120, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    good, bad = ["great", "good", "lovely"], ["bad", "awful", "boring"]
+    things = ["film", "movie", "plot", "cast"]
+    rows = []
+    for i in range(n):
+        words = good if i % 2 else bad
+        rows.append(f"the {rng.choice(things)} was {rng.choice(words)} and {rng.choice(words)}")
+    return rows
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("text")
+    (folder / "corpus.txt").write_text("\n".join(corpus()) + "\n")
+    out = folder / "model"
+    assert main(["text", "fit", str(folder / "corpus.txt"), "-o", str(out), "--epochs", "2", "--kl-schedule",
+                 "cyclical", "--kl-cycles", "2", *TINY]) == 0
+    return out
+
+
+# -- vocabulary ------------------------------------------------------------------------------------
+def test_vocabulary_cap_unk_and_round_trip():
+    vocab = Vocabulary.build(["a a a b b c", "a b d"], max_size=6)
+    assert vocab.tokens[:4] == ("<pad>", "<unk>", "<bos>", "<eos>") and vocab.tokens[4:] == ("a", "b")
+    ids, cut = vocab.encode(["a c b", "a b a b a"], max_len=4)
+    assert ids.tolist() == [[4, UNK, 5, EOS], [4, 5, 4, EOS]] and cut == 1
+    assert vocab.decode(ids[0]) == "a <unk> b"
+    assert Vocabulary.from_json(json.loads(json.dumps(vocab.to_json()))) == vocab
+
+
+def test_char_level_and_token_batches_trim():
+    vocab = Vocabulary.build(["ab ba"], level="char")
+    ids, _ = vocab.encode(["ab", "ba ab"], max_len=10)
+    assert vocab.decode(ids[1]) == "ba ab"
+    batches = TokenBatches(ids)
+    assert batches[torch.tensor([0])].shape == (1, 3)  # 'a', 'b', <eos>
+    assert batches[torch.tensor([0, 1])].shape == (2, 6)
+
+
+def test_readers(tmp_path):
+    (tmp_path / "c.csv").write_text("id,text\n1,hello there\n2,general kenobi\n")
+    assert read_sentences(tmp_path / "c.csv", "text") == ["hello there", "general kenobi"]
+    with pytest.raises(ConfigError, match="--column"):
+        read_sentences(tmp_path / "c.csv")
+    (tmp_path / "l.tsv").write_text("nice\t1\nugly\t0\n")
+    assert read_labelled(tmp_path / "l.tsv") == (["nice", "ugly"], ["1", "0"])
+    (tmp_path / "bad.txt").write_text("no label here\n")
+    with pytest.raises(DataError, match="tab"):
+        read_labelled(tmp_path / "bad.txt")
+    with pytest.raises(DataError, match="not found"):
+        read_sentences(tmp_path / "missing.txt")
+
+
+# -- the sequence likelihood -----------------------------------------------------------------------
+def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9):
+    torch.manual_seed(0)
+    return build_text_vae(TextConfig(embed_dim=8, hidden=12, latent_dim=3, max_len=6, word_dropout=word_dropout),
+                          vocab).eval()
+
+
+def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The chain rule by hand: one GRU step per token, summing log-softmax of each next token."""
+    state, token, total = network.initial_state(z[None], 1), torch.tensor([BOS]), torch.tensor(0.0)
+    for target in row[row != PAD]:
+        out, state = network.rnn(network._inputs(token[None], z[None]), state)
+        total = total + torch.log_softmax(network.out(out[0, 0]), -1)[target]
+        token = target[None]
+    return total
+
+
+def test_log_prob_is_the_chain_rule_with_padding_masked():
+    vae = _tiny_vae()
+    network = vae.likelihood.network
+    x = torch.tensor([[5, 6, 7, EOS, PAD], [8, EOS, PAD, PAD, PAD]])
+    z = torch.randn(2, 3)
+    with torch.no_grad():
+        got = vae.likelihood.distribution(z).log_prob(x)
+        ref = torch.stack([_reference_log_prob(network, row, zi) for row, zi in zip(x, z)])
+        padded = torch.cat([x, torch.zeros(2, 3, dtype=torch.long)], 1)
+        more_padding = vae.likelihood.distribution(z).log_prob(padded)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(more_padding, got)
+    assert (got < 0).all()
+
+
+def test_log_prob_broadcasts_over_importance_samples_and_vae_losses():
+    vae = _tiny_vae()
+    x = torch.tensor([[5, 6, EOS, PAD], [7, 8, 6, EOS]])
+    z = torch.randn(4, 2, 3)  # (k, batch, latent)
+    with torch.no_grad():
+        lp = vae.decode(z).log_prob(x)
+        assert lp.shape == (4, 2)
+        torch.testing.assert_close(lp[2], vae.decode(z[2]).log_prob(x))
+        assert vae.log_likelihood(x, k=7, chunk_size=3).shape == (2,)
+    loss = vae.loss(x, beta=0.5, free_bits=0.1)
+    loss.loss.backward()
+    assert torch.isfinite(loss.loss) and vae.encoder.out.weight.grad is not None
+    assert torch.isfinite(vae.loss(x, iw_samples=3).loss)
+    with pytest.raises(DataError, match="vocabulary"):
+        vae.likelihood.check_data(torch.tensor([[3, 99]]))
+    with pytest.raises(DataError, match="integers"):
+        vae.likelihood.check_data(torch.tensor([[0.5]]))
+
+
+def test_word_dropout_only_in_training():
+    vae = _tiny_vae(word_dropout=0.9)
+    x, z = torch.tensor([[5, 6, 7, 8, EOS]] * 8), torch.zeros(8, 3)
+    network = vae.likelihood.network
+    with torch.no_grad():
+        evaluated = network.log_prob(x, z)
+        torch.testing.assert_close(evaluated, network.log_prob(x, z))  # deterministic in eval mode
+        network.train()
+        dropped = network.log_prob(x, z)
+    assert torch.allclose(evaluated, evaluated[0].expand(8))  # identical rows score the same ...
+    assert not torch.allclose(dropped, dropped[0].expand(8))  # ... unless inputs were dropped to <unk>
+
+
+# -- decoding and schedules ------------------------------------------------------------------------
+def test_generation_methods():
+    vae = _tiny_vae()
+    network, z = vae.likelihood.network, torch.randn(3, 3)
+    greedy = generate(network, z, 6, "greedy")
+    assert greedy.shape == (3, 6) and ((greedy == EOS).sum(1) == 1).all()  # every sentence ends once
+    after_end = torch.cumsum(greedy == EOS, 1) - (greedy == EOS).long() > 0
+    assert (greedy[after_end] == PAD).all() and not (greedy == BOS).any()
+    assert not (greedy[~after_end] == PAD).any()
+    torch.testing.assert_close(generate(network, z, 6, "beam", beam_size=1), greedy)
+    cold = generate(network, z, 6, "sample", temperature=1e-4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(cold, greedy)
+    beam = generate(network, z, 6, "beam", beam_size=4)
+    assert beam.shape == (3, 6) and ((beam == EOS).sum(1) == 1).all()
+    lm = SentenceDecoder(9, 8, 12, 0).eval()
+    assert generate(lm, None, 5, "sample", batch=2).shape == (2, 5)
+    with pytest.raises(ConfigError, match="method"):
+        generate(network, z, 6, "nucleus")
+
+
+def test_cyclical_schedule_closed_form():
+    schedule = cyclical_beta(1.0, total_steps=40, cycles=4, ramp=0.5)  # period 10, ramp over 5 steps
+    assert [schedule(s, 10) for s in (0, 4, 5, 9, 10, 14)] == [0.2, 1.0, 1.0, 1.0, 0.2, 1.0]
+
+
+def test_fit_writes_diagnostics_and_uses_the_schedule(model_dir):
+    rows = [json.loads(line) for line in (model_dir / "metrics.jsonl").read_text().splitlines()]
+    diagnostics = json.loads((model_dir / "diagnostics.json").read_text())
+    assert len(rows) == len(diagnostics) == 2
+    # 2 epochs x 8 steps, 2 cycles of 8 steps ramping over 4: the last step of each epoch has beta 1
+    assert [row["beta"] for row in rows] == [1.0, 1.0]
+    assert {"kl", "active_units", "neg_elbo"} <= set(diagnostics[0])
+    assert (model_dir / "vocab.json").exists() and json.loads((model_dir / "config.json").read_text())["kind"] == "text-vae"
+
+
+# -- CLI: every subcommand once --------------------------------------------------------------------
+def test_cli_every_subcommand(model_dir, tmp_path, capsys):
+    assert main(["text", "sample", str(model_dir), "-n", "3", "--temperature", "0.8", "-o", str(tmp_path / "s.txt")]) == 0
+    assert len((tmp_path / "s.txt").read_text().splitlines()) == 3
+    assert main(["text", "sample", str(model_dir), "-n", "2", "--method", "beam"]) == 0
+    assert main(["text", "reconstruct", str(model_dir), "the film was good and great", "--method", "beam"]) == 0
+    assert "->" in capsys.readouterr().out
+    assert main(["text", "interpolate", str(model_dir), "the film was good and lovely", "the plot was bad and awful",
+                 "--steps", "4", "-o", str(tmp_path / "i.txt")]) == 0
+    assert len((tmp_path / "i.txt").read_text().splitlines()) == 4
+    (tmp_path / "few.txt").write_text("the cast was good\nthe plot was awful\n")
+    assert main(["text", "embed", str(model_dir), str(tmp_path / "few.txt"), "-o", str(tmp_path / "z.csv")]) == 0
+    assert (tmp_path / "z.csv").read_text().splitlines()[0] == "z0,z1,z2,z3"
+    assert main(["text", "embed", str(model_dir), str(tmp_path / "few.txt")]) == 0
+    assert np.load(model_dir / "embeddings.npy").shape == (2, 4)
+    labelled = "\n".join(f"{s}\t{'pos' if i % 2 else 'neg'}" for i, s in enumerate(corpus(40, seed=3)))
+    (tmp_path / "labelled.tsv").write_text(labelled + "\n")
+    assert main(["text", "classify", str(model_dir), str(tmp_path / "labelled.tsv"), "--predict",
+                 str(tmp_path / "few.txt"), "-o", str(tmp_path / "p.csv")]) == 0
+    assert "5-fold accuracy on 40" in capsys.readouterr().out
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 3
+    (tmp_path / "test.txt").write_text("\n".join(corpus(20, seed=5)) + "\n")
+    assert main(["text", "eval", str(model_dir), str(tmp_path / "test.txt"), "--k", "5"]) == 0
+    result = json.loads((model_dir / "eval.json").read_text())
+    assert result["n_sentences"] == 20 and result["n_tokens"] == 20 * 7  # six words and <eos>
+    assert result["perplexity"] == pytest.approx(math.exp(result["nll"] * 20 / 140), rel=1e-6)
+    assert result["nll"] <= result["neg_elbo"] + 1.0  # the IWAE bound is at least as tight, up to noise
+    assert set(app.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "eval"}
+
+
+def test_model_round_trip(model_dir):
+    model = load_text_model(model_dir)
+    assert isinstance(model.vae.likelihood, CategoricalSequence) and model.vocabulary.level == "word"
+    sentence = ["the film was good and great"]
+    assert app.reconstruct(model, sentence) == app.reconstruct(model_dir, sentence)
+
+
+def test_typed_errors(model_dir, tmp_path, capsys):
+    assert main(["text", "fit", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "m")]) == 2
+    assert main(["text", "fit", str(model_dir / "vocab.json"), "-o", str(tmp_path / "m"), "--kl-schedule", "exp"]) == 2
+    assert "--kl-schedule" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--steps"):
+        app.interpolate(model_dir, "a", "b", steps=1)
+    with pytest.raises(ConfigError, match="unknown option"):
+        app.fit(corpus(10), tmp_path / "m", latent=3)
+    (tmp_path / "image").mkdir()
+    (tmp_path / "image" / "config.json").write_text('{"model": {}}')
+    with pytest.raises(CheckpointError, match="not a text VAE"):
+        load_text_model(tmp_path / "image")
+
+
+# -- real data -------------------------------------------------------------------------------------
+def test_real_sentences_fit_and_embed(tmp_path):
+    root = os.environ.get("VAEKIT_DATA")
+    folder = Path(root or "") / "sentence-polarity"
+    if not root or not folder.is_dir():
+        pytest.skip("set VAEKIT_DATA to the shared data folder")
+    sentences = (folder / "rt-polarity.pos").read_text(encoding="utf-8").splitlines()[:150]
+    model = app.fit(sentences, tmp_path / "m", log=lambda line: None, epochs=1, embed_dim=16, hidden=24,
+                    latent_dim=4, max_vocab=500, progress=False, device="cpu")
+    assert len(model.vocabulary) == 500
+    assert app.embed(model, sentences[:7]).shape == (7, 4)
+    assert all(isinstance(s, str) for s in app.sample(model, 3))
