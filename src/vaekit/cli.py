@@ -14,9 +14,11 @@ from .errors import VaekitError
 EXAMPLES = {
     "train": "vaekit train --data mnist --network mlp --hidden 400 --latent-dim 20 --epochs 10 --out runs/mlp\n"
              "  vaekit train --preset burda-mlp --data mnist --iw-samples 5 --out runs/iwae\n"
-             "  vaekit train --out runs/mlp --epochs 20 --resume   # continue a stopped run",
+             "  vaekit train --out runs/mlp --epochs 20 --resume   # continue a stopped run\n"
+             "  vaekit train --condition label --out runs/cvae     # class-conditional: vaekit sample runs/cvae --label 3\n"
+             "  vaekit train --corrupt gaussian:0.3 --out runs/dvae # denoising: vaekit denoise runs/dvae noisy.png",
     "eval": "vaekit eval runs/mlp --k 1000",
-    "sample": "vaekit sample runs/mlp -n 100 -o samples.png",
+    "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16",
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
     "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
     "embed": "vaekit embed runs/mlp -o latents.csv",
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=100, help="number of samples (default: 100)")
     p.add_argument("-o", "--out", help="output .png or .npy (default: RUN/samples.png)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=lambda a: _runs().sample(a.run, a.n, a.out, a.seed))
+    p.add_argument("--label", type=int, help="class to draw from a --condition label run (default: a row per class)")
+    p.set_defaults(handler=lambda a: _runs().sample(a.run, a.n, a.out, a.seed, a.label))
 
     p = _command(sub, "reconstruct", "test images above their reconstructions")
     p.add_argument("run")

@@ -29,7 +29,10 @@ class ModelConfig:
     likelihood: str = option("bernoulli", "p(x|z): bernoulli (pixels in [0,1]) or gaussian")
     gaussian_scale: str = option("learned", "gaussian sigma: a number (fixed), learned (per value) or decoder")
     prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
+    condition: str = option("none", "none; label (a class-conditional VAE: sample --label N) or lowres:F (the "
+                                    "image downscaled F times, F=2 or 4: super-resolution)")
     data_shape: tuple[int, ...] = option((), "shape of one example, set from the data", cli=False)
+    n_classes: int = option(0, "classes of --condition label, set from the data", cli=False)
 
     def validate(self) -> None:
         _positive(self, "latent_dim")
@@ -37,6 +40,10 @@ class ModelConfig:
             raise ConfigError(f"--hidden must list positive sizes, got {self.hidden}")
         if not self.conv_channels or min(self.conv_channels) < 1:
             raise ConfigError(f"--conv-channels must list positive sizes, got {self.conv_channels}")
+        if self.condition != "none":
+            from .conditioning import CONDITIONS, parse_spec
+
+            parse_spec(self.condition, CONDITIONS, "--condition")
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,18 @@ class DataConfig:
     image_size: str | None = option(None, "resize images of a folder to HxW, e.g. 64x64")
     val_fraction: float = option(0.1, "share of the training set held out for validation and early stopping")
     binarize: str = option("none", "none, dynamic (fresh Bernoulli draw each epoch) or static (one fixed draw)")
+    corrupt: str = option("none", "train a denoising VAE: inputs corrupted afresh each epoch, targets clean: "
+                                  "gaussian:SIGMA, salt-pepper:SHARE or mask:SHARE, e.g. gaussian:0.3")
 
     def validate(self) -> None:
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.binarize not in ("none", "dynamic", "static"):
             raise ConfigError(f"--binarize must be none, dynamic or static, got '{self.binarize}'")
+        if self.corrupt != "none":
+            from .conditioning import parse_corruption
+
+            parse_corruption(self.corrupt)
 
 
 PRESETS: dict[str, dict[str, dict]] = {

@@ -3,6 +3,12 @@
 An encoder maps data (batch, *data_shape) to (batch, out_features); a decoder maps
 latents (batch, latent_dim) to (batch, params_per_value * C, H, W) for images or
 (batch, params_per_value * D) for flat data, which a likelihood turns into p(x|z).
+
+Built with a `condition_shape` (the shape of one example's condition features, conditioning.py),
+each network takes the features as an optional second argument: MLPs concatenate them flattened
+to their input; conv networks concatenate them as extra channels (vectors as constant planes,
+images resized) to the input of every convolution, and to the decoder's first Linear, flattened.
+Without a condition_shape the networks are exactly the unconditional ones.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
@@ -24,24 +31,41 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def condition_planes(features: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Condition features as planes (batch, F, H, W): vectors (batch, F) broadcast, planes
+    (batch, F, h, w) resized bilinearly."""
+    if features.dim() == 2:
+        return features[:, :, None, None].expand(-1, -1, *size)
+    if tuple(features.shape[-2:]) == tuple(size):
+        return features
+    return F.interpolate(features, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def _condition_channels(condition_shape: Sequence[int]) -> int:
+    return condition_shape[0] if condition_shape else 0
+
+
 class MLP(nn.Module):
     """Flatten, then Linear -> activation for each hidden size, then a final Linear.
 
-    Input (batch, *in_shape); output (batch, *out_shape).
+    Input (batch, *in_shape) and, with a condition_shape, features (batch, *condition_shape)
+    concatenated flattened; output (batch, *out_shape).
     """
 
-    def __init__(self, in_shape: Sequence[int], hidden: Sequence[int], out_shape: Sequence[int], act: str = "relu"):
+    def __init__(self, in_shape: Sequence[int], hidden: Sequence[int], out_shape: Sequence[int], act: str = "relu",
+                 condition_shape: Sequence[int] = ()):
         super().__init__()
         self.out_shape = tuple(out_shape)
-        sizes = [math.prod(in_shape), *hidden]
+        sizes = [math.prod(in_shape) + (math.prod(condition_shape) if condition_shape else 0), *hidden]
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(fan_in, fan_out), activation(act)]
         layers.append(nn.Linear(sizes[-1], math.prod(self.out_shape)))
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x.flatten(1)).view(-1, *self.out_shape)
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        h = x.flatten(1) if c is None else torch.cat([x.flatten(1), c.flatten(1)], 1)
+        return self.layers(h).view(-1, *self.out_shape)
 
 
 def _downsampled(size: int, n_layers: int, padding: str) -> int:
@@ -53,15 +77,17 @@ def _downsampled(size: int, n_layers: int, padding: str) -> int:
 class ConvEncoder(nn.Module):
     """Strided 3x3 convolutions (stride 2) with an activation, flatten, one Linear.
 
-    The Keras tutorial's design is channels=(32, 64), padding='valid'. Input (batch, C, H, W).
+    The Keras tutorial's design is channels=(32, 64), padding='valid'. Input (batch, C, H, W), and
+    with a condition_shape features concatenated to it as planes.
     """
 
     def __init__(self, image_shape: Sequence[int], channels: Sequence[int], out_features: int,
-                 act: str = "relu", padding: str = "same"):
+                 act: str = "relu", padding: str = "same", condition_shape: Sequence[int] = ()):
         super().__init__()
         if padding not in ("same", "valid"):
             raise ConfigError(f"unknown padding '{padding}': use 'same' or 'valid'")
         in_channels, height, width = image_shape
+        in_channels += _condition_channels(condition_shape)
         layers: list[nn.Module] = []
         for out_channels in channels:
             layers += [nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1 if padding == "same" else 0),
@@ -74,7 +100,9 @@ class ConvEncoder(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.head = nn.Linear(in_channels * h * w, out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if c is not None:
+            x = torch.cat([x, condition_planes(c, x.shape[-2:])], 1)
         return self.head(self.convs(x).flatten(1))
 
 
@@ -83,27 +111,38 @@ class ConvDecoder(nn.Module):
     through reversed(channels) -> a stride-1 transposed conv to out_channels, cropped to H x W.
 
     With channels=(32, 64) on 28x28 this is the Keras tutorial's decoder exactly
-    (Dense 7*7*32, ConvTranspose 64, 32, then 1), ending in logits.
+    (Dense 7*7*32, ConvTranspose 64, 32, then 1), ending in logits. With a condition_shape the
+    features join z at the Linear (flattened) and every transposed conv's input (as planes), so a
+    low-resolution image reaches each scale of the output.
     """
 
     def __init__(self, latent_dim: int, image_shape: Sequence[int], channels: Sequence[int], out_channels: int,
-                 act: str = "relu"):
+                 act: str = "relu", condition_shape: Sequence[int] = ()):
         super().__init__()
         _, self.height, self.width = image_shape
         n_up = len(channels)
         self.start = (channels[0], _downsampled(self.height, n_up, "same"), _downsampled(self.width, n_up, "same"))
-        self.head = nn.Sequential(nn.Linear(latent_dim, math.prod(self.start)), activation(act))
+        extra = _condition_channels(condition_shape)
+        head_in = latent_dim + (math.prod(condition_shape) if condition_shape else 0)
+        self.head = nn.Sequential(nn.Linear(head_in, math.prod(self.start)), activation(act))
         layers: list[nn.Module] = []
         in_channels = channels[0]
         for out_ch in reversed(channels):
-            layers += [nn.ConvTranspose2d(in_channels, out_ch, 3, stride=2, padding=1, output_padding=1),
+            layers += [nn.ConvTranspose2d(in_channels + extra, out_ch, 3, stride=2, padding=1, output_padding=1),
                        activation(act)]
             in_channels = out_ch
-        layers.append(nn.ConvTranspose2d(in_channels, out_channels, 3, stride=1, padding=1))
+        layers.append(nn.ConvTranspose2d(in_channels + extra, out_channels, 3, stride=1, padding=1))
         self.deconvs = nn.Sequential(*layers)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.deconvs(self.head(z).view(-1, *self.start))
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if c is None:
+            out = self.deconvs(self.head(z).view(-1, *self.start))
+        else:
+            out = self.head(torch.cat([z, c.flatten(1)], 1)).view(-1, *self.start)
+            for layer in self.deconvs:
+                if isinstance(layer, nn.ConvTranspose2d):
+                    out = torch.cat([out, condition_planes(c, out.shape[-2:])], 1)
+                out = layer(out)
         return out[..., : self.height, : self.width]
 
 
@@ -112,18 +151,21 @@ NETWORKS = ("mlp", "conv")
 
 def build_networks(kind: str, data_shape: Sequence[int], latent_dim: int, params_per_value: int,
                    hidden: Sequence[int] = (400,), conv_channels: Sequence[int] = (32, 64),
-                   act: str = "relu", encoder_padding: str = "same") -> tuple[nn.Module, nn.Module]:
+                   act: str = "relu", encoder_padding: str = "same",
+                   condition_shape: Sequence[int] = ()) -> tuple[nn.Module, nn.Module]:
     """Build (encoder, decoder). The encoder outputs 2 * latent_dim numbers (loc, log-variance);
-    the decoder outputs params_per_value numbers per data value, stacked along dim 1."""
+    the decoder outputs params_per_value numbers per data value, stacked along dim 1. A non-empty
+    condition_shape makes both take condition features (batch, *condition_shape) as a second input."""
+    condition_shape = tuple(condition_shape)
     data_shape = tuple(data_shape)
     out_shape = (params_per_value * data_shape[0], *data_shape[1:])
     if kind == "mlp":
-        return (MLP(data_shape, hidden, (2 * latent_dim,), act),
-                MLP((latent_dim,), tuple(reversed(hidden)), out_shape, act))
+        return (MLP(data_shape, hidden, (2 * latent_dim,), act, condition_shape),
+                MLP((latent_dim,), tuple(reversed(hidden)), out_shape, act, condition_shape))
     if kind == "conv":
         if len(data_shape) != 3:
             raise ConfigError(f"--network conv needs images (C, H, W), got data of shape {data_shape}: "
                               "use --network mlp")
-        return (ConvEncoder(data_shape, conv_channels, 2 * latent_dim, act, encoder_padding),
-                ConvDecoder(latent_dim, data_shape, conv_channels, out_shape[0], act))
+        return (ConvEncoder(data_shape, conv_channels, 2 * latent_dim, act, encoder_padding, condition_shape),
+                ConvDecoder(latent_dim, data_shape, conv_channels, out_shape[0], act, condition_shape))
     raise ConfigError(f"unknown network '{kind}': use one of {', '.join(NETWORKS)}")

@@ -50,6 +50,7 @@ class Splits:
     y_train: np.ndarray | None
     y_test: np.ndarray | None
     class_names: tuple[str, ...] | None = None
+    y_val: np.ndarray | None = None
 
 
 def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, TrainConfig, DataConfig]:
@@ -78,7 +79,7 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
     else:
         size = _parse_size(data.image_size)
         dataset = load_dataset(data.data, data_dir=data.data_dir, image_size=size, seed=seed)
-    x_train, y_train, x_val, _ = split_validation(dataset.x_train, dataset.y_train, data.val_fraction, seed)
+    x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, data.val_fraction, seed)
     tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (x_train, x_val, dataset.x_test)]
     if data.binarize != "none":
         _check_unit_range(tensors[0])
@@ -86,7 +87,7 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
         # Validation and test are binarized once with a fixed seed, the field's convention.
         start = 0 if data.binarize == "static" else 1
         tensors[start:] = [torch.bernoulli(t, generator=generator) for t in tensors[start:]]
-    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None))
+    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val)
 
 
 def _dataset_from_array(x: np.ndarray, y, seed: int):
@@ -143,18 +144,25 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     if len(splits.x_train) == 0:
         raise DataError("the training set is empty: give more data or a smaller --val-fraction")
     model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
+    if model_cfg.condition == "label" and not resume:
+        if splits.y_train is None:
+            raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
+        model_cfg = dataclasses.replace(model_cfg, n_classes=int(np.max(splits.y_train)) + 1)
     torch.manual_seed(train_cfg.seed)
     vae = build_vae(model_cfg)
     vae.likelihood.check_data(splits.x_train)
+    dynamic = data_cfg.binarize == "dynamic"
+    x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
+    x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     if out is not None and not resume:
         write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
                                        "model": to_dict(model_cfg), "train": to_dict(train_cfg),
                                        "data": to_dict(data_cfg)})
-    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=data_cfg.binarize == "dynamic",
+    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
                       on_epoch=_tensorboard_logger(out) if tensorboard else None)
     if resume:
         trainer.resume()
-    history = trainer.fit(splits.x_train, splits.x_val)
+    history = trainer.fit(x_train, x_val)
     if out is not None:
         load_weights(vae, out / MODEL_FILE)
         if history:
@@ -163,6 +171,20 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             save_curves(out / "curves.png", history)
     vae.eval()
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
+
+
+def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | None = 0, binarize: bool = False):
+    """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
+    condition taken from the data (labels y, or x downscaled) and the corruption of `data`, drawn
+    once with `seed` (None: afresh on every read, as training wants)."""
+    from .conditioning import PairedData, parse_corruption
+
+    corruption = parse_corruption(data.corrupt)
+    if vae.condition is None and corruption is None:
+        return x
+    c = None if vae.condition is None else vae.condition.from_data(x, y)
+    paired = PairedData(x, c, corruption, binarize=binarize)
+    return paired if seed is None else paired.fixed(seed)
 
 
 def _resumed_configs(out: Path | None, options: dict):
@@ -260,9 +282,10 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     y = {"test": splits.y_test, "train": splits.y_train}.get(split)
     if limit is not None:
         x, y = x[:limit], None if y is None else y[:limit]
-    result = evaluate_model(run.vae, x, k=k, y=y, x_train=splits.x_train[:10000] if y is not None else None,
-                            y_train=None if splits.y_train is None else splits.y_train[:10000], progress=progress,
-                            seed=run.train.seed)
+    y_train = None if splits.y_train is None else splits.y_train[:10000]
+    x_train = model_data(run.vae, run.data, splits.x_train[:10000], y_train, run.train.seed) if y is not None else None
+    result = evaluate_model(run.vae, model_data(run.vae, run.data, x, y, run.train.seed), k=k, y=y, x_train=x_train,
+                            y_train=y_train, progress=progress, seed=run.train.seed)
     if run.path is not None:
         write_json(run.path / ("eval.json" if split == "test" else f"eval_{split}.json"),
                    {"split": split, **result.to_dict()})
@@ -285,22 +308,40 @@ def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -
     return save_image_grid(path, array, columns)
 
 
-def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0) -> Path:
-    """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`)."""
+def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
+           label: int | None = None) -> Path:
+    """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`). A label-conditional
+    run draws class `label`, or without one a row per class."""
     run = _as_run(run)
     if n < 1:
         raise ConfigError(f"-n must be a positive integer, got {n}")
-    generator = torch.Generator(device=next(run.vae.parameters()).device).manual_seed(seed)
-    return _save_images(_output(run, out, "samples.png"), run.vae.sample(n, generator=generator))
+    device = next(run.vae.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    columns, c = None, None
+    if run.model.condition == "label":
+        classes = run.model.n_classes
+        if label is not None and not 0 <= label < classes:
+            raise ConfigError(f"--label must be in [0, {classes}) for this run, got {label}")
+        columns = None if label is not None else math.ceil(n / classes)
+        c = torch.arange(n, device=device) // columns if label is None else torch.full((n,), label, device=device)
+    elif label is not None:
+        raise ConfigError("--label needs a run trained with --condition label")
+    elif run.vae.condition is not None:
+        raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit superres' to sample it")
+    return _save_images(_output(run, out, "samples.png"), run.vae.sample(n, generator=generator, c=c), columns)
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
                 data_dir: str | None = None) -> Path:
     """Test images (top rows) above their reconstructions (bottom rows) (`vaekit reconstruct`)."""
     run = _as_run(run)
-    x = _run_splits(run, data, data_dir).x_test[:n].to(next(run.vae.parameters()).device)
+    splits = _run_splits(run, data, data_dir)
+    y = None if splits.y_test is None else splits.y_test[:n]
+    x = model_data(run.vae, run.data, splits.x_test[:n], y, run.train.seed)
+    x = x.to(next(run.vae.parameters()).device)
     columns = min(len(x), 8)
-    rows = [torch.cat([x[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
+    shown = x if torch.is_tensor(x) else x[:].x  # the encoder's input: noisy for a denoising run
+    rows = [torch.cat([shown[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
     return _save_images(_output(run, out, "reconstructions.png"), torch.cat(rows), columns)
 
 
@@ -316,6 +357,8 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
                 spherical: bool = False, data: str | None = None, data_dir: str | None = None) -> Path:
     """Paths in latent space between pairs of test images, one row per pair (`vaekit interpolate`)."""
     run = _as_run(run)
+    if run.vae.condition is not None:
+        raise ConfigError(f"interpolate needs an unconditional run; this one is conditioned on {run.model.condition}")
     x = _run_splits(run, data, data_dir).x_test[: 2 * pairs].to(next(run.vae.parameters()).device)
     if len(x) < 2:
         raise DataError("interpolation needs at least two test examples")
@@ -340,7 +383,7 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     run = _as_run(run)
     splits = _run_splits(run, data, data_dir)
     x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
-    means = latent_means(run.vae, x).cpu().numpy()
+    means = latent_means(run.vae, model_data(run.vae, run.data, x, y, run.train.seed)).cpu().numpy()
     path = _output(run, out, "embeddings.npy")
     from .checkpoint import atomic_write
 
@@ -381,7 +424,7 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
 
 def report(run: Run | str | Path) -> Path:
     """Gather metrics, curves and pictures of a run into report.html (`vaekit report`)."""
-    from .report import write_report
+    from .html_report import write_report
 
     return write_report(_as_run(run))
 

@@ -2,6 +2,11 @@
 
 Kingma & Welling (2014), "Auto-Encoding Variational Bayes"; the importance-weighted bound is
 Burda, Grosse & Salakhutdinov (2016), eq. (8). All per-example quantities are in nats.
+
+Conditioning (Sohn, Lee & Yan 2015, "Learning Structured Output Representation using Deep
+Conditional Generative Models"): with a `condition` module every method takes the raw condition
+`c` and models q(z|x, c), p(x|z, c); `target` lets the likelihood score other values than the
+encoder sees (denoising: Im et al. 2017). Both default to None: the unconditional VAE, unchanged.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
+from .conditioning import Batch, repeat_rows, unpack
+from .errors import ConfigError
 from .likelihoods import Likelihood
 from .priors import Prior, StandardNormal
 
@@ -46,40 +53,72 @@ class VAE(nn.Module):
 
     encoder: (batch, *data_shape) -> (batch, 2 * latent_dim), the loc and log-variance of a
     diagonal Gaussian q(z|x). decoder: (batch, latent_dim) -> parameters for `likelihood`.
+    condition (optional): raw condition c -> features (batch, *feature_shape), which encoder and
+    decoder then take as a second argument (conditioning.py, networks.py).
+
+    Methods taking data accept a tensor or a conditioning.Batch(x, c, target), as data sources
+    of conditional or denoising training yield.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, prior: Prior):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, prior: Prior,
+                 condition: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder, self.likelihood, self.prior = encoder, decoder, likelihood, prior
+        self.condition = condition
         self.latent_dim = prior.latent_dim
 
-    def encode(self, x: torch.Tensor) -> Independent:
-        """q(z|x): a diagonal Gaussian with batch_shape (batch,) and event_shape (latent_dim,)."""
-        loc, log_var = self.encoder(x).chunk(2, dim=-1)
+    def features(self, c) -> torch.Tensor | None:
+        """Condition features (batch, *feature_shape), or None for an unconditional VAE."""
+        if self.condition is None:
+            if c is not None:
+                raise ConfigError("this VAE is unconditional: drop the condition (label or low-resolution image)")
+            return None
+        if c is None:
+            raise ConfigError(f"this VAE is conditional ({type(self.condition).__name__}): pass its condition c")
+        return self.condition(c)
+
+    def _encode(self, x: torch.Tensor, f: torch.Tensor | None) -> Independent:
+        loc, log_var = (self.encoder(x) if f is None else self.encoder(x, f)).chunk(2, dim=-1)
         return Independent(Normal(loc, torch.exp(0.5 * log_var), validate_args=False), 1)
 
-    def decode(self, z: torch.Tensor) -> Distribution:
-        """p(x|z) for z of shape (..., latent_dim); batch_shape is z's leading shape."""
+    def _params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
+        return self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z)))
+
+    def _decode(self, z: torch.Tensor, f: torch.Tensor | None) -> Distribution:
         lead = z.shape[:-1]
-        params = self.decoder(z.reshape(-1, self.latent_dim))
+        params = self._params(z.reshape(-1, self.latent_dim), f)
         return self.likelihood.distribution(params.view(*lead, *params.shape[1:]))
 
-    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """E[x|z] (probabilities for Bernoulli), shape (batch, *data_shape)."""
-        return self.likelihood.mean(self.decoder(z))
+    def encode(self, x: torch.Tensor | Batch, c=None) -> Independent:
+        """q(z|x[, c]): a diagonal Gaussian with batch_shape (batch,) and event_shape (latent_dim,)."""
+        x, c, _ = unpack(x, c)
+        return self._encode(x, self.features(c))
+
+    def decode(self, z: torch.Tensor, c=None) -> Distribution:
+        """p(x|z[, c]) for z of shape (..., batch, latent_dim) and c of batch rows; batch_shape is
+        z's leading shape."""
+        return self._decode(z, self.features(c))
+
+    def decode_mean(self, z: torch.Tensor, c=None) -> torch.Tensor:
+        """E[x|z[, c]] (probabilities for Bernoulli), shape (batch, *data_shape)."""
+        return self.likelihood.mean(self._params(z, self.features(c)))
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decode n draws from the prior; returns E[x|z] (the tutorials' sigmoid(logits))."""
+    def sample(self, n: int, generator: torch.Generator | None = None, c=None) -> torch.Tensor:
+        """Decode n draws from the prior; returns E[x|z[, c]] (the tutorials' sigmoid(logits)).
+        A conditional VAE needs c with n rows (or one row, used for all n)."""
         pz = self.prior()
         z = pz.sample((n,)) if generator is None else pz.mean + pz.stddev * torch.randn(
             n, self.latent_dim, generator=generator, device=pz.mean.device)
-        return self.decode_mean(z)
+        f = self.features(c)
+        return self.likelihood.mean(self._params(z, f if f is None or len(f) == n else repeat_rows(f, n)))
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """E[x|z] at the posterior mean z = E[z|x]."""
-        return self.decode_mean(self.encode(x).mean)
+    def reconstruct(self, x: torch.Tensor, c=None) -> torch.Tensor:
+        """E[x|z] at the posterior mean z = E[z|x] (x may be a Batch)."""
+        x, c, _ = unpack(x, c)
+        f = self.features(c)
+        return self.likelihood.mean(self._params(self._encode(x, f).mean, f))
 
     def _kl(self, qz: Independent, z: torch.Tensor) -> torch.Tensor:
         """KL(q||p) per latent dimension (batch, latent) when analytic, else a one-sample estimate (batch, 1)."""
@@ -88,59 +127,71 @@ class VAE(nn.Module):
             return kl_divergence(qz.base_dist, pz.base_dist)
         return (qz.log_prob(z) - pz.log_prob(z)).unsqueeze(-1)
 
-    def elbo(self, x: torch.Tensor, n_samples: int = 1) -> ELBO:
-        """Per-example ELBO terms; the reconstruction term averages n_samples reparameterized draws."""
-        qz = self.encode(x)
+    def elbo(self, x: torch.Tensor | Batch, n_samples: int = 1, c=None, target: torch.Tensor | None = None) -> ELBO:
+        """Per-example ELBO terms; the reconstruction term averages n_samples reparameterized draws.
+        `target` (default x) is what the likelihood scores."""
+        x, c, target = unpack(x, c, target)
+        f = self.features(c)
+        qz = self._encode(x, f)
         z = qz.rsample((n_samples,))  # (n_samples, batch, latent)
-        reconstruction = self.decode(z).log_prob(x).mean(0)
+        reconstruction = self._decode(z, f).log_prob(target).mean(0)
         return ELBO(reconstruction, self._kl(qz, z[0]).sum(-1))
 
-    def loss(self, x: torch.Tensor, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1) -> Loss:
+    def loss(self, x: torch.Tensor | Batch, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1,
+             c=None, target: torch.Tensor | None = None) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
 
         iw_samples=1: -(reconstruction - beta * KL), with free bits (Kingma et al. 2016, eq. 15):
         each latent dimension's batch-mean KL counts as at least `free_bits` nats.
         iw_samples=K>1: the negative importance-weighted bound of Burda et al. with K samples,
         beta weighting log p(z) - log q(z|x) inside each weight.
+        x may be a Batch; c and target as in `elbo`.
         """
-        qz = self.encode(x)
+        x, c, target = unpack(x, c, target)
+        f = self.features(c)
+        qz = self._encode(x, f)
         if iw_samples > 1:
             z = qz.rsample((iw_samples,))  # (K, batch, latent)
-            log_px = self.decode(z).log_prob(x)  # (K, batch)
+            log_px = self._decode(z, f).log_prob(target)  # (K, batch)
             log_ratio = self.prior().log_prob(z) - qz.log_prob(z)
             bound = torch.logsumexp(log_px + beta * log_ratio, 0) - math.log(iw_samples)
             kl = kl_divergence(qz.base_dist, self.prior().base_dist).sum(-1) if isinstance(
                 self.prior, StandardNormal) else -log_ratio.mean(0)
             return Loss(-bound.mean(), log_px.mean(), kl.mean())
         z = qz.rsample()
-        reconstruction = self.decode(z).log_prob(x).mean()
+        reconstruction = self._decode(z, f).log_prob(target).mean()
         kl_per_dim = self._kl(qz, z).mean(0)  # (latent,) batch means
         kl = kl_per_dim.sum()
         penalty = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
         return Loss(beta * penalty - reconstruction, reconstruction.detach(), kl.detach())
 
     @torch.inference_mode()
-    def log_likelihood(self, x: torch.Tensor, k: int = 1000, chunk_size: int | None = None) -> torch.Tensor:
+    def log_likelihood(self, x: torch.Tensor | Batch, k: int = 1000, chunk_size: int | None = None, c=None,
+                       target: torch.Tensor | None = None) -> torch.Tensor:
         """Importance-weighted estimate of log p(x), per example (batch,), in nats:
         log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x), z_i ~ q(z|x) (Burda et al. 2016, eq. 8).
 
         The k samples are drawn in chunks so that memory stays bounded for any k; the chunks'
-        log-sum-exps are combined exactly.
+        log-sum-exps are combined exactly. With c it estimates log p(x|c); with a target, log p(target[|c])
+        with q(z|x) as the proposal.
         """
-        qz = self.encode(x)
+        x, c, target = unpack(x, c, target)
+        f = self.features(c)
+        qz = self._encode(x, f)
         pz = self.prior()
-        values_per_example = math.prod(x.shape[1:]) * self.likelihood.params_per_value
+        values_per_example = math.prod(target.shape[1:]) * self.likelihood.params_per_value
         chunk = chunk_size or max(1, _CHUNK_ELEMENTS // (values_per_example * x.shape[0]))
         total = torch.full((x.shape[0],), -math.inf, device=x.device)
         for start in range(0, k, chunk):
             z = qz.sample((min(chunk, k - start),))  # (chunk, batch, latent)
-            log_w = self.decode(z).log_prob(x) + pz.log_prob(z) - qz.log_prob(z)
+            log_w = self._decode(z, f).log_prob(target) + pz.log_prob(z) - qz.log_prob(z)
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return total - math.log(k)
 
 
 def build_vae(config) -> VAE:
     """Build a VAE from a ModelConfig whose data_shape is set (the saved config.json's 'model')."""
+    from .conditioning import build_condition
     from .likelihoods import build_likelihood
     from .networks import build_networks
     from .priors import build_prior
@@ -149,6 +200,8 @@ def build_vae(config) -> VAE:
     shape = tuple(config.data_shape)
     network = config.network if config.network != "auto" else ("conv" if len(shape) == 3 else "mlp")
     likelihood = build_likelihood(config.likelihood, shape, config.gaussian_scale)
+    condition = build_condition(config.condition, shape, config.n_classes)
     encoder, decoder = build_networks(network, shape, config.latent_dim, likelihood.params_per_value,
-                                      config.hidden, config.conv_channels, config.activation, config.encoder_padding)
-    return VAE(encoder, decoder, likelihood, build_prior(config.prior, config.latent_dim))
+                                      config.hidden, config.conv_channels, config.activation, config.encoder_padding,
+                                      condition.feature_shape if condition is not None else ())
+    return VAE(encoder, decoder, likelihood, build_prior(config.prior, config.latent_dim), condition)

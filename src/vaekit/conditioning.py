@@ -1,0 +1,208 @@
+"""Conditions and paired data: the one mechanism behind conditional and denoising VAEs.
+
+A condition module maps a raw condition c to features the networks take as an optional second
+argument: class labels (batch,) int -> one-hot vectors (batch, K); a low-resolution image
+(batch, C, h, w) -> itself, as planes. Conv networks concatenate features as extra channels
+(vectors as constant planes, planes resized), MLPs concatenate them flattened (networks.py).
+
+A `Batch(x, c, target)` carries the encoder input, the condition and the values the likelihood
+scores from a data source to `VAE.loss`/`VAE.elbo`, so the model-agnostic Trainer, which passes
+each batch through untouched, trains conditional (c) and denoising (target = clean, x = corrupted)
+models without knowing either exists. `PairedData` is that data source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError, DataError
+
+
+def parse_spec(text: str, kinds: dict, flag: str) -> tuple[str, float | None]:
+    """'kind' or 'kind:number' -> (kind, number or None); unknown kinds name the valid ones."""
+    kind, _, amount = str(text).partition(":")
+    if kind not in kinds:
+        raise ConfigError(f"unknown {flag} '{text}': use none or one of {', '.join(kinds)}")
+    try:
+        return kind, float(amount) if amount else None
+    except ValueError:
+        raise ConfigError(f"{flag} '{text}' needs a number after ':', e.g. {kind}:{kinds[kind]}") from None
+
+
+# -- conditions -------------------------------------------------------------------------------------
+def downscale(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Area (box-average) downscaling (batch, C, H, W) -> (batch, C, H // factor, W // factor)."""
+    return F.adaptive_avg_pool2d(x[..., : x.shape[-2] // factor * factor, : x.shape[-1] // factor * factor],
+                                 (x.shape[-2] // factor, x.shape[-1] // factor))
+
+
+class LabelCondition(nn.Module):
+    """Class labels (batch,) int in [0, n_classes) -> one-hot features (batch, n_classes)."""
+
+    def __init__(self, n_classes: int):
+        super().__init__()
+        if n_classes < 2:
+            raise ConfigError(f"--condition label needs at least 2 classes, got {n_classes}")
+        self.n_classes = n_classes
+        self.feature_shape = (n_classes,)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        c = torch.as_tensor(c)
+        if c.dim() != 1 or c.is_floating_point() or (len(c) and (int(c.min()) < 0 or int(c.max()) >= self.n_classes)):
+            raise DataError(f"label conditions must be integers in [0, {self.n_classes}) of shape (batch,)")
+        return F.one_hot(c.long(), self.n_classes).float()
+
+    def from_data(self, x: torch.Tensor, y) -> torch.Tensor:
+        if y is None:
+            raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
+        return torch.as_tensor(y).long()
+
+
+class LowResCondition(nn.Module):
+    """A low-resolution image (batch, C, H // factor, W // factor) as planes: the condition of
+    super-resolution, p(x_high | z, x_low)."""
+
+    def __init__(self, factor: int, data_shape: tuple[int, ...]):
+        super().__init__()
+        if len(data_shape) != 3 or factor < 2 or min(data_shape[1:]) // factor < 1:
+            raise ConfigError(f"--condition lowres:{factor} needs images (C, H, W) at least {factor} pixels on a "
+                              f"side and an integer factor >= 2; got data of shape {tuple(data_shape)}")
+        self.factor = factor
+        self.feature_shape = (data_shape[0], data_shape[1] // factor, data_shape[2] // factor)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        if tuple(c.shape[1:]) != self.feature_shape:
+            raise DataError(f"the low-resolution image has shape {tuple(c.shape[1:])}, this model takes "
+                            f"{self.feature_shape} (x{self.factor} of its training images): resize the input")
+        return c
+
+    def from_data(self, x: torch.Tensor, y=None) -> torch.Tensor:
+        return downscale(x, self.factor)
+
+
+CONDITIONS = {"label": "", "lowres": 2}  # kind -> example number
+
+
+def build_condition(spec: str, data_shape: tuple[int, ...], n_classes: int = 0) -> nn.Module | None:
+    """'none' -> None; 'label' -> LabelCondition(n_classes); 'lowres:F' -> LowResCondition(F)."""
+    if spec == "none":
+        return None
+    kind, number = parse_spec(spec, CONDITIONS, "--condition")
+    if kind == "label":
+        return LabelCondition(n_classes)
+    if number is None or number != int(number):
+        raise ConfigError(f"--condition {spec} needs an integer factor, e.g. lowres:2 or lowres:4")
+    return LowResCondition(int(number), tuple(data_shape))
+
+
+# -- corruptions (denoising) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Corruption:
+    """Noise applied to clean inputs x in [0, 1]; outputs are clipped to [0, 1] like a saved image.
+
+    gaussian:s adds N(0, s^2); salt-pepper:p sets a share p of values to 0 or 1 (half each);
+    mask:p sets a share p of values to 0."""
+
+    kind: str
+    amount: float
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = torch.rand(x.shape, generator=generator, device=x.device)
+        if self.kind == "gaussian":
+            noise = torch.randn(x.shape, generator=generator, device=x.device)
+            return (x + self.amount * noise).clamp(0, 1)
+        if self.kind == "mask":
+            return torch.where(u < self.amount, torch.zeros_like(x), x)
+        salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+        return torch.where(u < self.amount, salt.to(x.dtype), x)
+
+
+CORRUPTIONS = {"gaussian": 0.3, "salt-pepper": 0.1, "mask": 0.25}
+
+
+def parse_corruption(spec: str) -> Corruption | None:
+    """'none' -> None; 'gaussian:0.3', 'salt-pepper:0.1', 'mask:0.25' -> a Corruption."""
+    if spec == "none":
+        return None
+    kind, amount = parse_spec(spec, CORRUPTIONS, "--corrupt")
+    amount = CORRUPTIONS[kind] if amount is None else amount
+    if amount < 0 or (kind != "gaussian" and amount > 1):
+        raise ConfigError(f"--corrupt {spec}: the amount must be >= 0 (and <= 1 for a share)")
+    return Corruption(kind, amount)
+
+
+# -- paired data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Batch:
+    """What VAE.loss/elbo consume: encoder input x (batch, ...), raw condition c (or None) and the
+    values the likelihood scores, target (None: x itself)."""
+
+    x: torch.Tensor
+    c: torch.Tensor | None = None
+    target: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device, non_blocking: bool = False) -> Batch:
+        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+        return Batch(move(self.x), move(self.c), move(self.target))
+
+
+class PairedData:
+    """Examples x (N, ...) with conditions c (N, ...) and an optional corruption applied on every
+    read (fresh noise each epoch; the global torch RNG, so exact resume holds). Indexing with an
+    index tensor or a slice gives a Batch; `target` pins fixed targets (see `fixed`)."""
+
+    def __init__(self, x: torch.Tensor, c: torch.Tensor | None = None, corruption: Corruption | None = None,
+                 target: torch.Tensor | None = None, binarize: bool = False):
+        if c is not None and len(c) != len(x):
+            raise DataError(f"{len(x)} examples but {len(c)} conditions: give one condition per example")
+        self.x, self.c, self.corruption, self.target, self.binarize = x, c, corruption, target, binarize
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.x.shape
+
+    def to(self, device) -> PairedData:
+        move = (lambda t: None if t is None else t.to(device))
+        return PairedData(move(self.x), move(self.c), self.corruption, move(self.target), self.binarize)
+
+    def __getitem__(self, index) -> Batch:
+        x = self.x[index]
+        if self.binarize:
+            x = torch.bernoulli(x)
+        c = None if self.c is None else self.c[index]
+        if self.target is not None:
+            return Batch(x, c, self.target[index])
+        if self.corruption is not None:
+            return Batch(self.corruption(x), c, x)
+        return Batch(x, c)
+
+    def fixed(self, seed: int = 0) -> PairedData:
+        """The same data with one fixed corruption draw (validation and test sets)."""
+        if self.corruption is None:
+            return self
+        generator = torch.Generator(device=self.x.device).manual_seed(seed)
+        return PairedData(self.corruption(self.x, generator), self.c, None, self.x)
+
+
+def unpack(x, c=None, target=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(encoder input, raw condition, likelihood target) from a tensor or a Batch plus keywords."""
+    if isinstance(x, Batch):
+        c = x.c if c is None else c
+        target = x.target if target is None else target
+        x = x.x
+    return x, c, x if target is None else target
+
+
+def repeat_rows(features: torch.Tensor, n: int) -> torch.Tensor:
+    """Tile (batch, ...) to (n, ...) where n is a multiple of batch (rows of z flattened from (k, batch))."""
+    return features.repeat(n // len(features), *([1] * (features.dim() - 1)))
