@@ -10,7 +10,6 @@ Prints a markdown table and writes benchmarks/results/recommend.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

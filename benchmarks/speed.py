@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 
 from benchmarks.common import markdown_table, peak_rss_mb, write_results
 

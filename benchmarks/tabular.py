@@ -13,7 +13,6 @@ a shared machine inflate.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vaekit.apps.anomaly import Standardizer, VAEAnomalyDetector
-from vaekit.apps.anomaly_files import anomaly_metrics, evaluate_file, is_anomaly, read_chunks, score_file
+from vaekit.apps.anomaly_files import anomaly_metrics, is_anomaly, read_chunks
 from vaekit.cli import main
 from vaekit.errors import ConfigError, DataError
 

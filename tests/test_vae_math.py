@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.distributions import MultivariateNormal, kl_divergence
+from torch.distributions import MultivariateNormal
 
 from vaekit.likelihoods import Bernoulli, Gaussian
 from vaekit.priors import StandardNormal

@@ -28,9 +28,14 @@ EXAMPLES = {
 }
 
 
-def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
+def add_command(subparsers, name: str, help: str, example: str, description: str | None = None):
+    """A subcommand with its one-line help and an example under --help (used by the apps too)."""
+    return subparsers.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
+    return add_command(subparsers, name, help, EXAMPLES[name])
 
 
 def _data_flags(parser: argparse.ArgumentParser) -> None:
@@ -190,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vaekit: interrupted; the last completed checkpoint is intact (resume with --resume)", file=sys.stderr)
         return 130
+    from .distributed import is_main_process
+
     for path in written if isinstance(written, tuple) else (written,):
-        if path is not None:
+        if path is not None and is_main_process():
             print(f"wrote {path}")
     return 0
 

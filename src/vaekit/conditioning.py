@@ -13,7 +13,7 @@ models without knowing either exists. `PairedData` is that data source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

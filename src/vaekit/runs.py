@@ -21,6 +21,7 @@ import torch
 from . import __version__
 from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict)
+from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .training import METRICS_FILE, Trainer, select_device
 from .vae import VAE, build_vae
@@ -138,7 +139,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         model_cfg, train_cfg, data_cfg = _configs(preset, options)
         if arrays is not None:
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
-        if out is not None and (out / CONFIG_FILE).exists():
+        if out is not None and (out / CONFIG_FILE).exists() and is_main_process():
             raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
     splits = load_splits(data_cfg, train_cfg.seed, arrays)
     if len(splits.x_train) == 0:
@@ -154,7 +155,8 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
-    if out is not None and not resume:
+    # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
+    if out is not None and not resume and is_main_process():
         write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
                                        "model": to_dict(model_cfg), "train": to_dict(train_cfg),
                                        "data": to_dict(data_cfg)})
@@ -165,7 +167,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     history = trainer.fit(x_train, x_val)
     if out is not None:
         load_weights(vae, out / MODEL_FILE)
-        if history:
+        if history and is_main_process():
             from .plotting import save_curves
 
             save_curves(out / "curves.png", history)

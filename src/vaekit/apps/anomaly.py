@@ -16,10 +16,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from ..cli import add_command
 from ..errors import CheckpointError, ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 # torch and the core modules are imported inside methods: the CLI imports this module for --help.
 
@@ -40,14 +44,17 @@ class Standardizer:
     @classmethod
     def fit(cls, x: np.ndarray) -> Standardizer:
         """x (N, D): per-column mean and standard deviation."""
+        import numpy as np
         mean, std = x.mean(0), x.std(0)
         return cls(mean.astype(np.float32), np.where(std > 1e-12, std, 1.0).astype(np.float32))
 
     @classmethod
     def identity(cls, data_shape: tuple[int, ...]) -> Standardizer:
+        import numpy as np
         return cls(np.zeros(data_shape, np.float32), np.ones(data_shape, np.float32))
 
     def transform(self, x: np.ndarray) -> np.ndarray:
+        import numpy as np
         return ((x - self.mean) / self.scale).astype(np.float32)
 
     def to_dict(self) -> dict:
@@ -55,12 +62,15 @@ class Standardizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> Standardizer:
+        import numpy as np
         return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32))
 
 
 def as_examples(x, source: str = "X") -> np.ndarray:
     """float32 (N, D) tables or (N, C, H, W) images from an array-like; uint8 images scaled by 1/255.
     DataError for other shapes, non-numeric or non-finite values."""
+    import numpy as np
+
     from ..data.datasets import _as_features
 
     x = np.asarray(x)
@@ -157,6 +167,7 @@ class VAEAnomalyDetector:
 
     def fit(self, X, y=None) -> VAEAnomalyDetector:
         """Train on X (mostly normal rows); y is ignored (PyOD convention). Sets decision_scores_ and threshold_."""
+        import numpy as np
         import torch
 
         from ..config import TrainConfig
@@ -216,6 +227,7 @@ class VAEAnomalyDetector:
         return self._per_feature(x, score).flatten(1).sum(1)
 
     def _scores(self, x: torch.Tensor, score: str, per_feature: bool = False, batch_size: int = 1024) -> np.ndarray:
+        import numpy as np
         score = score or self.score
         if score not in SCORES:
             raise ConfigError(f"unknown score '{score}': use one of {', '.join(SCORES)}")
@@ -245,11 +257,13 @@ class VAEAnomalyDetector:
 
     def predict(self, X, score: str | None = None) -> np.ndarray:
         """1 (anomaly) where the score exceeds threshold_, else 0; (N,) int64."""
+        import numpy as np
         return (self.decision_function(X, score) > self.threshold_).astype(np.int64)
 
     def set_threshold(self, X_val=None, quantile: float | None = None) -> float:
         """threshold_ = the `quantile` of scores on normal validation data X_val (default: 1 - contamination),
         or of the training scores when X_val is None. Returns the threshold."""
+        import numpy as np
         quantile = 1 - self.contamination if quantile is None else quantile
         if not 0 < quantile < 1:
             raise ConfigError(f"quantile must be in (0, 1), got {quantile}")
@@ -315,15 +329,13 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def add_commands(subparsers) -> None:
     """`vaekit anomaly fit|score|evaluate`."""
-    import argparse
 
     app = subparsers.add_parser("anomaly", help="VAE anomaly detection: fit, score, evaluate",
                                 description="Flag rows a VAE trained on normal data explains badly.")
     verbs = app.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, help: str):
-        return verbs.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        return add_command(verbs, name, help, EXAMPLES[name])
 
     def labels(p, required: bool = False):
         p.add_argument("--label-column", required=required,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..data.readers import is_number
 from ..errors import DataError
 from .anomaly import VAEAnomalyDetector, as_examples
+
+if TYPE_CHECKING:
+    import numpy as np
+
 
 TABLE_SUFFIXES = (".csv", ".csv.gz")
 
@@ -60,7 +62,7 @@ def _table_chunks(path: Path, chunk_rows: int, label_column: str | None, progres
         first = next(rows, None)
         if first is None:
             raise DataError(f"{path} is empty; pass a CSV file with rows of numbers")
-        header = [c.strip() for c in first] if not all(map(is_number, first)) else None
+        header = [c.strip() for c in first] if not all(map(_is_number, first)) else None
         label = _label_index(header, label_column, path)
         pending = [] if header else [first]
         line = 1 + (header is not None)
@@ -77,6 +79,7 @@ def _table_chunks(path: Path, chunk_rows: int, label_column: str | None, progres
 
 
 def _parse_block(block: list[list[str]], label: int | None, header, path, first_line: int) -> Chunk:
+    import numpy as np
     labels = None
     if label is not None:
         labels = np.array([row[label].strip() if len(row) > label else "" for row in block])
@@ -94,7 +97,7 @@ def _bad_cell(block, header, label, path, first_line) -> DataError:
     names = [h for i, h in enumerate(header) if i != label] if header else None
     for offset, row in enumerate(block):
         for column, cell in enumerate(row):
-            if not is_number(cell):
+            if not _is_number(cell):
                 name = repr(names[column]) if names and column < len(names) else column
                 return DataError(f"{path} line {first_line + offset} column {name} holds {cell.strip()!r}, not a "
                                  "number: the anomaly detector reads numeric tables; drop or one-hot encode that column")
@@ -104,6 +107,8 @@ def _bad_cell(block, header, label, path, first_line) -> DataError:
 def read_chunks(path, chunk_rows: int = 10000, label_column: str | None = None, progress: bool = False):
     """Yield (column names or None, Chunk) from a CSV (streamed in `chunk_rows` blocks), .npy/.npz
     (one block; labels from the file's `y`) or an image folder (one block, labels = class index)."""
+    import numpy as np
+
     from ..data.readers import read_arrays, read_image_folder
 
     path = Path(path)
@@ -118,9 +123,10 @@ def read_chunks(path, chunk_rows: int = 10000, label_column: str | None = None, 
 
 def is_anomaly(labels: np.ndarray, normal_label: str) -> np.ndarray:
     """0/1 ground truth from raw labels: anything other than `normal_label` is an anomaly."""
+    import numpy as np
     normal = np.char.strip(labels.astype(str)) == normal_label
-    if is_number(normal_label):
-        numbers = np.array([float(v) if is_number(v) else np.nan for v in labels])
+    if _is_number(normal_label):
+        numbers = np.array([float(v) if _is_number(v) else np.nan for v in labels])
         normal |= numbers == float(normal_label)
     return (~normal).astype(np.int64)
 
@@ -128,6 +134,7 @@ def is_anomaly(labels: np.ndarray, normal_label: str) -> np.ndarray:
 def fit_file(data, out, label_column: str | None = None, normal_label: str = "0", **params) -> Path:
     """Fit a VAEAnomalyDetector on a file and save it to `out`. With `label_column`, only the rows
     labelled `normal_label` are used (and the label column is dropped). Returns `out`."""
+    import numpy as np
     header, parts = None, []
     for header, chunk in read_chunks(data, label_column=label_column):
         parts.append(chunk.x if chunk.labels is None or label_column is None
@@ -196,7 +203,12 @@ class AnomalyMetrics:
 
 def anomaly_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> AnomalyMetrics:
     """Metrics of scores (higher = more anomalous) against 0/1 labels y (1 = anomaly)."""
-    from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
+    import numpy as np
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     if len(np.unique(y)) < 2:
         raise DataError("the labels hold only one class: evaluation needs normal and anomalous rows "
@@ -210,6 +222,7 @@ def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metr
     """roc.png (ROC curve with its AUC) and scores.png (score histograms of normal and anomalous rows,
     with the threshold)."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -241,6 +254,8 @@ def evaluate_file(detector_dir, data, label_column: str | None = None, normal_la
     (default: detector_dir/evaluation). Returns (AnomalyMetrics, paths written)."""
     from dataclasses import asdict
 
+    import numpy as np
+
     from ..checkpoint import write_json
 
     detector = VAEAnomalyDetector.load(detector_dir)
@@ -255,3 +270,9 @@ def evaluate_file(detector_dir, data, label_column: str | None = None, normal_la
     out = Path(out) if out else Path(detector_dir) / "evaluation"
     write_json(out / "metrics.json", {**asdict(metrics), "score": score or detector.score, "data": str(data)})
     return metrics, (out / "metrics.json", *save_evaluation_plots(out, y, scores, metrics))
+
+
+def _is_number(cell: str) -> bool:
+    from ..data.readers import is_number
+
+    return is_number(cell)

@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 
 AUDIO_FILE = "audio.json"
 
@@ -27,9 +30,11 @@ class AudioModel:
     std: float
 
     def to_spectrogram(self, images) -> np.ndarray:
+        import numpy as np
         return np.asarray(images) * self.std + self.mean
 
     def to_model(self, spectrograms: np.ndarray) -> np.ndarray:
+        import numpy as np
         return ((spectrograms - self.mean) / self.std).astype(np.float32)
 
     def decode(self, z):
@@ -53,6 +58,8 @@ class AudioModel:
 def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int = 30, latent_dim: int = 32,
               conv_channels=(32, 64, 128), batch_size: int = 64, seed: int = 0, progress: bool = True, **options):
     """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel."""
+    import numpy as np
+
     from .. import runs
     from ..checkpoint import write_json
     from ..data.audio import SpectrogramFormat, spectrogram
@@ -92,6 +99,8 @@ def load(path: str | Path) -> AudioModel:
 
 def _pictures(path: Path, spectrograms: np.ndarray, columns: int) -> Path:
     """Spectrograms as a grey image grid, low frequencies at the bottom, one shared dB scale."""
+    import numpy as np
+
     from ..plotting import save_image_grid
 
     low, high = np.percentile(spectrograms, [1, 99.9])
@@ -123,6 +132,8 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
 
 def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = None) -> list[Path]:
     """Encode a clip, decode its posterior mean, write the WAV and original|reconstruction spectrograms."""
+    import numpy as np
+
     from ..data.audio import fit_length, read_wav, spectrogram
 
     model = load(path)
@@ -137,6 +148,7 @@ def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = Non
 def interpolate(path: str | Path, first: str | Path, second: str | Path, steps: int = 8,
                 out: str | Path = "audio_morph") -> list[Path]:
     """A morph between two clips along the straight line between their latent means."""
+    import numpy as np
     import torch
 
     from ..data.audio import fit_length, read_wav

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import add_command
+
 EXAMPLES = {
     "compress": "vaekit compress runs/mnist t10k-images-idx3-ubyte.gz -o test.vae   # binary images, lossless\n"
                 "  vaekit compress runs/mnist images.npy -o small.vae --lossy-bits 6     # lossy latent code",
@@ -12,8 +14,7 @@ EXAMPLES = {
 
 
 def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_command(subparsers, name, help, EXAMPLES[name])
 
 
 def add_commands(subparsers) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli import add_command
 from ..config import add_arguments, from_args, to_dict
 from ..recommend import InteractionConfig, RecommendConfig, evaluate, fit, top
 
@@ -24,8 +25,7 @@ def add_commands(subparsers) -> None:
     verbs = app.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def verb(name: str, help: str) -> argparse.ArgumentParser:
-        return verbs.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        return add_command(verbs, name, help, EXAMPLES[name])
 
     p = verb("fit", "fit a recommender on an interaction log and write a model directory")
     p.add_argument("data", help="CSV/TSV/.dat/Parquet file of user, item[, rating or play count] rows")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..cli import add_command
+
 EXAMPLES = {
     "denoise": "vaekit train --corrupt gaussian:0.3 --network conv --epochs 10 --out runs/dvae\n"
                "  vaekit denoise runs/dvae noisy.png -o clean/            # also a .npy or a folder of images",
@@ -291,11 +293,9 @@ def format_table(rows: list[dict]) -> str:
 # -- command line -----------------------------------------------------------------------------------
 def add_commands(subparsers) -> None:
     """`vaekit denoise`, `vaekit superres`, `vaekit restore-eval`."""
-    import argparse
 
     def command(name: str, help: str):
-        return subparsers.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+        return add_command(subparsers, name, help, EXAMPLES[name])
 
     p = command("denoise", "denoise images with a trained VAE (best: one trained with --corrupt)")
     p.add_argument("run")

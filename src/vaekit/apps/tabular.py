@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from ..cli import add_command
+
 EXAMPLES = {
     "fit": "vaekit tabular fit adult.csv -o models/adult --epochs 100 --categorical education-num --na-values '?'",
     "sample": "vaekit tabular sample models/adult -n 10000 -o synthetic.csv\n"
@@ -35,8 +37,7 @@ def add_commands(subparsers) -> None:
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return add_command(sub, name, help, EXAMPLES[name])
 
     p = command("fit", "fit the transformer and the VAE on a table; write a model directory")
     p.add_argument("data", help="a .csv, .tsv or .parquet table with a header row")

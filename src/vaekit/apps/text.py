@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ..cli import add_command
+
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
            "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct",
@@ -231,8 +233,7 @@ def add_commands(subparsers) -> None:
     sub = text.add_subparsers(dest="text_command", required=True, metavar="VERB")
 
     def command(name: str, help: str, handler) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help, description=help, epilog=f"example:\n  {EXAMPLES[name]}",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser = add_command(sub, name, help, EXAMPLES[name])
         parser.set_defaults(handler=handler)
         if name != "fit":
             parser.add_argument("model", help="a folder written by 'vaekit text fit'")
