@@ -23,7 +23,8 @@ import time
 from benchmarks.common import markdown_table, peak_rss_mb, write_results
 
 D, H, Z = 784, 400, 20
-PEERS = ("vaekit", "vaekit-b512", "plain", "plain-dataloader", "plain-fused", "pythae")
+PEERS = ("vaekit", "vaekit-compile", "vaekit-b512", "vaekit-b512-compile", "plain", "plain-dataloader",
+         "plain-fused", "pythae")
 
 
 def _data():
@@ -105,14 +106,15 @@ def _plain(x_train, x_test, epochs, batch, loader=False, fused=False):
     return per_epoch, neg
 
 
-def _vaekit(x_train, x_test, epochs, batch):
+def _vaekit(x_train, x_test, epochs, batch, compile=False):
     import torch
 
     import vaekit
 
     per_epoch = []
     run = vaekit.train(None, data=(x_train.reshape(-1, 1, 28, 28), None), network="mlp", hidden=(H,), latent_dim=Z,
-                       epochs=epochs, batch_size=batch, lr=1e-3, val_fraction=0.0, progress=False, seed=0)
+                       epochs=epochs, batch_size=batch, lr=1e-3, val_fraction=0.0, progress=False, seed=0,
+                       compile=compile)
     per_epoch = [row["epoch_seconds"] for row in run.history]
     vae = run.vae
     encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
@@ -168,7 +170,8 @@ def worker(args) -> None:
     x_train, x_test = _data()
     started = time.perf_counter()
     if args.peer.startswith("vaekit"):
-        per_epoch, neg = _vaekit(x_train, x_test, args.epochs, 512 if args.peer == "vaekit-b512" else args.batch)
+        per_epoch, neg = _vaekit(x_train, x_test, args.epochs, 512 if "-b512" in args.peer else args.batch,
+                                 compile=args.peer.endswith("-compile"))
     elif args.peer == "pythae":
         per_epoch, neg = _pythae(x_train, x_test, args.epochs, args.batch)
     else:

@@ -107,3 +107,17 @@ def test_in_memory_arrays_train_through_the_api(tmp_path):
     run = runs.train(None, data=x, epochs=2, hidden=(8,), latent_dim=2, progress=False)
     assert len(run.history) == 2 and run.path is None
     assert np.isfinite(run.history[-1]["loss"])
+
+
+def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
+    def broken_compile(fn, **kwargs):
+        def fail(*args, **kw):
+            raise RuntimeError("no C++ compiler")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.warns(UserWarning, match="eager"):
+        run = runs.train(None, data="digits", epochs=1, compile=True, **{k: v for k, v in TINY.items() if k != "data"})
+    eager = runs.train(None, data="digits", epochs=1, **{k: v for k, v in TINY.items() if k != "data"})
+    assert run.history[0]["loss"] == eager.history[0]["loss"]

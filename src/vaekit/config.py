@@ -59,6 +59,8 @@ class TrainConfig:
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
     time_limit: float = option(0.0, "stop after the epoch that passes this many minutes of training; 0 disables")
+    compile: bool = option(False, "torch.compile the loss (faster steps after a one-off compile; falls back to "
+                                  "eager mode where compiling fails)")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     progress: bool = option(True, "show a progress bar", cli=False)

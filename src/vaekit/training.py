@@ -152,6 +152,8 @@ class Trainer:
         """
         cfg, group = self.config, self.group
         objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
+        if cfg.compile:
+            objective = _Compiled(objective)
         x_train = _on_device(x_train, self.device)
         x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
@@ -236,6 +238,25 @@ class Trainer:
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
             "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
+
+
+class _Compiled:
+    """torch.compile of the loss, with beta passed as a tensor so a KL warm-up does not recompile
+    at every step; on any compile failure it warns once and runs eagerly."""
+
+    def __init__(self, loss):
+        self.eager, self.compiled = loss, torch.compile(loss)
+
+    def __call__(self, x, beta: float, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(x, beta=torch.tensor(beta), **kwargs)
+            except Exception as err:  # noqa: BLE001 - any backend failure means: run eagerly
+                import warnings
+
+                warnings.warn(f"torch.compile failed ({type(err).__name__}); training continues in eager mode")
+                self.compiled = None
+        return self.eager(x, beta=beta, **kwargs)
 
 
 def _summary(row: dict, epochs: int) -> str:
