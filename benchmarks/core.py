@@ -40,9 +40,9 @@ def fashion(args) -> None:
     rows = []
     try:
         for index, epochs in enumerate(args.epochs):
-            run = vaekit.train(out, data="fashion-mnist", epochs=epochs, resume=index > 0, val_fraction=0.0,
-                               batch_size=128, lr=1e-3, likelihood="bernoulli", progress=False, seed=0,
-                               **({} if index else DESIGNS[args.design]))
+            options = {} if index else dict(val_fraction=0.0, batch_size=128, lr=1e-3, likelihood="bernoulli", seed=0,
+                                            **DESIGNS[args.design])
+            run = vaekit.train(out, data="fashion-mnist", epochs=epochs, resume=index > 0, progress=False, **options)
             started = time.perf_counter()
             result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.nll_limit)
             rows.append({"design": args.design, "epochs": epochs, **_timing(run.history),
@@ -50,13 +50,13 @@ def fashion(args) -> None:
                          "nll_examples": result.n_examples, "eval_seconds": time.perf_counter() - started,
                          "peak_rss_mb": peak_rss_mb()})
             print(json.dumps(rows[-1]), flush=True)
+            write_results(f"core_fashion_{args.design}", {"rows": rows})  # after each row: a stopped run keeps its rows
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(markdown_table(rows, [("design", "design", ""), ("epochs", "epochs", ""),
                                 ("samples_per_s", "samples/s", ",.0f"), ("seconds_per_epoch", "s/epoch", ".1f"),
                                 ("test_neg_elbo", "test -ELBO", ".2f"), ("test_nll", "test NLL", ".2f"),
                                 ("nll_examples", "NLL on", ""), ("peak_rss_mb", "peak RSS MB", ",.0f")]))
-    write_results(f"core_fashion_{args.design}", {"rows": rows})
 
 
 def burda(args) -> None:

@@ -204,7 +204,8 @@ def test_page_and_openapi_schema(client):
     assert page.status_code == 200 and 'id="decoded"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {"/models", "/encode", "/decode", "/sample", "/reconstruct", "/score"}
+    assert set(schema["paths"]) == {"/models", "/encode", "/decode", "/sample", "/reconstruct", "/score",
+                                    "/tabular/sample", "/recommend", "/text/sample"}
     assert client.get("/docs").status_code == 404  # no page that pulls scripts from a CDN
 
 
@@ -226,6 +227,119 @@ def test_load_models_names_and_mistakes(run_dir, tmp_path):
         create_app([run_dir], ServeConfig(max_batch=0))
 
 
+# The other apps' models: kind detected from each directory's files, one natural call each.
+@pytest.fixture(scope="module")
+def app_dirs(tmp_path_factory, run_dir):
+    """Tiny tabular, recommender and text models, fitted through their Python APIs (a few seconds)."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("scipy")
+    from vaekit import recommend
+    from vaekit.apps import text
+    from vaekit.tabular import TabularVAE
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("apps")
+    rng = np.random.default_rng(0)
+    colour = rng.choice(["red", "blue"], 120)
+    table = pd.DataFrame({"colour": colour, "size": np.where(colour == "red", 10.0, -5.0) + rng.normal(0, 1, 120),
+                          "flag": rng.random(120) < 0.3})
+    TabularVAE(epochs=3, batch_size=40, latent_dim=2, hidden=(16,), seed=0).fit(table).save(root / "table")
+    lines = ["user_id,item_id"] + [f"u{u},i{(u % 2) * 10 + i}" for u in range(60)
+                                   for i in rng.choice(10, 6, replace=False)]
+    (root / "log.csv").write_text("\n".join(lines) + "\n")
+    recommend.fit(root / "log.csv", root / "rec", model="vae", epochs=2, hidden=(8,), latent_dim=2, batch_size=32,
+                  seed=0, device="cpu")
+    words = ["good", "bad", "film", "plot", "was", "the"]
+    sentences = [" ".join(rng.choice(words, 4)) for _ in range(40)]
+    text.fit(sentences, root / "text", log=lambda line: None, epochs=1, embed_dim=8, hidden=8, latent_dim=2,
+             progress=False, device="cpu")
+    return {"digits": run_dir, "table": root / "table", "rec": root / "rec", "text": root / "text"}
+
+
+@pytest.fixture(scope="module")
+def app_client(app_dirs):
+    return TestClient(create_app([f"{name}={folder}" for name, folder in app_dirs.items()]), base_url=LOCAL)
+
+
+def test_models_lists_every_kind(app_client, app_dirs):
+    from vaekit.apps.serve_apps import detect_kind
+
+    assert {name: detect_kind(folder) for name, folder in app_dirs.items()} == \
+        {"digits": "core", "table": "tabular", "rec": "recommend", "text": "text"}
+    response = app_client.get("/models")
+    assert response.status_code == 200
+    info = {m["name"]: m for m in response.json()}
+    assert {name: m["kind"] for name, m in info.items()} == \
+        {"digits": "core", "table": "tabular", "rec": "recommend", "text": "text"}
+    assert info["table"]["columns"] == ["colour", "size", "flag"] and info["rec"]["n_items"] == 20
+    assert info["text"]["latent_dim"] == 2 and not any(m["image"] for n, m in info.items() if n != "digits")
+    assert str(app_dirs["table"].parent) not in response.text
+
+
+def test_tabular_sample_returns_seeded_records_and_honours_conditions(app_client):
+    body = {"model": "table", "n": 5, "seed": 3}
+    first = app_client.post("/tabular/sample", json=body)
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["columns"] == ["colour", "size", "flag"] and len(answer["rows"]) == 5
+    row = answer["rows"][0]
+    assert row["colour"] in ("red", "blue") and isinstance(row["size"], float) and isinstance(row["flag"], bool)
+    assert app_client.post("/tabular/sample", json=body).json() == answer
+    blue = app_client.post("/tabular/sample", json={**body, "conditions": {"colour": "blue"}}).json()["rows"]
+    assert [r["colour"] for r in blue] == ["blue"] * 5
+    bad = app_client.post("/tabular/sample", json={**body, "conditions": {"size": 1.0}})
+    assert bad.status_code == 422 and "cannot condition on 'size'" in bad.text
+
+
+def test_recommend_for_a_known_and_a_new_user(app_client):
+    known = app_client.post("/recommend", json={"model": "rec", "user": "u0", "k": 3})
+    assert known.status_code == 200, known.text
+    items = known.json()["items"]
+    assert len(items) == 3 and all(set(i) == {"item", "score"} for i in items)
+    assert [i["score"] for i in items] == sorted((i["score"] for i in items), reverse=True)
+    new = app_client.post("/recommend", json={"model": "rec", "items": ["i1", "i2"], "k": 20}).json()["items"]
+    assert {"i1", "i2"}.isdisjoint(i["item"] for i in new) and len(new) == 18  # seen items left out
+    for body, words in [({"model": "rec", "user": "nobody"}, "unknown user"),
+                        ({"model": "rec", "items": ["zz"]}, "none of the items"),
+                        ({"model": "rec"}, "exactly one of"),
+                        ({"model": "rec", "user": "u0", "k": 65}, "less than or equal"),
+                        ({"model": "rec", "user": "x" * 201}, "at most 200")]:
+        response = app_client.post("/recommend", json=body)
+        assert response.status_code == 422 and words in response.text, (body, response.text)
+
+
+def test_text_sample_is_seeded_sentences(app_client):
+    body = {"model": "text", "n": 3, "seed": 1, "temperature": 0.7}
+    response = app_client.post("/text/sample", json=body)
+    assert response.status_code == 200, response.text
+    sentences = response.json()["sentences"]
+    assert len(sentences) == 3 and all(isinstance(s, str) for s in sentences)
+    assert app_client.post("/text/sample", json=body).json()["sentences"] == sentences
+    assert app_client.post("/text/sample", json={"model": "text", "method": "beam", "n": 2}).status_code == 200
+    assert app_client.post("/text/sample", json={**body, "temperature": 0}).status_code == 422
+    assert app_client.post("/text/sample", json={**body, "n": 65}).status_code == 422
+
+
+@pytest.mark.parametrize("path, body, endpoint", [
+    ("/tabular/sample", {"model": "rec"}, "/recommend"),
+    ("/recommend", {"model": "table", "user": "u0"}, "/tabular/sample"),
+    ("/text/sample", {"model": "digits"}, "/encode"),
+    ("/decode", {"model": "text", "z": [[0, 0]]}, "/text/sample"),
+    ("/score", {"model": "table", "x": [[0.0]]}, "/tabular/sample"),
+])
+def test_wrong_kind_is_409_naming_the_right_endpoint(app_client, path, body, endpoint):
+    response = app_client.post(path, json=body)
+    assert response.status_code == 409 and endpoint in response.json()["detail"], response.text
+
+
+def test_unknown_fields_are_rejected_on_app_endpoints(app_client):
+    for path, body in [("/tabular/sample", {"model": "table", "path": "/etc"}),
+                       ("/recommend", {"model": "rec", "user": "u0", "folder": "x"}),
+                       ("/text/sample", {"model": "text", "n": 1, "extra": 1})]:
+        response = app_client.post(path, json=body)
+        assert response.status_code == 422 and "extra" in response.text, (path, response.text)
+
+
 # Schema fuzzing: every operation, bounded examples; no request may produce a 5xx.
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -233,8 +347,9 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def api_schema(run_dir):
-    app = create_app([run_dir], ServeConfig(allowed_hosts=("*",), max_k=50))
+def api_schema(app_dirs):
+    app = create_app([f"{name}={folder}" for name, folder in app_dirs.items()],
+                     ServeConfig(allowed_hosts=("*",), max_k=50))
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 

@@ -4,6 +4,7 @@ A thin composition: each endpoint turns JSON (images as base64 PNG, or flat arra
 shape (batch, *data_shape), calls one VAE method (encode, decode_mean, reconstruct, elbo,
 log_likelihood) and answers JSON. Models are loaded once, at start, from the run directories named
 on the command line; clients name a model, never a path. Scores are in nats per example.
+Tabular, recommender and text model directories get their apps' calls instead (see serve_apps.py).
 
     vaekit serve runs/mlp digits=runs/digits --port 8000     # then open http://127.0.0.1:8000/
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
+from .serve_apps import ENDPOINTS, AppModel, add_routes, detect_kind, load_app_model
 
 EXAMPLE = ("vaekit serve runs/mlp --port 8000            # open http://127.0.0.1:8000/\n"
            "  vaekit serve digits=runs/digits fashion=runs/conv --max-batch 32\n"
@@ -56,6 +58,7 @@ class Served:
 
     name: str
     run: object  # vaekit.runs.Run
+    kind: str = field(init=False, default="core")
     shape: tuple[int, ...] = field(init=False)
     image: bool = field(init=False)
 
@@ -69,17 +72,19 @@ class Served:
 
     def info(self) -> dict:
         history = self.run.history[-1] if self.run.history else {}
-        return {"name": self.name, "data_shape": list(self.shape), "latent_dim": self.vae.latent_dim,
+        return {"name": self.name, "kind": self.kind, "data_shape": list(self.shape), "latent_dim": self.vae.latent_dim,
                 "image": self.image, "likelihood": self.run.model.likelihood, "network": self.run.model.network,
                 "prior": self.run.model.prior, "dataset": Path(self.run.data.data).name,
                 "epochs": len(self.run.history), "val_neg_elbo": history.get("val_neg_elbo")}
 
 
-def load_models(runs, device: str = "cpu") -> dict[str, Served]:
-    """Load run directories ('DIR' or 'NAME=DIR'; the name defaults to the folder's name) or Run objects."""
+def load_models(runs, device: str = "cpu") -> dict[str, "Served | AppModel"]:
+    """Load model directories ('DIR' or 'NAME=DIR'; the name defaults to the folder's name) or Run objects.
+    A directory's kind comes from its files (serve_apps.detect_kind): core runs of 'vaekit train' become
+    Served, tabular/recommend/text models AppModel."""
     from ..runs import Run, load_run
 
-    models: dict[str, Served] = {}
+    models: dict[str, Served | AppModel] = {}
     for item in runs:
         if isinstance(item, Run):
             name, run = (item.path.resolve().name if item.path else "model"), item
@@ -87,14 +92,16 @@ def load_models(runs, device: str = "cpu") -> dict[str, Served]:
             text = str(item)
             name, _, folder = text.rpartition("=") if "=" in text else ("", "", text)
             name = name or Path(folder).resolve().name
-            run = load_run(folder, device=device)
+            kind = detect_kind(folder)
+            run = load_run(folder, device=device) if kind == "core" else None
         if not _NAME.match(name):
             raise ConfigError(f"model name '{name}' must be letters, digits, '.', '_' or '-': pass NAME=DIR")
         if name in models:
             raise ConfigError(f"two models are named '{name}': name them apart with NAME=DIR")
-        models[name] = Served(name, run)
+        models[name] = Served(name, run) if run is not None else load_app_model(name, kind, folder, device)
     if not models:
-        raise ConfigError("no model to serve: pass at least one run directory written by 'vaekit train'")
+        raise ConfigError("no model to serve: pass at least one directory written by 'vaekit train', "
+                          "'vaekit tabular fit', 'vaekit recommend fit' or 'vaekit text fit'")
     return models
 
 
@@ -229,19 +236,29 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
 
     class ModelInfo(BaseModel):
         name: str
-        data_shape: list[int]
-        latent_dim: int
+        kind: Literal["core", "tabular", "recommend", "text"] = Field(
+            description="core: /encode /decode /sample /reconstruct /score; tabular: /tabular/sample; "
+                        "recommend: /recommend; text: /text/sample")
         image: bool
-        likelihood: str
-        network: str
-        prior: str
-        dataset: str
-        epochs: int
-        val_neg_elbo: Optional[float]
+        data_shape: Optional[list[int]] = None
+        latent_dim: Optional[int] = None
+        likelihood: Optional[str] = None
+        network: Optional[str] = None
+        prior: Optional[str] = None
+        dataset: Optional[str] = None
+        epochs: Optional[int] = None
+        val_neg_elbo: Optional[float] = None
+        columns: Optional[list[str]] = Field(None, description="tabular: the table's columns")
+        n_users: Optional[int] = Field(None, description="recommend: training users")
+        n_items: Optional[int] = Field(None, description="recommend: items in the catalogue")
+        vocab_size: Optional[int] = Field(None, description="text: words in the vocabulary")
 
-    def model(name: str) -> Served:
+    def model(name: str, kind: str = "core"):
         if name not in models:
             raise HTTPException(404, f"unknown model '{name}': choose one of {', '.join(models)} (GET /models)")
+        if models[name].kind != kind:
+            raise HTTPException(409, f"model '{name}' is a {models[name].kind} model: call "
+                                     f"{ENDPOINTS[models[name].kind]}, or pick a {kind} model (GET /models)")
         return models[name]
 
     def inputs(request: Inputs, served: Served) -> torch.Tensor:
@@ -274,7 +291,7 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
                                 f"{served.vae.latent_dim}")
         return torch.tensor(z, dtype=torch.float32, device=_device(served))
 
-    errors = {404: {"description": "unknown model"}, 413: {"description": "body too large"},
+    errors = {404: {"description": "unknown model"}, 409: {"description": "model of another kind"}, 413: {"description": "body too large"},
               422: {"description": "invalid request; 'detail' says what was wrong"}}
     app = FastAPI(title="vaekit serve", version=_version(), docs_url=None, redoc_url=None,
                   description="Encode, decode, sample, reconstruct and score with trained vaekit models. "
@@ -348,6 +365,8 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
             else:
                 scores = -served.vae.elbo(x, n_samples=request.k).total()
         return {"scores": scores.tolist(), "method": request.method, "k": request.k}
+
+    add_routes(app, config, model, errors)
 
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -437,10 +456,12 @@ def _check_port(host: str, port: int) -> None:
 def add_commands(subparsers) -> None:
     defaults = ServeConfig()
     p = subparsers.add_parser("serve", help="HTTP API and browser page for trained runs",
-                              description="Serve trained runs: JSON endpoints /models /encode /decode /sample "
-                                          "/reconstruct /score, the OpenAPI schema at /openapi.json, and a page at /.",
+                              description="Serve trained models: JSON endpoints /models /encode /decode /sample "
+                                          "/reconstruct /score (core runs), /tabular/sample, /recommend, "
+                                          "/text/sample, the OpenAPI schema at /openapi.json, and a page at /.",
                               epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directory of 'vaekit train', or NAME=DIR")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="directory of 'vaekit train', 'vaekit tabular fit', "
+                   "'vaekit recommend fit' or 'vaekit text fit' (kind read from its files), or NAME=DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
