@@ -215,3 +215,20 @@ def test_real_files_read_as_they_are():
     assert lastfm.matrix.shape == (1892, 17632) and lastfm.matrix.nnz == 92834
     movielens = read_interactions(Path(DATA, "movielens-latest-small", "ratings.csv"), min_user_count=1)
     assert movielens.matrix.shape == (610, 9724) and movielens.matrix.nnz == 100836
+
+
+def test_dataframe_and_parquet_read_like_csv(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"userId": [1, 1, 2, 2, 3], "movieId": [10, 11, 10, 12, 11],
+                          "rating": [5.0, 3.0, 4.0, 4.5, 5.0]})
+    csv = tmp_path / "ratings.csv"
+    frame.to_csv(csv, index=False)
+    expected = read_interactions(csv, min_rating=4, min_user_count=1)
+    from_frame = read_interactions(frame, min_rating=4, min_user_count=1)
+    assert from_frame.users.tolist() == expected.users.tolist() == ["1", "2", "3"]
+    assert (from_frame.matrix != expected.matrix).nnz == 0
+    pytest.importorskip("pyarrow")
+    frame.to_parquet(tmp_path / "ratings.parquet")
+    from_parquet = read_interactions(tmp_path / "ratings.parquet", min_rating=4, min_user_count=1)
+    assert from_parquet.items.tolist() == expected.items.tolist()
+    assert (from_parquet.matrix != expected.matrix).nnz == 0
