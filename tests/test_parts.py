@@ -63,3 +63,10 @@ def test_invalid_model_options_are_config_errors(field, value):
 def test_conv_on_flat_data_says_use_mlp():
     with pytest.raises(ConfigError, match="--network mlp"):
         build_vae(ModelConfig(network="conv", data_shape=(10,)))
+
+
+def test_conv_decoder_reports_its_activation_size_so_iwae_chunks_stay_small():
+    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 28, 28)))
+    # 7x7x32 head, 14x14x64 and 28x28x32 transposed convs (each with its ReLU), 28x28x1 logits
+    assert vae.decoded_elements() == 2 * 7 * 7 * 32 + 2 * 14 * 14 * 64 + 2 * 28 * 28 * 32 + 28 * 28
+    assert build_vae(ModelConfig(network="mlp", data_shape=(1, 28, 28))).decoded_elements() == 784

@@ -48,7 +48,7 @@ def importance_weighted_nll(vae: VAE, x: torch.Tensor, k: int = 1000, batch_size
     """-log p(x) per example (N,), estimated with k importance samples (an upper bound on the true NLL
     that tightens as k grows). Batches are sized so that a chunk of decoder output stays ~64 MB."""
     device = next(vae.parameters()).device
-    values = math.prod(x.shape[1:]) * vae.likelihood.params_per_value
+    values = vae.decoded_elements()
     batch_size = batch_size or max(1, min(len(x), (1 << 24) // (values * min(k, 256))))
     starts = range(0, len(x), batch_size)
     if progress:

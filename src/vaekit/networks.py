@@ -133,6 +133,14 @@ class ConvDecoder(nn.Module):
             in_channels = out_ch
         layers.append(nn.ConvTranspose2d(in_channels + extra, out_channels, 3, stride=1, padding=1))
         self.deconvs = nn.Sequential(*layers)
+        # Values one decoded example keeps alive (each layer's output and its activation): sizes the
+        # chunks of the importance-weighted estimator, where these dwarf the output itself.
+        _, h, w = self.start
+        sizes = [2 * math.prod(self.start)]
+        for index, out_ch in enumerate(reversed(channels)):
+            sizes.append(2 * out_ch * (h << (index + 1)) * (w << (index + 1)))
+        sizes.append(out_channels * (h << n_up) * (w << n_up))
+        self.activation_elements = sum(sizes)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is None:

@@ -89,6 +89,12 @@ class VAE(nn.Module):
         params = self._params(z.reshape(-1, self.latent_dim), f)
         return self.likelihood.distribution(params.view(*lead, *params.shape[1:]))
 
+    def decoded_elements(self) -> int:
+        """Tensor values one decoded example occupies: the decoder's activations where it reports
+        them (conv decoders), else the likelihood's parameters. Bounds the memory of chunked estimators."""
+        values = math.prod(self.likelihood.data_shape) * self.likelihood.params_per_value
+        return max(values, getattr(self.decoder, "activation_elements", 0))
+
     def encode(self, x: torch.Tensor | Batch, c=None) -> Independent:
         """q(z|x[, c]): a diagonal Gaussian with batch_shape (batch,) and event_shape (latent_dim,)."""
         x, c, _ = unpack(x, c)
@@ -179,8 +185,7 @@ class VAE(nn.Module):
         f = self.features(c)
         qz = self._encode(x, f)
         pz = self.prior()
-        values_per_example = math.prod(target.shape[1:]) * self.likelihood.params_per_value
-        chunk = chunk_size or max(1, _CHUNK_ELEMENTS // (values_per_example * x.shape[0]))
+        chunk = chunk_size or max(1, _CHUNK_ELEMENTS // (self.decoded_elements() * x.shape[0]))
         total = torch.full((x.shape[0],), -math.inf, device=x.device)
         for start in range(0, k, chunk):
             z = qz.sample((min(chunk, k - start),))  # (chunk, batch, latent)
