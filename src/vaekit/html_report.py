@@ -44,7 +44,7 @@ def write_report(run) -> Path:
                                                          if k != "split" and v is not None))
     if run.history:
         last = run.history[-1]
-        parts.append(f"<h2>Training ({len(run.history)} epochs)</h2>" + _table(last.items()))
+        parts.append(f"<h2>Training ({len(run.history)} epoch{'s' if len(run.history) != 1 else ''})</h2>" + _table(last.items()))
     for name, caption in PICTURES:
         picture = run.path / name
         if picture.exists():

@@ -61,16 +61,20 @@ def save_curves(path: str | Path, history: list[dict]) -> Path:
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
+    style = {"marker": "o", "markersize": 3}  # markers keep a one-epoch run visible
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot(epochs, [row["loss"] for row in history], label="train loss")
+    axes[0].plot(epochs, [row["loss"] for row in history], label="train loss", **style)
     if "val_neg_elbo" in history[0]:
-        axes[0].plot(epochs, [row["val_neg_elbo"] for row in history], label="validation -ELBO")
-    axes[1].plot(epochs, [-row["reconstruction"] for row in history], label="train")
-    axes[2].plot(epochs, [row["kl"] for row in history], label="train")
+        axes[0].plot(epochs, [row["val_neg_elbo"] for row in history], label="validation -ELBO", **style)
+    axes[1].plot(epochs, [-row["reconstruction"] for row in history], label="train", **style)
+    axes[2].plot(epochs, [row["kl"] for row in history], label="train", **style)
     if "val_kl" in history[0]:
-        axes[1].plot(epochs, [-row["val_reconstruction"] for row in history], label="validation")
-        axes[2].plot(epochs, [row["val_kl"] for row in history], label="validation")
+        axes[1].plot(epochs, [-row["val_reconstruction"] for row in history], label="validation", **style)
+        axes[2].plot(epochs, [row["val_kl"] for row in history], label="validation", **style)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, title in zip(axes, ("loss (nats)", "-reconstruction (nats)", "KL (nats)")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
