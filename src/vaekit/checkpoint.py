@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -22,20 +23,36 @@ MODEL_FILE = "model.safetensors"
 STATE_DIR = "checkpoint"
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write data to path via a temporary file in the same folder and os.replace."""
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb"):
+    """Open a temporary file beside `path` for writing; on a clean exit it is synced and renamed to
+    `path`, on any error it is removed, so `path` is never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write data to path via a temporary file in the same folder and os.replace."""
+    with atomic_open(path) as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+
+
+def write_npy(path: str | os.PathLike, array) -> Path:
+    """Save a numpy array as .npy, atomically."""
+    import numpy as np
+
+    with atomic_open(path) as f:
+        np.save(f, array)
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:

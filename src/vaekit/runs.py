@@ -296,17 +296,12 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
 
 def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
     """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
-    from .checkpoint import atomic_write
+    from .checkpoint import write_npy
     from .plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy" or array.ndim != 4:
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, array)
-        atomic_write(path.with_suffix(".npy"), buffer.getvalue())
-        return path.with_suffix(".npy")
+        return write_npy(path.with_suffix(".npy"), array)
     return save_image_grid(path, array, columns)
 
 
@@ -387,7 +382,7 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
     means = latent_means(run.vae, model_data(run.vae, run.data, x, y, run.train.seed)).cpu().numpy()
     path = _output(run, out, "embeddings.npy")
-    from .checkpoint import atomic_write
+    from .checkpoint import atomic_write, write_npy
 
     if path.suffix == ".csv":
         header = ",".join(f"z{i}" for i in range(means.shape[1])) + (",label" if y is not None else "")
@@ -395,11 +390,7 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
         lines = [header] + [",".join(f"{v:.6g}" for v in row) for row in table]
         atomic_write(path, "\n".join(lines) + "\n")
     else:
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, means)
-        atomic_write(path, buffer.getvalue())
+        write_npy(path, means)
     if means.shape[1] == 2:
         points, title = means, "latent means"
     else:

@@ -158,7 +158,7 @@ class Trainer:
         x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / batch_size)
-        check_every = 1 if self.device.type == "cpu" else 50  # a finiteness check syncs a GPU
+        check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU
         training_seconds = sum(row["epoch_seconds"] for row in self.history)
         while self.epoch < cfg.epochs:
             self.vae.train()
@@ -184,14 +184,16 @@ class Trainer:
                     loss.backward()
                 if cfg.grad_clip > 0:
                     nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
-                if step % check_every == 0 and not torch.isfinite(out.loss):
-                    self._diverged(step)
+                if step % check_every == 0:  # the one host read of the step: finiteness and the bar
+                    loss_value = float(out.loss.detach())
+                    if not math.isfinite(loss_value):
+                        self._diverged(step)
+                    if bar is not None and step % 50 == 0:
+                        bar.set_postfix(loss=f"{loss_value:.2f}")
                 self.optimizer.step()
                 sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
                 if bar is not None:
                     bar.update()
-                    if step % 50 == 0:
-                        bar.set_postfix(loss=f"{out.loss.item():.2f}", kl=f"{out.kl.item():.2f}")
             seconds = time.perf_counter() - started
             if group.distributed:  # every rank takes the same decisions from the same numbers
                 group.all_reduce(sums)

@@ -165,25 +165,17 @@ def score_file(detector_dir, data, out, chunk_rows: int = 10000, label_column: s
                score: str | None = None, progress: bool = True) -> Path:
     """Write `out` (CSV: row, score, anomaly 0/1) for every row of `data`, streaming it in chunks of
     `chunk_rows` rows so the input never has to fit in memory."""
-    import os
-    import tempfile
+    from ..checkpoint import atomic_open
 
     detector = VAEAnomalyDetector.load(detector_dir)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("row,score,anomaly\n")
-            row = 0
-            for chunk, scores in _scored_chunks(detector, data, chunk_rows, label_column, score, progress):
-                flags = scores > detector.threshold_
-                f.writelines(f"{row + i},{s:.6g},{int(a)}\n" for i, (s, a) in enumerate(zip(scores, flags)))
-                row += len(scores)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out, "w") as f:
+        f.write("row,score,anomaly\n")
+        row = 0
+        for chunk, scores in _scored_chunks(detector, data, chunk_rows, label_column, score, progress):
+            flags = scores > detector.threshold_
+            f.writelines(f"{row + i},{s:.6g},{int(a)}\n" for i, (s, a) in enumerate(zip(scores, flags)))
+            row += len(scores)
     return out
 
 

@@ -114,21 +114,17 @@ def _check_shape(x, shape: tuple[int, ...], what: str) -> None:
 
 def _write(path: Path, images) -> Path:
     """One image (1, C, H, W) as .png, or any stack as .npy (by the suffix)."""
-    import io
-
     import numpy as np
     from PIL import Image
 
-    from ..checkpoint import atomic_write
+    from ..checkpoint import atomic_open, write_npy
 
     array = images.detach().cpu().numpy()
-    buffer = io.BytesIO()
     if path.suffix == ".npy":
-        np.save(buffer, array)
-    else:
-        pixels = (np.clip(array[0], 0, 1) * 255).round().astype(np.uint8)
-        Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(buffer, format="PNG")
-    atomic_write(path, buffer.getvalue())
+        return write_npy(path, array)
+    pixels = (np.clip(array[0], 0, 1) * 255).round().astype(np.uint8)
+    with atomic_open(path) as f:
+        Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(f, format="PNG")
     return path
 
 

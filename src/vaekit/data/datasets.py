@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from functools import partial
@@ -156,22 +155,16 @@ def _find_idx_files(folder: Path) -> list[Path] | None:
 
 def _save_quietly(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an .npz atomically and drop older siblings; skipped if the folder is not writable."""
+    from ..checkpoint import atomic_open
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".decoded-", suffix=".part")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path) as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
         for stale in path.parent.glob("decoded-*.npz"):
             if stale != path:
                 stale.unlink(missing_ok=True)
     except OSError:
         pass
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _decode_idx(name: str, paths: list[Path]) -> list[np.ndarray]:
