@@ -2,7 +2,8 @@
 
   python -m benchmarks.iwae_memory [--k 1000] [--images 100]
 
-Untrained networks: memory and time depend on the shapes only, not on the weights.
+Untrained networks: memory and time depend on the shapes only, not on the weights. Laid out as a
+loaded run is (channels_last convolutions on a CPU).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ def measure(design: str, k: int, images: int) -> dict:
 
     from vaekit.config import ModelConfig
     from vaekit.evaluation import importance_weighted_nll
+    from vaekit.networks import prefer_fast_layout
     from vaekit.vae import build_vae
 
     torch.manual_seed(0)
-    vae = build_vae(ModelConfig(network=design, data_shape=(1, 28, 28))).eval()
+    vae = prefer_fast_layout(build_vae(ModelConfig(network=design, data_shape=(1, 28, 28))), "cpu").eval()
     x = torch.rand(images, 1, 28, 28)
     started = time.perf_counter()
     importance_weighted_nll(vae, x, k=k)

@@ -20,9 +20,11 @@ def _weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path):
-    straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **TINY)
-    runs.train(tmp_path / "b", epochs=2, binarize="dynamic", **TINY)
+@pytest.mark.parametrize("network", ["mlp", "conv"])  # conv: channels_last weights and Adam moments
+def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, network):
+    options = dict(TINY, network=network, conv_channels=(4, 8))
+    straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **options)
+    runs.train(tmp_path / "b", epochs=2, binarize="dynamic", **options)
     resumed = runs.train(tmp_path / "b", epochs=4, resume=True, progress=False)
     drop = ("epoch_seconds", "samples_per_s")
     strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731

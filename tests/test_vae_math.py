@@ -102,6 +102,14 @@ def test_bernoulli_log_prob_is_negative_binary_cross_entropy():
     torch.testing.assert_close(Bernoulli((1, 4, 4)).distribution(logits).log_prob(x), expected)
 
 
+def test_bernoulli_fast_log_prob_matches_the_distribution_and_broadcasts():
+    likelihood = Bernoulli((1, 4, 4))
+    logits, x = torch.randn(5, 3, 1, 4, 4), torch.rand(3, 1, 4, 4)  # (K, batch, ...) against (batch, ...)
+    fast = likelihood.log_prob(logits, x)
+    assert fast.shape == (5, 3)
+    torch.testing.assert_close(fast, likelihood.distribution(logits).log_prob(x))
+
+
 def _small_vae():
     torch.manual_seed(4)
     encoder = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 8))

@@ -115,3 +115,7 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for param, slots in optimizer.state.items():  # moments in their parameter's memory format (channels_last)
+        for key, value in slots.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                slots[key] = torch.empty_like(param).copy_(value)

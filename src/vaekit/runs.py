@@ -23,6 +23,7 @@ from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict)
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
+from .networks import prefer_fast_layout
 from .training import METRICS_FILE, Trainer, select_device
 from .vae import VAE, build_vae
 
@@ -235,7 +236,8 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     vae = build_vae(model_cfg)
     if weights:
         load_weights(vae, path / MODEL_FILE)
-    vae.to(select_device(device)).eval()
+    target = select_device(device)
+    prefer_fast_layout(vae.to(target), target).eval()
     history_file = path / METRICS_FILE
     history = [json.loads(line) for line in history_file.read_text().splitlines() if line] if history_file.exists() else []
     return Run(path, vae, model_cfg, train_cfg, data_cfg, history)

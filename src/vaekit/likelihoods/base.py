@@ -29,6 +29,10 @@ class Likelihood(nn.Module, abc.ABC):
     def distribution(self, params: torch.Tensor) -> Distribution:
         """params (*batch, params_per_value * C, ...) -> p(x|z) with batch_shape `batch`."""
 
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) in nats per example, shape params' batch shape; x broadcasts against it."""
+        return self.distribution(params).log_prob(x)
+
     @abc.abstractmethod
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         """E[x|z] in data space, shape (*batch, C, ...)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch.distributions import Bernoulli as TorchBernoulli
 from torch.distributions import Distribution, Independent
 
@@ -19,6 +20,10 @@ class Bernoulli(Likelihood):
 
     def distribution(self, params: torch.Tensor) -> Distribution:
         return Independent(TorchBernoulli(logits=params, validate_args=False), self.event_dims)
+
+    def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        nats = -F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
+        return nats.flatten(-self.event_dims).sum(-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
