@@ -1,12 +1,19 @@
-"""Issue 3: vaekit against its peers on the pytorch/examples design (MLP 784-400-20, Bernoulli,
-Adam 1e-3) on Fashion-MNIST, side by side in one run, alternating, medians of repetitions.
+"""Issue 3: vaekit against its peers on Fashion-MNIST, side by side in one run, alternating, medians.
 
-  python -m benchmarks.speed [--epochs 10] [--reps 3] [--peers vaekit,plain,...] [--threads 2]
+  python -m benchmarks.speed [--design mlp|conv|iwae] [--epochs 10] [--reps 3] [--peers a,b,...] [--threads 2]
 
-Each (peer, repetition) trains in its own subprocess (so peak RSS is its own); all test -ELBOs are
-computed by one evaluator here (-ELBO per example in nats: summed BCE-with-logits + analytic KL, one
-posterior sample, averaged over the 10,000 test images), so they are comparable. The ceiling row is
-the model's GEMMs at the rates this machine reaches at those shapes, plus one fused Adam step.
+mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-3, batch 128) for
+      vaekit, a plain PyTorch loop (sliced tensors / DataLoader / fused Adam / batch 512 + compile),
+      pythae 0.1.2 and Keras 3 on the torch backend; plus the GEMM ceiling at b128 and b512.
+conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
+      for vaekit and pythae with the same networks.
+iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling.
+
+Each (peer, repetition) trains in its own subprocess (so peak RSS is its own), in alternating order.
+After every epoch the peer's current weights are scored on the 10,000 test images by one evaluator
+(-ELBO in nats per example: summed BCE-with-logits + analytic KL, one posterior sample with a fixed
+seed), outside the timed training; "s to target" is the training time until that score first
+reaches --target (245 nats).
 """
 
 from __future__ import annotations
@@ -19,23 +26,42 @@ import subprocess
 import sys
 import time
 
-
 from benchmarks.common import markdown_table, peak_rss_mb, write_results
 
 D, H, Z = 784, 400, 20
-PEERS = ("vaekit", "vaekit-compile", "vaekit-b512", "vaekit-b512-compile", "plain", "plain-dataloader",
-         "plain-fused", "pythae")
+CHANNELS = (32, 64)
+PEERS = {
+    "mlp": ("vaekit", "vaekit-compile", "vaekit-b512-compile", "plain", "plain-dataloader", "plain-fused",
+            "plain-b512-compile", "pythae", "keras"),
+    "conv": ("vaekit-conv", "vaekit-conv-cl", "pythae-conv"),
+}
 
 
-def _data():
+def _data(design: str):
     from vaekit.data import load_dataset
 
     data = load_dataset("fashion-mnist")
-    return data.x_train.reshape(-1, D), data.x_test.reshape(-1, D)
+    shape = (-1, D) if design == "mlp" else (-1, 1, 28, 28)
+    return data.x_train.reshape(shape), data.x_test.reshape(shape)
 
 
-def _negative_elbo(encode, decode, x_test) -> float:
-    """encode(x) -> (mu, logvar); decode(z) -> logits. Mean -ELBO in nats per example."""
+class Curve:
+    """Per-epoch training seconds and test -ELBO of one run."""
+
+    def __init__(self, x_test):
+        import torch
+
+        self.x_test = torch.from_numpy(x_test)
+        self.seconds: list[float] = []
+        self.neg_elbo: list[float] = []
+
+    def epoch(self, seconds: float, encode, decode_logits) -> None:
+        """encode(x) -> (mu, logvar); decode_logits(z) -> logits shaped like x."""
+        self.seconds.append(seconds)
+        self.neg_elbo.append(_negative_elbo(encode, decode_logits, self.x_test))
+
+
+def _negative_elbo(encode, decode_logits, x_test) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -46,47 +72,81 @@ def _negative_elbo(encode, decode, x_test) -> float:
             x = x_test[i:i + 1000]
             mu, logvar = encode(x)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-            rec = F.binary_cross_entropy_with_logits(decode(z), x, reduction="none").sum(1)
+            rec = F.binary_cross_entropy_with_logits(decode_logits(z), x, reduction="none").flatten(1).sum(1)
             kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
             total += float((rec + kl).sum())
     return total / len(x_test)
 
 
-class MLPVAE:
-    """The plain PyTorch loop's model: pytorch/examples vae/main.py with logits, per-example nats."""
+# -- networks written out for the peers (the same shapes as vaekit's) ------------------------------
+def _mlp_networks():
+    from torch import nn
 
-    def __new__(cls):
-        import torch
-        from torch import nn
-
-        class Model(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.enc = nn.Sequential(nn.Linear(D, H), nn.ReLU(), nn.Linear(H, 2 * Z))
-                self.dec = nn.Sequential(nn.Linear(Z, H), nn.ReLU(), nn.Linear(H, D))
-
-            def encode(self, x):
-                return self.enc(x).chunk(2, dim=-1)
-
-            def forward(self, x):
-                mu, logvar = self.encode(x)
-                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-                logits = self.dec(z)
-                rec = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-                kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-                return (rec + kl).mean()
-
-        return Model()
+    return (nn.Sequential(nn.Linear(D, H), nn.ReLU(), nn.Linear(H, 2 * Z)),
+            nn.Sequential(nn.Linear(Z, H), nn.ReLU(), nn.Linear(H, D)))
 
 
-def _plain(x_train, x_test, epochs, batch, loader=False, fused=False):
+def _conv_networks():
+    """vaekit's ConvEncoder/ConvDecoder with channels (32, 64) and 'same' padding, written out."""
+    from torch import nn
+
+    a, b = CHANNELS
+    encoder = nn.Sequential(nn.Conv2d(1, a, 3, 2, 1), nn.ReLU(), nn.Conv2d(a, b, 3, 2, 1), nn.ReLU(), nn.Flatten(),
+                            nn.Linear(b * 7 * 7, 2 * Z))
+    decoder = nn.Sequential(nn.Linear(Z, a * 7 * 7), nn.ReLU(), nn.Unflatten(1, (a, 7, 7)),
+                            nn.ConvTranspose2d(a, b, 3, 2, 1, 1), nn.ReLU(), nn.ConvTranspose2d(b, a, 3, 2, 1, 1),
+                            nn.ReLU(), nn.ConvTranspose2d(a, 1, 3, 1, 1))
+    return encoder, decoder
+
+
+# -- the peers: each trains `epochs` epochs and reports each one to `curve` --------------------------
+def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, channels_last=False):
     import torch
 
+    from vaekit.config import ModelConfig, TrainConfig
+    from vaekit.networks import prefer_fast_layout
+    from vaekit.training import Trainer
+    from vaekit.vae import build_vae
+
     torch.manual_seed(0)
-    model = MLPVAE()
+    vae = build_vae(ModelConfig(data_shape=x_train.shape[1:], network=design, hidden=(H,), latent_dim=Z,
+                                conv_channels=CHANNELS, encoder_padding="same"))
+    if channels_last:  # the ablation: training with the layout vaekit uses for inference
+        prefer_fast_layout(vae, "cpu")
+    encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
+    trainer = Trainer(vae, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, seed=0, progress=False,
+                                       compile=compile),
+                      on_epoch=lambda row: curve.epoch(row["epoch_seconds"], encode, vae.decoder))
+    trainer.fit(torch.from_numpy(x_train))
+
+
+def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Model(nn.Module):
+        """pytorch/examples vae/main.py on logits, per-example nats."""
+
+        def __init__(self):
+            super().__init__()
+            self.enc, self.dec = _mlp_networks()
+
+        def encode(self, x):
+            return self.enc(x).chunk(2, dim=-1)
+
+        def forward(self, x):
+            mu, logvar = self.encode(x)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+            rec = F.binary_cross_entropy_with_logits(self.dec(z), x, reduction="none").sum(1)
+            kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+            return (rec + kl).mean()
+
+    torch.manual_seed(0)
+    model = Model()
+    step_loss = torch.compile(model) if compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     x = torch.from_numpy(x_train)
-    per_epoch = []
     for _ in range(epochs):
         started = time.perf_counter()
         if loader:
@@ -97,172 +157,283 @@ def _plain(x_train, x_test, epochs, batch, loader=False, fused=False):
             order = torch.randperm(len(x))
             batches = (x[order[i:i + batch]] for i in range(0, len(x), batch))
         for b in batches:
-            loss = model(b)
+            loss = step_loss(b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        per_epoch.append(time.perf_counter() - started)
-    neg = _negative_elbo(model.encode, model.dec, torch.from_numpy(x_test))
-    return per_epoch, neg
+        curve.epoch(time.perf_counter() - started, model.encode, model.dec)
 
 
-def _vaekit(x_train, x_test, epochs, batch, compile=False):
-    import torch
-
-    import vaekit
-
-    per_epoch = []
-    # The named dataset: all 60,000 training images (val_fraction 0), like every other peer.
-    run = vaekit.train(None, data="fashion-mnist", network="mlp", hidden=(H,), latent_dim=Z,
-                       epochs=epochs, batch_size=batch, lr=1e-3, val_fraction=0.0, progress=False, seed=0,
-                       compile=compile)
-    per_epoch = [row["epoch_seconds"] for row in run.history]
-    vae = run.vae
-    encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
-    return per_epoch, _negative_elbo(encode, lambda z: vae.decoder(z).flatten(1), torch.from_numpy(x_test))
-
-
-def _pythae(x_train, x_test, epochs, batch):
+def _pythae(x_train, curve, epochs, batch, design="mlp"):
     import torch
     from pythae.models import VAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
     from pythae.pipelines import TrainingPipeline
     from pythae.trainers import BaseTrainerConfig
-    from torch import nn
+    from pythae.trainers.training_callbacks import TrainingCallback
+
+    encoder_net, decoder_net = _mlp_networks() if design == "mlp" else _conv_networks()
 
     class Encoder(BaseEncoder):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(nn.Linear(D, H), nn.ReLU())
-            self.mu, self.logvar = nn.Linear(H, Z), nn.Linear(H, Z)
+            self.net = encoder_net
 
         def forward(self, x):
-            h = self.body(x.reshape(len(x), -1))
-            return ModelOutput(embedding=self.mu(h), log_covariance=self.logvar(h))
+            mu, logvar = self.net(x if design == "conv" else x.reshape(len(x), -1)).chunk(2, dim=-1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
 
     class Decoder(BaseDecoder):
         def __init__(self):
             super().__init__()
-            self.body = nn.Sequential(nn.Linear(Z, H), nn.ReLU(), nn.Linear(H, D))
+            self.net = decoder_net
 
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.body(z)).reshape(len(z), 1, 28, 28))
+        def forward(self, z):  # pythae's "bce" takes probabilities
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)).reshape(len(z), 1, 28, 28))
+
+    class Epochs(TrainingCallback):
+        def on_epoch_begin(self, training_config, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, training_config, **kwargs):
+            seconds = time.perf_counter() - self.started
+            curve.epoch(seconds, lambda x: model.encoder.net(x).chunk(2, dim=-1), model.decoder.net)
 
     torch.manual_seed(0)
-    config = VAEConfig(input_dim=(1, 28, 28), latent_dim=Z, reconstruction_loss="bce")
-    model = VAE(config, encoder=Encoder(), decoder=Decoder())
-    trainer = BaseTrainerConfig(output_dir=os.environ.get("TMPDIR", "/tmp") + "/pythae-bench", num_epochs=epochs,
-                                learning_rate=1e-3, per_device_train_batch_size=batch, no_cuda=True,
-                                steps_saving=None, steps_predict=None, keep_best_on_train=True)
-    started = time.perf_counter()
-    TrainingPipeline(training_config=trainer, model=model)(train_data=x_train.reshape(-1, 1, 28, 28))
-    total = time.perf_counter() - started
-    encode = lambda x: (lambda o: (o.embedding, o.log_covariance))(model.encoder(x))  # noqa: E731
-    # pythae's training includes its own per-epoch bookkeeping; it reports no epoch times, so each
-    # epoch is taken as the mean.
-    return [total / epochs] * epochs, _negative_elbo(encode, lambda z: model.decoder.body(z), torch.from_numpy(x_test))
+    model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=Z, reconstruction_loss="bce"),
+                encoder=Encoder(), decoder=Decoder())
+    config = BaseTrainerConfig(output_dir=os.environ.get("TMPDIR", "/tmp") + "/pythae-bench", num_epochs=epochs,
+                               learning_rate=1e-3, per_device_train_batch_size=batch, no_cuda=True,
+                               steps_saving=None, steps_predict=None, keep_best_on_train=True)
+    TrainingPipeline(training_config=config, model=model)(train_data=x_train.reshape(-1, 1, 28, 28),
+                                                          callbacks=[Epochs()])
+
+
+def _keras(x_train, curve, epochs, batch):
+    os.environ["KERAS_BACKEND"] = "torch"
+    import keras
+    from keras import layers, ops
+
+    class Sample(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.seeds = keras.random.SeedGenerator(0)
+
+        def call(self, stats):
+            mu, logvar = stats[:, :Z], stats[:, Z:]
+            return mu + ops.exp(0.5 * logvar) * keras.random.normal(ops.shape(mu), seed=self.seeds)
+
+    class NegativeELBO(layers.Layer):
+        def call(self, x, logits, stats):
+            mu, logvar = stats[:, :Z], stats[:, Z:]
+            rec = ops.sum(ops.binary_crossentropy(x, logits, from_logits=True), axis=-1)
+            kl = 0.5 * ops.sum(ops.square(mu) + ops.exp(logvar) - 1 - logvar, axis=-1)
+            self.add_loss(ops.mean(rec + kl))
+            return logits
+
+    keras.utils.set_random_seed(0)
+    x_in = keras.Input((D,))
+    encoder = keras.Sequential([keras.Input((D,)), layers.Dense(H, activation="relu"), layers.Dense(2 * Z)])
+    decoder = keras.Sequential([keras.Input((Z,)), layers.Dense(H, activation="relu"), layers.Dense(D)])
+    stats = encoder(x_in)
+    model = keras.Model(x_in, NegativeELBO()(x_in, decoder(Sample()(stats)), stats))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            curve.epoch(time.perf_counter() - self.started, lambda x: encoder(x).chunk(2, dim=-1), decoder)
+
+    model.fit(x_train, epochs=epochs, batch_size=batch, shuffle=True, verbose=0, callbacks=[Epochs()])
+
+
+def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
+    batch = 512 if "-b512" in peer else batch
+    compile = peer.endswith("-compile")
+    if peer.startswith("vaekit"):
+        _vaekit(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", compile=compile,
+                channels_last=peer.endswith("-cl"))
+    elif peer.startswith("pythae"):
+        _pythae(x_train, curve, epochs, batch, design="conv" if peer.endswith("-conv") else "mlp")
+    elif peer == "keras":
+        _keras(x_train, curve, epochs, batch)
+    else:
+        _plain(x_train, curve, epochs, batch, loader=peer == "plain-dataloader",
+               fused=peer in ("plain-fused", "plain-b512-compile"), compile=compile)
 
 
 def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    x_train, x_test = _data()
-    started = time.perf_counter()
-    if args.peer.startswith("vaekit"):
-        per_epoch, neg = _vaekit(x_train, x_test, args.epochs, 512 if "-b512" in args.peer else args.batch,
-                                 compile=args.peer.endswith("-compile"))
-    elif args.peer == "pythae":
-        per_epoch, neg = _pythae(x_train, x_test, args.epochs, args.batch)
-    else:
-        per_epoch, neg = _plain(x_train, x_test, args.epochs, args.batch, loader=args.peer == "plain-dataloader",
-                                fused=args.peer == "plain-fused")
-    wall = time.perf_counter() - started
-    steady = statistics.median(per_epoch[1:] or per_epoch)
+    design = "conv" if "-conv" in args.peer else "mlp"
+    x_train, x_test = _data(design)
+    curve = Curve(x_test)
+    run_peer(args.peer, x_train, curve, args.epochs, args.batch)
+    steady = statistics.median(curve.seconds[1:] or curve.seconds)
+    reached = [i for i, value in enumerate(curve.neg_elbo) if value <= args.target]
     print(json.dumps({"peer": args.peer, "samples_per_s": len(x_train) / steady, "seconds_per_epoch": steady,
-                      "train_seconds": sum(per_epoch), "wall_seconds": wall, "test_neg_elbo": neg,
-                      "peak_rss_mb": peak_rss_mb()}))
+                      "train_seconds": sum(curve.seconds), "test_neg_elbo": curve.neg_elbo[-1],
+                      "seconds_to_target": sum(curve.seconds[:reached[0] + 1]) if reached else None,
+                      "epochs_to_target": reached[0] + 1 if reached else None,
+                      "curve": curve.neg_elbo, "epoch_seconds": curve.seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
-def ceiling(threads: int, batch: int) -> dict:
-    """Fastest possible step: the model's GEMMs (forward and backward) at measured rates + fused Adam."""
+# -- physical limits ---------------------------------------------------------------------------------
+def _timed(fn, repeat=100) -> float:
+    for _ in range(10):
+        fn()
+    started = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - started) / repeat
+
+
+def gemm_seconds(gemms) -> tuple[float, float]:
+    """(seconds, flops) of the (m, k, n) matrix products at this machine's measured rates."""
     import torch
-
-    torch.set_num_threads(threads)
-    shapes = [(D, H), (H, 2 * Z), (Z, H), (H, D)]  # (in, out) of each Linear
-    gemms = []  # (m, k, n) of every GEMM in a training step
-    for index, (fan_in, fan_out) in enumerate(shapes):
-        gemms.append((batch, fan_in, fan_out))  # forward
-        gemms.append((fan_in, batch, fan_out))  # weight gradient
-        if index > 0:
-            gemms.append((batch, fan_out, fan_in))  # input gradient (not needed for the first layer)
-
-    def timed(fn, repeat=200):
-        for _ in range(20):
-            fn()
-        started = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        return (time.perf_counter() - started) / repeat
 
     seconds = flops = 0.0
     for m, k, n in gemms:
         a, b = torch.randn(m, k), torch.randn(k, n)
-        seconds += timed(lambda: torch.mm(a, b))
+        seconds += _timed(lambda: torch.mm(a, b))
         flops += 2 * m * k * n
+    return seconds, flops
+
+
+def training_ceiling(batch: int) -> dict:
+    """Fastest possible training step: the MLP's GEMMs (forward and backward) + one fused Adam step."""
+    import torch
+
+    shapes = [(D, H), (H, 2 * Z), (Z, H), (H, D)]  # (in, out) of each Linear
+    gemms = []
+    for index, (fan_in, fan_out) in enumerate(shapes):
+        gemms.append((batch, fan_in, fan_out))  # forward
+        gemms.append((fan_in, batch, fan_out))  # weight gradient
+        if index > 0:
+            gemms.append((batch, fan_out, fan_in))  # input gradient (none for the first layer)
+    seconds, flops = gemm_seconds(gemms)
     params = [torch.zeros(fan_in * fan_out + fan_out, requires_grad=True) for fan_in, fan_out in shapes]
     for p in params:
         p.grad = torch.randn_like(p)
-    adam = torch.optim.Adam(params, lr=1e-3, fused=True)
-    adam_seconds = timed(adam.step)
-    return {"peer": f"ceiling (GEMMs + fused Adam), b{batch}", "samples_per_s": batch / (seconds + adam_seconds),
-            "seconds_per_epoch": 60000 / batch * (seconds + adam_seconds), "gflops": flops / seconds / 1e9,
+    adam_seconds = _timed(torch.optim.Adam(params, lr=1e-3, fused=True).step)
+    step = seconds + adam_seconds
+    return {"peer": f"ceiling: GEMMs + fused Adam, b{batch}", "samples_per_s": batch / step,
+            "seconds_per_epoch": 60000 / batch * step, "gflops": flops / seconds / 1e9,
             "mflop_per_sample": flops / batch / 1e6}
+
+
+def iwae(args) -> dict:
+    """vaekit's k-sample NLL on the 10,000 test images (model trained 2 epochs: time and memory depend on
+    the shapes only) against one encoder pass per image plus k decoder passes at the best GEMM rate."""
+    import torch
+
+    import vaekit
+    from vaekit.evaluation import importance_weighted_nll
+
+    torch.set_num_threads(args.threads)
+    run = vaekit.train(None, data="fashion-mnist", preset="pytorch-mlp", epochs=2, val_fraction=0.0, progress=False)
+    _, x_test = _data("conv")  # (N, 1, 28, 28), as the trained run's data
+    x = torch.from_numpy(x_test)
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    nll = float(importance_weighted_nll(run.vae, x, k=args.k).mean())
+    seconds = time.perf_counter() - started
+    rss = peak_rss_mb()
+    rates = {}
+    for rows in (1024, 4096, 16384):
+        s, flops = gemm_seconds([(rows, Z, H), (rows, H, D)])
+        rates[rows] = flops / s
+    best = max(rates.values())
+    decoder_flops = 2 * (Z * H + H * D) * len(x) * args.k
+    encoder_flops = 2 * (D * H + H * 2 * Z) * len(x)
+    ceiling = (decoder_flops + encoder_flops) / best
+    return {"k": args.k, "images": len(x), "nll": nll, "seconds": seconds, "ceiling_seconds": ceiling,
+            "vs_ceiling": seconds / ceiling, "gflops_by_rows": {r: v / 1e9 for r, v in rates.items()},
+            "decoder_passes_per_s": len(x) * args.k / seconds, "peak_rss_mb": rss}
+
+
+def _subprocess(args, *extra) -> dict | None:
+    command = [sys.executable, "-m", "benchmarks.speed", *extra, "--epochs", str(args.epochs), "--batch",
+               str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k)]
+    out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    if out.returncode != 0:
+        print(f"{' '.join(extra)} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(args) -> None:
+    peers = args.peers.split(",") if args.peers else list(PEERS[args.design])
+    results: dict[str, list[dict]] = {peer: [] for peer in peers}
+    for rep in range(args.reps):
+        for peer in peers if rep % 2 == 0 else reversed(peers):  # alternate the order
+            row = _subprocess(args, "--worker", peer)
+            if row is not None:
+                print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "epoch_seconds")}), flush=True)
+                results[peer].append(row)
+    rows = []
+    for peer, reps in results.items():
+        if not reps:
+            continue
+        row = {"peer": peer, "reps": len(reps)}
+        for key in ("samples_per_s", "seconds_per_epoch", "train_seconds", "test_neg_elbo", "peak_rss_mb",
+                    "seconds_to_target", "epochs_to_target"):
+            values = [r[key] for r in reps if r[key] is not None]
+            row[key] = statistics.median(values) if len(values) == len(reps) else None  # all reps reach it or none
+        rows.append(row)
+    base = {row["peer"]: row["samples_per_s"] for row in rows}
+    for row in rows:
+        for peer in ("plain", "pythae", "pythae-conv"):
+            if peer in base:
+                row[f"vs_{peer}"] = row["samples_per_s"] / base[peer]
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ceilings = [training_ceiling(b) for b in (128, 512)] if args.design == "mlp" else []
+    ratio = [("vs_plain", "x plain", ".2f"), ("vs_pythae", "x pythae", ".2f")] if args.design == "mlp" else \
+        [("vs_pythae-conv", "x pythae", ".2f")]
+    table = markdown_table(rows + ceilings, [
+        ("peer", "peer", ""), ("samples_per_s", "steady samples/s", ",.0f"), ("seconds_per_epoch", "s/epoch", ".2f"),
+        ("train_seconds", f"{args.epochs}-epoch train s", ".1f"),
+        ("seconds_to_target", f"s to {args.target:g}", ".1f"), ("epochs_to_target", "epochs", ".0f"),
+        ("test_neg_elbo", f"test -ELBO @{args.epochs}", ".2f"), ("peak_rss_mb", "peak RSS MB", ",.0f"), *ratio])
+    print(table)
+    name = "speed" if args.design == "mlp" else f"speed_{args.design}"
+    write_results(name, {"design": args.design, "epochs": args.epochs, "reps": args.reps, "batch": args.batch,
+                         "target": args.target, "rows": rows, "ceilings": ceilings, "table": table, "raw": results})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--design", choices=("mlp", "conv", "iwae"), default="mlp")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--peers", default=",".join(PEERS))
+    parser.add_argument("--target", type=float, default=245.0, help="test -ELBO for the 's to target' column")
+    parser.add_argument("--k", type=int, default=1000, help="importance samples for --design iwae")
+    parser.add_argument("--peers", help=f"comma-separated; default all of the design's: {PEERS}")
     parser.add_argument("--worker", dest="peer", help=argparse.SUPPRESS)
+    parser.add_argument("--iwae-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer:
         return worker(args)
-    peers = args.peers.split(",")
-    results: dict[str, list[dict]] = {peer: [] for peer in peers}
-    for rep in range(args.reps):
-        for peer in peers if rep % 2 == 0 else reversed(peers):  # alternate the order
-            command = [sys.executable, "-m", "benchmarks.speed", "--worker", peer, "--epochs", str(args.epochs),
-                       "--batch", str(args.batch), "--threads", str(args.threads)]
-            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-            out = subprocess.run(command, capture_output=True, text=True, env=env)
-            if out.returncode != 0:
-                print(f"{peer} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
-                continue
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            print(json.dumps(row), flush=True)
-            results[peer].append(row)
-    rows = []
-    for peer, reps in results.items():
-        if reps:
-            rows.append({"peer": peer, **{k: statistics.median(r[k] for r in reps) for k in reps[0] if k != "peer"},
-                         "reps": len(reps)})
-    base = {row["peer"]: row["samples_per_s"] for row in rows}
-    for row in rows:
-        row["vs_plain"] = row["samples_per_s"] / base["plain"] if "plain" in base else None
-        row["vs_pythae"] = row["samples_per_s"] / base["pythae"] if "pythae" in base else None
-    ceilings = [ceiling(args.threads, b) for b in (128, 512)]
-    table = markdown_table(rows + ceilings, [
-        ("peer", "peer", ""), ("samples_per_s", "steady samples/s", ",.0f"), ("train_seconds", f"{args.epochs}-epoch train s", ".1f"),
-        ("test_neg_elbo", "test -ELBO", ".2f"), ("peak_rss_mb", "peak RSS MB", ",.0f"),
-        ("vs_plain", "x plain", ".2f"), ("vs_pythae", "x pythae", ".2f")])
+    if args.iwae_worker:
+        print(json.dumps(iwae(args)))
+        return
+    if args.design != "iwae":
+        return compare(args)
+    row = _subprocess(args, "--iwae-worker")
+    table = markdown_table([row], [("k", "k", ""), ("images", "images", ","), ("nll", "test NLL", ".2f"),
+                                   ("seconds", "s", ".1f"), ("ceiling_seconds", "GEMM ceiling s", ".1f"),
+                                   ("vs_ceiling", "x ceiling", ".2f"), ("decoder_passes_per_s", "decoder passes/s", ",.0f"),
+                                   ("peak_rss_mb", "peak RSS MB", ",.0f")])
     print(table)
-    write_results("speed", {"epochs": args.epochs, "reps": args.reps, "batch": args.batch, "rows": rows,
-                            "ceilings": ceilings, "table": table, "raw": results})
+    write_results("speed_iwae", {**row, "table": table})
 
 
 if __name__ == "__main__":

@@ -70,3 +70,20 @@ def test_conv_decoder_reports_its_activation_size_so_iwae_chunks_stay_small():
     # 7x7x32 head, 14x14x64 and 28x28x32 transposed convs (each with its ReLU), 28x28x1 logits
     assert vae.decoded_elements() == 2 * 7 * 7 * 32 + 2 * 14 * 14 * 64 + 2 * 28 * 28 * 32 + 28 * 28
     assert build_vae(ModelConfig(network="mlp", data_shape=(1, 28, 28))).decoded_elements() == 784
+
+
+def test_convolutions_get_channels_last_on_cpu_only_and_compute_the_same():
+    from vaekit.networks import prefer_fast_layout
+
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 28, 28)))
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        before = vae.decoder(vae.encoder(x)[:, :vae.latent_dim])
+    prefer_fast_layout(vae, "cuda")  # only the device type is read: other devices keep the default layout
+    assert all(p.is_contiguous() for p in vae.parameters())
+    prefer_fast_layout(vae, "cpu")
+    conv_weights = [m.weight for m in vae.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights)
+    with torch.no_grad():
+        torch.testing.assert_close(vae.decoder(vae.encoder(x)[:, :vae.latent_dim]), before, atol=1e-5, rtol=1e-5)
