@@ -4,12 +4,14 @@ One-class protocol for every detector, same splits: fit on the NORMAL rows of a 
 score the whole test split (normal + anomalous), report ROC-AUC and average precision, mean and
 standard deviation over seeds.
 
-- tables: ADBench 'Classical' .npz files from $VAEKIT_DATA/adbench-classical; per seed a stratified
-  60/40 split. Peers: IsolationForest, LOF (novelty=True), OCSVM, PCA reconstruction (squared residual),
+- tables: every ADBench 'Classical' .npz file in $VAEKIT_DATA/adbench-classical (tables over --max-rows
+  rows subsampled, stratified, fixed seed); per seed a stratified 60/40 split. Peers: IsolationForest, LOF (novelty=True), OCSVM, PCA reconstruction (squared residual),
   PyOD VAE and AutoEncoder.
 - images: Fashion-MNIST one-class (the class is normal, the other nine anomalous), read from
   /usr/share/datasets/fashion-mnist or $VAEKIT_DATA/fashion-mnist. Peers: IsolationForest, PCA
   reconstruction, PyOD VAE and AutoEncoder.
+- mixed: KDD Cup 99 10% from $VAEKIT_DATA/kddcup99-10pct as a labelled mixed-type table (normal vs any
+  attack, 3 categorical columns): vaekit reads the DataFrame; the peers get one-hot + numeric columns.
 
   OMP_NUM_THREADS=1 python benchmarks/anomaly.py            # the reduced default run (~10 min, 1 thread)
   OMP_NUM_THREADS=1 python benchmarks/anomaly.py --seeds 5 --image-seeds 3 --image-train 6000 --image-test 10000
@@ -29,9 +31,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+SCORES = ("elbo", "iwae", "reconstruction")
 sys.path.insert(0, str(ROOT / "src"))
 
-TABLES = ["6_cardio", "38_thyroid", "2_annthyroid", "30_satellite", "31_satimage-2", "23_mammography"]
+TABLES = "all"  # every .npz under $VAEKIT_DATA/adbench-classical
+KDD = "kddcup99-10pct/kddcup.data_10_percent.gz"
 
 
 def pca_reconstruction(n_components, standardize: bool):
@@ -70,41 +74,44 @@ def detectors(kind: str, seed: int, shape) -> dict:
 
     def pyod(make):
         def fit(x):
-            model = make().fit(x)
+            model = make(min(64, len(x))).fit(x)  # PyOD drops the last partial batch: tiny tables need a smaller one
             return model.decision_function
         return fit
 
-    if kind == "table":
-        vae = dict(latent_dim=8, hidden=(64, 32), steps=3000)
-    else:
-        vae = dict(latent_dim=16, hidden=(400,), network="mlp", steps=1000)
-    epochs = 20 if kind == "table" else 10
-    out = {"vaekit VAE": "vae"}  # fitted once, scored three ways below
+    table = kind != "image"
+    # tables: the detector's defaults; images: a 1-hidden-layer MLP (a conv net is too slow at 1 thread)
+    vae = {} if table else {"latent_dim": 16, "hidden": (400,), "network": "mlp", "steps": 1000}
+    epochs = 20 if table else 10
+    out = {"vaekit VAE": "vae"}  # fitted once, scored several ways in run_task
     out["IsolationForest"] = sk(lambda: IsolationForest(random_state=seed))
-    if kind == "table":
+    if table:
         out["LOF"] = sk(lambda: make_pipeline(StandardScaler(), LocalOutlierFactor(novelty=True)))
         out["OCSVM"] = sk(lambda: make_pipeline(StandardScaler(), OneClassSVM(nu=0.1)))
-    out["PCA"] = pca_reconstruction(0.9 if kind == "table" else 30, standardize=kind == "table")
-    out["PyOD VAE"] = pyod(lambda: PyodVAE(epoch_num=epochs, batch_size=64, random_state=seed, verbose=0))
-    out["PyOD AutoEncoder"] = pyod(lambda: AutoEncoder(epoch_num=epochs, batch_size=64, random_state=seed, verbose=0))
+    out["PCA"] = pca_reconstruction(0.9 if table else 30, standardize=table)
+    out["PyOD VAE"] = pyod(lambda b: PyodVAE(epoch_num=epochs, batch_size=b, random_state=seed, verbose=0))
+    out["PyOD AutoEncoder"] = pyod(lambda b: AutoEncoder(epoch_num=epochs, batch_size=b, random_state=seed, verbose=0))
     return out, lambda: VAEAnomalyDetector(random_state=seed, **vae)
 
 
-def run_task(kind, name, x_train, x_test, y_test, seed, results, timings):
+def run_task(kind, name, x_train, x_test, y_test, seed, results, timings, scores=SCORES, encode=None):
+    """Fit every detector on x_train (normal rows), score x_test. `encode` (mixed tables): a function
+    fitted on x_train that turns DataFrames into numeric arrays for the peers; vaekit gets the DataFrames."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    fits, make_vae = detectors(kind, seed, x_train.shape[1:])
+    fits, make_vae = detectors(kind, seed, None)
     for detector, fit in fits.items():
         started = time.perf_counter()
         if fit == "vae":
             model = make_vae().fit(x_train)
             fitted = time.perf_counter()
-            scored = {f"vaekit VAE ({s})": model.decision_function(x_test, s)
-                      for s in ("elbo", "iwae", "reconstruction")}
-            timings.setdefault("vaekit VAE (elbo) rows/s", []).append(
-                len(x_test) / _time(lambda: model.decision_function(x_test, "elbo")))
+            scored = {f"vaekit VAE ({s})": model.decision_function(x_test, s) for s in scores}
+            timings.setdefault(f"vaekit VAE ({scores[0]}) rows/s", []).append(
+                len(x_test) / _time(lambda m=model: m.decision_function(x_test, scores[0])))
         else:
-            flat_train, flat_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
+            if encode is not None:
+                flat_train, flat_test = encode(x_train), encode(x_test)
+            else:
+                flat_train, flat_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 score = fit(flat_train)
@@ -122,16 +129,66 @@ def _time(fn) -> float:
     return time.perf_counter() - started
 
 
-def tables(data_dir: Path, names, seeds, results, timings) -> None:
+def table_names(data_dir: Path, names: str) -> list[str]:
+    if names != "all":
+        return names.split(",")
+    return sorted((p.stem for p in (data_dir / "adbench-classical").glob("*.npz")), key=lambda n: int(n.split("_")[0]))
+
+
+def cap_rows(y: np.ndarray, max_rows: int) -> np.ndarray:
+    """Indices of a stratified random subsample of at most max_rows rows (fixed seed 0), at least
+    one anomaly kept; all rows when there are fewer."""
+    from sklearn.model_selection import train_test_split
+
+    if len(y) <= max_rows:
+        return np.arange(len(y))
+    keep, _ = train_test_split(np.arange(len(y)), train_size=max_rows, stratify=y, random_state=0)
+    return np.sort(keep)
+
+
+def tables(data_dir: Path, names, seeds, max_rows, scores, results, timings, checkpoint=lambda: None) -> None:
     from sklearn.model_selection import train_test_split
 
     for name in names:
         d = np.load(data_dir / "adbench-classical" / f"{name}.npz")
         x, y = d["X"].astype(np.float32), d["y"].astype(int)
+        keep = cap_rows(y, max_rows)
+        x, y = x[keep], y[keep]
+        if y.sum() < 2:
+            print(f"  {name}: fewer than 2 anomalies in {len(y)} rows, skipped", file=sys.stderr, flush=True)
+            continue
         for seed in range(seeds):
             x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.4, stratify=y, random_state=seed)
-            run_task("table", name.split("_", 1)[1], x_tr[y_tr == 0], x_te, y_te, seed, results, timings)
-        print(f"  {name} done", file=sys.stderr, flush=True)
+            run_task("table", name.split("_", 1)[1], x_tr[y_tr == 0], x_te, y_te, seed, results, timings, scores)
+        print(f"  {name} ({len(y)} rows) done", file=sys.stderr, flush=True)
+        checkpoint()
+
+
+def kdd_mixed(data_dir: Path, seeds, n_normal: int, n_attack: int, scores, results, timings) -> None:
+    """KDD Cup 99 (10%) as a labelled MIXED table (3 categorical + 38 numeric columns): per seed a random
+    n_normal 'normal.' connections and n_attack attacks (any other label), stratified 60/40 split.
+    vaekit gets the DataFrame (tabular transformer); the peers get one-hot + numeric columns."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import OneHotEncoder
+
+    df = pd.read_csv(data_dir / KDD, header=None)
+    df.columns = [f"c{i}" for i in range(df.shape[1])]
+    y_all = (df.pop(df.columns[-1]) != "normal.").to_numpy().astype(int)
+    categorical = [c for c in df.columns if df[c].dtype == object]
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        rows = np.r_[rng.choice(np.flatnonzero(y_all == 0), n_normal, replace=False),
+                     rng.choice(np.flatnonzero(y_all == 1), n_attack, replace=False)]
+        x, y = df.iloc[rows].reset_index(drop=True), y_all[rows]
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.4, stratify=y, random_state=seed)
+        normal = x_tr[y_tr == 0]
+        onehot = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical)],
+                                   remainder="passthrough").fit(normal)
+        run_task("mixed", "kddcup99 (mixed)", normal, x_te, y_te, seed, results, timings, scores,
+                 encode=lambda d, e=onehot: e.transform(d).astype(np.float32))
+    print("  kddcup99 mixed done", file=sys.stderr, flush=True)
 
 
 def fashion_folder(data_dir: Path | None) -> Path | None:
@@ -141,7 +198,7 @@ def fashion_folder(data_dir: Path | None) -> Path | None:
     return None
 
 
-def images(folder: Path, n_train: int, n_test: int, seeds, results, timings) -> None:
+def images(folder: Path, n_train: int, n_test: int, seeds, scores, results, timings, checkpoint=lambda: None) -> None:
     from vaekit.data.readers import read_idx
 
     x_train = read_idx(folder / "train-images-idx3-ubyte.gz").reshape(-1, 1, 28, 28).astype(np.float32) / 255
@@ -154,8 +211,9 @@ def images(folder: Path, n_train: int, n_test: int, seeds, results, timings) -> 
         for cls in range(10):
             train = rng.permutation(np.flatnonzero(y_train == cls))[:n_train]
             run_task("image", f"class {cls}", x_train[train], x_test[test], (y_test[test] != cls).astype(int),
-                     seed, results, timings)
+                     seed, results, timings, scores)
             print(f"  fashion-mnist class {cls} seed {seed} done", file=sys.stderr, flush=True)
+            checkpoint()
 
 
 def table_markdown(results: dict, kind: str, metric: int) -> str:
@@ -172,18 +230,31 @@ def table_markdown(results: dict, kind: str, metric: int) -> str:
         best = max(range(len(dets)), key=lambda i: means[dets[i]][-1])
         cells[best] = f"**{cells[best]}**"
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    lines.append("| **mean** | " + " | ".join(f"{np.mean(means[d]):.3f}" for d in dets) + " |")
+    # spread of the mean: the mean over datasets per seed, then its standard deviation over seeds
+    per_seed = {d: np.array([[r[metric] for r in results[(kind, n, d)]] for n in names]).mean(0) for d in dets}
+    lines.append("| **mean** | " + " | ".join(f"{np.mean(means[d]):.3f} ± {per_seed[d].std():.3f}" for d in dets) + " |")
+    ranks = np.array([[means[d][i] for d in dets] for i in range(len(names))])
+    ranks = (-ranks).argsort(1).argsort(1) + 1  # 1 = best on that dataset
+    lines.append("| mean rank | " + " | ".join(f"{r:.2f}" for r in ranks.mean(0)) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=2, help="seeds for the tables (default: 2)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds for the tables (default: 3)")
     parser.add_argument("--image-seeds", type=int, default=1, help="seeds for Fashion-MNIST (default: 1)")
-    parser.add_argument("--tables", default=",".join(TABLES))
+    parser.add_argument("--tables", default=TABLES, help="comma-separated ADBench names, or 'all' (default)")
+    parser.add_argument("--max-rows", type=int, default=5000,
+                        help="larger tables are subsampled (stratified, fixed seed) to this many rows (default: 5000)")
+    parser.add_argument("--scores", default=",".join(SCORES), help="vaekit scores reported (default: all three)")
+    parser.add_argument("--skip-tables", action="store_true")
+    parser.add_argument("--skip-mixed", action="store_true")
+    parser.add_argument("--kdd-rows", default="5000,250", help="normal,attack rows of the KDD mixed table")
     parser.add_argument("--image-train", type=int, default=1000, help="training images per class (default: 1000)")
     parser.add_argument("--image-test", type=int, default=2000, help="test images scored (default: 2000)")
     parser.add_argument("--skip-images", action="store_true")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="run nothing: combine the results files of runs done in parts (e.g. two halves of the tables)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "anomaly.json"))
     args = parser.parse_args()
 
@@ -192,20 +263,46 @@ def main() -> None:
     torch.set_num_threads(1)
     data_dir = Path(os.environ["VAEKIT_DATA"]) if os.environ.get("VAEKIT_DATA") else None
     results, timings, started = {}, {}, time.perf_counter()
-    if data_dir and (data_dir / "adbench-classical").is_dir():
-        tables(data_dir, args.tables.split(","), args.seeds, results, timings)
+    scores = tuple(args.scores.split(","))
+
+    def checkpoint():  # OUT.partial.json after every dataset: an interrupted run can still be --merge'd
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out + ".partial.json").write_text(json.dumps({
+            "command": "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/anomaly.py", *sys.argv[1:]]) + " (partial)",
+            "seconds": time.perf_counter() - started, "timings": {k: float(np.mean(v)) for k, v in timings.items()},
+            "results": [{"kind": k, "dataset": n, "detector": d, "roc_auc": [r[0] for r in v],
+                         "average_precision": [r[1] for r in v]} for (k, n, d), v in results.items()]}))
+
+    parts = [json.loads(Path(f).read_text()) for f in args.merge or []]
+    for part in parts:
+        for r in part["results"]:
+            results[(r["kind"], r["dataset"], r["detector"])] = list(zip(r["roc_auc"], r["average_precision"]))
+        for k, v in part["timings"].items():
+            timings.setdefault(k, []).append(v)
+    if parts or args.skip_tables:
+        pass
+    elif data_dir and (data_dir / "adbench-classical").is_dir():
+        tables(data_dir, table_names(data_dir, args.tables), args.seeds, args.max_rows, scores, results, timings, checkpoint)
     else:
         print("VAEKIT_DATA/adbench-classical not found: skipping the tabular benchmark", file=sys.stderr)
+    if parts or args.skip_mixed:
+        pass
+    elif data_dir and (data_dir / KDD).exists():
+        n_normal, n_attack = map(int, args.kdd_rows.split(","))
+        kdd_mixed(data_dir, args.seeds, n_normal, n_attack, scores, results, timings)
+    else:
+        print(f"VAEKIT_DATA/{KDD} not found: skipping the mixed-type table", file=sys.stderr)
     folder = fashion_folder(data_dir)
-    if folder and not args.skip_images:
-        images(folder, args.image_train, args.image_test, args.image_seeds, results, timings)
-    seconds = time.perf_counter() - started
+    if folder and not args.skip_images and not parts:
+        images(folder, args.image_train, args.image_test, args.image_seeds, scores, results, timings, checkpoint)
+    seconds = sum(p["seconds"] for p in parts) if parts else time.perf_counter() - started
 
     import pyod
     import sklearn
 
     report = []
-    for kind, title in (("table", "Tabular (ADBench), one-class"), ("image", "Fashion-MNIST one-class")):
+    for kind, title in (("table", "Tabular (ADBench), one-class"), ("mixed", "Mixed-type table, one-class"),
+                        ("image", "Fashion-MNIST one-class")):
         if any(k == kind for k, _, _ in results):
             for metric, mname in ((0, "ROC-AUC"), (1, "average precision")):
                 report.append(f"### {title}: {mname}\n\n{table_markdown(results, kind, metric)}\n")
@@ -216,6 +313,7 @@ def main() -> None:
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     payload = {
         "command": "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/anomaly.py", *sys.argv[1:]]),
+        "parts": [p["command"] for p in parts],
         "protocol": "fit on normal rows of the training split; score the whole test split",
         "seconds": seconds, "threads": torch.get_num_threads(), "cpu": cpu, "python": platform.python_version(),
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "sklearn": sklearn.__version__,

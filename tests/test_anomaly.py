@@ -127,6 +127,10 @@ def test_user_mistakes_are_typed_errors(fitted):
         VAEAnomalyDetector().decision_function(np.zeros((2, 4)))
     with pytest.raises(ConfigError, match="unknown score"):
         VAEAnomalyDetector(score="mahalanobis").fit(_normal(10))
+    with pytest.raises(ConfigError, match="unknown scaler"):
+        VAEAnomalyDetector(scaler="minmax").fit(_normal(10))
+    with pytest.raises(ConfigError, match="val_fraction"):
+        VAEAnomalyDetector(val_fraction=1.0).fit(_normal(10))
     with pytest.raises(ConfigError, match="contamination"):
         VAEAnomalyDetector(contamination=0.7).fit(_normal(10))
     with pytest.raises(DataError, match="same columns"):
@@ -154,8 +158,9 @@ def test_cli_fit_score_evaluate(tmp_path, capsys):
     test = _write_csv(tmp_path / "test.csv.gz", x, y, opener=gzip.open)
     det = tmp_path / "det"
     assert main(["anomaly", "fit", str(train), "-o", str(det), "--label-column", "label", "--epochs", "40",
-                 "--latent-dim", "2", "--hidden", "16"]) == 0
+                 "--latent-dim", "2", "--hidden", "16", "--scaler", "standard", "--val-fraction", "0"]) == 0
     detector = VAEAnomalyDetector.load(det)
+    assert (detector.get_params()["scaler"], detector.get_params()["val_fraction"]) == ("standard", 0)
     assert detector.decision_scores_.shape == (300,)  # only the rows labelled normal
     assert detector.feature_names_ == ["f0", "f1", "f2", "f3"]
     out = tmp_path / "scores.csv"
@@ -210,3 +215,48 @@ def test_real_table_cardio(tmp_path):
     train, test = order[:1100], order[1100:]
     detector = VAEAnomalyDetector(steps=1000).fit(x[train][y[train] == 0])
     assert anomaly_metrics(y[test], detector.decision_function(x[test]), detector.threshold_).roc_auc > 0.85
+
+
+def test_robust_standardizer_closed_form():
+    x = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [100.0, 1.0]], np.float32)
+    s = Standardizer.fit(x, robust=True)
+    np.testing.assert_allclose(s.mean, [2.0, 1.0])  # medians
+    np.testing.assert_allclose(s.scale, [2.0 / 1.349, 1.0], rtol=1e-6)  # IQR / 1.349; 1 for a constant column
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    detector = VAEAnomalyDetector(**{**FAST, "steps": 2000}, val_fraction=0.2, patience=3).fit(_normal(300))
+    val = [row["val_neg_elbo"] for row in detector.history_]
+    assert detector.best_epoch_ == int(np.argmin(val)) + 1
+    assert len(val) - detector.best_epoch_ <= 3  # stopped after `patience` epochs without a better one
+    assert detector.decision_scores_.shape == (300,)  # scores (and threshold) on every training row
+
+
+def _mixed(n: int, seed: int = 0):
+    """A categorical column that decides the sign of a numeric one; anomalies break that rule."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(["up", "down"], n)
+    value = np.where(kind == "up", 3.0, -3.0) + rng.normal(size=n)
+    return pd.DataFrame({"kind": kind, "value": value, "noise": rng.normal(size=n)})
+
+
+def test_mixed_type_table_through_the_tabular_transformer(tmp_path):
+    pytest.importorskip("pandas")
+    detector = VAEAnomalyDetector(latent_dim=2, hidden=(32,), steps=600, batch_size=64, lr=3e-3).fit(_mixed(400))
+    assert detector.likelihood_ == "mixed" and detector.data_shape_ == (4,)  # 2 one-hot + 2 numbers
+    test = _mixed(200, seed=1)
+    test.loc[:19, "kind"] = test.loc[:19, "kind"].map({"up": "down", "down": "up"})  # rule broken
+    test.loc[20, "kind"] = "sideways"  # a category never seen at fit time: probability 0
+    y = (np.arange(200) < 21).astype(int)
+    scores = detector.decision_function(test)
+    assert scores[20] == np.finfo(np.float64).max
+    assert anomaly_metrics(y, scores, detector.threshold_).roc_auc > 0.9
+    loaded = VAEAnomalyDetector.load(detector.save(tmp_path / "det"))
+    np.testing.assert_array_equal(loaded.decision_function(test, "reconstruction"),
+                                  detector.decision_function(test, "reconstruction"))
+    with pytest.raises(DataError, match="DataFrame"):
+        detector.decision_function(test[["value", "noise"]].to_numpy())
+    with pytest.raises(ConfigError, match="mixed-type"):
+        detector.explain(test)

@@ -3,8 +3,9 @@
 `VAEAnomalyDetector` is a thin composition of the core parts (networks, a likelihood, the standard
 normal prior, the Trainer) behind the PyOD / scikit-learn estimator conventions: `fit`,
 `decision_function` (higher = more anomalous), `decision_scores_`, `threshold_`, `predict`.
-Tables are standardized with statistics of the training data and modelled with a Gaussian
-likelihood; images in [0, 1] use a Bernoulli likelihood. Saved as config.json (parameters, scaler,
+Numeric tables are standardized robustly (median, IQR) with statistics of the training data and
+modelled with a Gaussian likelihood; mixed-type pandas DataFrames go through the tabular app's
+TableTransformer and MixedLikelihood; images in [0, 1] use a Bernoulli likelihood. Saved as config.json (parameters, scaler,
 threshold) + model.safetensors + scores.safetensors; nothing is pickled.
 
 CLI: `vaekit anomaly fit|score|evaluate`, each verb one function of `vaekit.apps.anomaly_files`
@@ -14,15 +15,18 @@ CLI: `vaekit anomaly fit|score|evaluate`, each verb one function of `vaekit.apps
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..cli import add_command
 from ..errors import CheckpointError, ConfigError, DataError
+from .anomaly_data import Standardizer, as_examples, is_mixed_table, mixed_rows
+
+__all__ = ["Standardizer", "VAEAnomalyDetector", "as_examples"]
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 
 # torch and the core modules are imported inside methods: the CLI imports this module for --help.
@@ -31,54 +35,7 @@ SCORES = ("elbo", "iwae", "reconstruction")  # what decision_function can report
 LIKELIHOODS = ("auto", "gaussian", "bernoulli")
 KIND = "vaekit.anomaly"
 SCORES_FILE = "scores.safetensors"
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """x -> (x - mean) / scale per feature, fitted on training data; scale 1 where a feature is constant.
-    Identity (mean 0, scale 1) for images. Saved as plain JSON lists."""
-
-    mean: np.ndarray  # (*data_shape,)
-    scale: np.ndarray  # (*data_shape,)
-
-    @classmethod
-    def fit(cls, x: np.ndarray) -> Standardizer:
-        """x (N, D): per-column mean and standard deviation."""
-        import numpy as np
-        mean, std = x.mean(0), x.std(0)
-        return cls(mean.astype(np.float32), np.where(std > 1e-12, std, 1.0).astype(np.float32))
-
-    @classmethod
-    def identity(cls, data_shape: tuple[int, ...]) -> Standardizer:
-        import numpy as np
-        return cls(np.zeros(data_shape, np.float32), np.ones(data_shape, np.float32))
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        import numpy as np
-        return ((x - self.mean) / self.scale).astype(np.float32)
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Standardizer:
-        import numpy as np
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["scale"], np.float32))
-
-
-def as_examples(x, source: str = "X") -> np.ndarray:
-    """float32 (N, D) tables or (N, C, H, W) images from an array-like; uint8 images scaled by 1/255.
-    DataError for other shapes, non-numeric or non-finite values."""
-    import numpy as np
-
-    from ..data.datasets import _as_features
-
-    x = np.asarray(x)
-    if x.ndim == 1:
-        raise DataError(f"{source} has shape {x.shape}; pass a 2-D array (N, D), e.g. x.reshape(-1, 1)")
-    if len(x) == 0:
-        raise DataError(f"{source} has no rows; pass at least one example")
-    return _as_features(x, source)
+ENCODER_CLIP = 20.0  # standardized units: the encoder sees values clipped to +-this, the likelihood the real ones
 
 
 class VAEAnomalyDetector:
@@ -101,26 +58,36 @@ class VAEAnomalyDetector:
     `set_threshold(X_val, quantile)`; predict(X) is 1 where the score exceeds it.
 
     Parameters: latent_dim, hidden (MLP sizes; images use a conv net when network='auto'),
-    likelihood ('auto': bernoulli for images in [0, 1], else gaussian with a learned per-feature
-    scale floored at `min_scale` standardized units), epochs (None: enough for about `steps`
-    gradient steps, between 5 and 200 epochs), batch_size, lr, beta, score, n_samples, k,
-    contamination, random_state (weights, shuffling and scoring draws), device, verbose.
+    likelihood ('auto': bernoulli for images in [0, 1], mixed for a DataFrame with non-numeric
+    columns, else gaussian with a learned per-feature scale floored at `min_scale` standardized
+    units), scaler ('robust': median and IQR / 1.349, or 'standard': mean and std; numeric tables),
+    epochs (None: enough for about `steps` gradient steps, between 5 and 200 epochs), batch_size,
+    lr, weight_decay, beta, val_fraction (share of the rows held out to stop training after
+    `patience` epochs without a better validation -ELBO and keep the best epoch's weights; no labels
+    are used; 0 trains for all epochs), score, n_samples, k, contamination, random_state (weights,
+    split, shuffling and scoring draws), device, verbose.
+
+    Mixed-type tables (a pandas DataFrame with a categorical, string, boolean or datetime column):
+    decision_function needs a DataFrame with the same columns; a category never seen at fit time
+    has probability 0, so its row gets the largest float64 score; explain() is not available.
     """
 
     def __init__(self, latent_dim: int = 8, hidden: tuple[int, ...] = (64, 32), network: str = "auto",
                  likelihood: str = "auto", min_scale: float = 0.01, epochs: int | None = None, steps: int = 3000,
                  batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, score: str = "elbo",
                  n_samples: int = 8, k: int = 64, contamination: float = 0.1, random_state: int = 0,
-                 device: str = "cpu", verbose: bool = False):
+                 device: str = "cpu", verbose: bool = False, scaler: str = "robust", val_fraction: float = 0.1,
+                 patience: int = 10, weight_decay: float = 0.0):
         self.latent_dim, self.hidden, self.network = latent_dim, tuple(hidden), network
         self.likelihood, self.min_scale = likelihood, min_scale
         self.epochs, self.steps, self.batch_size, self.lr, self.beta = epochs, steps, batch_size, lr, beta
         self.score, self.n_samples, self.k = score, n_samples, k
         self.contamination, self.random_state, self.device, self.verbose = contamination, random_state, device, verbose
+        self.scaler, self.val_fraction, self.patience, self.weight_decay = scaler, val_fraction, patience, weight_decay
 
     # -- scikit-learn plumbing -------------------------------------------------------------------
     _PARAMS = ("latent_dim", "hidden", "network", "likelihood", "min_scale", "epochs", "steps", "batch_size",
-               "lr", "beta", "score", "n_samples", "k", "contamination", "random_state", "device", "verbose")
+               "lr", "beta", "score", "n_samples", "k", "contamination", "random_state", "device", "verbose", "scaler", "val_fraction", "patience", "weight_decay")
 
     def get_params(self, deep: bool = True) -> dict:
         return {name: getattr(self, name) for name in self._PARAMS}
@@ -139,7 +106,11 @@ class VAEAnomalyDetector:
             raise ConfigError(f"unknown likelihood '{self.likelihood}': use one of {', '.join(LIKELIHOODS)}")
         if not 0 < self.contamination < 0.5:
             raise ConfigError(f"contamination must be in (0, 0.5), got {self.contamination}")
-        for name in ("latent_dim", "steps", "batch_size", "n_samples", "k"):
+        if self.scaler not in ("robust", "standard"):
+            raise ConfigError(f"unknown scaler '{self.scaler}': use robust or standard")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name in ("latent_dim", "steps", "batch_size", "n_samples", "k", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.epochs is not None and self.epochs < 1:
@@ -153,16 +124,22 @@ class VAEAnomalyDetector:
 
     def _build(self) -> None:
         from ..likelihoods import Bernoulli, Gaussian
+        from ..likelihoods.mixed import MixedLikelihood
         from ..networks import build_networks
         from ..priors import StandardNormal
         from ..vae import VAE
 
         shape = self.data_shape_
-        likelihood = (Gaussian(shape, "learned", self.min_scale) if self.likelihood_ == "gaussian"
-                      else Bernoulli(shape))
+        likelihood = {"gaussian": lambda: Gaussian(shape, "learned", self.min_scale),
+                      "bernoulli": lambda: Bernoulli(shape),
+                      "mixed": lambda: MixedLikelihood(self.transformer_.blocks(), self.min_scale)}[self.likelihood_]()
         network = self.network if self.network != "auto" else ("conv" if len(shape) == 3 else "mlp")
         encoder, decoder = build_networks(network, shape, self.latent_dim, likelihood.params_per_value,
                                           self.hidden)
+        if self.likelihood_ == "gaussian":  # q(z|clip(x)) is still a valid posterior family: the ELBO stays a bound
+            from torch import nn
+
+            encoder = nn.Sequential(nn.Hardtanh(-ENCODER_CLIP, ENCODER_CLIP), encoder)
         self.vae_ = VAE(encoder, decoder, likelihood, StandardNormal(self.latent_dim)).to(self.device)
 
     def fit(self, X, y=None) -> VAEAnomalyDetector:
@@ -174,22 +151,46 @@ class VAEAnomalyDetector:
         from ..training import Trainer
 
         self._validate()
-        x = as_examples(X)
+        if is_mixed_table(X):  # categories one-hot, numbers standardized, by the tabular app's transformer
+            from ..tabular.transformer import TableTransformer
+
+            self.transformer_ = TableTransformer.fit(X, seed=self.random_state)
+            self.feature_names_ = [str(c) for c in X.columns]
+            x = self.transformer_.transform(X)
+        else:
+            if hasattr(X, "columns"):
+                self.feature_names_ = [str(c) for c in X.columns]
+            x = as_examples(X)
         self.data_shape_ = tuple(x.shape[1:])
-        self.likelihood_ = self._likelihood_kind(x)
+        self.likelihood_ = "mixed" if hasattr(self, "transformer_") else self._likelihood_kind(x)
         if self.likelihood_ == "bernoulli":
             from ..likelihoods import Bernoulli
 
             Bernoulli(self.data_shape_).check_data(torch.from_numpy(x))
-        self.scaler_ = Standardizer.fit(x) if x.ndim == 2 else Standardizer.identity(self.data_shape_)
+        self.scaler_ = (Standardizer.fit(x, self.scaler == "robust") if self.likelihood_ == "gaussian"
+                        else Standardizer.identity(self.data_shape_))
         xt = torch.from_numpy(self.scaler_.transform(x))
-        epochs = self.epochs or min(200, max(5, math.ceil(self.steps / math.ceil(len(x) / self.batch_size))))
+        order = np.random.default_rng(self.random_state).permutation(len(x))
+        n_val = int(self.val_fraction * len(x)) if len(x) * self.val_fraction >= 10 else 0
+        x_fit, x_val = xt[order[n_val:]], (xt[order[:n_val]] if n_val else None)
+        epochs = self.epochs or min(200, max(5, math.ceil(self.steps / math.ceil(len(x_fit) / self.batch_size))))
+        best = {}
+
+        def keep_best(row):  # the weights of the epoch with the best validation -ELBO
+            if x_val is not None and row["val_neg_elbo"] <= best.get("value", math.inf):
+                best.update(value=row["val_neg_elbo"], epoch=row["epoch"],
+                            state={k: v.detach().clone() for k, v in self.vae_.state_dict().items()})
+
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             self._build()
             config = TrainConfig(epochs=epochs, batch_size=self.batch_size, lr=self.lr, beta=self.beta,
+                                 weight_decay=self.weight_decay, early_stopping=self.patience if n_val else 0,
                                  seed=self.random_state, device=self.device, progress=self.verbose)
-            self.history_ = Trainer(self.vae_, config).fit(xt)
+            self.history_ = Trainer(self.vae_, config, on_epoch=keep_best).fit(x_fit, x_val)
+        if best:
+            self.vae_.load_state_dict(best["state"])
+        self.best_epoch_ = best.get("epoch", len(self.history_))
         self.vae_.eval()
         self.decision_scores_ = self._scores(xt, self.score)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
@@ -200,15 +201,21 @@ class VAEAnomalyDetector:
         if not hasattr(self, "vae_"):
             raise ConfigError("this detector is not fitted yet: call fit(X) or VAEAnomalyDetector.load(path) first")
 
-    def _prepare(self, X) -> torch.Tensor:
+    def _prepare(self, X) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Model-space rows (N, *data_shape) and, for mixed tables, which rows hold a value never seen
+        at fit time (N,) bool, else None."""
         import torch
 
         self._check_fitted()
-        x = as_examples(X)
+        unseen = None
+        if hasattr(self, "transformer_"):
+            x, unseen = mixed_rows(self.transformer_, X)
+        else:
+            x = as_examples(X)
         if tuple(x.shape[1:]) != self.data_shape_:
             raise DataError(f"X has examples of shape {tuple(x.shape[1:])} but the detector was fitted on "
                             f"{self.data_shape_}: pass the same columns (or image size) as at fit time")
-        return torch.from_numpy(self.scaler_.transform(x))
+        return torch.from_numpy(self.scaler_.transform(x)), unseen
 
     def _per_feature(self, x: torch.Tensor, score: str) -> torch.Tensor:
         """(batch, *data_shape): E_q[-log p(x_j|z)] over n_samples draws (nats), or squared error."""
@@ -245,14 +252,23 @@ class VAEAnomalyDetector:
     def decision_function(self, X, score: str | None = None) -> np.ndarray:
         """Anomaly score per row, (N,) float64: higher = more anomalous (PyOD convention; the negative
         of scikit-learn's score_samples). `score` overrides the detector's default kind."""
-        return self._scores(self._prepare(X), score or self.score)
+        import numpy as np
+
+        x, unseen = self._prepare(X)
+        scores = self._scores(x, score or self.score)
+        if unseen is not None:
+            scores[unseen] = np.finfo(np.float64).max
+        return scores
 
     def explain(self, X, score: str | None = None) -> np.ndarray:
         """Per-feature contributions (N, *data_shape): for 'elbo'/'iwae', E_q[-log p(x_j|z)] in nats,
         which sums over features to the reconstruction part of -ELBO (the KL is per row, not per
         feature); for 'reconstruction', the squared error of each feature (these sum to the score)."""
         score = score or self.score
-        return self._scores(self._prepare(X), "reconstruction" if score == "reconstruction" else "elbo",
+        if hasattr(self, "transformer_"):
+            raise ConfigError("per-feature contributions are not available for a mixed-type table yet: "
+                              "use decision_function, or fit on numeric columns only")
+        return self._scores(self._prepare(X)[0], "reconstruction" if score == "reconstruction" else "elbo",
                             per_feature=True)
 
     def predict(self, X, score: str | None = None) -> np.ndarray:
@@ -285,7 +301,8 @@ class VAEAnomalyDetector:
         write_json(path / "config.json", {
             "kind": KIND, "format_version": 1, "params": {**self.get_params(), "hidden": list(self.hidden)},
             "data_shape": list(self.data_shape_), "likelihood": self.likelihood_, "threshold": self.threshold_,
-            "scaler": self.scaler_.to_dict(), "feature_names": getattr(self, "feature_names_", None)})
+            "scaler": self.scaler_.to_dict(), "feature_names": getattr(self, "feature_names_", None),
+            "transformer": self.transformer_.to_dict() if hasattr(self, "transformer_") else None})
         return path
 
     @classmethod
@@ -305,6 +322,10 @@ class VAEAnomalyDetector:
         detector.scaler_ = Standardizer.from_dict(meta["scaler"])
         if meta.get("feature_names") is not None:
             detector.feature_names_ = meta["feature_names"]
+        if meta.get("transformer") is not None:
+            from ..tabular.transformer import TableTransformer
+
+            detector.transformer_ = TableTransformer.from_dict(meta["transformer"])
         detector._build()
         load_weights(detector.vae_, path / MODEL_FILE)
         detector.vae_.eval()
@@ -358,9 +379,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("--contamination", type=float, default=0.1,
                    help="share of training rows above the threshold (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
+    p.add_argument("--scaler", choices=("robust", "standard"), default=defaults["scaler"],
+                   help="column scaling: median/IQR or mean/std (default: robust)")
+    p.add_argument("--val-fraction", type=float, default=defaults["val_fraction"],
+                   help="share of rows held out for early stopping on -ELBO; 0 disables (default: 0.1)")
     p.set_defaults(handler=lambda a: _files().fit_file(
         a.data, a.out, a.label_column, a.normal_label, latent_dim=a.latent_dim, hidden=a.hidden, epochs=a.epochs,
-        score=a.score, contamination=a.contamination, random_state=a.seed))
+        score=a.score, contamination=a.contamination, random_state=a.seed, scaler=a.scaler,
+        val_fraction=a.val_fraction))
 
     p = verb("score", "write a CSV with a score and a 0/1 flag per row, streaming the input in chunks")
     p.add_argument("detector")

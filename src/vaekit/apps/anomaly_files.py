@@ -230,12 +230,21 @@ def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metr
     ax.legend(loc="lower right")
     roc = _save_figure(out_dir / "roc.png", fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    low, high = np.quantile(scores, [0.001, 0.995])
-    bins = np.linspace(low, max(high, metrics.threshold), 60)
+    low, q25, q75, high = np.quantile(scores, [0.001, 0.25, 0.75, 0.995])
+    high = max(high, metrics.threshold)
+    shift, xlabel = 0.0, "anomaly score (clipped to the 0.1-99.5% range)"
+    if high - q75 > 20 * (q75 - q25):  # heavy tail: log-spaced bins over score - min + 1
+        shift, xlabel = 1 - low, "anomaly score - min + 1 (log scale, clipped to the 0.1-99.5% range)"
+        bins = np.geomspace(1, high + shift, 60)
+        ax.set_xscale("log")
+    else:
+        bins = np.linspace(low, high, 60)
     for label, name in ((0, "normal"), (1, "anomaly")):
-        ax.hist(np.clip(scores[y == label], bins[0], bins[-1]), bins, alpha=0.6, density=True, label=name)
-    ax.axvline(metrics.threshold, color="k", ls="--", label="threshold")
-    ax.set(xlabel="anomaly score (clipped to the 0.1-99.5% range)", ylabel="density", title="Scores")
+        part = scores[y == label]
+        ax.hist(np.clip(part + shift, bins[0], bins[-1]), bins, alpha=0.6, weights=np.full(len(part), 1 / len(part)),
+                label=name)
+    ax.axvline(metrics.threshold + shift, color="k", ls="--", label="threshold")
+    ax.set(xlabel=xlabel, ylabel="share of the group's rows", title="Scores")
     ax.legend()
     return roc, _save_figure(out_dir / "scores.png", fig)
 
