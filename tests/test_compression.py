@@ -15,7 +15,8 @@ from vaekit import runs  # noqa: E402
 from vaekit.cli import main  # noqa: E402
 from vaekit.compression import BitsBackCoder, CoderConfig, compress, decompress  # noqa: E402
 from vaekit.compression import container as fmt  # noqa: E402
-from vaekit.compression.lossy import pack_indices, psnr, ssim, unpack_indices  # noqa: E402
+from vaekit.compression.lossy import (entropy_decode, entropy_encode, index_probabilities, pack_indices,  # noqa: E402
+                                      psnr, ssim, unpack_indices)
 from vaekit.config import ModelConfig, to_dict  # noqa: E402
 from vaekit.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 from vaekit.vae import build_vae  # noqa: E402
@@ -121,10 +122,29 @@ def test_lossy_codes_approach_the_unquantized_reconstruction(run, binary, tmp_pa
     assert errors[1] < min(errors[0], 3 / 255)
 
 
+def test_entropy_coded_lossy_indices_decode_the_same_in_fewer_bytes(run, binary, tmp_path):
+    images = binary[:, 0] * np.uint8(255)
+    np.save(tmp_path / "x.npy", images)
+    fixed = compress(run, images, tmp_path / "fixed.vae", lossy_bits=8)
+    assert main(["compress", str(run.path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "coded.vae"),
+                 "--lossy-bits", "8", "--entropy-code"]) == 0
+    assert (tmp_path / "coded.vae").stat().st_size < fixed.bytes
+    a = np.load(decompress(run, fixed.path, tmp_path / "a.npy"))
+    b = np.load(decompress(run, tmp_path / "coded.vae", tmp_path / "b.npy"))
+    assert np.array_equal(a, b)
+    with pytest.raises(ConfigError, match="--lossy-bits"):
+        compress(run, images, tmp_path / "x.vae", entropy_code=True)
+
+
 def test_index_packing_and_quality_metrics_closed_forms():
     indices = np.random.default_rng(0).integers(0, 2 ** 5, (7, 3))
     assert np.array_equal(unpack_indices(pack_indices(indices, 5), (7, 3), 5), indices)
     assert len(pack_indices(indices, 5)) == math.ceil(7 * 3 * 5 / 8)
+    uniform = index_probabilities(np.array([[0.0, 1.0], [1.0, 1.0]], np.float32), 5)  # N(0, 1) fills the buckets evenly
+    assert uniform.shape == (2, 32) and np.allclose(uniform[0], 1 / 32) and np.allclose(uniform.sum(1), 1)
+    narrow = index_probabilities(np.array([[0.0], [0.2]], np.float32), 5)
+    assert np.array_equal(entropy_decode(entropy_encode(indices, narrow.repeat(3, 0)), 7, narrow.repeat(3, 0)),
+                          indices)
     x = np.random.default_rng(1).random((2, 12, 12))
     assert psnr(np.zeros((1, 4, 4)), np.full((1, 4, 4), 0.1))[0] == pytest.approx(20.0)
     assert np.allclose(ssim(x, x), 1.0) and (ssim(x, 1 - x) < 0.5).all()
@@ -140,3 +160,45 @@ def test_cli_compress_and_decompress(run, binary, tmp_path, capsys):
     assert np.array_equal(np.load(tmp_path / "out.npy"), binary[:, 0] * 255)
     assert main(["decompress", str(run.path), str(idx), "-o", str(tmp_path / "no.npy")]) == 2
     assert "not a vaekit compressed file" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def bytes_run(tmp_path_factory):
+    """A discretized-logistic run trained with `vaekit train` on 8-bit digits, and those images (n, 1, 8, 8) uint8."""
+    from sklearn.datasets import load_digits
+
+    images = np.rint(load_digits().images * 255 / 16).astype(np.uint8)[:, None]
+    folder = tmp_path_factory.mktemp("bytes")
+    np.save(folder / "digits8.npy", images)
+    assert main(["train", "--data", str(folder / "digits8.npy"), "--likelihood", "discretized_logistic",
+                 "--gaussian-scale", "decoder", "--network", "mlp", "--hidden", "32", "--latent-dim", "4",
+                 "--epochs", "10", "--out", str(folder / "run")]) == 0
+    return runs.load_run(folder / "run", device="cpu"), images[:300]
+
+
+def test_8bit_bits_back_round_trip_is_exact_and_costs_about_the_elbo(bytes_run):
+    run, images = bytes_run
+    coder = BitsBackCoder(run.vae)
+    assert coder.levels == 256
+    words = coder.encode(images)
+    decoded, clean = coder.decode(words, len(images), images.shape[1:])
+    assert clean and np.array_equal(decoded, images)
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        neg_elbo = float(-run.vae.elbo(torch.from_numpy(images).float() / 255, n_samples=200).total().mean())
+    rate = 32 * (len(words) - len(coder.initial_words())) / len(images)
+    assert rate == pytest.approx(neg_elbo / math.log(2), rel=0.05)
+
+
+def test_8bit_files_round_trip_uint8_and_float_levels(bytes_run, tmp_path, capsys):
+    run, images = bytes_run
+    np.save(tmp_path / "x.npy", images[:50, 0])  # (n, 8, 8) uint8
+    assert main(["compress", str(run.path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "x.vae")]) == 0
+    assert "bits/dim" in capsys.readouterr().out
+    assert main(["decompress", str(run.path), str(tmp_path / "x.vae"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "y.npy"), images[:50, 0])
+    floats = images[:20].astype(np.float32) / np.float32(255)  # the levels k/255 as vaekit loads them
+    back = np.load(decompress(run, compress(run, floats, tmp_path / "f.vae").path, tmp_path / "f.npy"))
+    assert back.dtype == np.float32 and np.array_equal(back, floats)
+    with pytest.raises(DataError, match="not 8-bit levels"):
+        compress(run, floats + np.float32(0.001), tmp_path / "bad.vae")

@@ -9,7 +9,8 @@ from vaekit.likelihoods import LIKELIHOODS, build_likelihood
 from vaekit.vae import build_vae
 
 SHAPES = [(1, 28, 28), (3, 32, 32), (1, 8, 8), (1, 13, 17), (12,)]
-SCALES = {"bernoulli": ["learned"], "gaussian": ["learned", "decoder", "0.2"]}
+SCALES = {"bernoulli": ["learned"], "gaussian": ["learned", "decoder", "0.2"],
+          "discretized_logistic": ["learned", "decoder"]}
 CASES = [(shape, network, likelihood, scale) for shape in SHAPES for network in ("mlp", "conv")
          for likelihood in LIKELIHOODS for scale in SCALES[likelihood] if network == "mlp" or len(shape) == 3]
 

@@ -26,8 +26,10 @@ class ModelConfig:
     encoder_padding: str = option("same", "conv encoder padding: same (any image size) or valid (Keras exact)")
     activation: str = option("relu", "hidden activation: relu, tanh, elu, gelu, leaky_relu")
     latent_dim: int = option(20, "size of the latent z; bigger is more expressive, too big can hurt samples")
-    likelihood: str = option("bernoulli", "p(x|z): bernoulli (pixels in [0,1]) or gaussian")
-    gaussian_scale: str = option("learned", "gaussian sigma: a number (fixed), learned (per value) or decoder")
+    likelihood: str = option("bernoulli", "p(x|z): bernoulli (pixels in [0,1]), gaussian, or discretized_logistic "
+                                          "(8-bit images, lossless-codable)")
+    gaussian_scale: str = option("learned", "gaussian (and discretized_logistic) scale: a number (fixed), learned "
+                                            "(per value) or decoder")
     prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
     condition: str = option("none", "none; label (a class-conditional VAE: sample --label N) or lowres:F (the "
                                     "image downscaled F times, F=2 or 4: super-resolution)")

@@ -8,7 +8,8 @@ from ..cli import add_command
 
 EXAMPLES = {
     "compress": "vaekit compress runs/mnist t10k-images-idx3-ubyte.gz -o test.vae   # binary images, lossless\n"
-                "  vaekit compress runs/mnist images.npy -o small.vae --lossy-bits 6     # lossy latent code",
+                "  vaekit compress runs/mnist images.npy -o small.vae --lossy-bits 6     # lossy latent code\n"
+                "  vaekit compress runs/mnist images.npy -o smaller.vae --lossy-bits 6 --entropy-code",
     "decompress": "vaekit decompress runs/mnist test.vae -o restored.npy",
 }
 
@@ -24,6 +25,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, help="output .vae file")
     p.add_argument("--lossy-bits", type=int, help="store B bits per informative latent per image instead of "
                    "coding losslessly")
+    p.add_argument("--entropy-code", action="store_true", help="lossy: ANS-code the latent indices with a Gaussian "
+                   "model of the latent means fitted to these images (saves bits where the means don't fill the prior)")
     p.add_argument("--step-log2", type=int, default=10, help="lossless: latent bucket width 2^-N (default: 10)")
     p.set_defaults(handler=_compress)
 
@@ -48,7 +51,8 @@ def _api():
 
 def _compress(args: argparse.Namespace):
     api = _api()
-    result = api.compress(args.run, args.data, args.out, args.lossy_bits, api.CoderConfig(step_log2=args.step_log2))
+    result = api.compress(args.run, args.data, args.out, args.lossy_bits, api.CoderConfig(step_log2=args.step_log2),
+                          entropy_code=args.entropy_code)
     print(f"{result.n} images, {result.bytes} bytes: {result.bits_per_dim:.4f} bits/dim, "
           f"{8 * result.bytes / result.n:.1f} bits per image")
     return result.path

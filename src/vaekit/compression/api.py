@@ -14,7 +14,7 @@ import torch
 
 from ..checkpoint import atomic_write
 from ..config import to_dict
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import container as fmt
 from . import lossy
 from .bbans import BitsBackCoder, CoderConfig, deterministic_torch
@@ -79,15 +79,31 @@ def _from_model_layout(x: np.ndarray, shape: tuple[int, ...], transposed: bool) 
     return x.transpose(0, 2, 3, 1) if transposed else x.reshape(shape)
 
 
-def _binary_symbols(x: np.ndarray, source) -> tuple[np.ndarray, float]:
-    """uint8 0/1 symbols and the value that stands for 1 (1, or 255 for 0/255 uint8 images)."""
-    values = np.unique(x)
-    one = 255 if x.dtype == np.uint8 and values.max(initial=0) == 255 else 1
-    odd = values[(values != 0) & (values != one)]
-    if odd.size:
-        raise DataError(f"{source} holds values other than 0 and {one} (e.g. {odd[0]}): lossless coding with a "
-                        "Bernoulli model needs binary images; binarize them first or use --lossy-bits")
-    return (x == one).astype(np.uint8), float(one)
+def _symbols(x: np.ndarray, levels: int, source) -> tuple[np.ndarray, float]:
+    """uint8 symbols 0..levels-1 of x and `top`, the value of the highest symbol: binary images hold
+    0 and 1 (or 0 and 255 in uint8), 8-bit images 0..255 in uint8 or the floats k/255."""
+    if levels == 2:
+        values = np.unique(x)
+        top = 255 if x.dtype == np.uint8 and values.max(initial=0) == 255 else 1
+        odd = values[(values != 0) & (values != top)]
+        if odd.size:
+            raise DataError(f"{source} holds values other than 0 and {top} (e.g. {odd[0]}): lossless coding with a "
+                            "Bernoulli model needs binary images; binarize them first or use --lossy-bits")
+        return (x == top).astype(np.uint8), float(top)
+    top = 255 if np.issubdtype(x.dtype, np.integer) else 1
+    symbols = np.clip(np.rint(x.astype(np.float64) * ((levels - 1) / top)), 0, levels - 1).astype(np.uint8)
+    if not np.array_equal(_values(symbols, levels, top, x.dtype), x):
+        raise DataError(f"{source} holds values that are not 8-bit levels (uint8 0..255, or floats k/255 in [0, 1]): "
+                        "lossless coding with a discretized logistic model needs 8-bit images; or use --lossy-bits")
+    return symbols, float(top)
+
+
+def _values(symbols: np.ndarray, levels: int, top: float, dtype: np.dtype) -> np.ndarray:
+    """The inverse of `_symbols`: the array of dtype whose symbols these are."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return (symbols.astype(dtype) * dtype.type(int(top) // (levels - 1))).astype(dtype)
+    return (symbols.astype(dtype) * dtype.type(top) / dtype.type(levels - 1)).astype(dtype)
 
 
 def _unit_range(x: np.ndarray, source) -> tuple[np.ndarray, float]:
@@ -99,13 +115,17 @@ def _unit_range(x: np.ndarray, source) -> tuple[np.ndarray, float]:
 
 
 def compress(run, data, out: str | Path, lossy_bits: int | None = None,
-             coder: CoderConfig = CoderConfig()) -> Compressed:
+             coder: CoderConfig = CoderConfig(), entropy_code: bool = False) -> Compressed:
     """Compress images with a trained run (`vaekit compress`).
 
     data: a path (IDX, .npy/.npz, image folder) or an array (n, ...) shaped like the training data.
-    lossy_bits=None: lossless bits-back coding (binary images, Bernoulli likelihood); exact round trip.
-    lossy_bits=B: B bits per informative latent dimension per image (see `lossy`).
+    lossy_bits=None: lossless bits-back coding, exact round trip: binary images with a Bernoulli
+    likelihood, 8-bit images (uint8, or floats k/255) with a discretized logistic one.
+    lossy_bits=B: B bits per informative latent dimension per image (see `lossy`); with
+    entropy_code=True the indices are ANS-coded with a Gaussian model of the latent means instead.
     """
+    if entropy_code and lossy_bits is None:
+        raise ConfigError("--entropy-code codes lossy latent indices: add --lossy-bits B")
     run = _cpu_run(run)
     source = data if isinstance(data, (str, Path)) else "the array"
     raw = read_images(data) if isinstance(data, (str, Path)) else np.asarray(data)
@@ -113,10 +133,10 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     x, transposed = _to_model_layout(raw, shape, source)
     meta = {"n": len(x), "shape": list(raw.shape), "dtype": raw.dtype.str, "transposed": transposed}
     if lossy_bits is None:
-        symbols, one = _binary_symbols(x, source)
         bbans = BitsBackCoder(run.vae, coder)
+        symbols, top = _symbols(x, bbans.levels, source)
         payload = bbans.encode(symbols).astype("<u4").tobytes()
-        meta.update(one=one, coder=dataclasses.asdict(coder))
+        meta.update(levels=bbans.levels, top=top, coder=dataclasses.asdict(coder))
         kind = fmt.LOSSLESS
     else:
         values, scale = _unit_range(x, source)
@@ -124,7 +144,14 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
             xt = torch.from_numpy(np.ascontiguousarray(values))
             mask = lossy.informative_dims(run.vae, xt)
             indices = lossy.quantize(run.vae, xt, mask, lossy_bits)
-        payload = lossy.pack_indices(indices, lossy_bits)
+            model = lossy.index_model(run.vae, xt, mask) if entropy_code else None
+        if model is None:
+            payload = lossy.pack_indices(indices, lossy_bits)
+        else:
+            # the model's float32 numbers lead the payload (8 bytes per dimension), then the ANS words
+            words = lossy.entropy_encode(indices, lossy.index_probabilities(model, lossy_bits))
+            payload = model.astype("<f4").tobytes() + words
+            meta.update(entropy_coded=True)
         meta.update(scale=scale, bits=lossy_bits, mask=mask.astype(int).tolist())
         kind = fmt.LOSSY
     blob = fmt.pack(fmt.Container(kind, _model_hash(run), fmt.array_hash(raw), meta, payload))
@@ -159,14 +186,19 @@ def decompress(run, path: str | Path, out: str | Path) -> Path:
         if not clean:
             raise DataError(f"{path} did not decode cleanly: decompress on the kind of machine and torch build "
                             "that compressed it (BB-ANS needs bit-identical model outputs)")
-        x = np.where(symbols == 1, dtype.type(meta["one"]), dtype.type(0)).astype(dtype)
+        x = _values(symbols, meta.get("levels", 2), meta.get("top", meta.get("one")), dtype)  # older files: "one"
         x = _from_model_layout(x, original, meta["transposed"])
         if fmt.array_hash(x) != box.data_hash:
             raise DataError(f"{path} decoded to data that does not match its hash: decompress on the kind of "
                             "machine and torch build that compressed it")
     elif box.kind == fmt.LOSSY:
         mask = np.array(meta["mask"], dtype=bool)
-        indices = lossy.unpack_indices(box.payload, (n, int(mask.sum())), meta["bits"])
+        if meta.get("entropy_coded"):
+            size = 8 * int(mask.sum())
+            model = np.frombuffer(box.payload[:size], "<f4").reshape(2, -1).astype(np.float32)
+            indices = lossy.entropy_decode(box.payload[size:], n, lossy.index_probabilities(model, meta["bits"]))
+        else:
+            indices = lossy.unpack_indices(box.payload, (n, int(mask.sum())), meta["bits"])
         with deterministic_torch():
             mean = lossy.dequantize(run.vae, indices, mask, meta["bits"]).numpy()
         x = np.round(mean * 255).astype(np.uint8) if meta["scale"] == 255 else mean.astype(np.float32)

@@ -4,7 +4,8 @@ compression with latent variables using bits back coding", Algorithm 1).
 Per image x, on one ANS stack (constriction's AnsCoder, last in first out):
 
     encode:  z ~ Q(z|x)  decoded off the stack  (the bits we get back)
-             x           pushed with p(x|z)
+             x           pushed with p(x|z): Bernoulli per pixel for binary images; for 8-bit images
+                         a categorical over the 256 levels, the discretized logistic's exact pmf
              z           pushed with P(z)
     decode:  the same three steps reversed: pop z with P(z), pop x with p(x|z), push z with Q(z|x).
 
@@ -36,6 +37,7 @@ import torch
 
 from ..errors import ConfigError
 from ..likelihoods.discrete import Bernoulli
+from ..likelihoods.discretized import LEVELS, DiscretizedLogistic, DiscretizedLogisticDistribution
 
 
 @dataclass(frozen=True)
@@ -73,31 +75,41 @@ def deterministic_torch():
         torch.set_num_threads(threads)
 
 
-def _bernoulli_model(params: torch.Tensor):
+def _bernoulli_model(likelihood, params: torch.Tensor):
     """constriction family and per-value parameters (float64 probability of a 1)."""
     import constriction
 
     return constriction.stream.model.Bernoulli(perfect=False), (torch.sigmoid(params.double()).reshape(-1).numpy(),)
 
 
-# Likelihood class -> function(decoder output (1, ...)) -> (constriction family, parameter arrays).
-# A likelihood whose values are not discrete symbols (Gaussian) has no lossless code.
-SYMBOL_MODELS = {Bernoulli: _bernoulli_model}
+def _discretized_logistic_model(likelihood, params: torch.Tensor):
+    """A categorical over the 256 levels per value: its exact pmf, (values, 256) float64."""
+    import constriction
+
+    px = likelihood.distribution(params)
+    pmf = DiscretizedLogisticDistribution(px.loc.double(), px.scale.double(), px.event_dims).probs()
+    return constriction.stream.model.Categorical(perfect=False), (pmf.reshape(-1, LEVELS).numpy(),)
+
+
+# Likelihood class -> function(likelihood, decoder output (1, ...)) -> (constriction family, parameter
+# arrays). A likelihood whose values are not discrete symbols (Gaussian) has no lossless code.
+SYMBOL_MODELS = {Bernoulli: _bernoulli_model, DiscretizedLogistic: _discretized_logistic_model}
 
 
 def check_codable(vae) -> None:
     """ConfigError unless this VAE's likelihood and prior can drive the bits-back coder."""
     if type(vae.likelihood) not in SYMBOL_MODELS:
-        names = ", ".join(c.__name__.lower() for c in SYMBOL_MODELS)
-        raise ConfigError(f"lossless coding needs a discrete likelihood ({names}); this run uses "
-                          f"{type(vae.likelihood).__name__.lower()}: train on binarized data with --likelihood bernoulli")
+        raise ConfigError(f"lossless coding needs a discrete likelihood (bernoulli, discretized_logistic); this run "
+                          f"uses {type(vae.likelihood).__name__.lower()}: train with --likelihood bernoulli on "
+                          "binarized images or --likelihood discretized_logistic on 8-bit images")
     pz = vae.prior()
     if not isinstance(getattr(pz, "base_dist", None), torch.distributions.Normal):
         raise ConfigError("bits-back coding needs a diagonal Gaussian prior (standard_normal)")
 
 
 class BitsBackCoder:
-    """Chains images on one ANS stack. `x` arrays are symbols, uint8 (n, *data_shape) of 0/1."""
+    """Chains images on one ANS stack. `x` arrays are symbols, uint8 (n, *data_shape): 0/1 for a
+    Bernoulli likelihood, the levels 0..255 for a discretized logistic (`levels` says which)."""
 
     def __init__(self, vae, config: CoderConfig = CoderConfig()):
         import constriction
@@ -110,6 +122,7 @@ class BitsBackCoder:
         self.prior_loc = (pz.loc.double() / config.step).cpu().numpy()
         self.prior_scale = (pz.scale.double() / config.step).cpu().numpy()
         self.symbol_model = SYMBOL_MODELS[type(vae.likelihood)]
+        self.levels = LEVELS if isinstance(vae.likelihood, DiscretizedLogistic) else 2
         self._windows: dict[int, object] = {}  # half-width W -> QuantizedGaussian(-W, W)
 
     def initial_words(self) -> np.ndarray:
@@ -122,7 +135,7 @@ class BitsBackCoder:
     def _posterior(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, object, np.ndarray, np.ndarray]]:
         """Q(z|x) as groups (dims, centres, family, loc, scale): symbols j of a group's window
         [-W, W] stand for grid indices k = centre + j; groups share one W."""
-        qz = self.vae.encode(torch.from_numpy(x[None].astype(np.float32)))
+        qz = self.vae.encode(torch.from_numpy(x[None].astype(np.float32) / np.float32(self.levels - 1)))  # in [0, 1]
         loc, scale = ((t[0].double() / self.config.step).numpy() for t in (qz.mean, qz.stddev))
         top = self.config.max_symbol
         width = np.minimum(2 ** np.ceil(np.log2(np.maximum(8 * scale, 1))), top).astype(np.int64)
@@ -149,7 +162,7 @@ class BitsBackCoder:
 
     def _likelihood(self, k: np.ndarray):
         z = torch.from_numpy(k * self.config.step).float()[None]  # (1, latent), exact on the grid
-        return self.symbol_model(self.vae.decoder(z))
+        return self.symbol_model(self.vae.likelihood, self.vae.decoder(z))
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Compress symbols x (n, *data_shape) into uint32 words (LIFO order of constriction)."""

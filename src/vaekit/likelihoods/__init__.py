@@ -11,8 +11,10 @@ from ..errors import ConfigError
 from .base import Likelihood
 from .continuous import Gaussian
 from .discrete import Bernoulli
+from .discretized import DiscretizedLogistic
 
-LIKELIHOODS: dict[str, type[Likelihood]] = {"bernoulli": Bernoulli, "gaussian": Gaussian}
+LIKELIHOODS: dict[str, type[Likelihood]] = {"bernoulli": Bernoulli, "gaussian": Gaussian,
+                                            "discretized_logistic": DiscretizedLogistic}
 
 
 def build_likelihood(kind: str, data_shape: tuple[int, ...], gaussian_scale: float | str = "learned",
@@ -20,6 +22,6 @@ def build_likelihood(kind: str, data_shape: tuple[int, ...], gaussian_scale: flo
     """The likelihood a ModelConfig names, for data of shape data_shape."""
     if kind not in LIKELIHOODS:
         raise ConfigError(f"unknown likelihood '{kind}': use one of {', '.join(LIKELIHOODS)}")
-    if kind == "gaussian":
-        return Gaussian(tuple(data_shape), gaussian_scale, min_scale)
+    if kind in ("gaussian", "discretized_logistic"):  # both take a loc and a (fixed/learned/decoder) scale
+        return LIKELIHOODS[kind](tuple(data_shape), gaussian_scale, min_scale)
     return LIKELIHOODS[kind](tuple(data_shape))
