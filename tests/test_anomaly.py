@@ -100,6 +100,16 @@ def test_save_load_round_trip(fitted, tmp_path):
     assert loaded.threshold_ == fitted.threshold_ and loaded.get_params() == fitted.get_params()
 
 
+def test_a_detector_saved_in_an_older_format_is_a_clear_error(fitted, tmp_path):
+    from vaekit.errors import CheckpointError
+
+    fitted.save(tmp_path / "det")
+    config_path = tmp_path / "det" / "config.json"
+    config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "format_version": 1}))
+    with pytest.raises(CheckpointError, match="refit it"):
+        VAEAnomalyDetector.load(tmp_path / "det")
+
+
 def test_standardizer_closed_form():
     x = np.array([[1.0, 5.0], [3.0, 5.0]], np.float32)
     s = Standardizer.fit(x)

@@ -35,6 +35,7 @@ SCORES = ("elbo", "iwae", "reconstruction")  # what decision_function can report
 LIKELIHOODS = ("auto", "gaussian", "bernoulli")
 KIND = "vaekit.anomaly"
 SCORES_FILE = "scores.safetensors"
+FORMAT_VERSION = 2  # 2: robust scaler and the clipping encoder (its weight names differ from version 1)
 ENCODER_CLIP = 20.0  # standardized units: the encoder sees values clipped to +-this, the likelihood the real ones
 
 
@@ -299,7 +300,7 @@ class VAEAnomalyDetector:
         save_tensors(path / MODEL_FILE, self.vae_.state_dict())
         save_tensors(path / SCORES_FILE, {"decision_scores": torch.from_numpy(self.decision_scores_)})
         write_json(path / "config.json", {
-            "kind": KIND, "format_version": 1, "params": {**self.get_params(), "hidden": list(self.hidden)},
+            "kind": KIND, "format_version": FORMAT_VERSION, "params": {**self.get_params(), "hidden": list(self.hidden)},
             "data_shape": list(self.data_shape_), "likelihood": self.likelihood_, "threshold": self.threshold_,
             "scaler": self.scaler_.to_dict(), "feature_names": getattr(self, "feature_names_", None),
             "transformer": self.transformer_.to_dict() if hasattr(self, "transformer_") else None})
@@ -315,6 +316,9 @@ class VAEAnomalyDetector:
         if meta.get("kind") != KIND:
             raise CheckpointError(f"{path} holds a '{meta.get('kind')}' model, not an anomaly detector: "
                                   "pass a folder written by 'vaekit anomaly fit'")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path} was saved in detector format {meta.get('format_version')}, this vaekit reads "
+                                  f"format {FORMAT_VERSION}: refit it with 'vaekit anomaly fit'")
         params = {**meta["params"], "hidden": tuple(meta["params"]["hidden"]), "device": device}
         detector = cls(**params)
         detector.data_shape_ = tuple(meta["data_shape"])
