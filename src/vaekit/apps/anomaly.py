@@ -191,8 +191,10 @@ class VAEAnomalyDetector:
             self.history_ = Trainer(self.vae_, config, on_epoch=keep_best).fit(x_fit, x_val)
         if best:
             self.vae_.load_state_dict(best["state"])
+        from ..networks import prefer_fast_layout
+
         self.best_epoch_ = best.get("epoch", len(self.history_))
-        self.vae_.eval()
+        prefer_fast_layout(self.vae_, self.device).eval()  # scoring is inference: channels_last convs on a CPU
         self.decision_scores_ = self._scores(xt, self.score)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
         return self
@@ -310,6 +312,7 @@ class VAEAnomalyDetector:
     def load(cls, path: str | Path, device: str = "cpu") -> VAEAnomalyDetector:
         """Rebuild a detector written by save()."""
         from ..checkpoint import MODEL_FILE, load_tensors, load_weights, read_json
+        from ..networks import prefer_fast_layout
 
         path = Path(path)
         meta = read_json(path / "config.json")
@@ -332,7 +335,7 @@ class VAEAnomalyDetector:
             detector.transformer_ = TableTransformer.from_dict(meta["transformer"])
         detector._build()
         load_weights(detector.vae_, path / MODEL_FILE)
-        detector.vae_.eval()
+        prefer_fast_layout(detector.vae_, device).eval()
         detector.decision_scores_ = load_tensors(path / SCORES_FILE)["decision_scores"].numpy()
         return detector
 
