@@ -20,7 +20,7 @@ def _weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-@pytest.mark.parametrize("network", ["mlp", "conv"])  # conv: channels_last weights and Adam moments
+@pytest.mark.parametrize("network", ["mlp", "conv"])
 def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, network):
     options = dict(TINY, network=network, conv_channels=(4, 8))
     straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **options)

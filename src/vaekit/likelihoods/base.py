@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from ..errors import DataError
+
 
 
 class Likelihood(nn.Module, abc.ABC):
@@ -47,3 +49,12 @@ class Likelihood(nn.Module, abc.ABC):
     def bits_per_dim_offset(self) -> float:
         """Nats per value to add to -log p(x) to get a discrete 8-bit likelihood (0 for discrete models)."""
         return 0.0
+
+
+def require_unit_interval(x: torch.Tensor, likelihood: str, fix: str) -> None:
+    """DataError naming x's range when a value lies outside [0, 1] (an empty x passes)."""
+    if x.numel() == 0:
+        return
+    low, high = float(x.min()), float(x.max())
+    if low < 0 or high > 1:
+        raise DataError(f"data lies in [{low:.3g}, {high:.3g}] but the {likelihood} likelihood needs {fix}")

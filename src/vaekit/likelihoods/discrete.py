@@ -7,8 +7,7 @@ import torch.nn.functional as F
 from torch.distributions import Bernoulli as TorchBernoulli
 from torch.distributions import Distribution, Independent
 
-from ..errors import DataError
-from .base import Likelihood
+from .base import Likelihood, require_unit_interval
 
 
 class Bernoulli(Likelihood):
@@ -29,7 +28,4 @@ class Bernoulli(Likelihood):
         return torch.sigmoid(params)
 
     def check_data(self, x: torch.Tensor) -> None:
-        low, high = float(x.min()), float(x.max())
-        if low < 0 or high > 1:
-            raise DataError(f"data lies in [{low:.3g}, {high:.3g}] but the Bernoulli likelihood needs values in "
-                            "[0, 1]: rescale the data or use --likelihood gaussian")
+        require_unit_interval(x, "Bernoulli", "values in [0, 1]: rescale the data or use --likelihood gaussian")

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Distribution, constraints
 
-from ..errors import DataError
-from .base import Likelihood
+from .base import Likelihood, require_unit_interval
 from .continuous import Gaussian
 
 LEVELS = 256
@@ -112,7 +111,5 @@ class DiscretizedLogistic(Likelihood):
         return self.distribution(params).mean
 
     def check_data(self, x: torch.Tensor) -> None:
-        low, high = float(x.min()), float(x.max())
-        if low < 0 or high > 1:
-            raise DataError(f"data lies in [{low:.3g}, {high:.3g}] but the discretized logistic likelihood needs "
-                            "8-bit values scaled to [0, 1]: divide uint8 images by 255")
+        require_unit_interval(x, "discretized logistic",
+                              "8-bit values scaled to [0, 1]: divide uint8 images by 255")
