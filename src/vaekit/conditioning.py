@@ -2,13 +2,15 @@
 
 A condition module maps a raw condition c to features the networks take as an optional second
 argument: class labels (batch,) int -> one-hot vectors (batch, K); a low-resolution image
-(batch, C, h, w) -> itself, as planes. Conv networks concatenate features as extra channels
+(batch, C, h, w) -> itself, as planes; a corrupted copy of the image (batch, C, H, W) -> itself
+(conditional denoising, p(x_clean | z, x_noisy)). Conv networks concatenate features as extra channels
 (vectors as constant planes, planes resized), MLPs concatenate them flattened (networks.py).
 
 A `Batch(x, c, target)` carries the encoder input, the condition and the values the likelihood
 scores from a data source to `VAE.loss`/`VAE.elbo`, so the model-agnostic Trainer, which passes
 each batch through untouched, trains conditional (c) and denoising (target = clean, x = corrupted)
-models without knowing either exists. `PairedData` is that data source.
+models without knowing either exists. `PairedData` is that data source; for conditional denoising it
+puts the fresh corruption into c and gives the encoder the clean image.
 """
 
 from __future__ import annotations
@@ -84,16 +86,45 @@ class LowResCondition(nn.Module):
         return downscale(x, self.factor)
 
 
-CONDITIONS = {"label": "", "lowres": 2}  # kind -> example number
+NOISY_NEEDS_CORRUPTION = "--condition noisy needs --corrupt (e.g. gaussian:0.2): the noise the model learns to remove"
+
+
+class NoisyCondition(nn.Module):
+    """A corrupted copy of the image (batch, *data_shape) as planes: the condition of conditional
+    denoising, p(x_clean | z, x_noisy) with q(z | x_clean, x_noisy). The data source draws the
+    corruption (PairedData with corrupt_condition), so `from_data` has nothing to take from x."""
+
+    corrupts = True
+
+    def __init__(self, data_shape: tuple[int, ...]):
+        super().__init__()
+        if len(data_shape) != 3:
+            raise ConfigError(f"--condition noisy needs images (C, H, W); got data of shape {tuple(data_shape)}")
+        self.feature_shape = tuple(data_shape)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        if tuple(c.shape[1:]) != self.feature_shape:
+            raise DataError(f"the noisy images have shape {tuple(c.shape[1:])}, this model takes "
+                            f"{self.feature_shape}: resize the input")
+        return c
+
+    def from_data(self, x: torch.Tensor, y=None) -> None:
+        return None
+
+
+CONDITIONS = {"label": "", "lowres": 2, "noisy": ""}  # kind -> example number
 
 
 def build_condition(spec: str, data_shape: tuple[int, ...], n_classes: int = 0) -> nn.Module | None:
-    """'none' -> None; 'label' -> LabelCondition(n_classes); 'lowres:F' -> LowResCondition(F)."""
+    """'none' -> None; 'label' -> LabelCondition(n_classes); 'lowres:F' -> LowResCondition(F);
+    'noisy' -> NoisyCondition."""
     if spec == "none":
         return None
     kind, number = parse_spec(spec, CONDITIONS, "--condition")
     if kind == "label":
         return LabelCondition(n_classes)
+    if kind == "noisy":
+        return NoisyCondition(tuple(data_shape))
     if number is None or number != int(number):
         raise ConfigError(f"--condition {spec} needs an integer factor, e.g. lowres:2 or lowres:4")
     return LowResCondition(int(number), tuple(data_shape))
@@ -156,13 +187,18 @@ class Batch:
 class PairedData:
     """Examples x (N, ...) with conditions c (N, ...) and an optional corruption applied on every
     read (fresh noise each epoch; the global torch RNG, so exact resume holds). Indexing with an
-    index tensor or a slice gives a Batch; `target` pins fixed targets (see `fixed`)."""
+    index tensor or a slice gives a Batch; `target` pins fixed targets (see `fixed`). With
+    corrupt_condition the corrupted copy becomes the condition and the encoder sees x itself
+    (conditional denoising); otherwise it replaces the encoder input (a denoising VAE)."""
 
     def __init__(self, x: torch.Tensor, c: torch.Tensor | None = None, corruption: Corruption | None = None,
-                 target: torch.Tensor | None = None, binarize: bool = False):
+                 target: torch.Tensor | None = None, binarize: bool = False, corrupt_condition: bool = False):
         if c is not None and len(c) != len(x):
             raise DataError(f"{len(x)} examples but {len(c)} conditions: give one condition per example")
+        if corrupt_condition and (corruption is None or c is not None):
+            raise ConfigError(NOISY_NEEDS_CORRUPTION)
         self.x, self.c, self.corruption, self.target, self.binarize = x, c, corruption, target, binarize
+        self.corrupt_condition = corrupt_condition
 
     def __len__(self) -> int:
         return len(self.x)
@@ -173,7 +209,8 @@ class PairedData:
 
     def to(self, device) -> PairedData:
         move = (lambda t: None if t is None else t.to(device))
-        return PairedData(move(self.x), move(self.c), self.corruption, move(self.target), self.binarize)
+        return PairedData(move(self.x), move(self.c), self.corruption, move(self.target), self.binarize,
+                          self.corrupt_condition)
 
     def __getitem__(self, index) -> Batch:
         x = self.x[index]
@@ -182,15 +219,19 @@ class PairedData:
         c = None if self.c is None else self.c[index]
         if self.target is not None:
             return Batch(x, c, self.target[index])
-        if self.corruption is not None:
-            return Batch(self.corruption(x), c, x)
-        return Batch(x, c)
+        if self.corruption is None:
+            return Batch(x, c)
+        if self.corrupt_condition:
+            return Batch(x, self.corruption(x))
+        return Batch(self.corruption(x), c, x)
 
     def fixed(self, seed: int = 0) -> PairedData:
         """The same data with one fixed corruption draw (validation and test sets)."""
         if self.corruption is None:
             return self
         generator = torch.Generator(device=self.x.device).manual_seed(seed)
+        if self.corrupt_condition:
+            return PairedData(self.x, self.corruption(self.x, generator))
         return PairedData(self.corruption(self.x, generator), self.c, None, self.x)
 
 

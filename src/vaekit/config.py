@@ -31,8 +31,9 @@ class ModelConfig:
     gaussian_scale: str = option("learned", "gaussian (and discretized_logistic) scale: a number (fixed), learned "
                                             "(per value) or decoder")
     prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
-    condition: str = option("none", "none; label (a class-conditional VAE: sample --label N) or lowres:F (the "
-                                    "image downscaled F times, F=2 or 4: super-resolution)")
+    condition: str = option("none", "none; label (a class-conditional VAE: sample --label N), lowres:F (the "
+                                    "image downscaled F times, F=2 or 4: super-resolution) or noisy (the image "
+                                    "corrupted by --corrupt: conditional denoising)")
     data_shape: tuple[int, ...] = option((), "shape of one example, set from the data", cli=False)
     n_classes: int = option(0, "classes of --condition label, set from the data", cli=False)
 

@@ -142,6 +142,10 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
         if out is not None and (out / CONFIG_FILE).exists() and is_main_process():
             raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if model_cfg.condition == "noisy" and data_cfg.corrupt == "none":
+        from .conditioning import NOISY_NEEDS_CORRUPTION
+
+        raise ConfigError(NOISY_NEEDS_CORRUPTION)
     splits = load_splits(data_cfg, train_cfg.seed, arrays)
     if len(splits.x_train) == 0:
         raise DataError("the training set is empty: give more data or a smaller --val-fraction")
@@ -178,7 +182,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
 def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | None = 0, binarize: bool = False):
     """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
-    condition taken from the data (labels y, or x downscaled) and the corruption of `data`, drawn
+    condition taken from the data (labels y, x downscaled, or x corrupted) and the corruption of `data`, drawn
     once with `seed` (None: afresh on every read, as training wants)."""
     from .conditioning import PairedData, parse_corruption
 
@@ -186,7 +190,7 @@ def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | 
     if vae.condition is None and corruption is None:
         return x
     c = None if vae.condition is None else vae.condition.from_data(x, y)
-    paired = PairedData(x, c, corruption, binarize=binarize)
+    paired = PairedData(x, c, corruption, binarize=binarize, corrupt_condition=getattr(vae.condition, "corrupts", False))
     return paired if seed is None else paired.fixed(seed)
 
 
@@ -326,7 +330,8 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     elif label is not None:
         raise ConfigError("--label needs a run trained with --condition label")
     elif run.vae.condition is not None:
-        raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit superres' to sample it")
+        tool = "denoise" if run.model.condition == "noisy" else "superres"
+        raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
     return _save_images(_output(run, out, "samples.png"), run.vae.sample(n, generator=generator, c=c), columns)
 
 

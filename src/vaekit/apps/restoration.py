@@ -2,7 +2,9 @@
 
 A thin composition of a run and image files. Denoising works with any unconditional run (encode
 the noisy image, decode the mean); a run trained with `--corrupt gaussian:0.3` (a denoising VAE)
-does it better. Super-resolution needs a run trained with `--condition lowres:F`, which models
+does it better, and one trained with `--condition noisy --corrupt gaussian:0.3` (a conditional VAE
+p(x_clean | z, x_noisy), whose decoder sees the noisy pixels and so is not capped by what z
+can carry) does it best. Super-resolution needs a run trained with `--condition lowres:F`, which models
 p(x_high | z, x_low): draws z ~ p(z) give several plausible high-resolution images, their mean
 and a per-pixel standard deviation (the uncertainty map).
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 from ..cli import add_command
 
 EXAMPLES = {
-    "denoise": "vaekit train --corrupt gaussian:0.3 --network conv --epochs 10 --out runs/dvae\n"
+    "denoise": "vaekit train --condition noisy --corrupt gaussian:0.3 --network conv --epochs 10 --out runs/dvae\n"
                "  vaekit denoise runs/dvae noisy.png -o clean/            # also a .npy or a folder of images",
     "superres": "vaekit train --condition lowres:2 --network conv --epochs 10 --out runs/sr2\n"
                 "  vaekit superres runs/sr2 low.png -o high.png --samples 8",
@@ -129,27 +131,36 @@ def _write(path: Path, images) -> Path:
 
 
 # -- denoising --------------------------------------------------------------------------------------
-def denoise(run, x, samples: int = 0, batch_size: int = 500):
-    """Denoised images (N, C, H, W) in [0, 1] from noisy x of the run's data shape: E[x|z] at the
-    posterior mean of q(z|x) (samples=0), or averaged over `samples` draws z ~ q(z|x), an estimate
-    of the posterior-mean image. Any unconditional run works; a denoising run works better."""
+def denoise(run, x, samples: int | None = None, batch_size: int = 500, seed: int = 0):
+    """Denoised images (N, C, H, W) in [0, 1] from noisy x of the run's data shape.
+
+    An unconditional run (plain or `--corrupt`) decodes E[x|z] at the posterior mean of q(z|x)
+    (samples None or 0), or averages it over `samples` draws z ~ q(z|x), an estimate of the
+    posterior-mean image. A `--condition noisy` run averages E[x | z, x_noisy] over `samples`
+    draws z ~ p(z) (default 8), its estimate of E[x_clean | x_noisy]."""
     import torch
 
+    from ..conditioning import NoisyCondition
     from ..errors import ConfigError
     from ..runs import _as_run
 
     run = _as_run(run)
-    if run.vae.condition is not None:
-        raise ConfigError(f"denoise needs an unconditional run; this one is conditioned on {run.model.condition}")
-    if samples < 0:
+    if samples is not None and samples < 0:
         raise ConfigError(f"--samples must be >= 0, got {samples}")
+    conditional = isinstance(run.vae.condition, NoisyCondition)
+    if run.vae.condition is not None and not conditional:
+        raise ConfigError(f"denoise needs an unconditional or --condition noisy run; this one is conditioned on "
+                          f"{run.model.condition}")
     _check_shape(x, run.model.data_shape, "the images")
+    if conditional:
+        return torch.cat([conditional_draws(run, x[start:start + batch_size], samples or 8, seed).mean(0)
+                          for start in range(0, len(x), batch_size)])
     device = next(run.vae.parameters()).device
     outputs = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
             batch = x[start:start + batch_size].to(device)
-            if samples == 0:
+            if not samples:
                 outputs.append(run.vae.reconstruct(batch))
                 continue
             z = run.vae.encode(batch).sample((samples,))  # (samples, batch, latent)
@@ -157,7 +168,20 @@ def denoise(run, x, samples: int = 0, batch_size: int = 500):
     return torch.cat(outputs).clamp(0, 1).cpu()
 
 
-def denoise_files(run, source: str | Path, out: str | Path, samples: int = 0) -> list[Path]:
+def conditional_draws(run, c, samples: int, seed: int = 0):
+    """E[x | z, c] for `samples` draws z ~ p(z) per condition: (samples, N, *data_shape) in [0, 1]."""
+    import torch
+
+    device = next(run.vae.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    c = c.to(device)
+    z = torch.randn(samples * len(c), run.vae.latent_dim, generator=generator, device=device)
+    with torch.no_grad():
+        draws = run.vae.decode_mean(z, c.repeat(samples, *([1] * (c.dim() - 1))))
+    return draws.view(samples, len(c), *run.model.data_shape).clamp(0, 1).cpu()
+
+
+def denoise_files(run, source: str | Path, out: str | Path, samples: int | None = None) -> list[Path]:
     """`vaekit denoise`: denoise an image, a .npy stack or a folder into the folder `out`
     (one .png per image; a .npy input gives one .npy)."""
     from ..runs import _as_run
@@ -176,8 +200,6 @@ def superres(run, low, samples: int = 8, seed: int = 0):
 
     Returns (draws (samples, N, C, H, W), mean (N, C, H, W), std (N, C, H, W)): E[x|z, x_low] for
     z ~ p(z), their mean (the estimate to use) and per-pixel standard deviation (uncertainty)."""
-    import torch
-
     from ..conditioning import LowResCondition
     from ..errors import ConfigError
     from ..runs import _as_run
@@ -188,14 +210,8 @@ def superres(run, low, samples: int = 8, seed: int = 0):
     if samples < 1:
         raise ConfigError(f"--samples must be a positive integer, got {samples}")
     _check_shape(low, run.vae.condition.feature_shape, "the low-resolution images")
-    device = next(run.vae.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    low = low.to(device)
-    z = torch.randn(samples * len(low), run.vae.latent_dim, generator=generator, device=device)
-    with torch.no_grad():
-        draws = run.vae.decode_mean(z, low.repeat(samples, 1, 1, 1)).view(samples, *low.shape[:2],
-                                                                        *run.model.data_shape[1:]).clamp(0, 1)
-    return draws.cpu(), draws.mean(0).cpu(), draws.std(0, unbiased=False).cpu()
+    draws = conditional_draws(run, low, samples, seed)
+    return draws, draws.mean(0), draws.std(0, unbiased=False)
 
 
 def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, seed: int = 0) -> list[Path]:
@@ -265,7 +281,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
             score(setting, mode, F.interpolate(low, size=x.shape[-2:], mode=mode).clamp(0, 1))
         score(setting, "vae", superres(run, low, samples, seed)[1],
               shown=F.interpolate(low, size=x.shape[-2:], mode="nearest"))
-    elif run.vae.condition is not None:
+    elif run.vae.condition is not None and run.model.condition != "noisy":
         raise ConfigError(f"restore-eval needs a denoising or super-resolution run, not one conditioned on "
                           f"{run.model.condition}")
     else:
@@ -275,7 +291,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
             noisy = corruption(x, torch.Generator().manual_seed(seed))
             setting = f"{kind}:{level:g}"
             score(setting, "input", noisy)
-            score(setting, "vae", denoise(run, noisy), shown=noisy)
+            score(setting, "vae", denoise(run, noisy, seed=seed), shown=noisy)
     write_json(out / "restore_eval.json", {"run": str(run.path), "rows": rows})
     return rows
 
@@ -293,12 +309,13 @@ def add_commands(subparsers) -> None:
     def command(name: str, help: str):
         return add_command(subparsers, name, help, EXAMPLES[name])
 
-    p = command("denoise", "denoise images with a trained VAE (best: one trained with --corrupt)")
+    p = command("denoise", "denoise images with a trained VAE (best: one trained with --condition noisy --corrupt)")
     p.add_argument("run")
     p.add_argument("source", help="a .png/.jpg image, a .npy array (N, C, H, W) or a folder of images")
     p.add_argument("-o", "--out", required=True, help="folder to write the denoised images to")
-    p.add_argument("--samples", type=int, default=0,
-                   help="average this many posterior draws (posterior-mean denoising); 0 decodes E[z|x] (default: 0)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="average this many draws: posterior draws for a plain or --corrupt run (default 0: decode "
+                        "E[z|x]), prior draws for a --condition noisy run (default 8)")
     p.set_defaults(handler=lambda a: tuple(denoise_files(a.run, a.source, a.out, a.samples)))
 
     p = command("superres", "super-resolve images with a --condition lowres:F run: draws, mean, uncertainty")
