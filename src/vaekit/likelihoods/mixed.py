@@ -42,20 +42,30 @@ class MixedDistribution(Distribution):
         return p[..., self.lik.cat_index].masked_fill(~self.lik.cat_mask, -math.inf)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) per row in nats; x (..., D) broadcasts against the batch (e.g. (K, batch) samples)."""
+        """log p(x|z) per row in nats; x (..., D) broadcasts against the batch (e.g. (K, batch) samples).
+
+        Written on the whole row with 0/1 column weights and block matrices rather than by indexing
+        columns: CPU gathers and their backward scatters cost more than the arithmetic of a table row.
+        """
         lik = self.lik
         p, x = torch.broadcast_tensors(self.params, x)
         total = torch.zeros(p.shape[:-1], dtype=p.dtype, device=p.device)
         if lik.gauss.numel():
-            loc, scale = p[..., lik.gauss], lik.scale()
-            z = (x[..., lik.gauss] - loc) / scale
-            total = total - (0.5 * z.square() + scale.log() + 0.5 * math.log(2 * math.pi)).sum(-1)
-        if lik.bern.numel():
-            total = total - F.binary_cross_entropy_with_logits(
-                p[..., lik.bern], x[..., lik.bern], reduction="none").sum(-1)
-        if lik.cat_columns.numel():
-            chosen = (x[..., lik.cat_columns] * p[..., lik.cat_columns]).sum(-1)  # one-hot picks the logit
-            total = total + chosen - torch.logsumexp(self._category_logits(p), -1).sum(-1)
+            log_scale = lik.log_scale.clamp(min=lik.log_min_scale) @ lik.gauss_blocks  # (D,) 0 off Gaussian columns
+            z = (x - p) * torch.exp(-log_scale)
+            total = total - (0.5 * z.square() + log_scale) @ lik.gauss_weight - lik.gauss.numel() * 0.5 * math.log(
+                2 * math.pi)
+        if lik.bern.numel():  # log Bernoulli(x; sigmoid(p)) = x p - softplus(p)
+            total = total - F.softplus(p) @ lik.bern_weight
+        if lik.bern.numel() or lik.cat_columns.numel():  # x p: the Bernoulli term and the one-hot's chosen logit
+            total = total + (x * p) @ lik.picked_weight
+        if lik.cat_columns.numel():  # minus each block's logsumexp, shifted by the block's max
+            with torch.no_grad():  # each block's max (..., n_categorical), reduced over a leading dim (fast on CPU)
+                columns = p.reshape(-1, p.shape[-1]).T.contiguous()  # (D, rows)
+                top = columns.index_select(0, lik.cat_index.view(-1)).view(*lik.cat_index.shape, -1)
+                top = top.add_(lik.cat_pad.unsqueeze(-1)).amax(1).T.reshape(*p.shape[:-1], -1)
+            shifted = torch.where(lik.cat_column_mask, p - top @ lik.cat_blocks_t, -math.inf)
+            total = total - (torch.log(torch.exp(shifted) @ lik.cat_blocks) + top).sum(-1)
         return total
 
     @property
@@ -119,8 +129,25 @@ class MixedLikelihood(Likelihood):
                              persistent=False)
         self.register_buffer("cat_mask", torch.tensor(mask, dtype=torch.bool).view(len(cats), max_k),
                              persistent=False)
-        self.register_buffer("cat_columns", torch.tensor([s + j for s, w in cats for j in range(w)],
-                                                         dtype=torch.long), persistent=False)
+        cat_cols = [s + j for s, w in cats for j in range(w)]
+        self.register_buffer("cat_columns", torch.tensor(cat_cols, dtype=torch.long), persistent=False)
+        # 0/1 column weights (D,) and block matrices: (n_gaussian, D) places each Gaussian's log-scale,
+        # (D, n_categorical) sums each categorical block's columns.
+        def weight(columns):
+            return torch.zeros(width).index_fill_(0, torch.tensor(columns, dtype=torch.long), 1.0)
+
+        self.register_buffer("gauss_weight", weight(gauss), persistent=False)
+        self.register_buffer("bern_weight", weight(bern), persistent=False)
+        self.register_buffer("cat_weight", weight(cat_cols), persistent=False)
+        self.register_buffer("picked_weight", weight(bern + cat_cols), persistent=False)
+        self.register_buffer("gauss_blocks", torch.eye(width)[gauss].view(len(gauss), width), persistent=False)
+        self.register_buffer("cat_blocks", torch.zeros(width, len(cats)), persistent=False)
+        for i, (s, w) in enumerate(cats):
+            self.cat_blocks[s:s + w, i] = 1.0
+        self.register_buffer("cat_blocks_t", self.cat_blocks.T.contiguous(), persistent=False)
+        self.register_buffer("cat_column_mask", self.cat_weight.bool(), persistent=False)
+        self.register_buffer("cat_pad", torch.zeros(self.cat_mask.shape).masked_fill(~self.cat_mask, -math.inf),
+                             persistent=False)  # (n_categorical, max_k): -inf on the padding
         self.log_scale = nn.Parameter(torch.zeros(len(gauss)))
         self.log_min_scale = math.log(min_scale)
 
