@@ -16,7 +16,8 @@ EXAMPLES = {
              "  vaekit train --preset burda-mlp --data mnist --iw-samples 5 --out runs/iwae\n"
              "  vaekit train --out runs/mlp --epochs 20 --resume   # continue a stopped run\n"
              "  vaekit train --condition label --out runs/cvae     # class-conditional: vaekit sample runs/cvae --label 3\n"
-             "  vaekit train --corrupt gaussian:0.3 --out runs/dvae # denoising: vaekit denoise runs/dvae noisy.png",
+             "  vaekit train --condition noisy --corrupt gaussian:0.3 --out runs/dvae  # denoising: vaekit denoise "
+             "runs/dvae noisy.png",
     "eval": "vaekit eval runs/mlp --k 1000",
     "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16",
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
