@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from scipy.io import wavfile
 
 from vaekit.cli import main
@@ -59,6 +60,11 @@ def test_every_audio_subcommand(tones, tmp_path):
               progress=False)
     assert main(["audio", "sample", str(model), "-n", "3", "-o", str(tmp_path / "s")]) == 0
     assert len(list((tmp_path / "s").glob("sample_*.wav"))) == 3 and (tmp_path / "s" / "samples.png").exists()
+    assert main(["audio", "sample", str(model), "-n", "2", "--from", "standard", "-o", str(tmp_path / "p")]) == 0
+    assert len(list((tmp_path / "p").glob("sample_*.wav"))) == 2
+    (model / audio.LATENT_FILE).unlink()  # a model saved before the fitted sampler: N(0, I), or a clear error
+    assert audio.load(model).latent_loc is None
+    assert main(["audio", "sample", str(model), "-n", "1", "--from", "fitted", "-o", str(tmp_path / "f")]) == 2
     clip = tones / "high" / "3.wav"
     assert main(["audio", "reconstruct", str(model), str(clip), "-o", str(tmp_path / "r.wav")]) == 0
     rate, data = wavfile.read(tmp_path / "r.wav")
@@ -76,3 +82,24 @@ def test_bad_audio_inputs(tmp_path, capsys):
         read_wav(tmp_path / "bad.wav", 8000)
     assert main(["audio", "fit", str(tmp_path / "missing"), "-o", str(tmp_path / "m")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+class _FixedPosteriors(torch.nn.Module):
+    """q(z|x) = N(x, 0.5^2 I): the input is the posterior mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def encode(self, x):
+        from torch.distributions import Independent, Normal
+        return Independent(Normal(x, torch.full_like(x, 0.5)), 1)
+
+
+def test_aggregate_gaussian_is_the_moment_match_of_the_posterior_mixture():
+    from vaekit.apps.audio import aggregate_gaussian
+
+    locs = torch.tensor([[1.0, 2.0], [-1.0, 2.0], [1.0, 0.0], [-1.0, 0.0]])  # mean (0, 1), variance 1 each
+    loc, scale_tril = aggregate_gaussian(_FixedPosteriors(), locs, batch_size=3)
+    assert torch.allclose(loc, torch.tensor([0.0, 1.0]))
+    assert torch.allclose(scale_tril @ scale_tril.T, torch.eye(2) * 1.25)  # Var E[z|x] + E Var[z|x]

@@ -4,7 +4,8 @@
     vaekit audio reconstruct model/ clip.wav      vaekit audio interpolate model/ a.wav b.wav
 
 A model directory is a core run (config.json + model.safetensors) plus audio.json (the spectrogram
-format and the standardization of log-magnitudes). The core's conv networks and Gaussian likelihood
+format and the standardization of log-magnitudes) and latent_gaussian.safetensors (a Gaussian fitted to
+the aggregate posterior, which `sample` draws from). The core's conv networks and Gaussian likelihood
 do the modelling; this module only converts between sound and spectrogram images.
 """
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 
 AUDIO_FILE = "audio.json"
+LATENT_FILE = "latent_gaussian.safetensors"
+SAMPLE_FROM = ("fitted", "standard")
 
 
 @dataclass
@@ -28,6 +31,8 @@ class AudioModel:
     format: object  # SpectrogramFormat
     mean: float  # standardization of natural-log magnitudes
     std: float
+    latent_loc: object = None  # (latent,) mean of the Gaussian fitted to the aggregate posterior; None: not fitted
+    latent_scale_tril: object = None  # (latent, latent) Cholesky factor of its covariance
 
     def to_spectrogram(self, images) -> np.ndarray:
         import numpy as np
@@ -44,6 +49,21 @@ class AudioModel:
         with torch.no_grad():
             return self.to_spectrogram(self.run.vae.decode_mean(z).cpu().numpy())
 
+    def draw_latents(self, n: int, generator=None, source: str | None = None):
+        """n latents (n, latent) from the Gaussian fitted to the aggregate posterior (source='fitted', the
+        default when the model has one) or from the VAE's prior N(0, I) (source='standard')."""
+        import torch
+
+        from ..errors import ConfigError
+
+        if source not in (None, *SAMPLE_FROM):
+            raise ConfigError(f"unknown latent source '{source}': use one of {', '.join(SAMPLE_FROM)}")
+        if source == "fitted" and self.latent_loc is None:
+            raise ConfigError(f"this model has no {LATENT_FILE}: sample with --from standard, or retrain it")
+        eps = torch.randn(n, self.run.vae.latent_dim, generator=generator)  # (n, latent)
+        z = eps if source == "standard" or self.latent_loc is None else self.latent_loc + eps @ self.latent_scale_tril.T
+        return z.to(next(self.run.vae.parameters()).device)
+
     def encode_clips(self, clips: np.ndarray):
         """Clips (N, samples) -> posterior means (N, latent)."""
         import torch
@@ -55,13 +75,30 @@ class AudioModel:
             return self.run.vae.encode(x.to(next(self.run.vae.parameters()).device)).mean
 
 
+def aggregate_gaussian(vae, x, batch_size: int = 256):
+    """Moment-matched Gaussian of the aggregate posterior q(z) = mean over x of q(z|x), for model inputs
+    x (N, ...): returns loc (latent,) and scale_tril (latent, latent). Decoding draws from it rather than
+    from N(0, I) is ex-post density estimation (Ghosh et al. 2020, 'From variational to deterministic
+    autoencoders', sec. 4): it keeps samples where the decoder was trained when q(z) does not fill the prior."""
+    import torch
+
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        qz = [vae.encode(chunk.to(device)) for chunk in torch.as_tensor(x).split(batch_size)]
+    loc = torch.cat([q.mean for q in qz]).cpu()  # (N, latent)
+    variance = torch.cat([q.variance for q in qz]).cpu()
+    # Law of total covariance: Cov E[z|x] + E Var[z|x].
+    covariance = torch.cov(loc.T, correction=0).reshape(loc.shape[1], -1) + torch.diag(variance.mean(0))
+    return loc.mean(0), torch.linalg.cholesky(covariance)
+
+
 def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int = 30, latent_dim: int = 32,
               conv_channels=(32, 64, 128), batch_size: int = 64, seed: int = 0, progress: bool = True, **options):
     """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel."""
     import numpy as np
 
     from .. import runs
-    from ..checkpoint import write_json
+    from ..checkpoint import save_tensors, write_json
     from ..data.audio import SpectrogramFormat, spectrogram
 
     fmt = fmt or SpectrogramFormat()
@@ -71,9 +108,12 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     run = runs.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
                      likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
                      seed=seed, progress=progress, **options)
+    run.vae.eval()
+    latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)
     if out is not None:
         write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
-    return AudioModel(run, fmt, mean, std)
+        save_tensors(Path(out) / LATENT_FILE, {"loc": latent_loc, "scale_tril": latent_scale_tril})
+    return AudioModel(run, fmt, mean, std, latent_loc, latent_scale_tril)
 
 
 def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_seconds: float = 0.768, **options):
@@ -89,12 +129,15 @@ def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_secon
 
 def load(path: str | Path) -> AudioModel:
     from .. import runs
-    from ..checkpoint import read_json
+    from ..checkpoint import load_tensors, read_json
     from ..data.audio import SpectrogramFormat
 
     run = runs.load_run(path)
     saved = read_json(Path(path) / AUDIO_FILE)
-    return AudioModel(run, SpectrogramFormat(**saved["format"]), saved["mean"], saved["std"])
+    # Models saved before the fitted sampler existed have no LATENT_FILE and sample from N(0, I).
+    latent = load_tensors(Path(path) / LATENT_FILE) if (Path(path) / LATENT_FILE).exists() else {}
+    return AudioModel(run, SpectrogramFormat(**saved["format"]), saved["mean"], saved["std"],
+                      latent.get("loc"), latent.get("scale_tril"))
 
 
 def _pictures(path: Path, spectrograms: np.ndarray, columns: int) -> Path:
@@ -115,8 +158,10 @@ def _to_wavs(model: AudioModel, spectrograms: np.ndarray, out: Path, stem: str) 
     return [write_wav(out / f"{stem}_{i}.wav", clip, model.format.sample_rate) for i, clip in enumerate(audio)]
 
 
-def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed: int = 0) -> list[Path]:
-    """Decode n draws from the prior to WAV files and a spectrogram grid (`vaekit audio sample`)."""
+def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed: int = 0,
+           source: str | None = None) -> list[Path]:
+    """Decode n latent draws to WAV files and a spectrogram grid (`vaekit audio sample`); source is
+    'fitted' (the aggregate-posterior Gaussian, the default when saved) or 'standard' (N(0, I))."""
     import torch
 
     from ..errors import ConfigError
@@ -124,9 +169,7 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
     if n < 1:
         raise ConfigError(f"-n must be a positive integer, got {n}")
     model, out = load(path), Path(out)
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.run.vae.latent_dim, generator=generator).to(next(model.run.vae.parameters()).device)
-    spectrograms = model.decode(z)
+    spectrograms = model.decode(model.draw_latents(n, torch.Generator().manual_seed(seed), source))
     return [*_to_wavs(model, spectrograms, out, "sample"), _pictures(out / "samples.png", spectrograms, min(n, 8))]
 
 
@@ -188,7 +231,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("-n", type=int, default=8)
     p.add_argument("-o", "--out", default="audio_samples", help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=lambda a: tuple(sample(a.model, a.n, a.out, a.seed)))
+    p.add_argument("--from", dest="source", choices=SAMPLE_FROM,
+                   help="latent draws: fitted (a Gaussian fitted to the training clips' posteriors; the default "
+                   "when the model has one) or standard (the prior N(0, I))")
+    p.set_defaults(handler=lambda a: tuple(sample(a.model, a.n, a.out, a.seed, a.source)))
 
     p = verbs.add_parser("reconstruct", help="encode and decode one clip",
                          **example("vaekit audio reconstruct runs/audio clip.wav -o clip_vae.wav"))
