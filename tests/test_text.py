@@ -44,7 +44,7 @@ def model_dir(tmp_path_factory):
     (folder / "corpus.txt").write_text("\n".join(corpus()) + "\n")
     out = folder / "model"
     assert main(["text", "fit", str(folder / "corpus.txt"), "-o", str(out), "--epochs", "2", "--kl-schedule",
-                 "cyclical", "--kl-cycles", "2", *TINY]) == 0
+                 "cyclical", "--kl-cycles", "2", "--bow-weight", "0.5", *TINY]) == 0
     return out
 
 
@@ -82,10 +82,10 @@ def test_readers(tmp_path):
 
 
 # -- the sequence likelihood -----------------------------------------------------------------------
-def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9):
+def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9, bow_weight: float = 0.0):
     torch.manual_seed(0)
-    return build_text_vae(TextConfig(embed_dim=8, hidden=12, latent_dim=3, max_len=6, word_dropout=word_dropout),
-                          vocab).eval()
+    return build_text_vae(TextConfig(embed_dim=8, hidden=12, latent_dim=3, max_len=6, word_dropout=word_dropout,
+                                     bow_weight=bow_weight), vocab).eval()
 
 
 def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -143,6 +143,48 @@ def test_word_dropout_only_in_training():
         dropped = network.log_prob(x, z)
     assert torch.allclose(evaluated, evaluated[0].expand(8))  # identical rows score the same ...
     assert not torch.allclose(dropped, dropped[0].expand(8))  # ... unless inputs were dropped to <unk>
+
+
+def test_bag_of_words_loss():
+    """Zhao et al. (2017): a proper log-probability of the words given z, added with its weight in
+    training only; weight 0 is the old objective exactly; its gradient reaches z (and the encoder)."""
+    x = torch.tensor([[5, 6, 5, EOS, PAD], [8, EOS, PAD, PAD, PAD]])
+    plain, bow = _tiny_vae(), _tiny_vae(bow_weight=2.0)
+    network, z = bow.likelihood.network, torch.randn(2, 3)
+    with torch.no_grad():
+        assert _tiny_vae(bow_weight=0.0).likelihood.network.bow is None
+        log_p = torch.log_softmax(network.bow(z), -1)  # (batch, vocab)
+        torch.testing.assert_close(log_p.exp().sum(-1), torch.ones(2))  # one categorical per sentence
+        expected = torch.stack([2 * log_p[0, 5] + log_p[0, 6], log_p[1, 8]])  # <eos> and <pad> not words
+        torch.testing.assert_close(network.bag_of_words_log_prob(x, z), expected)
+        # = the multinomial over word counts less its log multinomial coefficient (word order ignored)
+        counts = torch.zeros(9).index_add_(0, torch.tensor([5, 6, 5]), torch.ones(3))
+        multinomial = torch.distributions.Multinomial(3, logits=network.bow(z[0])).log_prob(counts)
+        torch.testing.assert_close(expected[0], multinomial - math.log(math.factorial(3) / math.factorial(2)))
+        # eval mode scores the sentence alone (reported NLL/PPL stay honest); training adds the weighted term
+        sentence = network.log_prob(x, z)
+        torch.testing.assert_close(sentence, plain.likelihood.network.log_prob(x, z))
+        network.train()
+        torch.testing.assert_close(network.log_prob(x, z), sentence + 2.0 * expected)
+    # weight 0 is the old loss exactly: the shared parameters are the same, and so is the training loss
+    shared = {k: v for k, v in bow.state_dict().items() if ".bow." not in k}
+    assert shared.keys() == plain.state_dict().keys()
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in shared.items())
+    network.bow_weight = 0.0
+    losses = []
+    for vae in (plain, bow):
+        torch.manual_seed(3)
+        losses.append(vae.train().loss(x, beta=0.5, free_bits=0.1).loss)
+    torch.testing.assert_close(losses[0], losses[1])
+    network.bow_weight = 2.0
+    # the gradient of the term reaches z and, through it, the encoder
+    z = torch.randn(2, 3, requires_grad=True)
+    network.bag_of_words_log_prob(x, z).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    bow.train().loss(x).loss.backward()
+    assert network.bow[0].weight.grad.abs().sum() > 0 and bow.encoder.out.weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="bow-weight"):
+        TextConfig(bow_weight=-1.0).validate()
 
 
 # -- decoding and schedules ------------------------------------------------------------------------
@@ -213,8 +255,19 @@ def test_cli_every_subcommand(model_dir, tmp_path, capsys):
 def test_model_round_trip(model_dir):
     model = load_text_model(model_dir)
     assert isinstance(model.vae.likelihood, CategoricalSequence) and model.vocabulary.level == "word"
+    assert model.config.bow_weight == 0.5 and model.vae.likelihood.network.bow is not None
     sentence = ["the film was good and great"]
     assert app.reconstruct(model, sentence) == app.reconstruct(model_dir, sentence)
+
+
+def test_models_saved_before_bow_weight_still_load(tmp_path):
+    app.fit(corpus(60), tmp_path / "m", log=lambda line: None, epochs=1, embed_dim=8, hidden=12, latent_dim=3,
+            progress=False, device="cpu")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    del meta["text"]["bow_weight"]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    model = load_text_model(tmp_path / "m")
+    assert model.config.bow_weight == 0.0 and model.vae.likelihood.network.bow is None
 
 
 def test_typed_errors(model_dir, tmp_path, capsys):

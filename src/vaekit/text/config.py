@@ -23,6 +23,9 @@ class TextConfig:
     latent_dim: int = option(32, "size of z (Bowman et al. used 13 with an LSTM of 191)")
     word_dropout: float = option(0.25, "probability of replacing a decoder input word by <unk> in training, "
                                        "against posterior collapse (Bowman et al. 2016, sec. 3.1)")
+    bow_weight: float = option(0.0, "weight of the bag-of-words loss -log p(words of x | z) added in training "
+                                    "(Zhao et al. 2017): z must encode the content words; reported NLL/PPL "
+                                    "score the sentence alone")
     kl_schedule: str = option("linear", "linear: warm up over --kl-warmup epochs; cyclical: --kl-cycles "
                                         "ramps of beta from 0 over half a cycle each (Fu et al. 2019)")
     kl_cycles: int = option(4, "cycles of the cyclical KL schedule over the whole run")
@@ -38,6 +41,8 @@ class TextConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.max_len < 2:
             raise ConfigError(f"--max-len must be at least 2 (a token and <eos>), got {self.max_len}")
+        if self.bow_weight < 0:
+            raise ConfigError(f"--bow-weight must be >= 0, got {self.bow_weight}")
         if not 0 <= self.word_dropout < 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("--word-dropout and --val-fraction must lie in [0, 1)")
 

@@ -39,7 +39,8 @@ def cyclical_beta(beta: float, total_steps: int, cycles: int, ramp: float = 0.5)
 def build_text_vae(config: TextConfig, vocab_size: int) -> VAE:
     """The sentence VAE: z passes through the VAE's decoder slot to the likelihood's GRU decoder."""
     encoder = SentenceEncoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim)
-    network = SentenceDecoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.word_dropout)
+    network = SentenceDecoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.word_dropout,
+                              config.bow_weight)
     return VAE(encoder, nn.Identity(), CategoricalSequence(network, config.max_len), StandardNormal(config.latent_dim))
 
 
@@ -78,7 +79,9 @@ def load_text_model(path: str | Path, device: str = "cpu") -> TextModel:
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path} holds a '{meta.get('kind', 'image')}' model, not a text VAE: "
                               "pass a folder written by 'vaekit text fit'")
-    config, train = from_dict(TextConfig, meta["text"]), from_dict(TrainConfig, meta["train"])
+    # Models saved before bow_weight existed were trained without it (and have no bag-of-words head).
+    config = from_dict(TextConfig, {"bow_weight": 0.0, **meta["text"]})
+    train = from_dict(TrainConfig, meta["train"])
     vocabulary = load_vocabulary(path / VOCAB_FILE)
     vae = build_text_vae(config, len(vocabulary))
     load_weights(vae, path / MODEL_FILE)

@@ -3,7 +3,9 @@
 SentenceEncoder: token ids (batch, T) -> (batch, 2 * latent_dim), the loc and log-variance of q(z|x).
 SentenceDecoder: the autoregressive p(x_t | x_<t, z). z sets the initial GRU state and is fed with
 every input word; teacher forcing in training, with word dropout on the inputs. latent_dim=0 makes
-it a plain GRU language model (the baseline of the same size).
+it a plain GRU language model (the baseline of the same size). bow_weight > 0 adds, in training only,
+the bag-of-words loss of Zhao, Zhao & Eskenazi (2017): an MLP from z alone must predict
+the sentence's words, which makes z carry the content words and resists KL vanishing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .vocab import BOS, PAD, UNK
+from .vocab import BOS, EOS, PAD, UNK
 
 # Decoder output rows (tokens) per output-layer chunk: bounds the (rows, vocab) logits held at once.
 _TOKEN_CHUNK = 4096
@@ -37,15 +39,20 @@ class SentenceEncoder(nn.Module):
 
 class SentenceDecoder(nn.Module):
     """GRU decoder over a vocabulary. Scoring uses the full softmax (the model learns to give <pad> and
-    <bos> no mass); generation never emits them."""
+    <bos> no mass); generation never emits them. With bow_weight > 0 (and a latent), training-mode
+    log_prob adds bow_weight * bag_of_words_log_prob; eval mode scores the sentence alone."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0,
+                 bow_weight: float = 0.0):
         super().__init__()
-        self.vocab_size, self.latent_dim, self.word_dropout = vocab_size, latent_dim, word_dropout
+        self.vocab_size, self.latent_dim = vocab_size, latent_dim
+        self.word_dropout, self.bow_weight = word_dropout, bow_weight
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.rnn = nn.GRU(embed_dim + latent_dim, hidden, batch_first=True)
         self.init = nn.Linear(latent_dim, hidden) if latent_dim else None
         self.out = nn.Linear(hidden, vocab_size)
+        self.bow = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, vocab_size)) \
+            if bow_weight > 0 and latent_dim else None
         never = torch.zeros(vocab_size, dtype=torch.bool)
         never[[PAD, BOS]] = True
         self.register_buffer("never", never, persistent=False)
@@ -62,10 +69,18 @@ class SentenceDecoder(nn.Module):
             return emb
         return torch.cat([emb, z.unsqueeze(1).expand(-1, tokens.shape[1], -1)], -1)
 
+    def bag_of_words_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(words of x | z) = sum over x's tokens but <eos> of log softmax(MLP(z))[token], nats per
+        sentence (batch,): each word an independent draw from one categorical given z, order ignored
+        (the xBOW loss of Zhao, Zhao & Eskenazi 2017)."""
+        log_p = F.log_softmax(self.bow(z), -1)  # (batch, vocab)
+        words = (x != PAD) & (x != EOS)
+        return log_p.gather(1, x).masked_fill(~words, 0.0).sum(1)
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x|z) per sentence (batch,) in nats, by teacher forcing; x (batch, T) ends each
-        sentence with <eos> then <pad> (masked). In training mode, inputs are word-dropped to <unk>."""
+        sentence with <eos> then <pad> (masked). In training mode, inputs are word-dropped to <unk> and
+        the weighted bag-of-words term is added (a training objective, not a likelihood)."""
         inputs = torch.cat([torch.full_like(x[:, :1], BOS), x[:, :-1]], 1)  # (batch, T)
         if self.training and self.word_dropout > 0:
             drop = (torch.rand(inputs.shape, device=x.device) < self.word_dropout) & (inputs != PAD)
@@ -76,7 +91,10 @@ class SentenceDecoder(nn.Module):
         rows, targets = states[mask], x[mask]  # (tokens, hidden), (tokens,)
         token_lp = torch.cat([-F.cross_entropy(self.out(rows[i:i + _TOKEN_CHUNK]), targets[i:i + _TOKEN_CHUNK],
                                                reduction="none") for i in range(0, len(rows), _TOKEN_CHUNK)])
-        return states.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)
+        log_px = states.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)
+        if self.training and self.bow is not None:
+            log_px = log_px + self.bow_weight * self.bag_of_words_log_prob(x, z)
+        return log_px
 
     def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor | None = None):
         """One generation step: tokens (batch,), state (1, batch, hidden) -> logits (batch, vocab), state."""
