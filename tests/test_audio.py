@@ -52,6 +52,21 @@ def test_spectrogram_peaks_at_the_tone_and_griffin_lim_round_trips(tones):
     assert log_spectral_distance(spec[:4], spec[:4]) == 0.0
 
 
+def test_fast_griffin_lim_recovers_chirps_and_its_momentum_helps():
+    """Perraudin et al.'s fast Griffin-Lim (momentum 0.99) on exact magnitudes of gliding harmonic tones:
+    near-exact (spectral convergence < 0.05; 0.03 here), better than plain Griffin-Lim (momentum 0,
+    about 0.10) and than an over-driven momentum (about 0.26, the coefficient applied without the
+    1 / (1 + momentum) scaling)."""
+    fmt = SpectrogramFormat()  # the app's default: 0.768 s at 8 kHz, n_fft 256, hop 64
+    t = np.arange(fmt.clip_samples) / fmt.sample_rate
+    envelope = np.exp(-((t - 0.35) / 0.15) ** 2)
+    clips = np.stack([0.5 * envelope * (np.sin(2 * np.pi * (f0 * t + 400 * t ** 2)) + 0.5 * np.sin(6 * np.pi * f0 * t))
+                      for f0 in (220.0, 330.0, 500.0)]).astype(np.float32)
+    spec = spectrogram(clips, fmt)
+    error = {m: spectral_convergence(spec, spectrogram(griffin_lim(spec, fmt, momentum=m), fmt)) for m in (0.99, 0.0, 99.0)}
+    assert error[0.99] < 0.05 and error[0.99] < error[0.0] < error[99.0]
+
+
 def test_every_audio_subcommand(tones, tmp_path):
     model = tmp_path / "model"
     from vaekit.apps import audio
