@@ -199,12 +199,23 @@ def _resumed_configs(out: Path | None, options: dict):
         raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new run")
     saved = load_run(out, device="cpu", weights=False)
     allowed = {"epochs", "device", "progress", "early_stopping", "time_limit"}
-    changed = set(options) - allowed - {"data"}
+    # Repeating a saved value is not a change (the demo resumes with the options it started with).
+    changed = {key for key, value in options.items() if key not in allowed | {"data"}
+               and _saved_option(saved, key) != (tuple(value) if isinstance(value, list) else value)}
     if changed:
         raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} "
                           f"may change (got {', '.join(sorted(changed))})")
     train_cfg = dataclasses.replace(saved.train, **{k: v for k, v in options.items() if k in allowed})
     return saved.model, train_cfg, saved.data
+
+
+def _saved_option(saved: Run, key: str):
+    """The saved value of a ModelConfig, TrainConfig or DataConfig field (None if no config has it)."""
+    for config in (saved.model, saved.train, saved.data):
+        if key in {f.name for f in dataclasses.fields(config)}:
+            value = getattr(config, key)
+            return tuple(value) if isinstance(value, list) else value
+    return None
 
 
 def _tensorboard_logger(out: Path | None):
