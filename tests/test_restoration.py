@@ -257,6 +257,7 @@ def test_user_mistakes_are_one_line_errors(runs, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert err.startswith("vaekit: error: ") and "\n" not in err and message in err, (argv, err)
+    assert not (tmp_path / "w").exists()  # the refused noisy run wrote nothing
     with pytest.raises(DataError, match="labelled"):
         from vaekit import runs as api
         api.train(None, data=np.random.default_rng(0).random((40, 1, 8, 8)), condition="label", epochs=1,

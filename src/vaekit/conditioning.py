@@ -86,9 +86,6 @@ class LowResCondition(nn.Module):
         return downscale(x, self.factor)
 
 
-NOISY_NEEDS_CORRUPTION = "--condition noisy needs --corrupt (e.g. gaussian:0.2): the noise the model learns to remove"
-
-
 class NoisyCondition(nn.Module):
     """A corrupted copy of the image (batch, *data_shape) as planes: the condition of conditional
     denoising, p(x_clean | z, x_noisy) with q(z | x_clean, x_noisy). The data source draws the
@@ -196,7 +193,8 @@ class PairedData:
         if c is not None and len(c) != len(x):
             raise DataError(f"{len(x)} examples but {len(c)} conditions: give one condition per example")
         if corrupt_condition and (corruption is None or c is not None):
-            raise ConfigError(NOISY_NEEDS_CORRUPTION)
+            raise ConfigError("--condition noisy needs --corrupt (e.g. gaussian:0.2): the noise the model "
+                              "learns to remove")
         self.x, self.c, self.corruption, self.target, self.binarize = x, c, corruption, target, binarize
         self.corrupt_condition = corrupt_condition
 

@@ -142,10 +142,6 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
         if out is not None and (out / CONFIG_FILE).exists() and is_main_process():
             raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    if model_cfg.condition == "noisy" and data_cfg.corrupt == "none":
-        from .conditioning import NOISY_NEEDS_CORRUPTION
-
-        raise ConfigError(NOISY_NEEDS_CORRUPTION)
     splits = load_splits(data_cfg, train_cfg.seed, arrays)
     if len(splits.x_train) == 0:
         raise DataError("the training set is empty: give more data or a smaller --val-fraction")
@@ -190,7 +186,8 @@ def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | 
     if vae.condition is None and corruption is None:
         return x
     c = None if vae.condition is None else vae.condition.from_data(x, y)
-    paired = PairedData(x, c, corruption, binarize=binarize, corrupt_condition=getattr(vae.condition, "corrupts", False))
+    paired = PairedData(x, c, corruption, binarize=binarize,
+                        corrupt_condition=getattr(vae.condition, "corrupts", False))
     return paired if seed is None else paired.fixed(seed)
 
 
@@ -201,7 +198,7 @@ def _resumed_configs(out: Path | None, options: dict):
     allowed = {"epochs", "device", "progress", "early_stopping", "time_limit"}
     # Repeating a saved value is not a change (the demo resumes with the options it started with).
     changed = {key for key, value in options.items() if key not in allowed | {"data"}
-               and _saved_option(saved, key) != (tuple(value) if isinstance(value, list) else value)}
+               and _saved_option(saved, key) != _hashable(value)}
     if changed:
         raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} "
                           f"may change (got {', '.join(sorted(changed))})")
@@ -213,9 +210,13 @@ def _saved_option(saved: Run, key: str):
     """The saved value of a ModelConfig, TrainConfig or DataConfig field (None if no config has it)."""
     for config in (saved.model, saved.train, saved.data):
         if key in {f.name for f in dataclasses.fields(config)}:
-            value = getattr(config, key)
-            return tuple(value) if isinstance(value, list) else value
+            return _hashable(getattr(config, key))
     return None
+
+
+def _hashable(value):
+    """Lists as tuples, so a JSON-loaded (512, 256) equals the (512, 256) a caller passes."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _tensorboard_logger(out: Path | None):

@@ -108,8 +108,7 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     run = runs.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
                      likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
                      seed=seed, progress=progress, **options)
-    run.vae.eval()
-    latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)
+    latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)  # train() returns the model in eval mode
     if out is not None:
         write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
         save_tensors(Path(out) / LATENT_FILE, {"loc": latent_loc, "scale_tril": latent_scale_tril})

@@ -64,7 +64,7 @@ class MixedDistribution(Distribution):
                 columns = p.reshape(-1, p.shape[-1]).T.contiguous()  # (D, rows)
                 top = columns.index_select(0, lik.cat_index.view(-1)).view(*lik.cat_index.shape, -1)
                 top = top.add_(lik.cat_pad.unsqueeze(-1)).amax(1).T.reshape(*p.shape[:-1], -1)
-            shifted = torch.where(lik.cat_column_mask, p - top @ lik.cat_blocks_t, -math.inf)
+            shifted = torch.where(lik.cat_column_mask, p - top @ lik.cat_blocks.T, -math.inf)
             total = total - (torch.log(torch.exp(shifted) @ lik.cat_blocks) + top).sum(-1)
         return total
 
@@ -138,14 +138,12 @@ class MixedLikelihood(Likelihood):
 
         self.register_buffer("gauss_weight", weight(gauss), persistent=False)
         self.register_buffer("bern_weight", weight(bern), persistent=False)
-        self.register_buffer("cat_weight", weight(cat_cols), persistent=False)
         self.register_buffer("picked_weight", weight(bern + cat_cols), persistent=False)
         self.register_buffer("gauss_blocks", torch.eye(width)[gauss].view(len(gauss), width), persistent=False)
         self.register_buffer("cat_blocks", torch.zeros(width, len(cats)), persistent=False)
         for i, (s, w) in enumerate(cats):
             self.cat_blocks[s:s + w, i] = 1.0
-        self.register_buffer("cat_blocks_t", self.cat_blocks.T.contiguous(), persistent=False)
-        self.register_buffer("cat_column_mask", self.cat_weight.bool(), persistent=False)
+        self.register_buffer("cat_column_mask", weight(cat_cols).bool(), persistent=False)
         self.register_buffer("cat_pad", torch.zeros(self.cat_mask.shape).masked_fill(~self.cat_mask, -math.inf),
                              persistent=False)  # (n_categorical, max_k): -inf on the padding
         self.log_scale = nn.Parameter(torch.zeros(len(gauss)))
