@@ -4,9 +4,9 @@
       Fashion-MNIST (60k train / 10k test, pixels in [0, 1], Bernoulli), Adam 1e-3, batch 128: samples/s,
       seconds per epoch, peak memory, and after each listed epoch count the test -ELBO and IWAE NLL (nats).
       The run is trained to the first count, evaluated, resumed (exactly) to the next, and so on.
-  python -m benchmarks.core burda --objective elbo|iwae5 --minutes 55
+  python -m benchmarks.core burda --objective elbo|iwae5 --minutes 55 [--epochs N --lr-schedule cosine]
       Dynamically binarized MNIST, the MLP of Burda et al. (784-200-200-50, tanh), trained for at most the
-      given minutes, then test NLL with k = 5000.
+      given minutes (and N epochs, over which a learning-rate schedule falls), then test NLL with k = 5000.
 """
 
 from __future__ import annotations
@@ -64,18 +64,21 @@ def burda(args) -> None:
 
     out = args.out or tempfile.mkdtemp(prefix=f"bench-burda-{args.objective}-")
     iw = 5 if args.objective == "iwae5" else 1
-    run = vaekit.train(out, data="mnist", preset="burda-mlp", iw_samples=iw, epochs=100_000, val_fraction=0.0,
-                       time_limit=args.minutes, batch_size=args.batch_size, progress=False, seed=0)
+    run = vaekit.train(out, data="mnist", preset="burda-mlp", iw_samples=iw, epochs=args.epochs, val_fraction=0.0,
+                       time_limit=args.minutes, batch_size=args.batch_size, progress=False, seed=0,
+                       lr_schedule=args.lr_schedule, lr_end_factor=args.lr_end_factor)
     started = time.perf_counter()
     result = vaekit.evaluate(run, k=5000, progress=False)
     row = {"objective": args.objective, "epochs": len(run.history), **_timing(run.history),
            "test_neg_elbo": result.neg_elbo, "test_nll_k5000": result.nll, "active_units": result.active_units,
            "eval_seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
-           "threads": torch.get_num_threads(), "batch_size": args.batch_size}
+           "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+           "lr_schedule": args.lr_schedule, "lr_end_factor": args.lr_end_factor, "planned_epochs": args.epochs}
     print(markdown_table([row], [("objective", "objective", ""), ("epochs", "epochs", ""),
                                  ("train_seconds", "train s", ",.0f"), ("test_neg_elbo", "test -ELBO", ".2f"),
                                  ("test_nll_k5000", "test NLL (k=5000)", ".2f"), ("active_units", "active", "")]))
-    write_results(f"core_burda_{args.objective}", {"row": row, "history": run.history})
+    suffix = "" if args.lr_schedule == "constant" else f"_{args.lr_schedule}"
+    write_results(f"core_burda_{args.objective}{suffix}", {"row": row, "history": run.history})
 
 
 def main() -> None:
@@ -92,6 +95,9 @@ def main() -> None:
     p.add_argument("--objective", choices=("elbo", "iwae5"), required=True)
     p.add_argument("--minutes", type=float, default=55)
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=100_000, help="epochs (default: as many as --minutes allow)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "exponential"), default="constant")
+    p.add_argument("--lr-end-factor", type=float, default=0.01)
     p.add_argument("--out", default=None)
     p.set_defaults(handler=burda)
     args = parser.parse_args()

@@ -20,11 +20,19 @@ def _weights(path):
     return load_file(str(path / "model.safetensors"))
 
 
-@pytest.mark.parametrize("network", ["mlp", "conv"])
-def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, network):
-    options = dict(TINY, network=network, conv_channels=(4, 8))
+@pytest.mark.parametrize("network, schedule", [("mlp", "constant"), ("conv", "constant"), ("mlp", "cosine")])
+def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypatch, network, schedule):
+    options = dict(TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule)
     straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **options)
-    runs.train(tmp_path / "b", epochs=2, binarize="dynamic", **options)
+    # Killed after its second checkpoint (a schedule spans --epochs, so the run must be the same one).
+    with monkeypatch.context() as patch:
+        def save_then_die(trainer, save=Trainer.save_checkpoint):
+            save(trainer)
+            if trainer.epoch == 2:
+                raise KeyboardInterrupt
+        patch.setattr(Trainer, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            runs.train(tmp_path / "b", epochs=4, binarize="dynamic", **options)
     resumed = runs.train(tmp_path / "b", epochs=4, resume=True, progress=False)
     drop = ("epoch_seconds", "samples_per_s")
     strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731
@@ -68,6 +76,26 @@ def test_early_stopping_stops_and_keeps_the_best_weights(tmp_path):
 def test_kl_warmup_ramps_linearly_to_beta():
     trainer = Trainer(torch.nn.Linear(1, 1), TrainConfig(beta=2.0, kl_warmup=2, progress=False))
     assert [trainer.kl_weight(step, steps_per_epoch=10) for step in (0, 9, 19, 50)] == [0.1, 1.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize("schedule, middle", [("cosine", 0.5 * (1 + 0.01)), ("exponential", 0.1)])
+def test_learning_rate_schedules_fall_from_lr_to_the_end_factor(schedule, middle):
+    config = TrainConfig(epochs=3, lr=2e-3, lr_schedule=schedule, lr_end_factor=0.01, progress=False)
+    trainer = Trainer(torch.nn.Linear(1, 1), config)
+    rates = [trainer.learning_rate(step, steps_per_epoch=11) for step in range(33)]
+    assert rates[0] == pytest.approx(2e-3) and rates[-1] == pytest.approx(2e-5)
+    assert rates[16] == pytest.approx(2e-3 * middle)  # step 16 of 0..32 is halfway
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    constant = Trainer(torch.nn.Linear(1, 1), TrainConfig(lr=2e-3, progress=False))
+    assert constant.learning_rate(20, steps_per_epoch=11) == 2e-3
+
+
+def test_a_cosine_run_logs_its_falling_learning_rate(tmp_path):
+    run = runs.train(tmp_path / "r", epochs=3, lr_schedule="cosine", lr_end_factor=0.1, **TINY)
+    rates = [row["lr"] for row in run.history]
+    assert rates[0] < 1e-3 and rates[-1] == pytest.approx(1e-4) and rates[0] > rates[1] > rates[2]
+    with pytest.raises(ConfigError, match="--lr-schedule must be one of"):
+        runs.train(tmp_path / "bad", epochs=1, lr_schedule="step", **TINY)
 
 
 def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):

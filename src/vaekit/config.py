@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from .errors import ConfigError
 
 FORMAT_VERSION = 1
+LR_SCHEDULES = ("constant", "cosine", "exponential")
 
 
 def option(default, help: str, cli: bool = True, short: str | None = None):
@@ -54,6 +55,9 @@ class TrainConfig:
     epochs: int = option(10, "passes over the training set")
     batch_size: int = option(128, "examples per gradient step")
     lr: float = option(1e-3, "Adam learning rate")
+    lr_schedule: str = option("constant", "constant, cosine or exponential: the learning rate falls step by step "
+                                          "from --lr to --lr-end-factor x --lr over --epochs")
+    lr_end_factor: float = option(0.01, "the last step's learning rate as a fraction of --lr (cosine, exponential)")
     weight_decay: float = option(0.0, "L2 penalty in Adam, against overfitting")
     beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 is the true ELBO")
     kl_warmup: float = option(0.0, "epochs over which the KL weight rises linearly from 0 to beta (against KL vanishing)")
@@ -73,6 +77,10 @@ class TrainConfig:
             _positive(self, name)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{self.lr_schedule}'")
+        if not 0 < self.lr_end_factor <= 1:
+            raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
         for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping", "time_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")

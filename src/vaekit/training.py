@@ -144,6 +144,17 @@ class Trainer:
         warmup_steps = self.config.kl_warmup * steps_per_epoch
         return self.config.beta * (min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0)
 
+    def learning_rate(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of global step `step`: a function of the step alone, so resuming needs no
+        scheduler state. cosine and exponential fall from lr to lr * lr_end_factor at the last step."""
+        cfg = self.config
+        progress = min(1.0, step / max(1, cfg.epochs * steps_per_epoch - 1))
+        if cfg.lr_schedule == "cosine":
+            return cfg.lr * (cfg.lr_end_factor + (1 - cfg.lr_end_factor) * (1 + math.cos(math.pi * progress)) / 2)
+        if cfg.lr_schedule == "exponential":
+            return cfg.lr * cfg.lr_end_factor ** progress
+        return cfg.lr
+
     def fit(self, x_train, x_val=None) -> list[dict]:
         """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
 
@@ -176,7 +187,12 @@ class Trainer:
                 batch = x_train[share].to(self.device, non_blocking=True)
                 if self.dynamic_binarization:
                     batch = binarize(batch)
-                beta = self.kl_weight(self.epoch * steps_per_epoch + step, steps_per_epoch)
+                global_step = self.epoch * steps_per_epoch + step
+                beta = self.kl_weight(global_step, steps_per_epoch)
+                if cfg.lr_schedule != "constant":
+                    lr = self.learning_rate(global_step, steps_per_epoch)
+                    for param_group in self.optimizer.param_groups:
+                        param_group["lr"] = lr
                 out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = out.loss * group.loss_scale(count, len(index)) if group.distributed else out.loss
@@ -203,7 +219,7 @@ class Trainer:
                 self._diverged(steps_per_epoch)
             self.epoch += 1
             row = {"epoch": self.epoch, "loss": loss, "reconstruction": reconstruction, "kl": kl, "beta": beta,
-                   "epoch_seconds": seconds, "samples_per_s": n / seconds}
+                   "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "samples_per_s": n / seconds}
             if x_val is not None:
                 self.vae.eval()
                 row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(
