@@ -168,6 +168,38 @@ def test_transformer_bad_input_gets_clear_errors_or_documented_handling():
     assert {c.name: c.kind for c in TableTransformer.fit(df, categorical=["count"]).columns}["count"] == "categorical"
 
 
+def test_dp_mixture_is_sklearns_bayesian_gaussian_mixture():
+    from sklearn.mixture import BayesianGaussianMixture
+
+    from vaekit.tabular.modes import fit_dp_mixture
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(-5, 1, 300), rng.normal(10, 2, 200), rng.normal(30, 0.5, 100)])
+    gm = BayesianGaussianMixture(n_components=6, weight_concentration_prior_type="dirichlet_process",
+                                 weight_concentration_prior=0.001, max_iter=100, random_state=3,
+                                 covariance_type="diag").fit(values[:, None])
+    weights, means, variances = fit_dp_mixture(values, 6, concentration=0.001, max_iter=100, seed=3)
+    np.testing.assert_allclose(weights, gm.weights_, atol=1e-9)
+    np.testing.assert_allclose(means, gm.means_[:, 0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(variances, gm.covariances_[:, 0], rtol=1e-9)
+    assert sorted(np.round(means[weights > 0.05])) == [-5, 10, 30]  # the three modes, found
+
+
+def test_integer_with_few_levels_is_categorical_unless_told_otherwise():
+    df = mixed_table(200).assign(stars=lambda d: np.random.default_rng(1).integers(1, 6, len(d)))
+    t = TableTransformer.fit(df, max_integer_levels=10)
+    kinds = {c.name: c.kind for c in t.columns}
+    assert kinds["stars"] == "categorical" and kinds["count"] == "integer"  # 5 levels; 20 levels
+    assert any("'stars' is an integer with 5 distinct values" in note for note in t.notes)
+    back = t.inverse_transform(t.transform(df))
+    assert back["stars"].dtype == df["stars"].dtype and (back["stars"] == df["stars"]).all()
+    assert {c.name: c.kind for c in TableTransformer.fit(df, max_integer_levels=0).columns}["stars"] == "integer"
+    kept = TableTransformer.fit(df, continuous=["stars"], max_integer_levels=10)
+    assert {c.name: c.kind for c in kept.columns}["stars"] == "continuous"
+    with pytest.raises(ConfigError, match="max-integer-levels"):
+        TabularVAE(max_integer_levels=-1)
+
+
 # -- TabularVAE ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def fitted():

@@ -45,27 +45,30 @@ class MixedDistribution(Distribution):
         """log p(x|z) per row in nats; x (..., D) broadcasts against the batch (e.g. (K, batch) samples).
 
         Written on the whole row with 0/1 column weights and block matrices rather than by indexing
-        columns: CPU gathers and their backward scatters cost more than the arithmetic of a table row.
+        columns, and with few full-row operations: on CPU, gathers, their backward scatters and each
+        operation's dispatch cost more than the arithmetic of a table row.
         """
         lik = self.lik
         p, x = torch.broadcast_tensors(self.params, x)
         total = torch.zeros(p.shape[:-1], dtype=p.dtype, device=p.device)
-        if lik.gauss.numel():
-            log_scale = lik.log_scale.clamp(min=lik.log_min_scale) @ lik.gauss_blocks  # (D,) 0 off Gaussian columns
-            z = (x - p) * torch.exp(-log_scale)
-            total = total - (0.5 * z.square() + log_scale) @ lik.gauss_weight - lik.gauss.numel() * 0.5 * math.log(
-                2 * math.pi)
+        if lik.gauss.numel():  # -(x - loc)^2 / (2 scale^2) - log scale - log(2 pi) / 2 per Gaussian column
+            log_scale = lik.log_scale.clamp(min=lik.log_min_scale)  # (n_gaussian,)
+            precision = (0.5 * torch.exp(-2 * log_scale)) @ lik.gauss_blocks  # (D,) 0 off Gaussian columns
+            total = total - (x - p).square() @ precision - (log_scale.sum() + lik.gauss.numel() * 0.5 * math.log(
+                2 * math.pi))
         if lik.bern.numel():  # log Bernoulli(x; sigmoid(p)) = x p - softplus(p)
             total = total - F.softplus(p) @ lik.bern_weight
         if lik.bern.numel() or lik.cat_columns.numel():  # x p: the Bernoulli term and the one-hot's chosen logit
             total = total + (x * p) @ lik.picked_weight
         if lik.cat_columns.numel():  # minus each block's logsumexp, shifted by the block's max
-            with torch.no_grad():  # each block's max (..., n_categorical), reduced over a leading dim (fast on CPU)
-                columns = p.reshape(-1, p.shape[-1]).T.contiguous()  # (D, rows)
-                top = columns.index_select(0, lik.cat_index.view(-1)).view(*lik.cat_index.shape, -1)
-                top = top.add_(lik.cat_pad.unsqueeze(-1)).amax(1).T.reshape(*p.shape[:-1], -1)
-            shifted = torch.where(lik.cat_column_mask, p - top @ lik.cat_blocks.T, -math.inf)
-            total = total - (torch.log(torch.exp(shifted) @ lik.cat_blocks) + top).sum(-1)
+            with torch.no_grad():
+                columns = p.reshape(-1, p.shape[-1]).T.contiguous()  # (D, rows): reduced over a leading dim
+                index = lik.cat_block_of.unsqueeze(-1).expand_as(columns)
+                top = torch.full((len(lik.cat_index) + 1, columns.shape[1]), -math.inf, dtype=p.dtype,
+                                 device=p.device).scatter_reduce_(0, index, columns, "amax")
+                top = top[:-1].T.reshape(*p.shape[:-1], -1)  # (..., n_categorical) each block's max
+                shift = torch.where(lik.cat_column_mask, top @ lik.cat_blocks.T, p)  # p itself off the blocks
+            total = total - torch.log(torch.exp(p - shift) @ lik.cat_blocks).sum(-1) - top.sum(-1)
         return total
 
     @property
@@ -144,8 +147,10 @@ class MixedLikelihood(Likelihood):
         for i, (s, w) in enumerate(cats):
             self.cat_blocks[s:s + w, i] = 1.0
         self.register_buffer("cat_column_mask", weight(cat_cols).bool(), persistent=False)
-        self.register_buffer("cat_pad", torch.zeros(self.cat_mask.shape).masked_fill(~self.cat_mask, -math.inf),
-                             persistent=False)  # (n_categorical, max_k): -inf on the padding
+        block_of = torch.full((width,), len(cats), dtype=torch.long)  # (D,) categorical block of each column
+        for i, (s, w) in enumerate(cats):
+            block_of[s:s + w] = i
+        self.register_buffer("cat_block_of", block_of, persistent=False)  # n_categorical off the blocks
         self.log_scale = nn.Parameter(torch.zeros(len(gauss)))
         self.log_min_scale = math.log(min_scale)
 

@@ -20,6 +20,8 @@ class TabularConfig:
     normalization: str = option("standard", "continuous columns: standard, or modes (a Gaussian mixture per "
                                 "column, as TVAE; better for multi-modal columns, slower to fit)")
     max_categories: int = option(100, "a categorical column with more distinct values is an error")
+    max_integer_levels: int = option(10, "an integer column with at most this many distinct values (a rating, "
+                                     "a count of few values) is modelled as categorical over its values; 0: never")
     min_scale: float = option(0.01, "floor of the Gaussian sigma of continuous columns, in standard units")
 
     def validate(self) -> None:
@@ -27,3 +29,5 @@ class TabularConfig:
             raise ConfigError(f"--latent-dim and --hidden must be positive, got {self.latent_dim} and {self.hidden}")
         if self.max_categories < 2:
             raise ConfigError(f"--max-categories must be at least 2, got {self.max_categories}")
+        if self.max_integer_levels < 0:
+            raise ConfigError(f"--max-integer-levels must be 0 (off) or positive, got {self.max_integer_levels}")

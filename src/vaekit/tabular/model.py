@@ -59,6 +59,7 @@ class TabularVAE:
         torch.manual_seed(self.train_config.seed)
         self.transformer = TableTransformer.fit(df, normalization=self.config.normalization,
                                                 max_categories=self.config.max_categories,
+                                                max_integer_levels=self.config.max_integer_levels,
                                                 seed=self.train_config.seed, **self.overrides)
         x = torch.from_numpy(self.transformer.transform(df))  # (N, D)
         self.vae = self._build()

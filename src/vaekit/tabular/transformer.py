@@ -6,6 +6,8 @@ Per column kind (detected, or overridden):
   mixture per column, the row's most likely mode as a one-hot block and its value in that mode's
   standard units. On the way back: rounding for integers and clipping to the fitted range.
 - categorical (strings, codes, pandas categories; missing is its own category): one one-hot block.
+  With max_integer_levels > 0, an integer column with at most that many distinct values is
+  categorical too (a rating's exact levels, not a rounded Gaussian).
 - boolean: one 0/1 value.
 - constant (a single value or all missing): no block; reproduced as is on the way back.
 A numeric column with missing values gets a 0/1 missing flag; the missing cells are filled with the
@@ -113,12 +115,16 @@ class TableTransformer:
     # -- fitting -------------------------------------------------------------------------------
     @classmethod
     def fit(cls, df, categorical=(), continuous=(), datetime=(), normalization: str = "standard",
-            max_categories: int = 100, max_modes: int = 10, seed: int = 0) -> "TableTransformer":
+            max_categories: int = 100, max_modes: int = 10, max_integer_levels: int = 0,
+            seed: int = 0) -> "TableTransformer":
         """Detect or take each column's kind and fit its encoding.
 
         categorical/continuous/datetime: column names whose detected kind is overridden.
         normalization: "standard" or "modes" (mode-specific, for multi-modal columns).
         max_categories: a categorical column with more distinct values is an error.
+        max_integer_levels: a detected integer column with at most this many distinct values is
+        categorical (its exact values and their frequencies, not a rounded Gaussian); 0: never
+        (TabularVAE passes its config's, 10 by default).
         """
         import pandas as pd
 
@@ -135,6 +141,10 @@ class TableTransformer:
         for name in df.columns:
             series = df[name]
             kind = overrides.get(str(name)) or detect_kind(series, str(name))
+            if str(name) not in overrides and kind == "integer" and series.nunique() <= max_integer_levels:
+                kind = "categorical"
+                notes.append(f"column '{name}' is an integer with {series.nunique()} distinct values: modelled as "
+                             f"categorical (--max-integer-levels {max_integer_levels}; 0 keeps it a rounded number)")
             if kind == "datetime":
                 series = pd.to_datetime(series, errors="coerce")
             if kind != "constant" and series.dropna().nunique() <= 1 and not (series.isna().any() and kind == "categorical"):
@@ -209,23 +219,21 @@ class TableTransformer:
 
 
 def _fit_modes(values: np.ndarray, max_modes: int, seed: int, max_rows: int = 5000) -> list:
-    """[(weight, mean, std)] of a Dirichlet-process Gaussian mixture (CTGAN's settings), modes with
-    weight > 0.005; fitted on at most max_rows values."""
-    from sklearn.mixture import BayesianGaussianMixture
+    """[(weight, mean, std)] of a Dirichlet-process Gaussian mixture (CTGAN's settings: concentration
+    0.001, 100 iterations), modes with weight > 0.005; fitted on at most max_rows values."""
+    from .modes import fit_dp_mixture
 
     rng = np.random.default_rng(seed)
     fit_on = values if len(values) <= max_rows else rng.choice(values, max_rows, replace=False)
     n_components = int(min(max_modes, len(np.unique(fit_on))))
     if n_components < 2:
         return []
-    gm = BayesianGaussianMixture(n_components=n_components, weight_concentration_prior_type="dirichlet_process",
-                                 weight_concentration_prior=0.001, max_iter=100, random_state=seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a non-converged mixture still gives usable modes
-        gm.fit(fit_on.reshape(-1, 1))
-    keep = gm.weights_ > 0.005
-    modes = [(float(w), float(m[0]), float(math.sqrt(c.ravel()[0])) or 1.0)
-             for w, m, c, k in zip(gm.weights_, gm.means_, gm.covariances_, keep) if k]
+        warnings.simplefilter("ignore")  # k-means may find fewer distinct clusters than asked
+        weights, means, variances = fit_dp_mixture(fit_on, n_components, concentration=0.001, max_iter=100,
+                                                   seed=seed)
+    modes = [(float(w), float(m), float(math.sqrt(v)) or 1.0)
+             for w, m, v in zip(weights, means, variances) if w > 0.005]
     return modes if len(modes) > 1 else []
 
 
@@ -254,10 +262,11 @@ def _transform_column(column: Column, series) -> np.ndarray:
     n = len(series)
     if column.kind == "categorical":
         index = {v: i for i, v in enumerate(column.categories)}
-        cells = [_python(v) for v in series]
-        codes = np.array([index.get(v, -1) for v in cells])
+        present, uniques = pd.factorize(series, use_na_sentinel=False)  # (N,) into the distinct cells
+        cells = [_python(v) for v in uniques]
+        codes = np.array([index.get(v, -1) for v in cells], dtype=np.int64).reshape(-1)[present]
         if (codes < 0).any():
-            unseen = sorted({repr(v) for v, c in zip(cells, codes) if c < 0})
+            unseen = sorted({repr(v) for v in cells if index.get(v, -1) < 0})
             raise DataError(f"column '{column.name}' has values unseen when the model was fit: "
                             f"{', '.join(unseen[:5])}: map them to known categories or refit on data that has them")
         return np.eye(len(column.categories))[codes]
