@@ -12,8 +12,13 @@ standard deviation over seeds.
   reconstruction, PyOD VAE and AutoEncoder.
 - mixed: KDD Cup 99 10% from $VAEKIT_DATA/kddcup99-10pct as a labelled mixed-type table (normal vs any
   attack, 3 categorical columns): vaekit reads the DataFrame; the peers get one-hot + numeric columns.
+- --image-validate: no test data at all; compares image-detector candidates (IMAGE_CANDIDATES, and
+  several scores of each fitted model) on Fashion-MNIST TRAINING images: per class, fit on 80% of that
+  class, score the other 20% against training images of the other classes. How the image setting
+  (IMAGE_VAE, the detector's image score) was chosen.
 
   OMP_NUM_THREADS=1 python benchmarks/anomaly.py            # the reduced default run (~10 min, 1 thread)
+  OMP_NUM_THREADS=1 python benchmarks/anomaly.py --image-validate base,z32,gaussian   # choose on training data
   OMP_NUM_THREADS=1 python benchmarks/anomaly.py --seeds 5 --image-seeds 3 --image-train 6000 --image-test 10000
 """
 
@@ -31,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SCORES = ("elbo", "iwae", "reconstruction")
+SCORES = ("elbo", "iwae", "reconstruction")  # tables
+IMAGE_SCORES = ("deviance", "elbo", "reconstruction")  # images: deviance is the detector's default there
 sys.path.insert(0, str(ROOT / "src"))
 
 TABLES = "all"  # every .npz under $VAEKIT_DATA/adbench-classical
@@ -55,7 +61,8 @@ def pca_reconstruction(n_components, standardize: bool):
 
 
 # The image detector: by default a 1-hidden-layer MLP (the detector's own default for images, a conv net, is
-# slow at 1 thread); `--image-network conv` runs that default network with the same step budget.
+# slow at 1 thread); `--image-network conv` runs that default network with the same step budget. Latent size,
+# width, likelihood and score were compared with --image-validate (training images only); see the README.
 IMAGE_VAE = {"latent_dim": 16, "hidden": (400,), "network": "mlp", "steps": 1000}
 
 
@@ -221,6 +228,99 @@ def images(folder: Path, n_train: int, n_test: int, seeds, scores, results, timi
             checkpoint()
 
 
+# Candidates for the image detector, compared by --image-validate on the TRAINING set only: name ->
+# VAEAnomalyDetector arguments over IMAGE_VAE.
+IMAGE_CANDIDATES = {
+    "base": {},  # IMAGE_VAE itself: MLP 400, latent 16, 1,000 steps (kept: it won the comparison)
+    "steps3k": {"steps": 3000},  # with the detector's early stopping (patience 10 epochs)
+    "z32": {"latent_dim": 32},
+    "z8": {"latent_dim": 8},
+    "z64": {"latent_dim": 64},
+    "z32-mlp512-256": {"latent_dim": 32, "hidden": (512, 256)},
+    "mlp512-256": {"hidden": (512, 256)},
+    "gaussian": {"likelihood": "gaussian", "scaler": "standard"},
+}
+
+
+def score_variants(det, x: np.ndarray) -> dict:
+    """Candidate image scores of a fitted detector (higher = more anomalous), name -> (N,) array:
+    squared error or -log p(x|z) at z = E[z|x] or averaged over posterior draws, -ELBO, and the
+    Bernoulli deviance (-log p(x|z) minus its minimum over the likelihood's parameters, the entropy
+    H(x) of the pixel intensities) at the mean, averaged, and plus the KL."""
+    import torch
+
+    xt = torch.from_numpy(det.scaler_.transform(x))
+    vae, parts = det.vae_, {}
+    with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        torch.manual_seed(0)
+        for i in range(0, len(xt), 1000):
+            b = xt[i:i + 1000]
+            qz = vae.encode(b)
+            z = qz.sample((det.n_samples,))  # (n_samples, batch, latent)
+            nll_mean = -vae.decode(qz.mean).log_prob(b)
+            nll_z = -vae.decode(z).log_prob(b)  # (n_samples, batch)
+            mu_z = vae.decode_mean(z.reshape(-1, z.shape[-1])).view(*z.shape[:2], *b.shape[1:])
+            kl = -vae.elbo(b, det.n_samples).total() - nll_z.mean(0)
+            row = {"sq. error at E[z]": ((vae.decode_mean(qz.mean) - b) ** 2).flatten(1).sum(1),
+                   "sq. error, mean over z~q": ((mu_z - b) ** 2).flatten(2).sum(2).mean(0),
+                   "-log p(x|E[z])": nll_mean, "E_q[-log p(x|z)]": nll_z.mean(0), "-ELBO": nll_z.mean(0) + kl}
+            if det.likelihood_ == "bernoulli":
+                entropy = torch.special.entr(b).add(torch.special.entr(1 - b)).flatten(1).sum(1)
+                row.update({"deviance at E[z]": nll_mean - entropy, "E_q[deviance]": nll_z.mean(0) - entropy,
+                            "E_q[deviance] + KL": nll_z.mean(0) - entropy + kl})
+            for k, v in row.items():
+                parts.setdefault(k, []).append(v.double())
+    top = np.finfo(np.float64).max  # as the detector does: an overflowing score is the most anomalous
+    return {k: np.nan_to_num(torch.cat(v).numpy(), nan=top, posinf=top) for k, v in parts.items()}
+
+
+def image_validation(folder: Path, names, n_train: int, n_other: int, seed: int = 0, checkpoint=lambda out: None) -> dict:
+    """Choose the image detector without test labels: for each class c, fit on 80% of n_train TRAINING
+    images of c, score the other 20% (normal) and n_other TRAINING images of the other classes
+    (anomalous); ROC-AUC per (candidate, score, class)."""
+    from sklearn.metrics import roc_auc_score
+
+    from vaekit.apps.anomaly import VAEAnomalyDetector
+    from vaekit.data.readers import read_idx
+
+    x = read_idx(folder / "train-images-idx3-ubyte.gz").reshape(-1, 1, 28, 28).astype(np.float32) / 255
+    y = read_idx(folder / "train-labels-idx1-ubyte.gz")
+    out = {}
+    for name in names:
+        for cls in range(10):
+            rng = np.random.default_rng(seed + cls)
+            own = rng.permutation(np.flatnonzero(y == cls))[:n_train]
+            n_fit = int(0.8 * len(own))
+            other = rng.choice(np.flatnonzero(y != cls), n_other, replace=False)
+            started = time.perf_counter()
+            det = VAEAnomalyDetector(random_state=seed, **{**IMAGE_VAE, **IMAGE_CANDIDATES[name]}).fit(x[own[:n_fit]])
+            fit_s = time.perf_counter() - started
+            held = np.r_[own[n_fit:], other]
+            labels = np.r_[np.zeros(len(own) - n_fit), np.ones(n_other)]
+            for score, s in score_variants(det, x[held]).items():
+                out.setdefault(name, {}).setdefault(score, {})[cls] = roc_auc_score(labels, s)
+            out[name].setdefault("fit s", {})[cls] = fit_s
+            out[name].setdefault("best epoch", {})[cls] = det.best_epoch_
+            print(f"  validate {name} class {cls}: fit {fit_s:.0f} s, epoch {det.best_epoch_}/{len(det.history_)}",
+                  file=sys.stderr, flush=True)
+            checkpoint(out)
+    return out
+
+
+def validation_markdown(out: dict) -> str:
+    lines = ["| candidate | score | " + " | ".join(f"class {c}" for c in range(10)) + " | **mean** |",
+             "|---|---|" + "---:|" * 11]
+    for name, scores in out.items():
+        for score, per_class in scores.items():
+            if score in ("fit s", "best epoch"):
+                continue
+            v = [per_class[c] for c in sorted(per_class)]
+            lines.append(f"| {name} | {score} | " + " | ".join(f"{a:.3f}" for a in v) + f" | **{np.mean(v):.3f}** |")
+        lines.append(f"| {name} | fit s, best epoch | " + " | ".join(
+            f"{scores['fit s'][c]:.0f}, {scores['best epoch'][c]}" for c in sorted(scores["fit s"])) + " | |")
+    return "\n".join(lines)
+
+
 def table_markdown(results: dict, kind: str, metric: int) -> str:
     names = list(dict.fromkeys(n for k, n, _ in results if k == kind))
     dets = list(dict.fromkeys(d for k, _, d in results if k == kind))
@@ -251,7 +351,9 @@ def main() -> None:
     parser.add_argument("--tables", default=TABLES, help="comma-separated ADBench names, or 'all' (default)")
     parser.add_argument("--max-rows", type=int, default=5000,
                         help="larger tables are subsampled (stratified, fixed seed) to this many rows (default: 5000)")
-    parser.add_argument("--scores", default=",".join(SCORES), help="vaekit scores reported (default: all three)")
+    parser.add_argument("--scores", default=",".join(SCORES), help="vaekit scores reported on tables (default: all three)")
+    parser.add_argument("--image-scores", default=",".join(IMAGE_SCORES),
+                        help=f"vaekit scores reported on images (default: {','.join(IMAGE_SCORES)})")
     parser.add_argument("--skip-tables", action="store_true")
     parser.add_argument("--skip-mixed", action="store_true")
     parser.add_argument("--kdd-rows", default="5000,250", help="normal,attack rows of the KDD mixed table")
@@ -261,6 +363,13 @@ def main() -> None:
     parser.add_argument("--image-network", choices=("mlp", "conv"), default="mlp",
                         help="the vaekit image detector's network (conv: the detector's default, latent 16, "
                              "1,000 steps)")
+    parser.add_argument("--image-validate", metavar="NAMES",
+                        help="run nothing else: compare image-detector candidates ('all' or comma-separated names of "
+                             "IMAGE_CANDIDATES) on a validation split of the TRAINING images only (no test labels)")
+    parser.add_argument("--validate-train", type=int, default=6000,
+                        help="training images of the normal class in --image-validate, 80%% fitted, 20%% scored (default: 6000)")
+    parser.add_argument("--validate-other", type=int, default=2000,
+                        help="training images of the other classes scored as anomalies in --image-validate (default: 2000)")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="run nothing: combine the results files of runs done in parts (e.g. two halves of the tables)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "anomaly.json"))
@@ -281,6 +390,21 @@ def main() -> None:
             "results": [{"kind": k, "dataset": n, "detector": d, "roc_auc": [r[0] for r in v],
                          "average_precision": [r[1] for r in v]} for (k, n, d), v in results.items()]}))
 
+    if args.image_validate:
+        names = list(IMAGE_CANDIDATES) if args.image_validate == "all" else args.image_validate.split(",")
+        def write(out):  # after every fit: an interrupted comparison keeps what it measured
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps({
+                "command": "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/anomaly.py", *sys.argv[1:]]),
+                "seconds": time.perf_counter() - started, "image_vae": IMAGE_VAE,
+                "candidates": {n: IMAGE_CANDIDATES[n] for n in names}, "roc_auc": out,
+                "markdown": validation_markdown(out)}, indent=2, default=str) + "\n")
+
+        out = image_validation(fashion_folder(data_dir), names, args.validate_train, args.validate_other,
+                               checkpoint=write)
+        print(validation_markdown(out))
+        print(f"wrote {args.out}", file=sys.stderr)
+        return
     parts = [json.loads(Path(f).read_text()) for f in args.merge or []]
     for part in parts:
         for r in part["results"]:
@@ -304,7 +428,8 @@ def main() -> None:
     if args.image_network == "conv":
         IMAGE_VAE.update(network="conv", hidden=())
     if folder and not args.skip_images and not parts:
-        images(folder, args.image_train, args.image_test, args.image_seeds, scores, results, timings, checkpoint)
+        images(folder, args.image_train, args.image_test, args.image_seeds, tuple(args.image_scores.split(",")),
+               results, timings, checkpoint)
     seconds = sum(p["seconds"] for p in parts) if parts else time.perf_counter() - started
 
     import pyod

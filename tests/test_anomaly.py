@@ -17,7 +17,7 @@ from vaekit.cli import main
 from vaekit.errors import ConfigError, DataError
 
 torch.set_num_threads(1)
-FAST = dict(latent_dim=2, hidden=(16,), steps=300, batch_size=64)
+FAST = {"latent_dim": 2, "hidden": (16,), "steps": 300, "batch_size": 64}
 
 
 def _normal(n: int, seed: int = 0) -> np.ndarray:
@@ -50,7 +50,7 @@ def test_threshold_is_the_contamination_quantile(fitted):
     assert fitted.decision_scores_.shape == (400,)
     assert fitted.threshold_ == pytest.approx(np.quantile(fitted.decision_scores_, 0.9))
     assert fitted.predict(_normal(400)).mean() == pytest.approx(0.1, abs=0.01)
-    x, y = _test_set()
+    x, _ = _test_set()
     assert fitted.predict(x)[:20].mean() >= 0.75
     t = fitted.set_threshold(_normal(300, seed=5), quantile=0.99)
     assert fitted.threshold_ == t and fitted.predict(_normal(300, seed=5)).mean() == pytest.approx(0.01, abs=0.004)
@@ -130,6 +130,25 @@ def test_images_use_bernoulli_and_a_conv_net():
     scores = detector.decision_function(np.concatenate([images[:8], odd]))
     assert scores[8:].min() > scores[:8].max()
     assert detector.explain(odd).shape == (8, 1, 8, 8)
+
+
+def test_deviance_is_negative_elbo_minus_the_pixel_entropy():
+    """Closed form: deviance = -ELBO - sum_j [entr(x_j) + entr(1 - x_j)] (same posterior draws); it is
+    the default score for images ('auto'), and only defined for the Bernoulli likelihood."""
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.0, 1.0, (64, 1, 6, 6)).astype(np.float32)
+    images[:, :, :, :3] = 0.0  # exactly 0: entr(0) = 0, no nan
+    detector = VAEAnomalyDetector(latent_dim=2, hidden=(16,), network="mlp", steps=30).fit(images)
+    assert detector.score == "auto" and detector.score_ == "deviance"
+    entropy = (images * -np.log(np.where(images > 0, images, 1)) + (1 - images) * -np.log(1 - images)).sum((1, 2, 3))
+    deviance, elbo = detector.decision_function(images), detector.decision_function(images, "elbo")
+    np.testing.assert_allclose(deviance, elbo - entropy, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(detector.decision_scores_, deviance)
+    per_pixel = detector.explain(images)  # the score without the (per-row) KL
+    assert per_pixel.shape == images.shape and (deviance - per_pixel.reshape(64, -1).sum(1) > 0).all()
+    assert VAEAnomalyDetector(**FAST).fit(_normal(50)).score_ == "elbo"  # tables keep -ELBO
+    with pytest.raises(ConfigError, match="Bernoulli"):
+        VAEAnomalyDetector(**FAST, score="deviance").fit(_normal(50))
 
 
 def test_user_mistakes_are_typed_errors(fitted):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # torch and the core modules are imported inside methods: the CLI imports this module for --help.
 
-SCORES = ("elbo", "iwae", "reconstruction")  # what decision_function can report
+SCORES = ("elbo", "iwae", "reconstruction", "deviance")  # what decision_function can report
 LIKELIHOODS = ("auto", "gaussian", "bernoulli")
 KIND = "vaekit.anomaly"
 SCORES_FILE = "scores.safetensors"
@@ -51,6 +51,14 @@ class VAEAnomalyDetector:
     - "iwae": -log p(x) estimated with `k` importance samples (Burda et al. 2016, eq. 8);
     - "reconstruction": squared error between x and its reconstruction at z = E[z|x], summed over
       features (in standardized units for tables, in pixel units for images). Not in nats.
+    - "deviance" (Bernoulli likelihood, i.e. images): -ELBO minus H(x) = sum_j entr(x_j) + entr(1 - x_j),
+      the lowest -log p(x|z) any decoder output can reach for grey levels x in [0, 1] (0 for binary
+      pixels). -ELBO on grey images charges every pixel its own entropy, so images with many mid-grey
+      pixels look anomalous whatever the model; the deviance removes that per-image constant and
+      keeps the model's part (E_q[Bernoulli KL(x || decoded)] + KL(q||p)).
+
+    score="auto" (the default) is "deviance" for Bernoulli images and "elbo" otherwise, chosen on a
+    validation split of Fashion-MNIST TRAINING images (benchmarks/README.md, "Anomaly detection").
 
     A score that overflows (rows far outside the training range) is reported as the largest float64.
 
@@ -75,7 +83,7 @@ class VAEAnomalyDetector:
 
     def __init__(self, latent_dim: int = 8, hidden: tuple[int, ...] = (64, 32), network: str = "auto",
                  likelihood: str = "auto", min_scale: float = 0.01, epochs: int | None = None, steps: int = 3000,
-                 batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, score: str = "elbo",
+                 batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, score: str = "auto",
                  n_samples: int = 8, k: int = 64, contamination: float = 0.1, random_state: int = 0,
                  device: str = "cpu", verbose: bool = False, scaler: str = "robust", val_fraction: float = 0.1,
                  patience: int = 10, weight_decay: float = 0.0):
@@ -101,8 +109,8 @@ class VAEAnomalyDetector:
         return self
 
     def _validate(self) -> None:
-        if self.score not in SCORES:
-            raise ConfigError(f"unknown score '{self.score}': use one of {', '.join(SCORES)}")
+        if self.score not in ("auto", *SCORES):
+            raise ConfigError(f"unknown score '{self.score}': use one of auto, {', '.join(SCORES)}")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood '{self.likelihood}': use one of {', '.join(LIKELIHOODS)}")
         if not 0 < self.contamination < 0.5:
@@ -164,6 +172,8 @@ class VAEAnomalyDetector:
             x = as_examples(X)
         self.data_shape_ = tuple(x.shape[1:])
         self.likelihood_ = "mixed" if hasattr(self, "transformer_") else self._likelihood_kind(x)
+        if self.score == "deviance" and self.likelihood_ != "bernoulli":
+            raise ConfigError(_DEVIANCE_NEEDS_BERNOULLI)
         if self.likelihood_ == "bernoulli":
             from ..likelihoods import Bernoulli
 
@@ -195,11 +205,18 @@ class VAEAnomalyDetector:
 
         self.best_epoch_ = best.get("epoch", len(self.history_))
         prefer_fast_layout(self.vae_, self.device).eval()  # scoring is inference: channels_last convs on a CPU
-        self.decision_scores_ = self._scores(xt, self.score)
+        self.decision_scores_ = self._scores(xt, self.score_)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
         return self
 
     # -- scoring ---------------------------------------------------------------------------------
+    @property
+    def score_(self) -> str:
+        """The score kind decision_function reports by default: `score`, with 'auto' resolved."""
+        if self.score != "auto":
+            return self.score
+        return "deviance" if getattr(self, "likelihood_", None) == "bernoulli" else "elbo"
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "vae_"):
             raise ConfigError("this detector is not fitted yet: call fit(X) or VAEAnomalyDetector.load(path) first")
@@ -221,26 +238,30 @@ class VAEAnomalyDetector:
         return torch.from_numpy(self.scaler_.transform(x)), unseen
 
     def _per_feature(self, x: torch.Tensor, score: str) -> torch.Tensor:
-        """(batch, *data_shape): E_q[-log p(x_j|z)] over n_samples draws (nats), or squared error."""
+        """(batch, *data_shape): E_q[-log p(x_j|z)] over n_samples draws (nats), minus the Bernoulli
+        entropy of x_j for 'deviance', or squared error."""
         qz = self.vae_.encode(x)
         if score == "reconstruction":
             return (self.vae_.decode_mean(qz.mean) - x) ** 2
         z = qz.sample((self.n_samples,))  # (n_samples, batch, latent)
-        return -self.vae_.decode(z).base_dist.log_prob(x).mean(0)
+        nats = -self.vae_.decode(z).base_dist.log_prob(x).mean(0)
+        return nats - _bernoulli_entropy(x) if score == "deviance" else nats
 
     def _batch_scores(self, x: torch.Tensor, score: str) -> torch.Tensor:
         if score == "iwae":
             return -self.vae_.log_likelihood(x, self.k)
-        if score == "elbo":
-            elbo = self.vae_.elbo(x, self.n_samples)
-            return -elbo.total()
+        if score in ("elbo", "deviance"):
+            nats = -self.vae_.elbo(x, self.n_samples).total()
+            return nats - _bernoulli_entropy(x).flatten(1).sum(1) if score == "deviance" else nats
         return self._per_feature(x, score).flatten(1).sum(1)
 
     def _scores(self, x: torch.Tensor, score: str, per_feature: bool = False, batch_size: int = 1024) -> np.ndarray:
         import numpy as np
-        score = score or self.score
+        score = score or self.score_
         if score not in SCORES:
             raise ConfigError(f"unknown score '{score}': use one of {', '.join(SCORES)}")
+        if score == "deviance" and self.likelihood_ != "bernoulli":
+            raise ConfigError(_DEVIANCE_NEEDS_BERNOULLI)
         import torch
 
         fn = self._per_feature if per_feature else self._batch_scores
@@ -258,7 +279,7 @@ class VAEAnomalyDetector:
         import numpy as np
 
         x, unseen = self._prepare(X)
-        scores = self._scores(x, score or self.score)
+        scores = self._scores(x, score or self.score_)
         if unseen is not None:
             scores[unseen] = np.finfo(np.float64).max
         return scores
@@ -266,12 +287,13 @@ class VAEAnomalyDetector:
     def explain(self, X, score: str | None = None) -> np.ndarray:
         """Per-feature contributions (N, *data_shape): for 'elbo'/'iwae', E_q[-log p(x_j|z)] in nats,
         which sums over features to the reconstruction part of -ELBO (the KL is per row, not per
-        feature); for 'reconstruction', the squared error of each feature (these sum to the score)."""
-        score = score or self.score
+        feature); for 'deviance', the same minus each pixel's Bernoulli entropy (the score without the
+        KL); for 'reconstruction', the squared error of each feature (these sum to the score)."""
+        score = score or self.score_
         if hasattr(self, "transformer_"):
             raise ConfigError("per-feature contributions are not available for a mixed-type table yet: "
                               "use decision_function, or fit on numeric columns only")
-        return self._scores(self._prepare(X)[0], "reconstruction" if score == "reconstruction" else "elbo",
+        return self._scores(self._prepare(X)[0], score if score in ("reconstruction", "deviance") else "elbo",
                             per_feature=True)
 
     def predict(self, X, score: str | None = None) -> np.ndarray:
@@ -340,6 +362,18 @@ class VAEAnomalyDetector:
         return detector
 
 
+_DEVIANCE_NEEDS_BERNOULLI = ("the deviance score needs the Bernoulli likelihood (images in [0, 1]): "
+                             "use score='elbo' for tables")
+
+
+def _bernoulli_entropy(x: torch.Tensor) -> torch.Tensor:
+    """Per value, same shape as x in [0, 1]: entr(x) + entr(1 - x) in nats, the smallest Bernoulli
+    -log p(x|probability) over probabilities (reached at probability = x; 0 for x in {0, 1})."""
+    import torch
+
+    return torch.special.entr(x) + torch.special.entr(1 - x)
+
+
 # -- CLI ------------------------------------------------------------------------------------------
 EXAMPLES = {
     "fit": "vaekit anomaly fit normal.csv -o det/ --epochs 50\n"
@@ -382,7 +416,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--latent-dim", type=int, default=defaults["latent_dim"], help="size of z (default: 8)")
     p.add_argument("--hidden", type=_ints, default=defaults["hidden"], help="MLP hidden sizes (default: 64,32)")
     p.add_argument("--epochs", type=int, help="training epochs (default: enough for about 3000 steps)")
-    p.add_argument("--score", choices=SCORES, default="elbo", help="default score kind (default: elbo)")
+    p.add_argument("--score", choices=("auto", *SCORES), default="auto",
+                   help="default score kind (default: auto = deviance for images, elbo for tables)")
     p.add_argument("--contamination", type=float, default=0.1,
                    help="share of training rows above the threshold (default: 0.1)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
