@@ -243,6 +243,12 @@ def test_cli_every_subcommand(model_dir, tmp_path, capsys):
                  str(tmp_path / "few.txt"), "-o", str(tmp_path / "p.csv")]) == 0
     assert "5-fold accuracy on 40" in capsys.readouterr().out
     assert len((tmp_path / "p.csv").read_text().splitlines()) == 3
+    (tmp_path / "unlabelled.txt").write_text("\n".join(corpus(30, seed=4)) + "\n")
+    assert main(["text", "classify", str(model_dir), str(tmp_path / "labelled.tsv"), "--unlabelled",
+                 str(tmp_path / "unlabelled.txt"), "--self-training", "0.7", "--predict", str(tmp_path / "few.txt"),
+                 "-o", str(tmp_path / "p2.csv")]) == 0
+    assert "(self-training on 30 unlabelled)" in capsys.readouterr().out
+    assert {row.split(",")[-1] for row in (tmp_path / "p2.csv").read_text().splitlines()[1:]} <= {"pos", "neg"}
     (tmp_path / "test.txt").write_text("\n".join(corpus(20, seed=5)) + "\n")
     assert main(["text", "eval", str(model_dir), str(tmp_path / "test.txt"), "--k", "5"]) == 0
     result = json.loads((model_dir / "eval.json").read_text())
@@ -250,6 +256,20 @@ def test_cli_every_subcommand(model_dir, tmp_path, capsys):
     assert result["perplexity"] == pytest.approx(math.exp(result["nll"] * 20 / 140), rel=1e-6)
     assert result["nll"] <= result["neg_elbo"] + 1.0  # the IWAE bound is at least as tight, up to noise
     assert set(app.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "eval"}
+
+
+def test_self_training_uses_the_unlabelled_rows():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 3)
+    unlabelled = np.concatenate([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+    features = np.where(labels[:, None] == 1, 3.0, -3.0) + rng.normal(0, 1, (6, 2))
+    classifier = app.fit_latent_classifier(features, labels, unlabelled, self_training=0.9)
+    scaler, self_training = classifier.steps[0][1], classifier.steps[1][1]
+    np.testing.assert_allclose(scaler.mean_, np.concatenate([features, unlabelled]).mean(0))  # all 206 rows
+    pseudo = self_training.transduction_[6:]
+    assert (pseudo != -1).sum() > 150  # confident unlabelled rows joined the training set ...
+    assert (pseudo[pseudo != -1] == (unlabelled[pseudo != -1, 0] > 0)).mean() > 0.95  # ... with the right side
+    assert not hasattr(app.fit_latent_classifier(features, labels)[-1], "transduction_")  # no pool: plain LR
 
 
 def test_model_round_trip(model_dir):
@@ -274,6 +294,8 @@ def test_typed_errors(model_dir, tmp_path, capsys):
     assert main(["text", "fit", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "m")]) == 2
     assert main(["text", "fit", str(model_dir / "vocab.json"), "-o", str(tmp_path / "m"), "--kl-schedule", "exp"]) == 2
     assert "--kl-schedule" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--self-training"):
+        app.classify(model_dir, (corpus(8), ["a", "b"] * 4), unlabelled=corpus(4), self_training=1.0)
     with pytest.raises(ConfigError, match="--steps"):
         app.interpolate(model_dir, "a", "b", steps=1)
     with pytest.raises(ConfigError, match="unknown option"):

@@ -21,7 +21,8 @@ EXAMPLES = {
     "reconstruct": "vaekit text reconstruct model/ \"the company said it will buy the unit\" --method beam",
     "interpolate": "vaekit text interpolate model/ \"sentence a\" \"sentence b\" --steps 8",
     "embed": "vaekit text embed model/ sentences.txt -o features.npy",
-    "classify": "vaekit text classify model/ labelled.tsv --predict unlabelled.txt -o predictions.csv",
+    "classify": "vaekit text classify model/ labelled.tsv --predict new.txt -o predictions.csv\n"
+                "  vaekit text classify model/ labelled.tsv --unlabelled corpus.txt --predict new.txt",
     "eval": "vaekit text eval model/ test.txt --k 100",
 }
 
@@ -172,46 +173,85 @@ def embed(model, sentences, column: str | None = None):
 @dataclass(frozen=True)
 class Classification:
     """A logistic regression on latent means: cross-validated accuracy on the labelled sentences
-    (None when a class has fewer than 2 examples) and the predictions for `predict`."""
+    (None when a class has fewer than 2 examples), the predictions for `predict`, and how many
+    unlabelled sentences self-training could draw on (0: supervised only)."""
 
     accuracy: float | None
     folds: int
     n_labelled: int
     classes: tuple[str, ...]
     predictions: tuple[str, ...]
+    n_unlabelled: int = 0
 
 
-def latent_classifier(seed: int = 0):
-    """Standardized latent means -> L2 logistic regression (sklearn)."""
+# Self-training's confidence threshold (sklearn's default): at least as good as 0.55, 0.6, 0.7 and 0.9 on
+# the validation protocol of benchmarks/text.py (sentiment, 100 labels); see benchmarks/README.md.
+SELF_TRAINING_THRESHOLD = 0.75
+
+
+def latent_classifier(seed: int = 0, self_training: float | None = None):
+    """Standardized latent means -> L2 logistic regression (sklearn, C=1). With `self_training` (a
+    probability threshold), fit it on labelled and unlabelled rows together (label -1): the standardization
+    uses all rows, and the regression is refitted, adding each round the unlabelled rows whose predicted class
+    probability exceeds the threshold with that class as label, until none is added (self-training,
+    Yarowsky 1995; sklearn's SelfTrainingClassifier, at most 10 rounds)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.semi_supervised import SelfTrainingClassifier
 
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+    regression = LogisticRegression(max_iter=2000, random_state=seed)
+    if self_training is not None:
+        regression = SelfTrainingClassifier(regression, threshold=self_training)
+    return make_pipeline(StandardScaler(), regression)
+
+
+def fit_latent_classifier(features, labels, unlabelled=None, self_training: float = SELF_TRAINING_THRESHOLD,
+                          seed: int = 0):
+    """`latent_classifier` fitted on features (N, latent_dim) with integer labels (N,); with `unlabelled`
+    features (M, latent_dim), by self-training at threshold `self_training` on all N + M rows."""
+    import numpy as np
+
+    if unlabelled is None or len(unlabelled) == 0:
+        return latent_classifier(seed).fit(features, labels)
+    x = np.concatenate([features, unlabelled])
+    y = np.concatenate([labels, np.full(len(unlabelled), -1)])
+    return latent_classifier(seed, self_training).fit(x, y)
 
 
 def classify(model, labelled, predict=None, text_column: str | None = None, label_column: str | None = None,
-             seed: int = 0) -> Classification:
+             seed: int = 0, unlabelled=None, self_training: float = SELF_TRAINING_THRESHOLD) -> Classification:
     """Few-label classification on latent features: the VAE learnt from unlabelled text, the classifier
-    from `labelled` (a 'sentence<TAB>label' file, a CSV with the two columns, or (sentences, labels))."""
+    from `labelled` (a 'sentence<TAB>label' file, a CSV with the two columns, or (sentences, labels)).
+    `unlabelled` (a file, one sentence per line, or a list): sentences without labels that the classifier
+    also learns from by self-training (`latent_classifier`) with confidence threshold `self_training`;
+    the cross-validated accuracy then refits each fold on its labelled part plus all of them."""
     import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.model_selection import StratifiedKFold
 
+    from ..errors import ConfigError
     from ..text.vocab import read_labelled
 
+    if not 0.5 <= self_training < 1:
+        raise ConfigError(f"--self-training threshold must lie in [0.5, 1), got {self_training}")
     model = _model(model)
     texts, labels = labelled if isinstance(labelled, tuple) else read_labelled(labelled, text_column, label_column)
-    features, labels = embed(model, texts), np.asarray(labels)
-    folds = int(min(5, np.unique(labels, return_counts=True)[1].min()))
+    classes, y = np.unique(np.asarray(labels), return_inverse=True)  # integer labels: self-training marks -1
+    features = embed(model, texts)
+    pool = None if unlabelled is None else embed(model, _sentences(unlabelled, text_column))
+    folds = int(min(5, np.bincount(y).min()))
     accuracy = None
     if folds >= 2:
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-        accuracy = float(cross_val_score(latent_classifier(seed), features, labels, cv=cv).mean())
+        accuracy = float(np.mean([
+            fit_latent_classifier(features[train], y[train], pool, self_training, seed).score(features[test], y[test])
+            for train, test in cv.split(features, y)]))
     predictions: tuple[str, ...] = ()
     if predict is not None:
-        classifier = latent_classifier(seed).fit(features, labels)
-        predictions = tuple(classifier.predict(embed(model, _sentences(predict, text_column))).tolist())
-    return Classification(accuracy, folds, len(labels), tuple(np.unique(labels).tolist()), predictions)
+        classifier = fit_latent_classifier(features, y, pool, self_training, seed)
+        predictions = tuple(classes[classifier.predict(embed(model, _sentences(predict, text_column)))].tolist())
+    return Classification(accuracy, folds, len(y), tuple(classes.tolist()), predictions,
+                          0 if pool is None else len(pool))
 
 
 def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int = 0):
@@ -280,6 +320,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("--text-column")
     p.add_argument("--label-column")
     p.add_argument("--predict", help="sentences to label (one per line)")
+    p.add_argument("--unlabelled", help="sentences without labels (one per line, or the --text-column of a CSV) "
+                   "for self-training: the few-label case, e.g. the VAE's training corpus")
+    p.add_argument("--self-training", type=float, default=SELF_TRAINING_THRESHOLD, metavar="P",
+                   help="with --unlabelled: add unlabelled sentences predicted with probability > P as labelled, "
+                        f"refit, repeat (default: {SELF_TRAINING_THRESHOLD})")
     p.add_argument("-o", "--out", help="predictions CSV (default: MODEL/predictions.csv)")
 
     p = command("eval", "test NLL (IWAE), perplexity, KL and active units on held-out sentences", _eval)
@@ -347,9 +392,11 @@ def _classify(args):
 
     from ..checkpoint import atomic_write
 
-    result = classify(args.model, args.labelled, args.predict, args.text_column, args.label_column)
+    result = classify(args.model, args.labelled, args.predict, args.text_column, args.label_column,
+                      unlabelled=args.unlabelled, self_training=args.self_training)
     shown = "n/a (a class has < 2 examples)" if result.accuracy is None else f"{result.accuracy:.4f}"
-    print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences: {shown}")
+    pool = f" (self-training on {result.n_unlabelled} unlabelled)" if result.n_unlabelled else ""
+    print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences{pool}: {shown}")
     if args.predict is None:
         return None
     buffer = io.StringIO()
