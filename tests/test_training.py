@@ -94,6 +94,8 @@ def test_a_cosine_run_logs_its_falling_learning_rate(tmp_path):
     run = runs.train(tmp_path / "r", epochs=3, lr_schedule="cosine", lr_end_factor=0.1, **TINY)
     rates = [row["lr"] for row in run.history]
     assert rates[0] < 1e-3 and rates[-1] == pytest.approx(1e-4) and rates[0] > rates[1] > rates[2]
+    with pytest.warns(UserWarning, match="schedule now spans 5 epochs"):
+        runs.train(tmp_path / "r", epochs=5, resume=True, progress=False)
     with pytest.raises(ConfigError, match="--lr-schedule must be one of"):
         runs.train(tmp_path / "bad", epochs=1, lr_schedule="step", **TINY)
 

@@ -203,6 +203,12 @@ def _resumed_configs(out: Path | None, options: dict):
         raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} "
                           f"may change (got {', '.join(sorted(changed))})")
     train_cfg = dataclasses.replace(saved.train, **{k: v for k, v in options.items() if k in allowed})
+    if train_cfg.lr_schedule != "constant" and train_cfg.epochs != saved.train.epochs:
+        import warnings
+
+        warnings.warn(f"--epochs changed from {saved.train.epochs} to {train_cfg.epochs} on resume: the "
+                      f"{train_cfg.lr_schedule} learning-rate schedule now spans {train_cfg.epochs} epochs, so the "
+                      "rate jumps to where the longer schedule would be", stacklevel=3)
     return saved.model, train_cfg, saved.data
 
 
