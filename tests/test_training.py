@@ -1,5 +1,6 @@
 """The trainer: exact resume, early stopping, warm-up, divergence handling, saving and loading."""
 
+import itertools
 import json
 
 import numpy as np
@@ -85,7 +86,7 @@ def test_learning_rate_schedules_fall_from_lr_to_the_end_factor(schedule, middle
     rates = [trainer.learning_rate(step, steps_per_epoch=11) for step in range(33)]
     assert rates[0] == pytest.approx(2e-3) and rates[-1] == pytest.approx(2e-5)
     assert rates[16] == pytest.approx(2e-3 * middle)  # step 16 of 0..32 is halfway
-    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert all(a > b for a, b in itertools.pairwise(rates))
     constant = Trainer(torch.nn.Linear(1, 1), TrainConfig(lr=2e-3, progress=False))
     assert constant.learning_rate(20, steps_per_epoch=11) == 2e-3
 
