@@ -139,18 +139,15 @@ class MixedLikelihood(Likelihood):
         def weight(columns):
             return torch.zeros(width).index_fill_(0, torch.tensor(columns, dtype=torch.long), 1.0)
 
-        self.register_buffer("gauss_weight", weight(gauss), persistent=False)
         self.register_buffer("bern_weight", weight(bern), persistent=False)
         self.register_buffer("picked_weight", weight(bern + cat_cols), persistent=False)
         self.register_buffer("gauss_blocks", torch.eye(width)[gauss].view(len(gauss), width), persistent=False)
-        self.register_buffer("cat_blocks", torch.zeros(width, len(cats)), persistent=False)
-        for i, (s, w) in enumerate(cats):
-            self.cat_blocks[s:s + w, i] = 1.0
-        self.register_buffer("cat_column_mask", weight(cat_cols).bool(), persistent=False)
         block_of = torch.full((width,), len(cats), dtype=torch.long)  # (D,) categorical block of each column
         for i, (s, w) in enumerate(cats):
             block_of[s:s + w] = i
         self.register_buffer("cat_block_of", block_of, persistent=False)  # n_categorical off the blocks
+        self.register_buffer("cat_blocks", F.one_hot(block_of, len(cats) + 1)[:, :-1].float(), persistent=False)
+        self.register_buffer("cat_column_mask", block_of < len(cats), persistent=False)
         self.log_scale = nn.Parameter(torch.zeros(len(gauss)))
         self.log_min_scale = math.log(min_scale)
 
