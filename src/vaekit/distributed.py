@@ -17,6 +17,7 @@ one-line `DistributedError` after at most $VAEKIT_DIST_TIMEOUT seconds (default 
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import re
@@ -210,7 +211,17 @@ def from_environment(device: torch.device) -> Group:
                 f"rank {rank()} could not join the {size}-process group at {os.environ['MASTER_ADDR']}:"
                 f"{os.environ.get('MASTER_PORT', '?')} within {timeout:g} s ({_first_sentence(err)}); check that "
                 "every process started and that the address is reachable") from err
+        atexit.register(_leave_group)
     group = Group(dist.get_rank(), dist.get_world_size(), device, timeout)
     if group.world_size != size:
         raise DistributedError(f"the process group has {group.world_size} ranks but WORLD_SIZE says {size}")
     return group
+
+
+def _leave_group() -> None:
+    """Tear down the group this module joined before the interpreter exits: a gloo group left to the
+    interpreter's own teardown can abort the process ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
