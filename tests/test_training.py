@@ -136,6 +136,13 @@ def test_mismatched_checkpoint_is_a_checkpoint_error(tmp_path):
         runs.load_run(tmp_path / "b")
 
 
+def test_a_time_limit_is_a_budget_no_epoch_is_started_that_would_overrun_it(monkeypatch):
+    clock = itertools.count()  # every read of the clock advances it by 1 s: each epoch takes 1 s
+    monkeypatch.setattr("vaekit.training.time.perf_counter", lambda: float(next(clock)))
+    run = runs.train(None, epochs=10, time_limit=3.5 / 60, **TINY)
+    assert len(run.history) == 3  # a 4th epoch would end at 4 s, past the 3.5 s budget
+
+
 def test_in_memory_arrays_train_through_the_api(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((300, 6)) < 0.3).astype(np.float32)

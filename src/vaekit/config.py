@@ -65,7 +65,8 @@ class TrainConfig:
     iw_samples: int = option(1, "K > 1 trains on the importance-weighted bound (IWAE, Burda et al. 2016)")
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
-    time_limit: float = option(0.0, "stop after the epoch that passes this many minutes of training; 0 disables")
+    time_limit: float = option(0.0, "a training-time budget in minutes: stop before an epoch that would end past it at "
+                                      "the last epoch's pace; 0 disables")
     compile: bool = option(False, "torch.compile the loss (faster steps after a one-off compile; falls back to "
                                   "eager mode where compiling fails)")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")

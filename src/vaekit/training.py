@@ -229,7 +229,8 @@ class Trainer:
                 bar.write(_summary(row, cfg.epochs))
             training_seconds += seconds
             stop = self._end_epoch(row, x_val is not None)
-            stop = stop or 0 < cfg.time_limit * 60 <= training_seconds
+            # a budget, not a deadline: no epoch starts that would end past it at this epoch's pace
+            stop = stop or 0 < cfg.time_limit * 60 < training_seconds + seconds
             if self.on_epoch and group.is_main:
                 self.on_epoch(row)
             if stop:
