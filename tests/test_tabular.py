@@ -185,6 +185,18 @@ def test_dp_mixture_is_sklearns_bayesian_gaussian_mixture():
     assert sorted(np.round(means[weights > 0.05])) == [-5, 10, 30]  # the three modes, found
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_modes_reduce_to_one_gaussian_on_a_unimodal_column(seed):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"gauss": rng.normal(3, 2, 3000), "bimodal": np.concatenate([rng.normal(-5, 1, 1500),
+                                                                                    rng.normal(10, 1, 1500)])})
+    modes, standard = (TableTransformer.fit(df, normalization=n, seed=seed) for n in ("modes", "standard"))
+    gauss, bimodal = modes.columns
+    assert gauss.modes == [] and gauss.blocks() == [("gaussian", 1)]  # unconverged, the mixture split it up to 10x
+    assert len(bimodal.modes) >= 2 and bimodal.blocks()[1][0] == "categorical"
+    np.testing.assert_array_equal(modes.transform(df)[:, 0], standard.transform(df)[:, 0])
+
+
 def test_integer_with_few_levels_is_categorical_unless_told_otherwise():
     df = mixed_table(200).assign(stars=lambda d: np.random.default_rng(1).integers(1, 6, len(d)))
     t = TableTransformer.fit(df, max_integer_levels=10)
@@ -209,6 +221,7 @@ def fitted():
 
 def test_fit_learns_and_sample_keeps_columns_dtypes_and_categories(fitted, tmp_path):
     df, model = fitted
+    assert model.transformer.normalization == "modes"  # the default, TVAE's preprocessing
     assert model.history[-1]["loss"] < model.history[0]["loss"]
     synthetic = model.sample(500, seed=1)
     assert list(synthetic.columns) == list(df.columns)
@@ -243,6 +256,8 @@ def test_encode_decode_compresses_records(fitted):
         model.decode(np.zeros((2, 3)))
     with pytest.raises(ConfigError, match="unknown option"):
         TabularVAE(epoch=3)
+    with pytest.raises(ConfigError, match="modes or standard"):
+        TabularVAE(normalization="quantile")
 
 
 # -- the quality report --------------------------------------------------------------------------
@@ -271,6 +286,7 @@ def test_every_tabular_subcommand_runs(tmp_path, capsys):
     assert main(["tabular", "fit", str(tmp_path / "t.csv"), "-o", m, "--epochs", "2", "--latent-dim", "3",
                  "--hidden", "16", "--categorical", "count"]) == 0
     assert {p.name for p in Path(m).iterdir()} == {"config.json", "transformer.json", "model.safetensors"}
+    assert json.loads((Path(m) / "transformer.json").read_text())["normalization"] == "modes"
     assert main(["tabular", "sample", m, "-n", "50", "-o", s, "--condition", "colour=green"]) == 0
     assert (pd.read_csv(s)["colour"] == "green").all()
     assert main(["tabular", "encode", m, str(tmp_path / "t.csv"), "-o", str(tmp_path / "z.npy")]) == 0

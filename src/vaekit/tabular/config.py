@@ -17,8 +17,9 @@ class TabularConfig:
     latent_dim: int = option(32, "size of the latent code per row (the compressed record)")
     hidden: tuple[int, ...] = option((128, 128), "MLP hidden sizes of the encoder (the decoder mirrors them)")
     activation: str = option("relu", "hidden activation: relu, tanh, elu, gelu, leaky_relu")
-    normalization: str = option("standard", "continuous columns: standard, or modes (a Gaussian mixture per "
-                                "column, as TVAE; better for multi-modal columns, slower to fit)")
+    normalization: str = option("modes", "continuous columns: modes (mode-specific normalization, TVAE's own: a "
+                                "Gaussian mixture per column, one mode when one Gaussian explains the column as "
+                                "well), or standard (one mean and scale per column; faster to fit)")
     max_categories: int = option(100, "a categorical column with more distinct values is an error")
     max_integer_levels: int = option(10, "an integer column with at most this many distinct values (a rating, "
                                      "a count of few values) is modelled as categorical over its values; 0: never")
@@ -27,6 +28,8 @@ class TabularConfig:
     def validate(self) -> None:
         if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"--latent-dim and --hidden must be positive, got {self.latent_dim} and {self.hidden}")
+        if self.normalization not in ("modes", "standard"):
+            raise ConfigError(f"--normalization must be modes or standard, got '{self.normalization}'")
         if self.max_categories < 2:
             raise ConfigError(f"--max-categories must be at least 2, got {self.max_categories}")
         if self.max_integer_levels < 0:

@@ -36,8 +36,9 @@ def split_options(options: dict) -> tuple[TabularConfig, TrainConfig]:
 
 class TabularVAE:
     """A VAE for mixed-type tables. Options are TabularConfig and TrainConfig fields
-    (e.g. `TabularVAE(epochs=50, latent_dim=16, normalization="modes")`); categorical/continuous/
-    datetime name columns whose detected kind is overridden."""
+    (e.g. `TabularVAE(epochs=50, latent_dim=16, normalization="standard")`); categorical/continuous/
+    datetime name columns whose detected kind is overridden. Continuous columns get mode-specific
+    normalization by default (`normalization="modes"`, TVAE's preprocessing); "standard" is the option."""
 
     def __init__(self, categorical=(), continuous=(), datetime=(), **options):
         self.config, self.train_config = split_options(options)

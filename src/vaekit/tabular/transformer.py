@@ -4,7 +4,9 @@ Per column kind (detected, or overridden):
 - continuous / integer / datetime: standardized, one Gaussian value; or, with
   normalization="modes", mode-specific normalization (Xu et al. 2019, CTGAN sec. 4.2): a Gaussian
   mixture per column, the row's most likely mode as a one-hot block and its value in that mode's
-  standard units. On the way back: rounding for integers and clipping to the fitted range.
+  standard units (one mode, i.e. standardized, where one Gaussian explains the column as well by BIC).
+  TabularVAE's default is "modes"; this low-level fit's is "standard". On the way back: rounding for
+  integers and clipping to the fitted range.
 - categorical (strings, codes, pandas categories; missing is its own category): one one-hot block.
   With max_integer_levels > 0, an integer column with at most that many distinct values is
   categorical too (a rating's exact levels, not a rounded Gaussian).
@@ -120,7 +122,7 @@ class TableTransformer:
         """Detect or take each column's kind and fit its encoding.
 
         categorical/continuous/datetime: column names whose detected kind is overridden.
-        normalization: "standard" or "modes" (mode-specific, for multi-modal columns).
+        normalization: "standard" or "modes" (mode-specific, as TVAE; TabularVAE's default).
         max_categories: a categorical column with more distinct values is an error.
         max_integer_levels: a detected integer column with at most this many distinct values is
         categorical (its exact values and their frequencies, not a rounded Gaussian); 0: never
@@ -220,7 +222,12 @@ class TableTransformer:
 
 def _fit_modes(values: np.ndarray, max_modes: int, seed: int, max_rows: int = 5000) -> list:
     """[(weight, mean, std)] of a Dirichlet-process Gaussian mixture (CTGAN's settings: concentration
-    0.001, 100 iterations), modes with weight > 0.005; fitted on at most max_rows values."""
+    0.001, 100 iterations), modes with weight > 0.005; fitted on at most max_rows values.
+
+    [] (one Gaussian: the column is standardized) when the mixture keeps one mode, or when it does not
+    explain the values better than one Gaussian by the Bayesian information criterion: in 100
+    iterations the mixture splits even a Gaussian column into up to max_modes overlapping modes.
+    """
     from .modes import fit_dp_mixture
 
     rng = np.random.default_rng(seed)
@@ -234,7 +241,15 @@ def _fit_modes(values: np.ndarray, max_modes: int, seed: int, max_rows: int = 50
                                                    seed=seed)
     modes = [(float(w), float(m), float(math.sqrt(v)) or 1.0)
              for w, m, v in zip(weights, means, variances) if w > 0.005]
-    return modes if len(modes) > 1 else []
+    if len(modes) < 2:
+        return []
+    w, m, s = (np.array(v) for v in zip(*modes))
+    w = w / w.sum()
+    log_mixture = np.logaddexp.reduce(np.log(w) - np.log(s) - 0.5 * ((fit_on[:, None] - m) / s) ** 2, axis=1)
+    log_single = -np.log(fit_on.std() or 1.0) - 0.5 * ((fit_on - fit_on.mean()) / (fit_on.std() or 1.0)) ** 2
+    gain = log_mixture.sum() - log_single.sum()  # nats; the 0.5 log(2 pi) terms cancel
+    extra_parameters = 3 * (len(modes) - 1)  # a weight, a mean and a scale per further mode
+    return modes if gain > 0.5 * extra_parameters * math.log(len(fit_on)) else []
 
 
 def _step(values: np.ndarray, kind: str) -> float:
