@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from .config import check_normalization
 
 FORMAT = "vaekit.tabular.transformer/1"
 KINDS = ("continuous", "integer", "datetime", "categorical", "boolean", "constant")
@@ -130,8 +131,7 @@ class TableTransformer:
         """
         import pandas as pd
 
-        if normalization not in ("standard", "modes"):
-            raise ConfigError(f"unknown normalization '{normalization}': use standard or modes")
+        check_normalization(normalization)
         if len(df) == 0 or len(df.columns) == 0:
             raise DataError(f"the table is empty ({len(df)} rows, {len(df.columns)} columns): pass a table with data")
         overrides = {**{c: "categorical" for c in categorical}, **{c: "continuous" for c in continuous},
@@ -246,7 +246,8 @@ def _fit_modes(values: np.ndarray, max_modes: int, seed: int, max_rows: int = 50
     w, m, s = (np.array(v) for v in zip(*modes))
     w = w / w.sum()
     log_mixture = np.logaddexp.reduce(np.log(w) - np.log(s) - 0.5 * ((fit_on[:, None] - m) / s) ** 2, axis=1)
-    log_single = -np.log(fit_on.std() or 1.0) - 0.5 * ((fit_on - fit_on.mean()) / (fit_on.std() or 1.0)) ** 2
+    scale = fit_on.std() or 1.0
+    log_single = -np.log(scale) - 0.5 * ((fit_on - fit_on.mean()) / scale) ** 2
     gain = log_mixture.sum() - log_single.sum()  # nats; the 0.5 log(2 pi) terms cancel
     extra_parameters = 3 * (len(modes) - 1)  # a weight, a mean and a scale per further mode
     return modes if gain > 0.5 * extra_parameters * math.log(len(fit_on)) else []
