@@ -1,6 +1,7 @@
 """Issue 3: vaekit against its peers on Fashion-MNIST, side by side in one run, alternating, medians.
 
   python -m benchmarks.speed [--design mlp|conv|iwae] [--epochs 10] [--reps 3] [--peers a,b,...] [--threads 2]
+                            [--lockstep] [--tag NAME]
 
 mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-3, batch 128) for
       vaekit, a plain PyTorch loop (sliced tensors / DataLoader / fused Adam / batch 512 + compile),
@@ -9,7 +10,10 @@ conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, trans
       for vaekit and pythae with the same networks.
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling.
 
-Each (peer, repetition) trains in its own subprocess (so peak RSS is its own), in alternating order.
+Each (peer, repetition) trains in its own subprocess (so peak RSS is its own), in alternating order;
+with --lockstep all peers' processes live at once and take turns epoch by epoch (each stops itself
+after an epoch), so a slow spell of the machine falls on every peer alike, and the ratio columns are
+medians of same-round epoch-time ratios.
 After every epoch the peer's current weights are scored on the 10,000 test images by one evaluator
 (-ELBO in nats per example: summed BCE-with-logits + analytic KL, one posterior sample with a fixed
 seed), outside the timed training; "s to target" is the training time until that score first
@@ -21,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from benchmarks.common import markdown_table, peak_rss_mb, write_results
@@ -48,17 +54,21 @@ def _data(design: str):
 class Curve:
     """Per-epoch training seconds and test -ELBO of one run."""
 
-    def __init__(self, x_test):
+    def __init__(self, x_test, lockstep: bool = False):
         import torch
 
         self.x_test = torch.from_numpy(x_test)
+        self.lockstep = lockstep
         self.seconds: list[float] = []
         self.neg_elbo: list[float] = []
 
     def epoch(self, seconds: float, encode, decode_logits) -> None:
-        """encode(x) -> (mu, logvar); decode_logits(z) -> logits shaped like x."""
+        """encode(x) -> (mu, logvar); decode_logits(z) -> logits shaped like x.
+        In lockstep the process then stops itself until the coordinator's next round."""
         self.seconds.append(seconds)
         self.neg_elbo.append(_negative_elbo(encode, decode_logits, self.x_test))
+        if self.lockstep:
+            os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _negative_elbo(encode, decode_logits, x_test) -> float:
@@ -271,7 +281,7 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     design = "conv" if "-conv" in args.peer else "mlp"
     x_train, x_test = _data(design)
-    curve = Curve(x_test)
+    curve = Curve(x_test, lockstep=args.lockstep)
     run_peer(args.peer, x_train, curve, args.epochs, args.batch)
     steady = statistics.median(curve.seconds[1:] or curve.seconds)
     reached = [i for i, value in enumerate(curve.neg_elbo) if value <= args.target]
@@ -328,7 +338,9 @@ def training_ceiling(batch: int) -> dict:
 
 def iwae(args) -> dict:
     """vaekit's k-sample NLL on the 10,000 test images (model trained 2 epochs: time and memory depend on
-    the shapes only) against one encoder pass per image plus k decoder passes at the best GEMM rate."""
+    the shapes only) against one encoder pass per image plus k decoder passes at the best GEMM rate.
+    The images go in 10 parts, each followed by a fresh measure of the GEMM rates, so each part's
+    ceiling is taken at the machine's speed of that moment (this VM has slow spells)."""
     import torch
 
     import vaekit
@@ -339,39 +351,90 @@ def iwae(args) -> dict:
     _, x_test = _data("conv")  # (N, 1, 28, 28), as the trained run's data
     x = torch.from_numpy(x_test)
     torch.manual_seed(0)
-    started = time.perf_counter()
-    nll = float(importance_weighted_nll(run.vae, x, k=args.k).mean())
-    seconds = time.perf_counter() - started
-    rss = peak_rss_mb()
-    rates = {}
-    for rows in (1024, 4096, 16384):
-        s, flops = gemm_seconds([(rows, Z, H), (rows, H, D)])
-        rates[rows] = flops / s
-    best = max(rates.values())
-    decoder_flops = 2 * (Z * H + H * D) * len(x) * args.k
-    encoder_flops = 2 * (D * H + H * 2 * Z) * len(x)
-    ceiling = (decoder_flops + encoder_flops) / best
-    return {"k": args.k, "images": len(x), "nll": nll, "seconds": seconds, "ceiling_seconds": ceiling,
-            "vs_ceiling": seconds / ceiling, "gflops_by_rows": {r: v / 1e9 for r, v in rates.items()},
-            "decoder_passes_per_s": len(x) * args.k / seconds, "peak_rss_mb": rss}
+    nll = seconds = ceiling = 0.0
+    rates = []
+    for part in x.chunk(10):
+        started = time.perf_counter()
+        nll += float(importance_weighted_nll(run.vae, part, k=args.k).sum())
+        seconds += time.perf_counter() - started
+        rate = {}
+        for rows in (1024, 4096, 16384):
+            s, flops = gemm_seconds([(rows, Z, H), (rows, H, D)])
+            rate[rows] = flops / s / 1e9
+        rates.append(rate)
+        flops = 2 * (Z * H + H * D) * len(part) * args.k + 2 * (D * H + H * 2 * Z) * len(part)
+        ceiling += flops / (max(rate.values()) * 1e9)
+    return {"k": args.k, "images": len(x), "nll": nll / len(x), "seconds": seconds, "ceiling_seconds": ceiling,
+            "vs_ceiling": seconds / ceiling, "gflops_by_part": rates,
+            "decoder_passes_per_s": len(x) * args.k / seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def _command(args, *extra) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.speed", *extra, "--epochs", str(args.epochs), "--batch",
+            str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k)]
+
+
+def _environment(args) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
 
 
 def _subprocess(args, *extra) -> dict | None:
-    command = [sys.executable, "-m", "benchmarks.speed", *extra, "--epochs", str(args.epochs), "--batch",
-               str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k)]
-    out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    out = subprocess.run(_command(args, *extra), capture_output=True, text=True, env=_environment(args))
     if out.returncode != 0:
         print(f"{' '.join(extra)} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _until_stopped(proc: subprocess.Popen) -> None:
+    """Wait until the worker stops itself (end of an epoch) or exits."""
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)
+    if not os.WIFSTOPPED(status):
+        proc.returncode = os.waitstatus_to_exitcode(status)
+
+
+def _lockstep(args, peers: list[str]) -> dict[str, dict | None]:
+    """All peers alive at once, one running at a time: every peer's epoch e runs before any peer's
+    epoch e + 1 (set-up and epoch 1 peer by peer, then rounds in alternating order)."""
+    workers = {}
+    for peer in peers:
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(_command(args, "--worker", peer, "--lockstep"), stdout=subprocess.PIPE,
+                                stderr=log, env=_environment(args))
+        workers[peer] = (proc, log)
+        _until_stopped(proc)
+    for round_ in range(1, args.epochs + 1):  # epochs 2..N, then one more turn to exit
+        for peer in peers if round_ % 2 else list(reversed(peers)):
+            proc, _ = workers[peer]
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGCONT)
+                _until_stopped(proc)
+    results = {}
+    for peer, (proc, log) in workers.items():
+        out = proc.stdout.read().decode()
+        if proc.returncode != 0:
+            log.seek(0)
+            print(f"{peer} failed: {log.read().decode().strip().splitlines()[-1:]}", file=sys.stderr)
+        results[peer] = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    return results
+
+
+def _paired_ratio(reps: list[dict], base_reps: list[dict]) -> float:
+    """Median over (repetition, epoch >= 2) of base's epoch seconds / this peer's, same round."""
+    ratios = [b / s for rep, base in zip(reps, base_reps)
+              for s, b in zip(rep["epoch_seconds"][1:], base["epoch_seconds"][1:])]
+    return statistics.median(ratios)
+
+
 def compare(args) -> None:
     peers = args.peers.split(",") if args.peers else list(PEERS[args.design])
     results: dict[str, list[dict]] = {peer: [] for peer in peers}
     for rep in range(args.reps):
-        for peer in peers if rep % 2 == 0 else reversed(peers):  # alternate the order
-            row = _subprocess(args, "--worker", peer)
+        if args.lockstep:
+            outcome = _lockstep(args, peers)
+        else:  # one peer after another, the order alternating between repetitions
+            outcome = {peer: _subprocess(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
+        for peer, row in outcome.items():
             if row is not None:
                 print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "epoch_seconds")}), flush=True)
                 results[peer].append(row)
@@ -388,8 +451,11 @@ def compare(args) -> None:
     base = {row["peer"]: row["samples_per_s"] for row in rows}
     for row in rows:
         for peer in ("plain", "pythae", "pythae-conv"):
-            if peer in base:
-                row[f"vs_{peer}"] = row["samples_per_s"] / base[peer]
+            if peer not in base:
+                continue
+            complete = len(results[row["peer"]]) == len(results[peer]) == args.reps
+            row[f"vs_{peer}"] = (_paired_ratio(results[row["peer"]], results[peer]) if args.lockstep and complete
+                                 else row["samples_per_s"] / base[peer])
     import torch
 
     torch.set_num_threads(args.threads)
@@ -402,8 +468,9 @@ def compare(args) -> None:
         ("seconds_to_target", f"s to {args.target:g}", ".1f"), ("epochs_to_target", "epochs", ".0f"),
         ("test_neg_elbo", f"test -ELBO @{args.epochs}", ".2f"), ("peak_rss_mb", "peak RSS MB", ",.0f"), *ratio])
     print(table)
-    name = "speed" if args.design == "mlp" else f"speed_{args.design}"
+    name = ("speed" if args.design == "mlp" else f"speed_{args.design}") + (f"_{args.tag}" if args.tag else "")
     write_results(name, {"design": args.design, "epochs": args.epochs, "reps": args.reps, "batch": args.batch,
+                         "lockstep": args.lockstep,
                          "target": args.target, "rows": rows, "ceilings": ceilings, "table": table, "raw": results})
 
 
@@ -417,6 +484,10 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=245.0, help="test -ELBO for the 's to target' column")
     parser.add_argument("--k", type=int, default=1000, help="importance samples for --design iwae")
     parser.add_argument("--peers", help=f"comma-separated; default all of the design's: {PEERS}")
+    parser.add_argument("--tag", default="", help="suffix for the results file")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="run all peers at once, one epoch each in turn (each stops itself between epochs), "
+                             "so a slow spell of the machine hits every peer alike; ratios are paired by epoch")
     parser.add_argument("--worker", dest="peer", help=argparse.SUPPRESS)
     parser.add_argument("--iwae-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -433,7 +504,7 @@ def main() -> None:
                                    ("vs_ceiling", "x ceiling", ".2f"), ("decoder_passes_per_s", "decoder passes/s", ",.0f"),
                                    ("peak_rss_mb", "peak RSS MB", ",.0f")])
     print(table)
-    write_results("speed_iwae", {**row, "table": table})
+    write_results("speed_iwae" + (f"_{args.tag}" if args.tag else ""), {**row, "table": table})
 
 
 if __name__ == "__main__":
