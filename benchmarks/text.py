@@ -200,13 +200,15 @@ def sentiment(name: str, args, epochs: int, max_vocab: int) -> dict:
     options = dict(SMALL, epochs=epochs, kl_warmup=warmup, word_dropout=args.word_dropout,
                    free_bits=args.free_bits, tokenizer=tokenizer, max_vocab=max_vocab, max_len=64, val_fraction=0.05,
                    latent_dim=args.latent_dim, bow_weight=args.bow_weight)
+    extra = [text for other in args.extra_unlabelled if other != name for text in sentiment_data(other)[0]]
+    unlabelled = [texts[i] for i in train] + extra  # extra corpora: more unlabelled text, never labels or test
     with tempfile.TemporaryDirectory() as out:
         started = time.process_time()
-        model = app.fit([texts[i] for i in train], out, log=lambda line: print(f"  {name}", line), **options)
+        model = app.fit(unlabelled, out, log=lambda line: print(f"  {name}", line), **options)
         seconds = time.process_time() - started
         diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
     features = app.embed(model, texts)
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit([texts[i] for i in train])
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(unlabelled)
     words = tfidf.transform(texts)
     rows = []
     for n_labels in (100, 1000):
@@ -229,6 +231,8 @@ def sentiment(name: str, args, epochs: int, max_vocab: int) -> dict:
              "permutation seed 1: first 20% scored, the VAE and TF-IDF fitted on the others" if args.validate else
              "random permutation seed 0: first 20% test, the rest unlabelled training text")
     return {"config": {**options, "train_sentences": len(train), "scored_sentences": len(test), "split": split,
+                       "extra_unlabelled": {"datasets": [d for d in args.extra_unlabelled if d != name],
+                                            "sentences": len(extra)},
                        "label_draws": f"{args.label_seeds} random draws of the labelled subset (seeds 100+)",
                        "c_grid": list(C_GRID), "self_training_threshold": args.self_training,
                        "unlabelled_for_self_training": "the training split less the labelled draw"},
@@ -260,6 +264,10 @@ def main() -> None:
                         "(never the test split), written to results/text_sentiment_validation*.json")
     parser.add_argument("--tag", default="", help="suffix of the results file name (validation sweeps)")
     parser.add_argument("--datasets", nargs="+", default=["sentence-polarity", "sentiment-labelled-sentences"])
+    parser.add_argument("--extra-unlabelled", nargs="*", default=[], metavar="DATASET",
+                        help="other sentiment sets whose sentences (all, without labels) join the VAE's and "
+                             "TF-IDF's unlabelled training text")
+    parser.add_argument("--sls-vocab", type=int, default=3000, help="sentiment-labelled-sentences' vocabulary cap")
     args = parser.parse_args()
     import warnings
 
@@ -278,9 +286,10 @@ def main() -> None:
                                                       ("seconds", "train CPU s", ".0f")]))
     if args.only == "ptb":
         results["total_seconds"] = time.perf_counter() - started
-        print(f"\nwrote {write_results('text_ptb', results)} ({results['total_seconds']:.0f} s)")
+        name = "text_ptb" + (f"_{args.tag}" if args.tag else "")
+        print(f"\nwrote {write_results(name, results)} ({results['total_seconds']:.0f} s)")
         return
-    sizes = {"sentence-polarity": (args.polarity_epochs, 5000), "sentiment-labelled-sentences": (args.sls_epochs, 3000)}
+    sizes = {"sentence-polarity": (args.polarity_epochs, 5000), "sentiment-labelled-sentences": (args.sls_epochs, args.sls_vocab)}
     results["sentiment"] = [sentiment(name, args, *sizes[name]) for name in args.datasets]
     rows = [row for block in results["sentiment"] for row in block["rows"]]
     print("\n## Few-label sentiment (test accuracy, mean ± std over label draws)\n")
