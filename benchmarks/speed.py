@@ -279,6 +279,10 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.lockstep:  # a stopped worker must not outlive its coordinator (Linux: die with the parent)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     design = "conv" if "-conv" in args.peer else "mlp"
     x_train, x_test = _data(design)
     curve = Curve(x_test, lockstep=args.lockstep)
@@ -397,18 +401,24 @@ def _lockstep(args, peers: list[str]) -> dict[str, dict | None]:
     """All peers alive at once, one running at a time: every peer's epoch e runs before any peer's
     epoch e + 1 (set-up and epoch 1 peer by peer, then rounds in alternating order)."""
     workers = {}
-    for peer in peers:
-        log = tempfile.TemporaryFile()
-        proc = subprocess.Popen(_command(args, "--worker", peer, "--lockstep"), stdout=subprocess.PIPE,
-                                stderr=log, env=_environment(args))
-        workers[peer] = (proc, log)
-        _until_stopped(proc)
-    for round_ in range(1, args.epochs + 1):  # epochs 2..N, then one more turn to exit
-        for peer in peers if round_ % 2 else list(reversed(peers)):
-            proc, _ = workers[peer]
+    try:
+        for peer in peers:
+            log = tempfile.TemporaryFile()
+            proc = subprocess.Popen(_command(args, "--worker", peer, "--lockstep"), stdout=subprocess.PIPE,
+                                    stderr=log, env=_environment(args))
+            workers[peer] = (proc, log)
+            _until_stopped(proc)
+        for round_ in range(1, args.epochs + 1):  # epochs 2..N, then one more turn to exit
+            for peer in peers if round_ % 2 else list(reversed(peers)):
+                proc, _ = workers[peer]
+                if proc.returncode is None:
+                    os.kill(proc.pid, signal.SIGCONT)
+                    _until_stopped(proc)
+    finally:  # an interrupted coordinator leaves no stopped workers behind
+        for proc, _ in workers.values():
             if proc.returncode is None:
+                proc.kill()
                 os.kill(proc.pid, signal.SIGCONT)
-                _until_stopped(proc)
     results = {}
     for peer, (proc, log) in workers.items():
         out = proc.stdout.read().decode()
