@@ -8,7 +8,7 @@ epochs, the test NLL on a random subset of the test sentences with k importance 
 al. (2016) trained for many epochs with larger LSTMs; their numbers are not expected in this budget.
 
   OMP_NUM_THREADS=1 python benchmarks/text.py                 # the reduced run written to results/text.json
-  OMP_NUM_THREADS=1 python benchmarks/text.py --ptb-train 42068 --ptb-epochs 10 --ptb-test 3761 --k 100   # fuller
+  OMP_NUM_THREADS=1 python benchmarks/text.py --only ptb --ptb-train 42068 --ptb-epochs 6 --ptb-test 3761 --k 20 --tag full   # whole PTB, ~50 min
 
 Sentiment: the VAEs train with the bag-of-words loss (--bow-weight, Zhao et al. 2017); every logistic
 regression is reported with C fixed and with C chosen by 5-fold CV on the labelled sentences alone.
