@@ -105,7 +105,7 @@ def main() -> None:
     p.add_argument("--lr-schedule", choices=("constant", "cosine", "exponential"), default="constant")
     p.add_argument("--lr-end-factor", type=float, default=0.01)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--k", type=int, default=5000, help="importance samples for the test NLL")
+    p.add_argument("--k", type=int, default=5000, help="importance samples for the NLL (test, or validation with --validate)")
     p.add_argument("--tag", default="", help="suffix for the results file (probes)")
     p.add_argument("--validate", action="store_true",
                    help="train on 50,000 images and score the other 10,000 (choosing settings without the test set)")

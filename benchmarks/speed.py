@@ -279,10 +279,10 @@ def worker(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.lockstep:  # a stopped worker must not outlive its coordinator (Linux: die with the parent)
+    if args.lockstep and sys.platform == "linux":  # a stopped worker must not outlive its coordinator
         import ctypes
 
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
     design = "conv" if "-conv" in args.peer else "mlp"
     x_train, x_test = _data(design)
     curve = Curve(x_test, lockstep=args.lockstep)
@@ -417,8 +417,7 @@ def _lockstep(args, peers: list[str]) -> dict[str, dict | None]:
     finally:  # an interrupted coordinator leaves no stopped workers behind
         for proc, _ in workers.values():
             if proc.returncode is None:
-                proc.kill()
-                os.kill(proc.pid, signal.SIGCONT)
+                proc.kill()  # SIGKILL ends a stopped process too
     results = {}
     for peer, (proc, log) in workers.items():
         out = proc.stdout.read().decode()

@@ -119,6 +119,9 @@ def ptb(args) -> dict:
             "bowman_2016": {"vae": {"nll": 101, "ppl": 119, "kl": 2}, "lstm_lm": {"nll": 100, "ppl": 116}}}
 
 
+SENTIMENT_SETS = ("sentence-polarity", "sentiment-labelled-sentences")
+
+
 def sentiment_data(name: str) -> tuple[list[str], list[int], str]:
     folder = data_dir() / name
     if name == "sentence-polarity":
@@ -200,7 +203,8 @@ def sentiment(name: str, args, epochs: int, max_vocab: int) -> dict:
     options = dict(SMALL, epochs=epochs, kl_warmup=warmup, word_dropout=args.word_dropout,
                    free_bits=args.free_bits, tokenizer=tokenizer, max_vocab=max_vocab, max_len=64, val_fraction=0.05,
                    latent_dim=args.latent_dim, bow_weight=args.bow_weight)
-    extra = [text for other in args.extra_unlabelled if other != name for text in sentiment_data(other)[0]]
+    others = [other for other in args.extra_unlabelled if other != name]
+    extra = [text for other in others for text in sentiment_data(other)[0]]
     unlabelled = [texts[i] for i in train] + extra  # extra corpora: more unlabelled text, never labels or test
     with tempfile.TemporaryDirectory() as out:
         started = time.process_time()
@@ -231,8 +235,7 @@ def sentiment(name: str, args, epochs: int, max_vocab: int) -> dict:
              "permutation seed 1: first 20% scored, the VAE and TF-IDF fitted on the others" if args.validate else
              "random permutation seed 0: first 20% test, the rest unlabelled training text")
     return {"config": {**options, "train_sentences": len(train), "scored_sentences": len(test), "split": split,
-                       "extra_unlabelled": {"datasets": [d for d in args.extra_unlabelled if d != name],
-                                            "sentences": len(extra)},
+                       "extra_unlabelled": {"datasets": others, "sentences": len(extra)},
                        "label_draws": f"{args.label_seeds} random draws of the labelled subset (seeds 100+)",
                        "c_grid": list(C_GRID), "self_training_threshold": args.self_training,
                        "unlabelled_for_self_training": "the training split less the labelled draw"},
@@ -263,8 +266,8 @@ def main() -> None:
     parser.add_argument("--validate", action="store_true", help="score on a validation part of the training split "
                         "(never the test split), written to results/text_sentiment_validation*.json")
     parser.add_argument("--tag", default="", help="suffix of the results file name (validation sweeps)")
-    parser.add_argument("--datasets", nargs="+", default=["sentence-polarity", "sentiment-labelled-sentences"])
-    parser.add_argument("--extra-unlabelled", nargs="*", default=[], metavar="DATASET",
+    parser.add_argument("--datasets", nargs="+", choices=SENTIMENT_SETS, default=list(SENTIMENT_SETS))
+    parser.add_argument("--extra-unlabelled", nargs="*", choices=SENTIMENT_SETS, default=[], metavar="DATASET",
                         help="other sentiment sets whose sentences (all, without labels) join the VAE's and "
                              "TF-IDF's unlabelled training text")
     parser.add_argument("--sls-vocab", type=int, default=3000, help="sentiment-labelled-sentences' vocabulary cap")
