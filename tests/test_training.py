@@ -143,6 +143,15 @@ def test_a_time_limit_is_a_budget_no_epoch_is_started_that_would_overrun_it(monk
     assert len(run.history) == 3  # a 4th epoch would end at 4 s, past the 3.5 s budget
 
 
+def test_a_schedule_under_a_time_limit_falls_with_the_clock_when_that_budget_runs_out_first(monkeypatch):
+    clock = itertools.count()  # each epoch takes 1 s, as above; the schedule is planned over 1,000 epochs
+    monkeypatch.setattr("vaekit.training.time.perf_counter", lambda: float(next(clock)))
+    run = runs.train(None, epochs=1000, time_limit=3.5 / 60, lr_schedule="cosine", **TINY)
+    rates = [row["lr"] for row in run.history]
+    assert len(rates) == 3 and rates[0] > 0.99e-3  # the first epoch has no pace to go by: the step budget rules
+    assert rates[0] > rates[1] > rates[2] and rates[2] < 1e-4  # about 6/7 of the clock spent by the last step
+
+
 def test_in_memory_arrays_train_through_the_api(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((300, 6)) < 0.3).astype(np.float32)

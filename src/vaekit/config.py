@@ -56,7 +56,8 @@ class TrainConfig:
     batch_size: int = option(128, "examples per gradient step")
     lr: float = option(1e-3, "Adam learning rate")
     lr_schedule: str = option("constant", "constant, cosine or exponential: the learning rate falls step by step "
-                                          "from --lr to --lr-end-factor x --lr over --epochs")
+                                          "from --lr to --lr-end-factor x --lr over --epochs, or over --time-limit "
+                                          "when that budget runs out first")
     lr_end_factor: float = option(0.01, "the last step's learning rate as a fraction of --lr (cosine, exponential)")
     weight_decay: float = option(0.0, "L2 penalty in Adam, against overfitting")
     beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 is the true ELBO")

@@ -144,11 +144,17 @@ class Trainer:
         warmup_steps = self.config.kl_warmup * steps_per_epoch
         return self.config.beta * (min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0)
 
-    def learning_rate(self, step: int, steps_per_epoch: int) -> float:
+    def learning_rate(self, step: int, steps_per_epoch: int, seconds: float = 0.0) -> float:
         """The learning rate of global step `step`: a function of the step alone, so resuming needs no
-        scheduler state. cosine and exponential fall from lr to lr * lr_end_factor at the last step."""
+        scheduler state. cosine and exponential fall from lr to lr * lr_end_factor at the last step.
+        Under a time limit the schedule runs on whichever budget is spent faster, steps or `seconds`
+        of training time (estimated from the last epoch's pace), so a run stopped by the clock still
+        ends near the floor rate."""
         cfg = self.config
-        progress = min(1.0, step / max(1, cfg.epochs * steps_per_epoch - 1))
+        progress = step / max(1, cfg.epochs * steps_per_epoch - 1)
+        if cfg.time_limit > 0:
+            progress = max(progress, seconds / (cfg.time_limit * 60))
+        progress = min(1.0, progress)
         if cfg.lr_schedule == "cosine":
             return cfg.lr * (cfg.lr_end_factor + (1 - cfg.lr_end_factor) * (1 + math.cos(math.pi * progress)) / 2)
         if cfg.lr_schedule == "exponential":
@@ -180,6 +186,8 @@ class Trainer:
             if torch.is_tensor(x_train):
                 order = order.to(x_train.device)
             sums = torch.zeros(3, device=self.device)
+            # time spent per step at the last epoch's pace: the same number on every rank and after a resume
+            pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
             bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
             for step in range(steps_per_epoch):
                 index = order[step * batch_size:(step + 1) * batch_size]
@@ -190,7 +198,7 @@ class Trainer:
                 global_step = self.epoch * steps_per_epoch + step
                 beta = self.kl_weight(global_step, steps_per_epoch)
                 if cfg.lr_schedule != "constant":
-                    lr = self.learning_rate(global_step, steps_per_epoch)
+                    lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
                     for param_group in self.optimizer.param_groups:
                         param_group["lr"] = lr
                 out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
