@@ -89,7 +89,8 @@ def ptb(args) -> dict:
     vocabulary = Vocabulary.build(full_train, "word", max_size=10004)  # PTB's 10k words (with <unk>) + 3 specials
     train = subset(full_train, args.ptb_train, 0)
     valid, test = subset(valid, args.ptb_val, 1), subset(test, args.ptb_test, 2)
-    options = dict(SMALL, max_len=90, epochs=args.ptb_epochs, kl_warmup=args.ptb_epochs / 2, word_dropout=0.25)
+    options = dict(SMALL, max_len=90, epochs=args.ptb_epochs, kl_warmup=args.ptb_epochs / 2,
+                   word_dropout=args.ptb_word_dropout, free_bits=args.ptb_free_bits)
     with tempfile.TemporaryDirectory() as out:
         started = time.process_time()
         model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print("  vae", line),
@@ -107,7 +108,7 @@ def ptb(args) -> dict:
         lm_nll = float(sum(-lm.log_prob(x).sum() for x in x_test.batches(128))) / len(test)
     tokens = int((x_test.ids != PAD).sum())
     rows = [
-        {"model": "sentence VAE (GRU, word dropout 0.25)", "nll": vae.nll, "ppl": vae.perplexity, "kl": vae.kl,
+        {"model": f"sentence VAE (GRU, word dropout {args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g})", "nll": vae.nll, "ppl": vae.perplexity, "kl": vae.kl,
          "neg_elbo": vae.neg_elbo, "active_units": vae.active_units, "seconds": vae_seconds},
         {"model": "GRU language model (same size, same time)", "nll": lm_nll, "ppl": math.exp(lm_nll * len(test) / tokens),
          "kl": None, "neg_elbo": None, "active_units": None, "seconds": lm_train["seconds"]},
@@ -249,6 +250,8 @@ def main() -> None:
     parser.add_argument("--ptb-val", type=int, default=500)
     parser.add_argument("--ptb-test", type=int, default=1000)
     parser.add_argument("--ptb-epochs", type=int, default=2)
+    parser.add_argument("--ptb-word-dropout", type=float, default=0.25, help="the PTB VAE's word dropout")
+    parser.add_argument("--ptb-free-bits", type=float, default=0.0, help="the PTB VAE's free bits (nats per dim)")
     parser.add_argument("--k", type=int, default=10, help="importance samples for the VAE's test NLL")
     parser.add_argument("--polarity-epochs", type=int, default=2)
     parser.add_argument("--sls-epochs", type=int, default=4)
