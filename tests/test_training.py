@@ -152,6 +152,18 @@ def test_a_schedule_under_a_time_limit_falls_with_the_clock_when_that_budget_run
     assert rates[0] > rates[1] > rates[2] and rates[2] < 1e-4  # about 6/7 of the clock spent by the last step
 
 
+def test_convolutions_train_in_channels_last_on_a_cpu_with_their_adam_moments_alike():
+    from vaekit.config import ModelConfig
+    from vaekit.vae import build_vae
+
+    vae = build_vae(ModelConfig(data_shape=(1, 8, 8), network="conv", conv_channels=(4, 8), latent_dim=2))
+    trainer = Trainer(vae, TrainConfig(epochs=1, batch_size=16, progress=False, device="cpu"))
+    trainer.fit(torch.rand(32, 1, 8, 8))
+    kernels = [p for p in vae.parameters() if p.dim() == 4]
+    assert kernels and all(p.is_contiguous(memory_format=torch.channels_last) for p in kernels)
+    assert all(trainer.optimizer.state[p]["exp_avg"].stride() == p.stride() for p in kernels)
+
+
 def test_in_memory_arrays_train_through_the_api(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((300, 6)) < 0.3).astype(np.float32)

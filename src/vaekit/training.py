@@ -22,6 +22,7 @@ from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, opti
 from .config import TrainConfig
 from .distributed import Group, from_environment
 from .errors import CheckpointError, VaekitError
+from .networks import prefer_fast_layout
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -80,7 +81,7 @@ class Trainer:
         self.config = config
         self.group = from_environment(select_device(config.device))  # world_size 1 outside torchrun
         self.device = self.group.device
-        self.vae = vae.to(self.device)
+        self.vae = prefer_fast_layout(vae.to(self.device), self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.dynamic_binarization = dynamic_binarization
         self.on_epoch = on_epoch
