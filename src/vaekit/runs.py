@@ -172,7 +172,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             from .plotting import save_curves
 
             save_curves(out / "curves.png", history)
-    prefer_fast_layout(vae, trainer.device).eval()
+    vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
 
 

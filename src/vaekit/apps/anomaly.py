@@ -201,10 +201,8 @@ class VAEAnomalyDetector:
             self.history_ = Trainer(self.vae_, config, on_epoch=keep_best).fit(x_fit, x_val)
         if best:
             self.vae_.load_state_dict(best["state"])
-        from ..networks import prefer_fast_layout
-
         self.best_epoch_ = best.get("epoch", len(self.history_))
-        prefer_fast_layout(self.vae_, self.device).eval()  # scoring is inference: channels_last convs on a CPU
+        self.vae_.eval()  # the Trainer already gave its convolutions the device's fast layout
         self.decision_scores_ = self._scores(xt, self.score_)
         self.threshold_ = float(np.quantile(self.decision_scores_, 1 - self.contamination))
         return self
