@@ -5,9 +5,12 @@
 
 mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-3, batch 128) for
       vaekit, a plain PyTorch loop (sliced tensors / DataLoader / fused Adam / batch 512 + compile),
-      pythae 0.1.2 and Keras 3 on the torch backend; plus the GEMM ceiling at b128 and b512.
+      pythae 0.1.2 and Keras 3 on the torch backend; plus the GEMM ceiling at b128 and b512, at fp32
+      and at bf16 GEMM rates. "-bf16" rows train in bf16 mixed precision (torch.autocast; fp32
+      weights, Adam and loss), vaekit through its `precision` option.
 conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
-      for vaekit and pythae with the same networks.
+      for vaekit and pythae with the same networks; pythae-conv-bf16 is pythae with its forward
+      wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only).
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling.
 
 Each (peer, repetition) trains in its own subprocess (so peak RSS is its own), in alternating order;
@@ -37,9 +40,9 @@ from benchmarks.common import markdown_table, peak_rss_mb, write_results
 D, H, Z = 784, 400, 20
 CHANNELS = (32, 64)
 PEERS = {
-    "mlp": ("vaekit", "vaekit-compile", "vaekit-b512-compile", "plain", "plain-dataloader", "plain-fused",
-            "plain-b512-compile", "pythae", "keras"),
-    "conv": ("vaekit-conv", "vaekit-conv-nchw", "pythae-conv"),
+    "mlp": ("vaekit", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile", "vaekit-b512-bf16-compile", "plain",
+            "plain-dataloader", "plain-fused", "plain-fused-bf16", "plain-b512-compile", "pythae", "keras"),
+    "conv": ("vaekit-conv", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv", "pythae-conv-bf16"),
 }
 
 
@@ -110,7 +113,7 @@ def _conv_networks():
 
 
 # -- the peers: each trains `epochs` epochs and reports each one to `curve` --------------------------
-def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_layout=False):
+def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_layout=False, bf16=False):
     import torch
 
     from vaekit.config import ModelConfig, TrainConfig
@@ -122,14 +125,14 @@ def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_
                                 conv_channels=CHANNELS, encoder_padding="same"))
     encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
     trainer = Trainer(vae, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, seed=0, progress=False,
-                                       compile=compile),
+                                       compile=compile, precision="bf16" if bf16 else "fp32"),
                       on_epoch=lambda row: curve.epoch(row["epoch_seconds"], encode, vae.decoder))
     if default_layout:  # the ablation: torch's default layout instead of the Trainer's channels_last
         vae.to(memory_format=torch.contiguous_format)  # same Parameter objects, so the optimizer keeps them
     trainer.fit(torch.from_numpy(x_train))
 
 
-def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False):
+def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False, bf16=False):
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -166,14 +169,15 @@ def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=Fal
             order = torch.randperm(len(x))
             batches = (x[order[i:i + batch]] for i in range(0, len(x), batch))
         for b in batches:
-            loss = step_loss(b)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = step_loss(b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         curve.epoch(time.perf_counter() - started, model.encode, model.dec)
 
 
-def _pythae(x_train, curve, epochs, batch, design="mlp"):
+def _pythae(x_train, curve, epochs, batch, design="mlp", bf16=False):
     import torch
     from pythae.models import VAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -212,6 +216,8 @@ def _pythae(x_train, curve, epochs, batch, design="mlp"):
     torch.manual_seed(0)
     model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=Z, reconstruction_loss="bce"),
                 encoder=Encoder(), decoder=Decoder())
+    if bf16:  # pythae's own `amp` flag is CUDA-only: the benchmark wraps its forward in CPU autocast
+        model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)
     config = BaseTrainerConfig(output_dir=os.environ.get("TMPDIR", "/tmp") + "/pythae-bench", num_epochs=epochs,
                                learning_rate=1e-3, per_device_train_batch_size=batch, no_cuda=True,
                                steps_saving=None, steps_predict=None, keep_best_on_train=True)
@@ -261,17 +267,17 @@ def _keras(x_train, curve, epochs, batch):
 
 def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
     batch = 512 if "-b512" in peer else batch
-    compile = peer.endswith("-compile")
+    compile, bf16 = peer.endswith("-compile"), "-bf16" in peer
     if peer.startswith("vaekit"):
         _vaekit(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", compile=compile,
-                default_layout=peer.endswith("-nchw"))
+                default_layout=peer.endswith("-nchw"), bf16=bf16)
     elif peer.startswith("pythae"):
-        _pythae(x_train, curve, epochs, batch, design="conv" if peer.endswith("-conv") else "mlp")
+        _pythae(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", bf16=bf16)
     elif peer == "keras":
         _keras(x_train, curve, epochs, batch)
     else:
         _plain(x_train, curve, epochs, batch, loader=peer == "plain-dataloader",
-               fused=peer in ("plain-fused", "plain-b512-compile"), compile=compile)
+               fused=peer.startswith("plain-fused") or peer == "plain-b512-compile", compile=compile, bf16=bf16)
 
 
 def worker(args) -> None:
@@ -305,20 +311,22 @@ def _timed(fn, repeat=100) -> float:
     return (time.perf_counter() - started) / repeat
 
 
-def gemm_seconds(gemms) -> tuple[float, float]:
-    """(seconds, flops) of the (m, k, n) matrix products at this machine's measured rates."""
+def gemm_seconds(gemms, dtype=None) -> tuple[float, float]:
+    """(seconds, flops) of the (m, k, n) matrix products at this machine's measured rates (fp32 unless
+    dtype says otherwise)."""
     import torch
 
     seconds = flops = 0.0
     for m, k, n in gemms:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         seconds += _timed(lambda: torch.mm(a, b))
         flops += 2 * m * k * n
     return seconds, flops
 
 
-def training_ceiling(batch: int) -> dict:
-    """Fastest possible training step: the MLP's GEMMs (forward and backward) + one fused Adam step."""
+def training_ceiling(batch: int, bf16: bool = False) -> dict:
+    """Fastest possible training step: the MLP's GEMMs (forward and backward) + one fused Adam step;
+    bf16: the GEMMs at bfloat16 rates (mixed precision: Adam stays fp32)."""
     import torch
 
     shapes = [(D, H), (H, 2 * Z), (Z, H), (H, D)]  # (in, out) of each Linear
@@ -328,13 +336,14 @@ def training_ceiling(batch: int) -> dict:
         gemms.append((fan_in, batch, fan_out))  # weight gradient
         if index > 0:
             gemms.append((batch, fan_out, fan_in))  # input gradient (none for the first layer)
-    seconds, flops = gemm_seconds(gemms)
+    seconds, flops = gemm_seconds(gemms, torch.bfloat16 if bf16 else None)
     params = [torch.zeros(fan_in * fan_out + fan_out, requires_grad=True) for fan_in, fan_out in shapes]
     for p in params:
         p.grad = torch.randn_like(p)
     adam_seconds = _timed(torch.optim.Adam(params, lr=1e-3, fused=True).step)
     step = seconds + adam_seconds
-    return {"peer": f"ceiling: GEMMs + fused Adam, b{batch}", "samples_per_s": batch / step,
+    precision = " (bf16 GEMMs)" if bf16 else ""
+    return {"peer": f"ceiling: GEMMs + fused Adam, b{batch}{precision}", "samples_per_s": batch / step,
             "seconds_per_epoch": 60000 / batch * step, "gflops": flops / seconds / 1e9,
             "mflop_per_sample": flops / batch / 1e6}
 
@@ -467,7 +476,7 @@ def compare(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    ceilings = [training_ceiling(b) for b in (128, 512)] if args.design == "mlp" else []
+    ceilings = [training_ceiling(b, bf16) for bf16 in (False, True) for b in (128, 512)] if args.design == "mlp" else []
     ratio = [("vs_plain", "x plain", ".2f"), ("vs_pythae", "x pythae", ".2f")] if args.design == "mlp" else \
         [("vs_pythae-conv", "x pythae", ".2f")]
     table = markdown_table(rows + ceilings, [

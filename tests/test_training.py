@@ -184,3 +184,28 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
         run = runs.train(None, data="digits", epochs=1, compile=True, **{k: v for k, v in TINY.items() if k != "data"})
     eager = runs.train(None, data="digits", epochs=1, **{k: v for k, v in TINY.items() if k != "data"})
     assert run.history[0]["loss"] == eager.history[0]["loss"]
+
+
+def test_bf16_mixed_precision_trains_fp32_weights_to_the_fp32_loss_within_a_percent():
+    fp32, bf16 = (runs.train(None, epochs=3, precision=precision, **TINY) for precision in ("fp32", "bf16"))
+    assert all(p.dtype == torch.float32 for p in bf16.vae.parameters())
+    losses = fp32.history[-1]["loss"], bf16.history[-1]["loss"]
+    assert losses[0] != losses[1]  # the products did run in bfloat16
+    assert abs(losses[0] - losses[1]) < 0.01 * losses[0]
+
+
+def test_under_autocast_the_likelihood_and_kl_are_summed_in_fp32():
+    from vaekit.config import ModelConfig
+    from vaekit.vae import build_vae
+
+    vae = build_vae(ModelConfig(data_shape=(64,), hidden=(32,), latent_dim=3))
+    x = torch.rand(8, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, elbo = vae.loss(x), vae.elbo(x)
+        iw_loss = vae.loss(x, iw_samples=4)
+    assert loss.loss.dtype == loss.kl.dtype == elbo.reconstruction.dtype == iw_loss.loss.dtype == torch.float32
+
+
+def test_an_unknown_precision_is_a_config_error_naming_the_choices():
+    with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
+        TrainConfig(precision="fp16").validate()

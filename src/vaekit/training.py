@@ -202,7 +202,8 @@ class Trainer:
                     lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
                     for param_group in self.optimizer.param_groups:
                         param_group["lr"] = lr
-                out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss = out.loss * group.loss_scale(count, len(index)) if group.distributed else out.loss
                 with group.guard("the gradient all-reduce"):

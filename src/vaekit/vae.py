@@ -82,15 +82,15 @@ class VAE(nn.Module):
 
     def _posterior(self, x: torch.Tensor, f: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """The loc and log-variance of q(z|x), each (batch, latent_dim)."""
-        loc, log_var = (self.encoder(x) if f is None else self.encoder(x, f)).chunk(2, dim=-1)
-        return loc, log_var
+        stats = self.encoder(x) if f is None else self.encoder(x, f)
+        return _full_precision(stats).chunk(2, dim=-1)
 
     def _encode(self, x: torch.Tensor, f: torch.Tensor | None) -> Independent:
         loc, log_var = self._posterior(x, f)
         return _diagonal_normal(loc, torch.exp(0.5 * log_var))
 
     def _params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
-        return self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z)))
+        return _full_precision(self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z))))
 
     def _decoded_params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
         """Likelihood parameters for z of shape (..., batch, latent_dim), with z's leading shape."""
@@ -215,6 +215,12 @@ class VAE(nn.Module):
             log_w = self._log_px(z, f, target) + pz.log_prob(z) - qz.log_prob(z)
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return total - math.log(k)
+
+
+def _full_precision(t: torch.Tensor) -> torch.Tensor:
+    """A network's output in fp32 when mixed precision made it bf16/fp16, so that the likelihood and
+    the KL sum over pixels and dimensions in full precision (a bf16 sum of 784 terms is off by ~1 nat)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
