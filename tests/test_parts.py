@@ -88,3 +88,21 @@ def test_convolutions_get_channels_last_on_cpu_only_and_compute_the_same():
     assert conv_weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in conv_weights)
     with torch.no_grad():
         torch.testing.assert_close(vae.decoder(vae.encoder(x)[:, :vae.latent_dim]), before, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stride, output_padding", [(2, 1), (1, 0)])
+def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as_a_sum(stride, output_padding):
+    from vaekit.networks import ConvTranspose2d
+
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(6, 4, 3, stride=stride, padding=1, output_padding=output_padding)
+    torchs = torch.nn.ConvTranspose2d(6, 4, 3, stride=stride, padding=1, output_padding=output_padding)
+    torchs.load_state_dict(ours.state_dict())  # the same parameter names: old checkpoints load unchanged
+    x = torch.randn(3, 6, 7, 7, requires_grad=True)
+    outputs = [module(x) for module in (ours, torchs)]
+    torch.testing.assert_close(*outputs)
+    grads = [torch.autograd.grad(out.square().sum(), [x, m.weight, m.bias]) for out, m in zip(outputs, (ours, torchs))]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the bias joins in the output's precision
+        assert ours(x).dtype == torch.bfloat16

@@ -42,6 +42,18 @@ def prefer_fast_layout(module: nn.Module, device: torch.device | str) -> nn.Modu
     return module
 
 
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d with the bias added after the convolution instead of inside it: the same
+    parameters, names and function, but the bias gradient becomes a plain sum over the output. On a CPU
+    oneDNN's transposed-convolution backward computes it inside the kernel several times slower (the conv
+    design's 64->32 layer at batch 128, channels_last: 13.7 against 8.1 ms in bf16, 15.1 against 12.2 in fp32)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.conv_transpose2d(x, self.weight, None, self.stride, self.padding, self.output_padding, self.groups,
+                                 self.dilation)
+        return out if self.bias is None else out + self.bias.to(out.dtype)[:, None, None]
+
+
 def condition_planes(features: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Condition features as planes (batch, F, H, W): vectors (batch, F) broadcast, planes
     (batch, F, h, w) resized bilinearly."""
@@ -139,10 +151,10 @@ class ConvDecoder(nn.Module):
         layers: list[nn.Module] = []
         in_channels = channels[0]
         for out_ch in reversed(channels):
-            layers += [nn.ConvTranspose2d(in_channels + extra, out_ch, 3, stride=2, padding=1, output_padding=1),
+            layers += [ConvTranspose2d(in_channels + extra, out_ch, 3, stride=2, padding=1, output_padding=1),
                        activation(act)]
             in_channels = out_ch
-        layers.append(nn.ConvTranspose2d(in_channels + extra, out_channels, 3, stride=1, padding=1))
+        layers.append(ConvTranspose2d(in_channels + extra, out_channels, 3, stride=1, padding=1))
         self.deconvs = nn.Sequential(*layers)
         # Values one decoded example keeps alive (each layer's output and its activation): sizes the
         # chunks of the importance-weighted estimator, where these dwarf the output itself.
