@@ -132,6 +132,16 @@ def test_log_prob_broadcasts_over_importance_samples_and_vae_losses():
         vae.likelihood.check_data(torch.tensor([[0.5]]))
 
 
+def test_the_sentence_loss_trains_under_bf16_autocast_and_sums_in_fp32():
+    vae = _tiny_vae().train()
+    x = torch.tensor([[5, 6, EOS, PAD], [7, 8, 6, EOS]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what --precision bf16 runs
+        loss = vae.loss(x)
+    loss.loss.backward()
+    assert loss.loss.dtype == loss.reconstruction.dtype == torch.float32 and torch.isfinite(loss.loss)
+    assert vae.encoder.out.weight.grad is not None
+
+
 def test_word_dropout_only_in_training():
     vae = _tiny_vae(word_dropout=0.9)
     x, z = torch.tensor([[5, 6, 7, 8, EOS]] * 8), torch.zeros(8, 3)

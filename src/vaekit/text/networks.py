@@ -91,7 +91,7 @@ class SentenceDecoder(nn.Module):
         rows, targets = states[mask], x[mask]  # (tokens, hidden), (tokens,)
         token_lp = torch.cat([-F.cross_entropy(self.out(rows[i:i + _TOKEN_CHUNK]), targets[i:i + _TOKEN_CHUNK],
                                                reduction="none") for i in range(0, len(rows), _TOKEN_CHUNK)])
-        log_px = states.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)
+        log_px = token_lp.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)  # fp32 under autocast too
         if self.training and self.bow is not None:
             log_px = log_px + self.bow_weight * self.bag_of_words_log_prob(x, z)
         return log_px
