@@ -209,3 +209,14 @@ def test_under_autocast_the_likelihood_and_kl_are_summed_in_fp32():
 def test_an_unknown_precision_is_a_config_error_naming_the_choices():
     with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
         TrainConfig(precision="fp16").validate()
+
+
+def test_bf16_on_a_gpu_without_bfloat16_is_a_config_error_before_training(monkeypatch):
+    from vaekit.training import check_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla P100")
+    with pytest.raises(ConfigError, match="Tesla P100 has no bfloat16 support; use --precision fp32"):
+        check_precision("bf16", torch.device("cuda"))
+    check_precision("fp32", torch.device("cuda"))
+    check_precision("bf16", torch.device("cpu"))

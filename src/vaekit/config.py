@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from .errors import ConfigError
@@ -83,10 +84,8 @@ class TrainConfig:
             _positive(self, name)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got '{self.lr_schedule}'")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        _one_of(self, "lr_schedule", LR_SCHEDULES)
+        _one_of(self, "precision", PRECISIONS)
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
         for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping", "time_limit"):
@@ -129,6 +128,11 @@ PRESETS: dict[str, dict[str, dict]] = {
 
 def _flag(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _one_of(config, name: str, choices: Sequence[str]) -> None:
+    if getattr(config, name) not in choices:
+        raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}, got '{getattr(config, name)}'")
 
 
 def _positive(config, name: str) -> None:

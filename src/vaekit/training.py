@@ -21,7 +21,7 @@ from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, opti
                          restore_optimizer, save_tensors, write_json)
 from .config import TrainConfig
 from .distributed import Group, from_environment
-from .errors import CheckpointError, VaekitError
+from .errors import CheckpointError, ConfigError, VaekitError
 from .networks import prefer_fast_layout
 
 METRICS_FILE = "metrics.jsonl"
@@ -39,6 +39,13 @@ def select_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VaekitError(f"--device {name} asked for CUDA but no CUDA device is available: use --device cpu")
     return device
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """bf16 autocast on a GPU without bfloat16 would fail at the first step: say so before training."""
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
+                          "use --precision fp32")
 
 
 def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -81,6 +88,7 @@ class Trainer:
         self.config = config
         self.group = from_environment(select_device(config.device))  # world_size 1 outside torchrun
         self.device = self.group.device
+        check_precision(config.precision, self.device)
         self.vae = prefer_fast_layout(vae.to(self.device), self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.dynamic_binarization = dynamic_binarization
