@@ -331,7 +331,9 @@ def _inverse_column(column: Column, block: np.ndarray, n: int):
         values = np.round(values / column.step) * column.step
     missing = block[:, -1] > 0.5 if column.has_missing else np.zeros(n, dtype=bool)
     if column.kind == "datetime":
-        return pd.Series(pd.to_datetime(np.where(missing, np.nan, values)))
+        series = pd.Series(pd.to_datetime(np.where(missing, np.nan, values)))
+        # pandas 3 parses to microseconds where pandas 2 used nanoseconds: give back the input's resolution
+        return _restore_dtype(series, column.dtype) if column.dtype.startswith("datetime64") else series
     series = pd.Series(np.where(missing, np.nan, values))
     if column.kind == "integer":
         series = series.astype("Int64") if missing.any() or column.has_missing else series.astype("int64")
