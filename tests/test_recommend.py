@@ -192,9 +192,10 @@ def test_cli_fit_evaluate_top(tmp_path, capsys):
     log = clustered_log(tmp_path / "log.tsv", n_users=80, sep="\t")
     out = tmp_path / "dae"
     assert cli.main(["recommend", "fit", str(log), "-o", str(out), "--model", "dae", "--epochs", "2",
-                     "--hidden", "16", "--latent-dim", "4", "--min-rating", "4"]) == 0
+                     "--hidden", "16", "--latent-dim", "4", "--min-rating", "4", "--precision", "bf16"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["model"] == "dae" and saved["data"]["min_rating"] == 4
+    assert saved["model"]["precision"] == "bf16"
     assert cli.main(["recommend", "evaluate", str(out)]) == 0
     assert "dae" in json.loads((out / "eval.json").read_text())
     user = json.loads((out / "ids.json").read_text())["users"][0]
@@ -203,6 +204,9 @@ def test_cli_fit_evaluate_top(tmp_path, capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 3
     assert cli.main(["recommend", "top", str(out), "--user", "nobody"]) == 2
     assert cli.main(["recommend", "fit", str(log), "-o", str(tmp_path / "x"), "--model", "gpt"]) == 2
+    capsys.readouterr()
+    assert cli.main(["recommend", "fit", str(log), "-o", str(tmp_path / "x"), "--precision", "fp16"]) == 2
+    assert "--precision must be one of fp32, bf16" in capsys.readouterr().err
     assert cli.main(["recommend", "evaluate", str(tmp_path / "nothing")]) == 2
 
 

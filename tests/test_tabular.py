@@ -284,8 +284,9 @@ def test_every_tabular_subcommand_runs(tmp_path, capsys):
     df.to_csv(tmp_path / "t.csv", index=False)
     m, s = str(tmp_path / "m"), str(tmp_path / "s.csv")
     assert main(["tabular", "fit", str(tmp_path / "t.csv"), "-o", m, "--epochs", "2", "--latent-dim", "3",
-                 "--hidden", "16", "--categorical", "count"]) == 0
+                 "--hidden", "16", "--categorical", "count", "--precision", "bf16"]) == 0
     assert {p.name for p in Path(m).iterdir()} == {"config.json", "transformer.json", "model.safetensors"}
+    assert json.loads((Path(m) / "config.json").read_text())["train"]["precision"] == "bf16"
     assert json.loads((Path(m) / "transformer.json").read_text())["normalization"] == "modes"
     assert main(["tabular", "sample", m, "-n", "50", "-o", s, "--condition", "colour=green"]) == 0
     assert (pd.read_csv(s)["colour"] == "green").all()

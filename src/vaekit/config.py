@@ -84,8 +84,8 @@ class TrainConfig:
             _positive(self, name)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
-        _one_of(self, "lr_schedule", LR_SCHEDULES)
-        _one_of(self, "precision", PRECISIONS)
+        one_of(self, "lr_schedule", LR_SCHEDULES)
+        one_of(self, "precision", PRECISIONS)
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
         for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping", "time_limit"):
@@ -130,7 +130,7 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _one_of(config, name: str, choices: Sequence[str]) -> None:
+def one_of(config, name: str, choices: Sequence[str]) -> None:
     if getattr(config, name) not in choices:
         raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}, got '{getattr(config, name)}'")
 

@@ -20,7 +20,7 @@ EXAMPLES = {
     "evaluate": "vaekit tabular evaluate adult.csv synthetic.csv --holdout adult_test.csv --target income -o quality/",
 }
 # TrainConfig fields offered by `fit` (defaults from vaekit.tabular.config.TRAIN_DEFAULTS where set).
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "beta", "kl_warmup", "seed", "device")
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "beta", "kl_warmup", "precision", "seed", "device")
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -110,7 +110,8 @@ def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
     cfg = model.config
     beta, warmup = kl_schedule(cfg, math.ceil(len(train) / min(cfg.batch_size, len(train))))
     train_config = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                               beta=beta, kl_warmup=warmup, seed=cfg.seed, device=str(device), progress=progress)
+                               beta=beta, kl_warmup=warmup, precision=cfg.precision, seed=cfg.seed, device=str(device),
+                               progress=progress)
     best = {"ndcg": -1.0, "state": None}
 
     def validate(row: dict) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import math
 from dataclasses import dataclass
 
-from ..config import option
+from ..config import PRECISIONS, one_of, option
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class RecommendConfig:
     weight_decay: float = option(0.0, "L2 penalty in Adam (the authors' code: 0 for Mult-VAE, 0.02/500 for Mult-DAE)")
     ease_lambda: float = option(0.0, "EASE's L2 weight; 0 picks the best of 50,150,500,1500 on validation users")
     coefficient: bool = option(True, "include the multinomial coefficient so the reported ELBO is in true nats")
+    precision: str = option("fp32", "fp32, or bf16 mixed precision for the VAE/DAE's training (as vaekit train's "
+                            "--precision); scores and metrics are fp32")
     seed: int = option(0, "seed of the user split, initialization and shuffling")
     device: str = option("auto", "cpu, cuda or auto")
 
@@ -73,6 +75,7 @@ class RecommendConfig:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.beta_cap < 0 or self.anneal_steps < 0 or self.ease_lambda < 0:
             raise ConfigError("--beta-cap, --anneal-steps and --ease-lambda must be >= 0")
+        one_of(self, "precision", PRECISIONS)
 
 
 # -- models ---------------------------------------------------------------------------------------
