@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCORES = ("elbo", "iwae", "reconstruction")  # tables
 IMAGE_SCORES = ("deviance", "elbo", "reconstruction")  # images: deviance is the detector's default there
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import cpu_model
 
 TABLES = "all"  # every .npz under $VAEKIT_DATA/adbench-classical
 KDD = "kddcup99-10pct/kddcup.data_10_percent.gz"
@@ -444,8 +447,7 @@ def main() -> None:
     timing_rows = "\n".join(f"| {k} | {np.mean(v):.3g} |" for k, v in sorted(timings.items()))
     report.append(f"### Timings (mean over tasks)\n\n| what | value |\n|---|---:|\n{timing_rows}\n")
     print("\n".join(report))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    cpu = cpu_model()
     payload = {
         "command": "OMP_NUM_THREADS=1 python " + " ".join(["benchmarks/anomaly.py", *sys.argv[1:]]),
         "parts": [p["command"] for p in parts],

@@ -12,17 +12,21 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
+
+
 def environment() -> dict:
     import numpy
     import torch
 
-    cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "threads": torch.get_num_threads(), "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform()}
+            "threads": torch.get_num_threads(), "cpu": cpu_model(), "cores": os.cpu_count(),
+            "platform": platform.platform()}
 
 
 def peak_rss_mb() -> float:

@@ -29,6 +29,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from benchmarks.common import cpu_model
+
 DATASETS = {  # name -> (data options, levels); test sets binarized once with the run's fixed seed
     "binarized MNIST": (dict(data="mnist", binarize="dynamic"), 2),
     "binarized Fashion-MNIST": (dict(data="fashion-mnist", binarize="dynamic"), 2),
@@ -45,16 +49,6 @@ MODELS = [
     ("binarized Fashion-MNIST", "larger", dict(network="mlp", hidden=(400,), latent_dim=40), "epochs"),
     ("8-bit Fashion-MNIST", "larger", dict(network="mlp", hidden=(400,), latent_dim=40), "epochs"),
 ]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def baselines(x: np.ndarray, levels: int) -> dict[str, float]:

@@ -23,6 +23,9 @@ from vaekit import __version__
 from vaekit import recommend as rec
 from vaekit.checkpoint import write_json
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import cpu_model
+
 DATASETS = {
     # name: (file under $VAEKIT_DATA, InteractionConfig fields)
     "movielens-latest-small": ("movielens-latest-small/ratings.csv",
@@ -31,13 +34,6 @@ DATASETS = {
                           dict(min_item_count=5, min_user_count=5, heldout_fraction=0.1)),
 }
 METRICS = ("recall@20", "recall@50", "ndcg@100")
-
-
-def cpu_model() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def run(path: Path, data_options: dict, seed: int, epochs: int, batch_size: int) -> dict:

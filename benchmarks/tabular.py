@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import cpu_model
+
 
 def load_tables(data_dir: Path, adult_rows: int | None, holdout_rows: int | None, seed: int) -> list[tuple]:
     """(name, train, holdout, target) for each table."""
@@ -103,13 +106,7 @@ def environment() -> dict:
             versions[name] = __import__(name).__version__
         except ImportError:
             versions[name] = None
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"versions": versions, "threads": torch.get_num_threads(), "cpu": cpu}
+    return {"versions": versions, "threads": torch.get_num_threads(), "cpu": cpu_model()}
 
 
 def main() -> int:
