@@ -7,7 +7,9 @@ mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-
       vaekit, a plain PyTorch loop (sliced tensors / DataLoader / fused Adam / batch 512 + compile),
       pythae 0.1.2 and Keras 3 on the torch backend; plus the GEMM ceiling at b128 and b512, at fp32
       and at bf16 GEMM rates. "-bf16" rows train in bf16 mixed precision (torch.autocast; fp32
-      weights, Adam and loss), vaekit through its `precision` option.
+      weights, Adam and loss), vaekit through its `precision` option. vaekit flushes denormals to
+      zero while training (its `flush_denormals` default); "vaekit-noftz" turns that off and
+      "plain-fused-ftz" turns it on in the plain loop, to show what that alone is worth.
 conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
       for vaekit and pythae with the same networks; pythae-conv-bf16 is pythae with its forward
       wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only).
@@ -40,8 +42,9 @@ from benchmarks.common import markdown_table, peak_rss_mb, write_results
 D, H, Z = 784, 400, 20
 CHANNELS = (32, 64)
 PEERS = {
-    "mlp": ("vaekit", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile", "vaekit-b512-bf16-compile", "plain",
-            "plain-dataloader", "plain-fused", "plain-fused-bf16", "plain-b512-compile", "pythae", "keras"),
+    "mlp": ("vaekit", "vaekit-noftz", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile", "vaekit-b512-bf16-compile",
+            "plain", "plain-dataloader", "plain-fused", "plain-fused-ftz", "plain-fused-bf16", "plain-b512-compile",
+            "pythae", "keras"),
     "conv": ("vaekit-conv", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv", "pythae-conv-bf16"),
 }
 
@@ -113,7 +116,8 @@ def _conv_networks():
 
 
 # -- the peers: each trains `epochs` epochs and reports each one to `curve` --------------------------
-def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_layout=False, bf16=False):
+def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_layout=False, bf16=False,
+            flush=True):
     import torch
 
     from vaekit.config import ModelConfig, TrainConfig
@@ -125,17 +129,19 @@ def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_
                                 conv_channels=CHANNELS, encoder_padding="same"))
     encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
     trainer = Trainer(vae, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, seed=0, progress=False,
-                                       compile=compile, precision="bf16" if bf16 else "fp32"),
+                                       compile=compile, precision="bf16" if bf16 else "fp32", flush_denormals=flush),
                       on_epoch=lambda row: curve.epoch(row["epoch_seconds"], encode, vae.decoder))
     if default_layout:  # the ablation: torch's default layout instead of the Trainer's channels_last
         vae.to(memory_format=torch.contiguous_format)  # same Parameter objects, so the optimizer keeps them
     trainer.fit(torch.from_numpy(x_train))
 
 
-def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False, bf16=False):
+def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False, bf16=False, flush=False):
     import torch
     import torch.nn.functional as F
     from torch import nn
+
+    torch.set_flush_denormal(flush)  # the "-ftz" ablation: vaekit's denormals-as-zero in a plain loop
 
     class Model(nn.Module):
         """pytorch/examples vae/main.py on logits, per-example nats."""
@@ -270,14 +276,15 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
     compile, bf16 = peer.endswith("-compile"), "-bf16" in peer
     if peer.startswith("vaekit"):
         _vaekit(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", compile=compile,
-                default_layout=peer.endswith("-nchw"), bf16=bf16)
+                default_layout=peer.endswith("-nchw"), bf16=bf16, flush="-noftz" not in peer)
     elif peer.startswith("pythae"):
         _pythae(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", bf16=bf16)
     elif peer == "keras":
         _keras(x_train, curve, epochs, batch)
     else:
         _plain(x_train, curve, epochs, batch, loader=peer == "plain-dataloader",
-               fused=peer.startswith("plain-fused") or peer == "plain-b512-compile", compile=compile, bf16=bf16)
+               fused=peer.startswith("plain-fused") or peer == "plain-b512-compile", compile=compile, bf16=bf16,
+               flush="-ftz" in peer)
 
 
 def worker(args) -> None:

@@ -220,3 +220,18 @@ def test_bf16_on_a_gpu_without_bfloat16_is_a_config_error_before_training(monkey
         check_precision("bf16", torch.device("cuda"))
     check_precision("fp32", torch.device("cuda"))
     check_precision("bf16", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_on_cpu_flushes_denormals_only_while_it_runs(flush):
+    from vaekit.config import ModelConfig
+    from vaekit.training import denormals_flushed
+    from vaekit.vae import build_vae
+
+    seen = []
+    vae = build_vae(ModelConfig(data_shape=(64,), hidden=(32,), latent_dim=3))
+    config = TrainConfig(epochs=2, batch_size=32, flush_denormals=flush, device="cpu", progress=False)
+    Trainer(vae, config, on_epoch=lambda row: seen.append(denormals_flushed())).fit(torch.rand(64, 64))
+    assert seen == [flush, flush]
+    assert not denormals_flushed()  # the caller's mode is back
+    assert torch.tensor([1e-39]).mul(1.0).item() > 0  # denormals are numbers again outside training

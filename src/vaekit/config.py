@@ -75,6 +75,9 @@ class TrainConfig:
     precision: str = option("fp32", "fp32, or bf16 mixed precision: the networks' matrix products and convolutions "
                                      "run in bfloat16 under torch.autocast while weights, Adam and the loss stay fp32; "
                                      "faster on CPUs with AVX512-BF16 or AMX and on recent GPUs. Evaluation is fp32")
+    flush_denormals: bool = option(True, "on a CPU, compute denormal floats (below 1.2e-38) as zero while training: "
+                                         "Adam's moments of always-zero gradients (e.g. of border pixels) decay into "
+                                         "denormals, which x86 CPUs process many times slower; restored after fit")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     progress: bool = option(True, "show a progress bar", cli=False)

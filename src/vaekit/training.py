@@ -8,10 +8,11 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -46,6 +47,25 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
                           "use --precision fp32")
+
+
+def denormals_flushed() -> bool:
+    """Whether this thread computes denormal floats as zero (torch has a setter only)."""
+    return torch.tensor([1e-39]).mul(1.0).item() == 0.0
+
+
+@contextlib.contextmanager
+def flushing_denormals(enabled: bool) -> Iterator[None]:
+    """Denormals as zero inside the block (where the CPU supports it), the caller's mode after."""
+    if not enabled:
+        yield
+        return
+    was_flushed = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_flushed)
 
 
 def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -176,6 +196,10 @@ class Trainer:
         x_train, x_val: (N, *data_shape) float tensors, moved to the trainer's device once; or any
         object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows).
         """
+        with flushing_denormals(self.config.flush_denormals and self.device.type == "cpu"):
+            return self._fit(x_train, x_val)
+
+    def _fit(self, x_train, x_val) -> list[dict]:
         cfg, group = self.config, self.group
         objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
         if cfg.compile:
