@@ -141,7 +141,9 @@ def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=Fal
     import torch.nn.functional as F
     from torch import nn
 
-    torch.set_flush_denormal(flush)  # the "-ftz" ablation: vaekit's denormals-as-zero in a plain loop
+    from vaekit.denormals import set_flush_denormal
+
+    set_flush_denormal(flush)  # the "-ftz" ablation: vaekit's denormals-as-zero (every thread) in a plain loop
 
     class Model(nn.Module):
         """pytorch/examples vae/main.py on logits, per-example nats."""

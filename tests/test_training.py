@@ -223,15 +223,20 @@ def test_bf16_on_a_gpu_without_bfloat16_is_a_config_error_before_training(monkey
 
 
 @pytest.mark.parametrize("flush", [True, False])
-def test_training_on_cpu_flushes_denormals_only_while_it_runs(flush):
+def test_training_on_cpu_flushes_denormals_on_every_thread_only_while_it_runs(flush):
     from vaekit.config import ModelConfig
-    from vaekit.training import denormals_flushed
+    from vaekit.denormals import denormals_flushed
     from vaekit.vae import build_vae
 
+    supported = torch.set_flush_denormal(False)  # x86 with SSE3; elsewhere the option is a no-op
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    assert not denormals_flushed()  # also starts the intra-op worker before training: its mode must follow too
     seen = []
     vae = build_vae(ModelConfig(data_shape=(64,), hidden=(32,), latent_dim=3))
     config = TrainConfig(epochs=2, batch_size=32, flush_denormals=flush, device="cpu", progress=False)
     Trainer(vae, config, on_epoch=lambda row: seen.append(denormals_flushed())).fit(torch.rand(64, 64))
-    assert seen == [flush, flush]
+    assert seen == [flush and supported] * 2
     assert not denormals_flushed()  # the caller's mode is back
     assert torch.tensor([1e-39]).mul(1.0).item() > 0  # denormals are numbers again outside training
+    torch.set_num_threads(threads)

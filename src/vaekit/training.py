@@ -8,11 +8,10 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, optimizer_state, read_json,
                          restore_optimizer, save_tensors, write_json)
 from .config import TrainConfig
+from .denormals import flushing_denormals
 from .distributed import Group, from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .networks import prefer_fast_layout
@@ -47,25 +47,6 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
                           "use --precision fp32")
-
-
-def denormals_flushed() -> bool:
-    """Whether this thread computes denormal floats as zero (torch has a setter only)."""
-    return torch.tensor([1e-39]).mul(1.0).item() == 0.0
-
-
-@contextlib.contextmanager
-def flushing_denormals(enabled: bool) -> Iterator[None]:
-    """Denormals as zero inside the block (where the CPU supports it), the caller's mode after."""
-    if not enabled:
-        yield
-        return
-    was_flushed = denormals_flushed()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was_flushed)
 
 
 def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
