@@ -21,8 +21,9 @@ class Bernoulli(Likelihood):
         return Independent(TorchBernoulli(logits=params, validate_args=False), self.event_dims)
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        nats = -F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
-        return nats.flatten(-self.event_dims).sum(-1)
+        # negated after the sum: a (batch,) tensor instead of every value, forward and backward
+        bce = F.binary_cross_entropy_with_logits(params, x.expand_as(params), reduction="none")
+        return -bce.flatten(-self.event_dims).sum(-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
