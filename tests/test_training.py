@@ -231,12 +231,14 @@ def test_training_on_cpu_flushes_denormals_on_every_thread_only_while_it_runs(fl
     supported = torch.set_flush_denormal(False)  # x86 with SSE3; elsewhere the option is a no-op
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    assert not denormals_flushed()  # also starts the intra-op worker before training: its mode must follow too
-    seen = []
-    vae = build_vae(ModelConfig(data_shape=(64,), hidden=(32,), latent_dim=3))
-    config = TrainConfig(epochs=2, batch_size=32, flush_denormals=flush, device="cpu", progress=False)
-    Trainer(vae, config, on_epoch=lambda row: seen.append(denormals_flushed())).fit(torch.rand(64, 64))
-    assert seen == [flush and supported] * 2
-    assert not denormals_flushed()  # the caller's mode is back
-    assert torch.tensor([1e-39]).mul(1.0).item() > 0  # denormals are numbers again outside training
-    torch.set_num_threads(threads)
+    try:
+        assert not denormals_flushed()  # also starts the intra-op worker before training: its mode must follow too
+        seen = []
+        vae = build_vae(ModelConfig(data_shape=(64,), hidden=(32,), latent_dim=3))
+        config = TrainConfig(epochs=2, batch_size=32, flush_denormals=flush, device="cpu", progress=False)
+        Trainer(vae, config, on_epoch=lambda row: seen.append(denormals_flushed())).fit(torch.rand(64, 64))
+        assert seen == [flush and supported] * 2
+        assert not denormals_flushed()  # the caller's mode is back
+        assert torch.tensor([1e-39]).mul(1.0).item() > 0  # denormals are numbers again outside training
+    finally:
+        torch.set_num_threads(threads)  # a failure here must not change the thread count of the tests after it
