@@ -265,7 +265,37 @@ def test_cli_every_subcommand(model_dir, tmp_path, capsys):
     assert result["n_sentences"] == 20 and result["n_tokens"] == 20 * 7  # six words and <eos>
     assert result["perplexity"] == pytest.approx(math.exp(result["nll"] * 20 / 140), rel=1e-6)
     assert result["nll"] <= result["neg_elbo"] + 1.0  # the IWAE bound is at least as tight, up to noise
-    assert set(app.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "eval"}
+    assert set(app.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "predict", "eval"}
+
+
+def test_fit_with_a_few_labels_then_predict(tmp_path, capsys):
+    (tmp_path / "corpus.txt").write_text("\n".join(corpus(200, seed=6)) + "\n")
+    labelled = corpus(20, seed=7)
+    (tmp_path / "few.tsv").write_text("".join(f"{s}\t{'pos' if i % 2 else 'neg'}\n" for i, s in enumerate(labelled)))
+    out = tmp_path / "model"
+    assert main(["text", "fit", str(tmp_path / "corpus.txt"), "-o", str(out), "--labelled", str(tmp_path / "few.tsv"),
+                 "--epochs", "8", "--seed", "1", *TINY]) == 0
+    model = load_text_model(out)
+    assert model.classes == ("neg", "pos") and model.labelled.classifier.out_features == 2
+    test = corpus(40, seed=8)  # odd rows praise, even rows pan
+    (tmp_path / "new.txt").write_text("\n".join(test) + "\n")
+    capsys.readouterr()
+    assert main(["text", "predict", str(out), str(tmp_path / "new.txt")]) == 0
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "sentence,label,p_neg,p_pos" and len(rows) == 41
+    predicted = app.predict(out, test)
+    assert predicted.labels == tuple(row.split(",")[1] for row in rows[1:])
+    np.testing.assert_allclose(predicted.probabilities.sum(1), 1.0, rtol=1e-5)
+    accuracy = np.mean([y == ("pos" if i % 2 else "neg") for i, y in enumerate(predicted.labels)])
+    assert accuracy >= 0.8  # the sentiment words decide; 20 labels suffice here (seeds 1-6: 0.9-1.0)
+
+
+def test_predict_needs_a_model_fitted_with_labels(model_dir, tmp_path, capsys):
+    (tmp_path / "new.txt").write_text("the film was good\n")
+    assert main(["text", "predict", str(model_dir), str(tmp_path / "new.txt")]) == 2
+    assert "fitted without labels" in capsys.readouterr().err
+    with pytest.raises(DataError, match="at least two distinct labels"):
+        app.fit(corpus(20), tmp_path / "m", labelled=(corpus(4), ["a"] * 4), epochs=1)
 
 
 def test_self_training_uses_the_unlabelled_rows():

@@ -16,13 +16,15 @@ from ..cli import add_command
 
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
-           "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct",
+           "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct\n"
+           "  vaekit text fit corpus.txt --labelled few.tsv -o model/   # semi-supervised: then 'text predict'",
     "sample": "vaekit text sample model/ -n 20 --temperature 0.8\n  vaekit text sample model/ -n 5 --method beam",
     "reconstruct": "vaekit text reconstruct model/ \"the company said it will buy the unit\" --method beam",
     "interpolate": "vaekit text interpolate model/ \"sentence a\" \"sentence b\" --steps 8",
     "embed": "vaekit text embed model/ sentences.txt -o features.npy",
     "classify": "vaekit text classify model/ labelled.tsv --predict new.txt -o predictions.csv\n"
                 "  vaekit text classify model/ labelled.tsv --unlabelled corpus.txt --predict new.txt",
+    "predict": "vaekit text fit corpus.txt --labelled few.tsv -o model/ && vaekit text predict model/ new.txt",
     "eval": "vaekit text eval model/ test.txt --k 100",
 }
 
@@ -59,17 +61,22 @@ def _configs(options: dict):
     return text, train
 
 
-def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, **options):
+def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, labelled=None,
+        label_column: str | None = None, **options):
     """Fit a sentence VAE on `corpus` (a text file with one sentence per line, a CSV/TSV with `column`,
     or a list of strings) and write the model folder `out`. `options`: any TextConfig or TrainConfig
     field (latent_dim=16, epochs=5, word_dropout=0.3, kl_schedule='cyclical', free_bits=0.5, ...).
     `vocabulary`: a text.Vocabulary to use instead of one built from the corpus (e.g. PTB's standard 10k).
+    `labelled`: a few labelled sentences ('sentence<TAB>label' lines, a CSV with `column` and `label_column`,
+    or (sentences, labels)) that join the training text and teach p(y|z) with it: the semi-supervised VAE of
+    vaekit.semisupervised, whose latent space the labels shape; `predict` then labels new sentences.
     Returns the TextModel with the best validation weights loaded."""
     import torch
 
     from ..checkpoint import MODEL_FILE, load_weights, write_json
     from ..errors import DataError
     from ..evaluation import active_units
+    from ..semisupervised import LabelledVAE
     from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means
     from ..text.vocab import TokenBatches, Vocabulary
     from ..training import Trainer
@@ -85,17 +92,22 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
         val_sentences, sentences = [sentences[i] for i in order[:n_val]], [sentences[i] for i in order[n_val:]]
     if len(sentences) < 2:
         raise DataError(f"the corpus has {len(sentences)} training sentence(s): give at least 2")
-    vocabulary = vocabulary or Vocabulary.build(sentences, text.tokenizer, text.max_vocab, text.min_count,
-                                                text.lowercase)
+    labelled = _labelled(labelled, column, label_column) if labelled is not None else None
+    vocabulary = vocabulary or Vocabulary.build(sentences + (labelled[0] if labelled else []), text.tokenizer,
+                                                text.max_vocab, text.min_count, text.lowercase)
     x_train, cut = vocabulary.encode(sentences, text.max_len)
     if cut:
         log(f"note: {cut} of {len(sentences)} sentences exceed --max-len {text.max_len} tokens and were cut")
     x_val = TokenBatches(vocabulary.encode(val_sentences, text.max_len)[0]) if val_sentences else None
     model = TextModel(build_text_vae(text, len(vocabulary)), vocabulary, text, train, Path(out))
+    data = TokenBatches(x_train)
+    if labelled is not None:
+        model.classes, data = _with_labels(data, vocabulary, *labelled, text)
+        model.labelled = LabelledVAE(model.vae, len(model.classes), text.label_weight)
     model.save(out)
     schedule = None
     if text.kl_schedule == "cyclical":
-        steps = train.epochs * -(-len(sentences) // min(train.batch_size, len(sentences)))
+        steps = train.epochs * -(-len(data) // min(train.batch_size, len(data)))
         schedule = cyclical_beta(train.beta, steps, text.kl_cycles)
     diagnostics: list[dict] = []
     probe = x_val if x_val is not None else TokenBatches(x_train[:1000])
@@ -110,12 +122,39 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
         log(f"epoch {row['epoch']}: -ELBO {diagnostics[-1]['neg_elbo']:.2f} nats, KL {kl:.2f} nats, active units "
             f"{units}/{text.latent_dim}, beta {row['beta']:.2f}, {row['epoch_seconds']:.1f} s")
 
-    trainer = Trainer(model.vae, train, run_dir=out,
-                      on_epoch=diagnose, kl_schedule=schedule)
-    trainer.fit(TokenBatches(x_train), x_val)
-    load_weights(model.vae, Path(out) / MODEL_FILE)
-    model.vae.eval()
+    trainer = Trainer(model.trained, train, run_dir=out, on_epoch=diagnose, kl_schedule=schedule)
+    trainer.fit(data, x_val)
+    load_weights(model.trained, Path(out) / MODEL_FILE)
+    model.trained.eval()
     return model
+
+
+def _labelled(labelled, column: str | None = None, label_column: str | None = None) -> tuple[list[str], list[str]]:
+    """(sentences, labels as strings) from a 'sentence<TAB>label' file, a CSV's two columns, or a pair of lists."""
+    from ..errors import DataError
+    from ..text.vocab import read_labelled
+
+    if not isinstance(labelled, tuple):
+        return read_labelled(labelled, column, label_column)
+    texts, labels = labelled
+    if len(texts) != len(labels) or len(set(map(str, labels))) < 2:
+        raise DataError(f"{len(texts)} labelled sentences with {len(labels)} labels: give one label per sentence, "
+                        "with at least two distinct labels")
+    return list(texts), [str(y) for y in labels]
+
+
+def _with_labels(data, vocabulary, texts: list[str], labels: list[str], text):
+    """(classes, LabelledData): the corpus (unlabelled) followed by the labelled sentences."""
+    import numpy as np
+    import torch
+
+    from ..semisupervised import UNLABELLED, LabelledData
+    from ..text.vocab import TokenBatches
+
+    classes, y = np.unique(np.asarray(labels), return_inverse=True)
+    ids = torch.cat([data.ids, vocabulary.encode(texts, text.max_len)[0]])
+    targets = torch.cat([torch.full((len(data),), UNLABELLED), torch.as_tensor(y)])
+    return tuple(classes.tolist()), LabelledData(TokenBatches(ids), targets, text.labelled_per_batch)
 
 
 def _decode_z(model, z, method: str, temperature: float, beam_size: int, seed: int) -> list[str]:
@@ -254,6 +293,36 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
                           0 if pool is None else len(pool))
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """Labels from a model fitted with labelled sentences: the most probable class per sentence and
+    p(y | z = E[z|x]) over `classes`, (N, classes)."""
+
+    classes: tuple[str, ...]
+    labels: tuple[str, ...]
+    probabilities: object  # numpy array
+
+
+def predict(model, sentences, column: str | None = None, batch_size: int = 256) -> Predictions:
+    """Label `sentences` (a file, one per line, a CSV column, or a list) with the classifier p(y|z) learnt
+    together with the VAE (`fit(..., labelled=...)`)."""
+    import numpy as np
+    import torch
+
+    from ..errors import ConfigError
+
+    model = _model(model)
+    if model.labelled is None:
+        raise ConfigError("this model was fitted without labels: refit with 'vaekit text fit ... --labelled "
+                          "FILE', or use 'vaekit text classify' (a classifier on latent means)")
+    data = model.encode_text(_sentences(sentences, column))
+    with torch.inference_mode():
+        probabilities = torch.cat([model.labelled.predict_proba(x.to(model.device))
+                                   for x in data.batches(batch_size)]).cpu().numpy()
+    labels = np.asarray(model.classes)[probabilities.argmax(1)] if len(probabilities) else []
+    return Predictions(model.classes, tuple(labels), probabilities)
+
+
 def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int = 0):
     """TextEvaluation on `corpus`: IWAE NLL (nats per sentence, k samples), perplexity per token
     (<eos> counted), -ELBO, KL and active units."""
@@ -269,7 +338,7 @@ def add_commands(subparsers) -> None:
     from ..text.config import TextConfig
 
     text = subparsers.add_parser("text", help="sentence VAE: fit, sample, reconstruct, interpolate, embed, "
-                                 "classify, eval", description="A sentence VAE (Bowman et al. 2016).")
+                                 "classify, predict, eval", description="A sentence VAE (Bowman et al. 2016).")
     sub = text.add_subparsers(dest="text_command", required=True, metavar="VERB")
 
     def command(name: str, help: str, handler) -> argparse.ArgumentParser:
@@ -290,7 +359,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
     p.add_argument("-o", "--out", required=True, help="model folder to write")
     p.add_argument("--val", help="validation sentences (default: --val-fraction of the corpus)")
-    p.add_argument("--column", help="text column of a CSV/TSV corpus")
+    p.add_argument("--column", help="text column of a CSV/TSV corpus (and of --labelled)")
+    p.add_argument("--labelled", help="a few labelled sentences ('sentence<TAB>label' lines, or a CSV with --column "
+                   "and --label-column): trained with the VAE as p(y|z), so the labels shape the latent space "
+                   "(semi-supervised); then 'vaekit text predict'")
+    p.add_argument("--label-column", help="label column of a CSV --labelled file")
     add_arguments(p.add_argument_group("text model"), TextConfig)
     add_arguments(p.add_argument_group("training"), TrainConfig)
 
@@ -327,6 +400,12 @@ def add_commands(subparsers) -> None:
                         f"refit, repeat (default: {SELF_TRAINING_THRESHOLD})")
     p.add_argument("-o", "--out", help="predictions CSV (default: MODEL/predictions.csv)")
 
+    p = command("predict", "labels from the classifier of a model fitted with --labelled", _predict)
+    p.add_argument("sentences", help="text file, one sentence per line; or .csv/.tsv with --column")
+    p.add_argument("--column")
+    p.add_argument("-o", "--out", help="predictions CSV: sentence, label, one probability per class "
+                   "(default: MODEL/predictions.csv)")
+
     p = command("eval", "test NLL (IWAE), perplexity, KL and active units on held-out sentences", _eval)
     p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
     p.add_argument("--column")
@@ -336,7 +415,8 @@ def add_commands(subparsers) -> None:
 
 def _fit(args: argparse.Namespace):
     options = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(("TextConfig.", "TrainConfig."))}
-    fit(args.corpus, args.out, val=args.val, column=args.column, **options)
+    fit(args.corpus, args.out, val=args.val, column=args.column, labelled=args.labelled,
+        label_column=args.label_column, **options)
     return args.out
 
 
@@ -387,11 +467,6 @@ def _embed(args):
 
 
 def _classify(args):
-    import csv
-    import io
-
-    from ..checkpoint import atomic_write
-
     result = classify(args.model, args.labelled, args.predict, args.text_column, args.label_column,
                       unlabelled=args.unlabelled, self_training=args.self_training)
     shown = "n/a (a class has < 2 examples)" if result.accuracy is None else f"{result.accuracy:.4f}"
@@ -399,11 +474,30 @@ def _classify(args):
     print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences{pool}: {shown}")
     if args.predict is None:
         return None
+    return _write_csv(Path(args.out or Path(args.model) / "predictions.csv"), ["sentence", "label"],
+                      zip(_sentences(args.predict, args.text_column), result.predictions))
+
+
+def _predict(args):
+    result = predict(args.model, args.sentences, args.column)
+    sentences = _sentences(args.sentences, args.column)
+    rows = [[s, y, *(f"{p:.4f}" for p in ps)] for s, y, ps in zip(sentences, result.labels, result.probabilities)]
+    for sentence, label in zip(sentences[:10], result.labels):
+        print(f"{label}\t{sentence}")
+    return _write_csv(Path(args.out or Path(args.model) / "predictions.csv"),
+                      ["sentence", "label", *(f"p_{c}" for c in result.classes)], rows)
+
+
+def _write_csv(out: Path, header: list[str], rows) -> Path:
+    import csv
+    import io
+
+    from ..checkpoint import atomic_write
+
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["sentence", "label"])
-    writer.writerows(zip(_sentences(args.predict, args.text_column), result.predictions))
-    out = Path(args.out or Path(args.model) / "predictions.csv")
+    writer.writerow(header)
+    writer.writerows(rows)
     atomic_write(out, buffer.getvalue())
     return out
 

@@ -29,6 +29,11 @@ class TextConfig:
     kl_schedule: str = option("linear", "linear: warm up over --kl-warmup epochs; cyclical: --kl-cycles "
                                         "ramps of beta from 0 over half a cycle each (Fu et al. 2019)")
     kl_cycles: int = option(4, "cycles of the cyclical KL schedule over the whole run")
+    label_weight: float = option(50.0, "with --labelled: weight of the label term -log p(y|z) against the ELBO "
+                                       "(alpha of Kingma et al. 2014; 50 beat 10 on the validation split of "
+                                       "benchmarks/text.py)")
+    labelled_per_batch: int = option(32, "with --labelled: labelled sentences (drawn with replacement) added to "
+                                         "each batch, so a few labels are seen at every step")
     val_fraction: float = option(0.05, "share of the corpus held out for validation when no --val file is given")
 
     def validate(self) -> None:
@@ -36,13 +41,14 @@ class TextConfig:
             raise ConfigError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got '{self.tokenizer}'")
         if self.kl_schedule not in KL_SCHEDULES:
             raise ConfigError(f"--kl-schedule must be one of {', '.join(KL_SCHEDULES)}, got '{self.kl_schedule}'")
-        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "latent_dim", "kl_cycles"):
+        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "latent_dim", "kl_cycles", "labelled_per_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.max_len < 2:
             raise ConfigError(f"--max-len must be at least 2 (a token and <eos>), got {self.max_len}")
-        if self.bow_weight < 0:
-            raise ConfigError(f"--bow-weight must be >= 0, got {self.bow_weight}")
+        for name in ("bow_weight", "label_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.word_dropout < 1 or not 0 <= self.val_fraction < 1:
             raise ConfigError("--word-dropout and --val-fraction must lie in [0, 1)")
 

@@ -16,6 +16,7 @@ from ..errors import CheckpointError
 from ..evaluation import active_units
 from ..likelihoods.sequence import CategoricalSequence
 from ..priors import StandardNormal
+from ..semisupervised import LabelledVAE
 from ..vae import VAE
 from .config import TEXT_TRAIN, TextConfig  # noqa: F401 (re-exported)
 from .networks import SentenceDecoder, SentenceEncoder
@@ -46,13 +47,21 @@ def build_text_vae(config: TextConfig, vocab_size: int) -> VAE:
 
 @dataclass
 class TextModel:
-    """A sentence VAE with its vocabulary and configs."""
+    """A sentence VAE with its vocabulary and configs; a model fitted with labels also holds `labelled`,
+    the VAE with its p(y|z) over `classes` (the VAE is its .vae)."""
 
     vae: VAE
     vocabulary: Vocabulary
     config: TextConfig
     train: TrainConfig
     path: Path | None = None
+    classes: tuple[str, ...] = ()
+    labelled: LabelledVAE | None = None
+
+    @property
+    def trained(self) -> nn.Module:
+        """The module whose weights are model.safetensors: the VAE, or the VAE with its classifier."""
+        return self.vae if self.labelled is None else self.labelled
 
     @property
     def device(self) -> torch.device:
@@ -67,8 +76,8 @@ class TextModel:
     def save(self, path: str | Path) -> None:
         """config.json and vocab.json (model.safetensors is written by the Trainer)."""
         path = Path(path)
-        write_json(path / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
-                                        "text": to_dict(self.config), "train": to_dict(self.train)})
+        meta = {"kind": KIND, "format_version": FORMAT_VERSION, "text": to_dict(self.config), "train": to_dict(self.train)}
+        write_json(path / CONFIG_FILE, {**meta, "classes": list(self.classes)} if self.classes else meta)
         save_vocabulary(path / VOCAB_FILE, self.vocabulary)
 
 
@@ -83,9 +92,13 @@ def load_text_model(path: str | Path, device: str = "cpu") -> TextModel:
     config = from_dict(TextConfig, {"bow_weight": 0.0, **meta["text"]})
     train = from_dict(TrainConfig, meta["train"])
     vocabulary = load_vocabulary(path / VOCAB_FILE)
-    vae = build_text_vae(config, len(vocabulary))
-    load_weights(vae, path / MODEL_FILE)
-    return TextModel(vae.to(device).eval(), vocabulary, config, train, path)
+    classes = tuple(meta.get("classes", ()))
+    model = TextModel(build_text_vae(config, len(vocabulary)), vocabulary, config, train, path, classes)
+    if classes:
+        model.labelled = LabelledVAE(model.vae, len(classes), config.label_weight)
+    load_weights(model.trained, path / MODEL_FILE)
+    model.trained.to(device).eval()
+    return model
 
 
 @torch.inference_mode()
