@@ -19,12 +19,12 @@ def test_batches_are_the_rows_plus_labelled_draws():
     labels[[2, 7]] = torch.tensor([0, 1])
     data = LabelledData(x, labels, per_batch=5)
     batch = data[torch.tensor([0, 1, 3])]
-    assert isinstance(batch, LabelledBatch) and len(batch) == 8
+    assert isinstance(batch, LabelledBatch) and len(batch) == 8 and batch.n_elbo == 3
     torch.testing.assert_close(batch.x[:3], x[[0, 1, 3]])
     assert (batch.labels[:3] == UNLABELLED).all()
     extra = batch.x[3:, 0].long() // 2  # the drawn rows' indices
     assert set(extra.tolist()) <= {2, 7} and (batch.labels[3:] == labels[extra]).all()
-    torch.testing.assert_close(batch.labelled(), batch.x[3:])
+    torch.testing.assert_close(batch.rows(batch.labels != UNLABELLED), batch.x[3:])
     with pytest.raises(DataError, match="no example has a label"):
         LabelledData(x, torch.full((10,), UNLABELLED))
     with pytest.raises(DataError, match="10 examples but 3 labels"):
@@ -36,12 +36,12 @@ def test_loss_is_the_vae_loss_plus_the_weighted_label_term():
     vae = build_vae(ModelConfig(data_shape=(6,), hidden=(8,), latent_dim=3))
     model = LabelledVAE(vae, n_classes=3, label_weight=7.0)
     x = torch.rand(5, 6)
-    batch = LabelledBatch(x, torch.tensor([UNLABELLED, 2, UNLABELLED, 0, 1]))
+    batch = LabelledBatch(x, torch.tensor([UNLABELLED, 2, UNLABELLED, 0, 1]), n_elbo=3)
     torch.manual_seed(1)
     out = model.loss(batch, beta=0.5, free_bits=0.1)
     torch.manual_seed(1)
-    expected = vae.loss(x, beta=0.5, free_bits=0.1)
-    z = vae.encode(x[[1, 3, 4]]).rsample()  # the label term's draw comes after the ELBO's
+    expected = vae.loss(x[:3], beta=0.5, free_bits=0.1)  # the drawn labelled rows are not in the ELBO
+    z = vae.encode(x[[1, 3, 4]]).rsample()  # the label term's draw comes after the ELBO's; all labelled rows
     label_nll = F.cross_entropy(model.classifier(z), torch.tensor([2, 0, 1]))
     torch.testing.assert_close(out.loss, expected.loss + 7.0 * label_nll)
     torch.testing.assert_close(out.kl, expected.kl)

@@ -8,8 +8,9 @@ the classifier reads the same latent space that `embed` returns, and a label cha
 Prediction: argmax_y p(y | z = E[z|x]).
 
 `LabelledVAE` wraps a VAE by composition and offers the Trainer the VAE's `loss`/`elbo` signature;
-`LabelledData` is the data source whose batches carry labels (-1: none), each batch topped up with a few
-labelled rows drawn with replacement, so that 100 labels among 10,000 examples are seen at every step.
+`LabelledData` is the data source whose batches carry labels (-1: none), each batch topped up, for the label
+term only, with a few labelled rows drawn with replacement, so that 100 labels among 10,000 examples are
+seen at every step while the ELBO still weighs every example once an epoch.
 """
 
 from __future__ import annotations
@@ -29,31 +30,33 @@ UNLABELLED = -1
 
 @dataclass(frozen=True)
 class LabelledBatch:
-    """A batch of the wrapped data source (a tensor or a Batch) and its labels (batch,), UNLABELLED for none."""
+    """Rows of the wrapped data source (a tensor or a Batch): first the batch the ELBO is taken over, then
+    the labelled rows drawn for the label term; labels (rows,), UNLABELLED for none."""
 
     x: torch.Tensor | Batch
     labels: torch.Tensor
+    n_elbo: int
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def to(self, device, non_blocking: bool = False) -> LabelledBatch:
         return LabelledBatch(self.x.to(device, non_blocking=non_blocking),
-                             self.labels.to(device, non_blocking=non_blocking))
+                             self.labels.to(device, non_blocking=non_blocking), self.n_elbo)
 
-    def labelled(self) -> torch.Tensor | Batch:
-        """The rows of x that have a label."""
-        known = self.labels != UNLABELLED
+    def rows(self, index) -> torch.Tensor | Batch:
+        """The rows `index` (a slice or a boolean mask) of x."""
         if isinstance(self.x, Batch):
-            pick = (lambda t: None if t is None else t[known])
-            return Batch(self.x.x[known], pick(self.x.c), pick(self.x.target))
-        return self.x[known]
+            pick = (lambda t: None if t is None else t[index])
+            return Batch(self.x.x[index], pick(self.x.c), pick(self.x.target))
+        return self.x[index]
 
 
 class LabelledData:
     """A Trainer data source: `data` (anything indexed by an index tensor: a tensor, TokenBatches, PairedData)
-    with `labels` (N,) long, UNLABELLED where unknown. Indexing returns a LabelledBatch of those rows plus
-    `per_batch` labelled rows drawn with replacement (the global torch RNG: an exact resume holds)."""
+    with `labels` (N,) long, UNLABELLED where unknown. Indexing returns a LabelledBatch of those rows (each
+    example once an epoch in the ELBO) plus `per_batch` labelled rows drawn with replacement for the label
+    term only (the global torch RNG: an exact resume holds)."""
 
     def __init__(self, data, labels: torch.Tensor, per_batch: int = 32):
         if len(labels) != len(data):
@@ -72,7 +75,7 @@ class LabelledData:
     def __getitem__(self, index: torch.Tensor) -> LabelledBatch:
         extra = self.known[torch.randint(len(self.known), (self.per_batch,))]
         rows = torch.cat([index.cpu(), extra])
-        return LabelledBatch(self.data[rows], self.labels[rows])
+        return LabelledBatch(self.data[rows], self.labels[rows], len(index))
 
 
 class LabelledVAE(nn.Module):
@@ -84,13 +87,13 @@ class LabelledVAE(nn.Module):
         self.classifier = nn.Linear(vae.latent_dim, n_classes)
 
     def loss(self, x, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1) -> Loss:
-        """The VAE's loss over all rows, plus label_weight * the mean of -E_q[log p(y|z)] (one draw of z)
-        over the labelled rows; a batch without labels is the VAE's loss alone."""
+        """The VAE's loss over the batch's first n_elbo rows, plus label_weight * the mean of -E_q[log p(y|z)]
+        (one draw of z) over its labelled rows; a batch without labels is the VAE's loss alone."""
         if not isinstance(x, LabelledBatch):
             return self.vae.loss(x, beta=beta, free_bits=free_bits, iw_samples=iw_samples)
-        out = self.vae.loss(x.x, beta=beta, free_bits=free_bits, iw_samples=iw_samples)
+        out = self.vae.loss(x.rows(slice(0, x.n_elbo)), beta=beta, free_bits=free_bits, iw_samples=iw_samples)
         known = x.labels != UNLABELLED
-        z = self.vae.encode(x.labelled()).rsample()  # (labelled, latent)
+        z = self.vae.encode(x.rows(known)).rsample()  # (labelled, latent)
         label_nll = F.cross_entropy(self.classifier(z), x.labels[known])
         return Loss(out.loss + self.label_weight * label_nll, out.reconstruction, out.kl)
 
