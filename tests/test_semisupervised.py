@@ -72,3 +72,26 @@ def test_ten_labels_per_digit_teach_the_classifier():
     with torch.inference_mode():
         accuracy = (model.predict_proba(x[unseen]).argmax(1) == y[unseen]).float().mean().item()
     assert accuracy > 0.6  # chance is 0.1; this run: 0.75
+
+
+def test_resume_draws_the_same_labelled_rows(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(60, 6)
+    labels = torch.full((60,), UNLABELLED)
+    labels[:6] = torch.tensor([0, 1, 2] * 2)
+
+    def trainer(run, epochs):
+        torch.manual_seed(0)
+        model = LabelledVAE(build_vae(ModelConfig(data_shape=(6,), hidden=(8,), latent_dim=2)), 3, label_weight=5.0)
+        return Trainer(model, TrainConfig(epochs=epochs, batch_size=16, progress=False, device="cpu"), run_dir=run)
+
+    straight = trainer(tmp_path / "a", 4)
+    straight.fit(LabelledData(x, labels, per_batch=4))
+    trainer(tmp_path / "b", 2).fit(LabelledData(x, labels, per_batch=4))
+    resumed = trainer(tmp_path / "b", 4)
+    resumed.resume()
+    resumed.fit(LabelledData(x, labels, per_batch=4))
+    for key in ("loss", "reconstruction", "kl"):
+        assert [row[key] for row in resumed.history] == [row[key] for row in straight.history]
+    for name, value in straight.vae.state_dict().items():
+        torch.testing.assert_close(resumed.vae.state_dict()[name], value, rtol=0, atol=0)
