@@ -296,6 +296,8 @@ def test_predict_needs_a_model_fitted_with_labels(model_dir, tmp_path, capsys):
     assert "fitted without labels" in capsys.readouterr().err
     with pytest.raises(DataError, match="at least two distinct labels"):
         app.fit(corpus(20), tmp_path / "m", labelled=(corpus(4), ["a"] * 4), epochs=1)
+    with pytest.raises(DataError, match="one label per sentence"):
+        app.classify(model_dir, (corpus(6), ["a", "b"] * 2))
 
 
 def test_self_training_uses_the_unlabelled_rows():

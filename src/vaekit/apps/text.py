@@ -129,8 +129,8 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     return model
 
 
-def _labelled(labelled, column: str | None = None, label_column: str | None = None) -> tuple[list[str], list[str]]:
-    """(sentences, labels as strings) from a 'sentence<TAB>label' file, a CSV's two columns, or a pair of lists."""
+def _labelled(labelled, column: str | None = None, label_column: str | None = None) -> tuple[list[str], list]:
+    """(sentences, labels) from a 'sentence<TAB>label' file, a CSV's two columns, or a pair of lists."""
     from ..errors import DataError
     from ..text.vocab import read_labelled
 
@@ -140,18 +140,18 @@ def _labelled(labelled, column: str | None = None, label_column: str | None = No
     if len(texts) != len(labels) or len(set(map(str, labels))) < 2:
         raise DataError(f"{len(texts)} labelled sentences with {len(labels)} labels: give one label per sentence, "
                         "with at least two distinct labels")
-    return list(texts), [str(y) for y in labels]
+    return list(texts), list(labels)
 
 
-def _with_labels(data, vocabulary, texts: list[str], labels: list[str], text):
-    """(classes, LabelledData): the corpus (unlabelled) followed by the labelled sentences."""
+def _with_labels(data, vocabulary, texts: list[str], labels: list, text):
+    """(classes as strings, LabelledData): the corpus (unlabelled) followed by the labelled sentences."""
     import numpy as np
     import torch
 
     from ..semisupervised import UNLABELLED, LabelledData
     from ..text.vocab import TokenBatches
 
-    classes, y = np.unique(np.asarray(labels), return_inverse=True)
+    classes, y = np.unique(np.asarray([str(label) for label in labels]), return_inverse=True)
     ids = torch.cat([data.ids, vocabulary.encode(texts, text.max_len)[0]])
     targets = torch.cat([torch.full((len(data),), UNLABELLED), torch.as_tensor(y)])
     return tuple(classes.tolist()), LabelledData(TokenBatches(ids), targets, text.labelled_per_batch)
@@ -269,12 +269,11 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
     from sklearn.model_selection import StratifiedKFold
 
     from ..errors import ConfigError
-    from ..text.vocab import read_labelled
 
     if not 0.5 <= self_training < 1:
         raise ConfigError(f"--self-training threshold must lie in [0.5, 1), got {self_training}")
     model = _model(model)
-    texts, labels = labelled if isinstance(labelled, tuple) else read_labelled(labelled, text_column, label_column)
+    texts, labels = _labelled(labelled, text_column, label_column)
     classes, y = np.unique(np.asarray(labels), return_inverse=True)  # integer labels: self-training marks -1
     features = embed(model, texts)
     pool = None if unlabelled is None else embed(model, _sentences(unlabelled, text_column))
@@ -479,8 +478,8 @@ def _classify(args):
 
 
 def _predict(args):
-    result = predict(args.model, args.sentences, args.column)
     sentences = _sentences(args.sentences, args.column)
+    result = predict(args.model, sentences)
     rows = [[s, y, *(f"{p:.4f}" for p in ps)] for s, y, ps in zip(sentences, result.labels, result.probabilities)]
     for sentence, label in zip(sentences[:10], result.labels):
         print(f"{label}\t{sentence}")
