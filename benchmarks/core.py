@@ -69,7 +69,8 @@ def burda(args) -> None:
     run = vaekit.train(out, data="mnist", preset="burda-mlp", iw_samples=iw, epochs=args.epochs,
                        val_fraction=1 / 6 if args.validate else 0.0,
                        time_limit=args.minutes, batch_size=args.batch_size, lr=args.lr, progress=False, seed=0,
-                       lr_schedule=args.lr_schedule, lr_end_factor=args.lr_end_factor, precision=args.precision)
+                       lr_schedule=args.lr_schedule, lr_end_factor=args.lr_end_factor, precision=args.precision,
+                       compile=args.compile)
     started = time.perf_counter()
     split = "val" if args.validate else "test"
     result = vaekit.evaluate(run, split=split, k=args.k, progress=False)
@@ -79,13 +80,13 @@ def burda(args) -> None:
            "eval_seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
            "threads": torch.get_num_threads(), "batch_size": args.batch_size, "lr": args.lr,
            "lr_schedule": args.lr_schedule, "lr_end_factor": args.lr_end_factor, "planned_epochs": args.epochs,
-           "precision": args.precision}
+           "precision": args.precision, "compile": args.compile}
     print(markdown_table([row], [("objective", "objective", ""), ("epochs", "epochs", ""),
                                  ("train_seconds", "train s", ",.0f"), (f"{split}_neg_elbo", f"{split} -ELBO", ".2f"),
                                  (f"{split}_nll_k{args.k}", f"{split} NLL (k={args.k})", ".2f"),
                                  ("active_units", "active", "")]))
     suffix = ("" if args.lr_schedule == "constant" else f"_{args.lr_schedule}") + (f"_{args.tag}" if args.tag else "")
-    suffix += "_bf16" if args.precision == "bf16" else ""
+    suffix += ("_bf16" if args.precision == "bf16" else "") + ("_compile" if args.compile else "")
     write_results(f"core_burda_{args.objective}{suffix}", {"row": row, "history": run.history})
 
 
@@ -108,6 +109,7 @@ def main() -> None:
     p.add_argument("--lr-end-factor", type=float, default=0.01)
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (evaluation: fp32)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training loss")
     p.add_argument("--k", type=int, default=5000, help="importance samples for the NLL (test, or validation with --validate)")
     p.add_argument("--tag", default="", help="suffix for the results file (probes)")
     p.add_argument("--validate", action="store_true",
