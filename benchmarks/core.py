@@ -70,7 +70,7 @@ def burda(args) -> None:
                        val_fraction=1 / 6 if args.validate else 0.0,
                        time_limit=args.minutes, batch_size=args.batch_size, lr=args.lr, progress=False, seed=0,
                        lr_schedule=args.lr_schedule, lr_end_factor=args.lr_end_factor, precision=args.precision,
-                       compile=args.compile)
+                       compile=args.compile, kl_warmup=args.kl_warmup)
     started = time.perf_counter()
     split = "val" if args.validate else "test"
     result = vaekit.evaluate(run, split=split, k=args.k, progress=False)
@@ -80,7 +80,7 @@ def burda(args) -> None:
            "eval_seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
            "threads": torch.get_num_threads(), "batch_size": args.batch_size, "lr": args.lr,
            "lr_schedule": args.lr_schedule, "lr_end_factor": args.lr_end_factor, "planned_epochs": args.epochs,
-           "precision": args.precision, "compile": args.compile}
+           "precision": args.precision, "compile": args.compile, "kl_warmup": args.kl_warmup}
     print(markdown_table([row], [("objective", "objective", ""), ("epochs", "epochs", ""),
                                  ("train_seconds", "train s", ",.0f"), (f"{split}_neg_elbo", f"{split} -ELBO", ".2f"),
                                  (f"{split}_nll_k{args.k}", f"{split} NLL (k={args.k})", ".2f"),
@@ -110,6 +110,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (evaluation: fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training loss")
+    p.add_argument("--kl-warmup", type=float, default=0, help="epochs of linear KL warm-up (Burda et al.: none)")
     p.add_argument("--k", type=int, default=5000, help="importance samples for the NLL (test, or validation with --validate)")
     p.add_argument("--tag", default="", help="suffix for the results file (probes)")
     p.add_argument("--validate", action="store_true",
