@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, DataError
+from .training import binarize
 
 
 def parse_spec(text: str, kinds: dict, flag: str) -> tuple[str, float | None]:
@@ -213,7 +214,7 @@ class PairedData:
     def __getitem__(self, index) -> Batch:
         x = self.x[index]
         if self.binarize:
-            x = torch.bernoulli(x)
+            x = binarize(x)
         c = None if self.c is None else self.c[index]
         if self.target is not None:
             return Batch(x, c, self.target[index])
