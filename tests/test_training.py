@@ -10,7 +10,7 @@ import torch
 from vaekit import runs
 from vaekit.config import TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
-from vaekit.training import Trainer, TrainingDiverged, binarize
+from vaekit.training import Trainer, TrainingDiverged, _Compiled, binarize
 
 TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)
 
@@ -198,6 +198,16 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
         run = runs.train(None, data="digits", epochs=1, compile=True, **{k: v for k, v in TINY.items() if k != "data"})
     eager = runs.train(None, data="digits", epochs=1, **{k: v for k, v in TINY.items() if k != "data"})
     assert run.history[0]["loss"] == eager.history[0]["loss"]
+
+
+def test_compiled_loss_draws_the_noise_an_eager_loss_draws():
+    vae = runs.train(None, epochs=1, **TINY).vae
+    x = torch.rand(64, *vae.likelihood.data_shape)
+    losses = []
+    for seed, loss in [(0, vae.loss), (0, _Compiled(vae.loss)), (1, _Compiled(vae.loss))]:
+        torch.manual_seed(seed)
+        losses.append(loss(x, beta=1.0).loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5) and losses[2] != pytest.approx(losses[0], rel=1e-5)
 
 
 def test_bf16_mixed_precision_trains_fp32_weights_to_the_fp32_loss_within_a_percent():
