@@ -33,6 +33,9 @@ def test_binarize_draws_bernoulli_with_the_pixel_as_probability():
     expected = torch.bernoulli(p[:1000])
     torch.manual_seed(1)
     assert torch.equal(binarize(p[:1000]), expected)  # the same stream: earlier runs reproduce and resume
+    # and from a given generator, as the fixed binarization of validation and test sets draws
+    expected = torch.bernoulli(p[:1000], generator=torch.Generator().manual_seed(2))
+    assert torch.equal(binarize(p[:1000], torch.Generator().manual_seed(2)), expected)
 
 
 @pytest.mark.parametrize("network, schedule", [("mlp", "constant"), ("conv", "constant"), ("mlp", "cosine")])

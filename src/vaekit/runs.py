@@ -24,7 +24,7 @@ from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .networks import prefer_fast_layout
-from .training import METRICS_FILE, Trainer, select_device
+from .training import METRICS_FILE, Trainer, binarize, select_device
 from .vae import VAE, build_vae
 
 IN_MEMORY = "<array>"
@@ -88,7 +88,7 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
         generator = torch.Generator().manual_seed(seed + 1)
         # Validation and test are binarized once with a fixed seed, the field's convention.
         start = 0 if data.binarize == "static" else 1
-        tensors[start:] = [torch.bernoulli(t, generator=generator) for t in tensors[start:]]
+        tensors[start:] = [binarize(t, generator) for t in tensors[start:]]
     return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val)
 
 
