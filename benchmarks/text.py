@@ -77,22 +77,86 @@ def train_lm(decoder, batches, seconds: float, lr: float, clip: float, seed: int
     return {"seconds": time.process_time() - started, "steps": steps, "sentences_seen": sentences}
 
 
+def ptb_data(args):
+    """PTB's 10k vocabulary and the (train, valid, test) sentences of the run (random subsets by args)."""
+    from vaekit.text.vocab import Vocabulary
+
+    folder = data_dir() / "ptb"
+    read = lambda split: (folder / f"ptb.{split}.txt").read_text().splitlines()  # noqa: E731
+    full_train, valid, test = read("train"), read("valid"), read("test")
+    vocabulary = Vocabulary.build(full_train, "word", max_size=10004)  # PTB's 10k words (with <unk>) + 3 specials
+    return vocabulary, subset(full_train, args.ptb_train, 0), subset(valid, args.ptb_val, 1), subset(test, args.ptb_test, 2)
+
+
+def ptb_options(args) -> dict:
+    sizes = dict(SMALL, embed_dim=args.ptb_embed, hidden=args.ptb_hidden, latent_dim=args.ptb_latent,
+                 batch_size=args.ptb_batch_size, lr=args.ptb_lr)
+    clock = dict(time_limit=args.ptb_minutes, epochs=1000, lr_schedule=args.ptb_lr_schedule) if args.ptb_minutes \
+        else dict(epochs=args.ptb_epochs)
+    return dict(sizes, **clock, max_len=90,
+                kl_warmup=args.ptb_epochs / 2 if args.ptb_kl_warmup is None else args.ptb_kl_warmup, word_dropout=args.ptb_word_dropout,
+                free_bits=args.ptb_free_bits, dropout=args.ptb_dropout, precision=args.ptb_precision)
+
+
+def fit_and_score(kind: str, args) -> dict:
+    """One of the clocked pair, in its own process on one thread: the sentence VAE ('vae') or the same
+    decoder without a latent ('lm', latent_dim=0: no encoder, no word dropout), fitted by the same
+    `fit` for the same minutes, its best validation weights scored on the test sentences."""
+    import torch
+
+    from vaekit.apps import text as app
+    from vaekit.text.model import evaluate_text
+
+    torch.set_num_threads(1)
+    vocabulary, train, valid, test = ptb_data(args)
+    options = ptb_options(args)
+    if kind == "lm":
+        options.update(latent_dim=0, word_dropout=0.0, free_bits=0.0)
+    with tempfile.TemporaryDirectory() as out:
+        started, wall = time.process_time(), time.perf_counter()
+        model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print(f"  {kind}", line,
+                                                                                             flush=True), **options)
+        seconds, wall = time.process_time() - started, time.perf_counter() - wall
+        diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
+    result = evaluate_text(model.vae, model.encode_text(test), k=args.k if kind == "vae" else 1)
+    return {"row": {"nll": result.nll, "ppl": result.perplexity, "kl": result.kl if kind == "vae" else None,
+                    "neg_elbo": result.neg_elbo, "active_units": result.active_units if kind == "vae" else None,
+                    "seconds": seconds, "wall_seconds": wall, "epochs": len(diagnostics),
+                    "validation_neg_elbo": min(row["neg_elbo"] for row in diagnostics)},
+            "epochs": diagnostics, "tokens": result.n_tokens}
+
+
+def ptb_clocked(args) -> dict:
+    """The VAE and its language model trained at once, one thread each, for --ptb-minutes each."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        vae, lm = [future.result() for future in [pool.submit(fit_and_score, kind, args) for kind in ("vae", "lm")]]
+    options = ptb_options(args)
+    vae["row"]["model"] = (f"sentence VAE (GRU {args.ptb_hidden}, dropout {args.ptb_dropout:g}, word dropout "
+                           f"{args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g})")
+    lm["row"]["model"] = "GRU language model (same sizes, same fit, same minutes)"
+    return {"config": {**options, "train_sentences": args.ptb_train, "val_sentences": args.ptb_val,
+                       "test_sentences": args.ptb_test, "test_tokens_with_eos": vae["tokens"], "k": args.k,
+                       "clock": "both fitted at once, one thread each, each stopping before an epoch that would end "
+                                "past --ptb-minutes"},
+            "rows": [vae["row"], lm["row"]], "vae_epochs": vae["epochs"], "lm_epochs": lm["epochs"],
+            "bowman_2016": {"vae": {"nll": 101, "ppl": 119, "kl": 2}, "lstm_lm": {"nll": 100, "ppl": 116}}}
+
+
 def ptb(args) -> dict:
     import torch
 
     from vaekit.apps import text as app
     from vaekit.text.model import evaluate_text
     from vaekit.text.networks import SentenceDecoder
-    from vaekit.text.vocab import PAD, TokenBatches, Vocabulary
+    from vaekit.text.vocab import PAD, TokenBatches
 
-    folder = data_dir() / "ptb"
-    read = lambda split: (folder / f"ptb.{split}.txt").read_text().splitlines()  # noqa: E731
-    full_train, valid, test = read("train"), read("valid"), read("test")
-    vocabulary = Vocabulary.build(full_train, "word", max_size=10004)  # PTB's 10k words (with <unk>) + 3 specials
-    train = subset(full_train, args.ptb_train, 0)
-    valid, test = subset(valid, args.ptb_val, 1), subset(test, args.ptb_test, 2)
-    options = dict(SMALL, max_len=90, epochs=args.ptb_epochs, kl_warmup=args.ptb_epochs / 2,
-                   word_dropout=args.ptb_word_dropout, free_bits=args.ptb_free_bits)
+    if args.ptb_minutes:
+        return ptb_clocked(args)
+    vocabulary, train, valid, test = ptb_data(args)
+    options = ptb_options(args)
     with tempfile.TemporaryDirectory() as out:
         started = time.process_time()
         model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print("  vae", line),
@@ -102,9 +166,9 @@ def ptb(args) -> dict:
     x_test = model.encode_text(test)
     vae = evaluate_text(model.vae, x_test, k=args.k)
     torch.manual_seed(0)
-    lm = SentenceDecoder(len(vocabulary), SMALL["embed_dim"], SMALL["hidden"], 0)
-    lm_train = train_lm(lm, TokenBatches(vocabulary.encode(train, 90)[0]), vae_seconds, SMALL["lr"],
-                        SMALL["grad_clip"], 0)
+    lm = SentenceDecoder(len(vocabulary), options["embed_dim"], options["hidden"], 0)
+    lm_train = train_lm(lm, TokenBatches(vocabulary.encode(train, 90)[0]), vae_seconds, options["lr"],
+                        options["grad_clip"], 0)
     lm.eval()
     with torch.inference_mode():
         lm_nll = float(sum(-lm.log_prob(x).sum() for x in x_test.batches(128))) / len(test)
@@ -269,6 +333,19 @@ def main() -> None:
     parser.add_argument("--ptb-epochs", type=int, default=2)
     parser.add_argument("--ptb-word-dropout", type=float, default=0.25, help="the PTB VAE's word dropout")
     parser.add_argument("--ptb-free-bits", type=float, default=0.0, help="the PTB VAE's free bits (nats per dim)")
+    parser.add_argument("--ptb-embed", type=int, default=SMALL["embed_dim"])
+    parser.add_argument("--ptb-hidden", type=int, default=SMALL["hidden"])
+    parser.add_argument("--ptb-latent", type=int, default=SMALL["latent_dim"])
+    parser.add_argument("--ptb-dropout", type=float, default=0.0, help="dropout on the decoders' embeddings and states")
+    parser.add_argument("--ptb-batch-size", type=int, default=SMALL["batch_size"])
+    parser.add_argument("--ptb-lr", type=float, default=SMALL["lr"])
+    parser.add_argument("--ptb-precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--ptb-minutes", type=float, default=0.0,
+                        help="> 0: fit the VAE and the LM at once (one thread each) for this many minutes each, "
+                             "with --ptb-lr-schedule over the clock, instead of --ptb-epochs and a CPU-time-matched LM")
+    parser.add_argument("--ptb-kl-warmup", type=float, help="the PTB VAE's KL warm-up in epochs (default: half of "
+                                                            "--ptb-epochs)")
+    parser.add_argument("--ptb-lr-schedule", choices=("constant", "cosine"), default="cosine")
     parser.add_argument("--k", type=int, default=10, help="importance samples for the VAE's test NLL")
     parser.add_argument("--polarity-epochs", type=int, default=2)
     parser.add_argument("--sls-epochs", type=int, default=4)

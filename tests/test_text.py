@@ -19,7 +19,7 @@ from vaekit.errors import CheckpointError, ConfigError, DataError
 from vaekit.likelihoods.sequence import CategoricalSequence
 from vaekit.text.generate import generate
 from vaekit.text.config import TextConfig
-from vaekit.text.model import build_text_vae, cyclical_beta, load_text_model
+from vaekit.text.model import build_text_vae, cyclical_beta, evaluate_text, load_text_model
 from vaekit.text.networks import SentenceDecoder
 from vaekit.text.vocab import BOS, EOS, PAD, UNK, TokenBatches, Vocabulary, read_labelled, read_sentences
 
@@ -82,24 +82,26 @@ def test_readers(tmp_path):
 
 
 # -- the sequence likelihood -----------------------------------------------------------------------
-def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9, bow_weight: float = 0.0):
+def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9, bow_weight: float = 0.0, dropout: float = 0.0,
+              cell: str = "gru"):
     torch.manual_seed(0)
     return build_text_vae(TextConfig(embed_dim=8, hidden=12, latent_dim=3, max_len=6, word_dropout=word_dropout,
-                                     bow_weight=bow_weight), vocab).eval()
+                                     bow_weight=bow_weight, dropout=dropout, cell=cell), vocab).eval()
 
 
 def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """The chain rule by hand: one GRU step per token, summing log-softmax of each next token."""
+    """The chain rule by hand: one recurrent step per token, summing log-softmax of each next token."""
     state, token, total = network.initial_state(z[None], 1), torch.tensor([BOS]), torch.tensor(0.0)
     for target in row[row != PAD]:
-        out, state = network.rnn(network._inputs(token[None], z[None]), state)
+        out, state = network.recur(network._inputs(token[None], z[None]), state)
         total = total + torch.log_softmax(network.out(out[0, 0]), -1)[target]
         token = target[None]
     return total
 
 
-def test_log_prob_is_the_chain_rule_with_padding_masked():
-    vae = _tiny_vae()
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_log_prob_is_the_chain_rule_with_padding_masked(cell):
+    vae = _tiny_vae(cell=cell)
     network = vae.likelihood.network
     x = torch.tensor([[5, 6, 7, EOS, PAD], [8, EOS, PAD, PAD, PAD]])
     z = torch.randn(2, 3)
@@ -142,8 +144,9 @@ def test_the_sentence_loss_trains_under_bf16_autocast_and_sums_in_fp32():
     assert vae.encoder.out.weight.grad is not None
 
 
-def test_word_dropout_only_in_training():
-    vae = _tiny_vae(word_dropout=0.9)
+@pytest.mark.parametrize("dropouts", [{"word_dropout": 0.9}, {"dropout": 0.5}])
+def test_word_dropout_and_dropout_only_in_training(dropouts):
+    vae = _tiny_vae(**dropouts)
     x, z = torch.tensor([[5, 6, 7, 8, EOS]] * 8), torch.zeros(8, 3)
     network = vae.likelihood.network
     with torch.no_grad():
@@ -152,7 +155,25 @@ def test_word_dropout_only_in_training():
         network.train()
         dropped = network.log_prob(x, z)
     assert torch.allclose(evaluated, evaluated[0].expand(8))  # identical rows score the same ...
-    assert not torch.allclose(dropped, dropped[0].expand(8))  # ... unless inputs were dropped to <unk>
+    assert not torch.allclose(dropped, dropped[0].expand(8))  # ... unless inputs or states were dropped
+
+
+def test_latent_dim_0_fits_a_plain_language_model_scored_exactly(tmp_path):
+    """The baseline: the same decoder without z, trained and scored by the same code. Without a latent,
+    the importance-weighted bound, the ELBO and the chain rule are all the exact log p(x)."""
+    model = app.fit(corpus(60), tmp_path / "lm", log=lambda line: None, epochs=1, embed_dim=8, hidden=12,
+                    latent_dim=0, progress=False, device="cpu")
+    assert model.vae.likelihood.network.init is None and not list(model.vae.encoder.parameters())
+    x = model.encode_text(corpus(10, seed=1))
+    result = evaluate_text(model.vae, x, k=3)
+    with torch.no_grad():
+        exact = -model.vae.likelihood.network.log_prob(x.ids[:, :int(x.lengths.max())]).mean()
+    assert result.kl == 0 and result.active_units == 0
+    assert result.nll == pytest.approx(float(exact), rel=1e-5) and result.neg_elbo == pytest.approx(result.nll)
+    assert load_text_model(tmp_path / "lm").config.latent_dim == 0 and len(app.sample(tmp_path / "lm", n=2)) == 2
+    for bad, flag in ((dict(latent_dim=-1), "latent-dim"), (dict(cell="rnn"), "cell"), (dict(dropout=1.0), "dropout")):
+        with pytest.raises(ConfigError, match=flag):
+            TextConfig(**bad).validate()
 
 
 def test_bag_of_words_loss():
@@ -198,8 +219,9 @@ def test_bag_of_words_loss():
 
 
 # -- decoding and schedules ------------------------------------------------------------------------
-def test_generation_methods():
-    vae = _tiny_vae()
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_generation_methods(cell):
+    vae = _tiny_vae(cell=cell)
     network, z = vae.likelihood.network, torch.randn(3, 3)
     greedy = generate(network, z, 6, "greedy")
     assert greedy.shape == (3, 6) and ((greedy == EOS).sum(1) == 1).all()  # every sentence ends once
@@ -320,6 +342,17 @@ def test_model_round_trip(model_dir):
     assert model.config.bow_weight == 0.5 and model.vae.likelihood.network.bow is not None
     sentence = ["the film was good and great"]
     assert app.reconstruct(model, sentence) == app.reconstruct(model_dir, sentence)
+
+
+def test_an_lstm_model_fits_saves_and_decodes_by_beam(tmp_path, capsys):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("\n".join(corpus(60)) + "\n")
+    assert main(["text", "fit", str(corpus_file), "-o", str(tmp_path / "m"), "--epochs", "1", "--cell", "lstm",
+                 "--dropout", "0.2", *TINY]) == 0
+    model = load_text_model(tmp_path / "m")
+    assert isinstance(model.vae.likelihood.network.rnn, torch.nn.LSTM) and isinstance(model.vae.encoder.rnn, torch.nn.LSTM)
+    assert len(app.reconstruct(model, corpus(3), method="beam")) == 3
+    assert main(["text", "sample", str(tmp_path / "m"), "-n", "2", "--method", "beam"]) == 0
 
 
 def test_models_saved_before_bow_weight_still_load(tmp_path):

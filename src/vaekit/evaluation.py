@@ -39,7 +39,7 @@ def latent_means(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> torch.Ten
 
 def active_units(means: torch.Tensor, threshold: float = 1e-2) -> int:
     """Number of latent dimensions whose posterior mean varies across data by more than `threshold`."""
-    return int((means.var(0) > threshold).sum())
+    return int((means.var(0) > threshold).sum()) if means.shape[1] else 0
 
 
 @torch.inference_mode()

@@ -94,7 +94,7 @@ class VAE(nn.Module):
 
     def _decoded_params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
         """Likelihood parameters for z of shape (..., batch, latent_dim), with z's leading shape."""
-        params = self._params(z.reshape(-1, self.latent_dim), f)
+        params = self._params(z.flatten(0, -2), f)  # flatten, unlike reshape(-1, d), takes d = 0
         return params.view(*z.shape[:-1], *params.shape[1:])
 
     def _decode(self, z: torch.Tensor, f: torch.Tensor | None) -> Distribution:

@@ -33,7 +33,7 @@ class SequenceDistribution(Distribution):
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         lead = self.z.shape[:-1]
         x = x.expand(*lead, x.shape[-1]).reshape(-1, x.shape[-1])  # (prod(lead), T)
-        z = self.z.reshape(-1, self.z.shape[-1]) if self.z.shape[-1] else None
+        z = self.z.flatten(0, -2) if self.z.shape[-1] else None
         return self.network.log_prob(x, z).view(lead)
 
     def decode(self, method: str = "greedy", **options) -> torch.Tensor:
@@ -41,7 +41,7 @@ class SequenceDistribution(Distribution):
         from ..text.generate import generate
 
         lead = self.z.shape[:-1]
-        z = self.z.reshape(-1, self.z.shape[-1])
+        z = self.z.flatten(0, -2)
         return generate(self.network, z, self.max_len, method, **options).view(*lead, self.max_len)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:

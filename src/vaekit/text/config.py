@@ -8,6 +8,7 @@ from ..config import TrainConfig, option
 from ..errors import ConfigError
 
 TOKENIZERS = ("word", "wordpunct", "char")
+CELLS = ("gru", "lstm")
 KL_SCHEDULES = ("linear", "cyclical")
 
 
@@ -19,8 +20,12 @@ class TextConfig:
     min_count: int = option(1, "tokens seen fewer times become <unk>")
     max_len: int = option(64, "tokens per sentence incl. <eos>; longer sentences are cut (and counted)")
     embed_dim: int = option(128, "token embedding size (encoder and decoder)")
-    hidden: int = option(256, "GRU state size (encoder per direction, decoder)")
-    latent_dim: int = option(32, "size of z (Bowman et al. used 13 with an LSTM of 191)")
+    cell: str = option("gru", "recurrent cell of the encoder and decoder: gru or lstm (Bowman et al.'s)")
+    hidden: int = option(256, "recurrent state size (encoder per direction, decoder)")
+    latent_dim: int = option(32, "size of z (Bowman et al. used 13 with an LSTM of 191); 0 fits a plain language "
+                                 "model of the same sizes, the baseline a sentence VAE is measured against")
+    dropout: float = option(0.0, "dropout on the decoder's input embeddings and output states in training "
+                                 "(Zaremba et al. 2014), against overfitting when the decoder is large")
     word_dropout: float = option(0.25, "probability of replacing a decoder input word by <unk> in training, "
                                        "against posterior collapse (Bowman et al. 2016, sec. 3.1)")
     bow_weight: float = option(0.0, "weight of the bag-of-words loss -log p(words of x | z) added in training "
@@ -39,18 +44,22 @@ class TextConfig:
     def validate(self) -> None:
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got '{self.tokenizer}'")
+        if self.cell not in CELLS:
+            raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, got '{self.cell}'")
         if self.kl_schedule not in KL_SCHEDULES:
             raise ConfigError(f"--kl-schedule must be one of {', '.join(KL_SCHEDULES)}, got '{self.kl_schedule}'")
-        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "latent_dim", "kl_cycles", "labelled_per_batch"):
+        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "kl_cycles", "labelled_per_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.latent_dim < 0:
+            raise ConfigError(f"--latent-dim must be >= 0 (0 fits a plain language model), got {self.latent_dim}")
         if self.max_len < 2:
             raise ConfigError(f"--max-len must be at least 2 (a token and <eos>), got {self.max_len}")
         for name in ("bow_weight", "label_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.word_dropout < 1 or not 0 <= self.val_fraction < 1:
-            raise ConfigError("--word-dropout and --val-fraction must lie in [0, 1)")
+        if not 0 <= self.word_dropout < 1 or not 0 <= self.dropout < 1 or not 0 <= self.val_fraction < 1:
+            raise ConfigError("--word-dropout, --dropout and --val-fraction must lie in [0, 1)")
 
 
 # Training defaults for sentences, where they differ from images: warm-up against KL vanishing, clipping for RNNs.

@@ -70,7 +70,9 @@ def _beam(decoder, z: torch.Tensor | None, max_len: int, k: int, batch: int | No
         seqs[:, :, t] = token
         done = done.gather(1, beam) | (token == EOS)
         scores = best
-        state = state.view(1, n, k, -1).gather(2, beam.view(1, n, k, 1).expand(1, n, k, state.shape[-1])).view(1, n * k, -1)
+        states, hidden = state.shape[0], state.shape[-1]  # a GRU's h, or an LSTM's h and c
+        state = state.view(states, n, k, hidden).gather(2, beam.view(1, n, k, 1).expand(states, n, k, hidden)) \
+            .view(states, n * k, hidden)
         tokens = token.view(-1)
         if bool(done.all()):
             break

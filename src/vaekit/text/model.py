@@ -19,7 +19,7 @@ from ..priors import StandardNormal
 from ..semisupervised import LabelledVAE
 from ..vae import VAE
 from .config import TEXT_TRAIN, TextConfig  # noqa: F401 (re-exported)
-from .networks import SentenceDecoder, SentenceEncoder
+from .networks import NoEncoder, SentenceDecoder, SentenceEncoder
 from .vocab import PAD, TokenBatches, Vocabulary, load_vocabulary, save_vocabulary
 
 VOCAB_FILE = "vocab.json"
@@ -39,9 +39,10 @@ def cyclical_beta(beta: float, total_steps: int, cycles: int, ramp: float = 0.5)
 
 def build_text_vae(config: TextConfig, vocab_size: int) -> VAE:
     """The sentence VAE: z passes through the VAE's decoder slot to the likelihood's GRU decoder."""
-    encoder = SentenceEncoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim)
+    encoder = SentenceEncoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.cell) \
+        if config.latent_dim else NoEncoder()
     network = SentenceDecoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.word_dropout,
-                              config.bow_weight)
+                              config.bow_weight, config.dropout, config.cell)
     return VAE(encoder, nn.Identity(), CategoricalSequence(network, config.max_len), StandardNormal(config.latent_dim))
 
 

@@ -1,9 +1,10 @@
 """Sentence networks (Bowman et al. 2016, "Generating Sentences from a Continuous Space", sec. 3).
 
 SentenceEncoder: token ids (batch, T) -> (batch, 2 * latent_dim), the loc and log-variance of q(z|x).
-SentenceDecoder: the autoregressive p(x_t | x_<t, z). z sets the initial GRU state and is fed with
-every input word; teacher forcing in training, with word dropout on the inputs. latent_dim=0 makes
-it a plain GRU language model (the baseline of the same size). bow_weight > 0 adds, in training only,
+SentenceDecoder: the autoregressive p(x_t | x_<t, z). z sets the initial state and is fed with
+every input word; teacher forcing in training, with word dropout on the inputs and dropout on the
+embeddings and output states. latent_dim=0 makes it a plain language model (the baseline of the same size).
+Both take a GRU (default) or an LSTM (Bowman et al.'s cell). bow_weight > 0 adds, in training only,
 the bag-of-words loss of Zhao, Zhao & Eskenazi (2017): an MLP from z alone must predict
 the sentence's words, which makes z carry the content words and resists KL vanishing.
 """
@@ -17,38 +18,51 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from .vocab import BOS, EOS, PAD, UNK
 
+CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
+
 # Decoder output rows (tokens) per output-layer chunk: bounds the (rows, vocab) logits held at once.
 _TOKEN_CHUNK = 4096
 
 
 class SentenceEncoder(nn.Module):
-    """Embedding -> bidirectional GRU over the real tokens -> Linear to (batch, 2 * latent_dim)."""
+    """Embedding -> bidirectional GRU or LSTM over the real tokens -> Linear to (batch, 2 * latent_dim)."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, cell: str = "gru"):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
-        self.rnn = nn.GRU(embed_dim, hidden, batch_first=True, bidirectional=True)
+        self.rnn = CELLS[cell](embed_dim, hidden, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * hidden, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lengths = (x != PAD).sum(1).clamp(min=1).cpu()
         packed = pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
-        _, h = self.rnn(packed)  # (2, batch, hidden)
+        _, h = self.rnn(packed)
+        h = h[0] if isinstance(h, tuple) else h  # (2 directions, batch, hidden); an LSTM's cells are left out
         return self.out(torch.cat([h[0], h[1]], -1))
 
 
+class NoEncoder(nn.Module):
+    """The encoder of a plain language model (latent_dim=0): there is no z to infer, so no GRU to run."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(x), 0, device=x.device)
+
+
 class SentenceDecoder(nn.Module):
-    """GRU decoder over a vocabulary. Scoring uses the full softmax (the model learns to give <pad> and
-    <bos> no mass); generation never emits them. With bow_weight > 0 (and a latent), training-mode
+    """GRU or LSTM decoder over a vocabulary. Scoring uses the full softmax (the model learns to give <pad>
+    and <bos> no mass); generation never emits them. Its recurrent state is one tensor (states, batch,
+    hidden): a GRU's h, or an LSTM's h and c stacked, so decoding reorders either alike. With bow_weight > 0 (and a latent), training-mode
     log_prob adds bow_weight * bag_of_words_log_prob; eval mode scores the sentence alone."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0,
-                 bow_weight: float = 0.0):
+                 bow_weight: float = 0.0, dropout: float = 0.0, cell: str = "gru"):
         super().__init__()
         self.vocab_size, self.latent_dim = vocab_size, latent_dim
         self.word_dropout, self.bow_weight = word_dropout, bow_weight
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
-        self.rnn = nn.GRU(embed_dim + latent_dim, hidden, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = CELLS[cell](embed_dim + latent_dim, hidden, batch_first=True)
+        self.lstm = cell == "lstm"
         self.init = nn.Linear(latent_dim, hidden) if latent_dim else None
         self.out = nn.Linear(hidden, vocab_size)
         self.bow = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, vocab_size)) \
@@ -58,13 +72,22 @@ class SentenceDecoder(nn.Module):
         self.register_buffer("never", never, persistent=False)
 
     def initial_state(self, z: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """(1, batch, hidden): tanh(W z + b), or zeros for the plain language model."""
-        if self.init is None:
-            return self.out.weight.new_zeros(1, batch, self.rnn.hidden_size)
-        return torch.tanh(self.init(z)).unsqueeze(0)
+        """(states, batch, hidden): h = tanh(W z + b), or zeros for the plain language model; an LSTM's
+        cell starts at zero."""
+        h = self.out.weight.new_zeros(1, batch, self.rnn.hidden_size) if self.init is None \
+            else torch.tanh(self.init(z)).unsqueeze(0)
+        return torch.cat([h, torch.zeros_like(h)]) if self.lstm else h
+
+    def recur(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recurrent network over inputs (batch, T, features) from `state` -> outputs, last state."""
+        if not self.lstm:
+            return self.rnn(inputs, state)
+        h, c = state.unbind()
+        out, (h, c) = self.rnn(inputs, (h[None].contiguous(), c[None].contiguous()))
+        return out, torch.cat([h, c])
 
     def _inputs(self, tokens: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
-        emb = self.embed(tokens)  # (batch, T, embed)
+        emb = self.dropout(self.embed(tokens))  # (batch, T, embed)
         if self.init is None:
             return emb
         return torch.cat([emb, z.unsqueeze(1).expand(-1, tokens.shape[1], -1)], -1)
@@ -86,9 +109,9 @@ class SentenceDecoder(nn.Module):
             drop = (torch.rand(inputs.shape, device=x.device) < self.word_dropout) & (inputs != PAD)
             drop[:, 0] = False
             inputs = inputs.masked_fill(drop, UNK)
-        states, _ = self.rnn(self._inputs(inputs, z), self.initial_state(z, len(x)))  # (batch, T, hidden)
+        states, _ = self.recur(self._inputs(inputs, z), self.initial_state(z, len(x)))  # (batch, T, hidden)
         mask = x != PAD
-        rows, targets = states[mask], x[mask]  # (tokens, hidden), (tokens,)
+        rows, targets = self.dropout(states[mask]), x[mask]  # (tokens, hidden), (tokens,)
         token_lp = torch.cat([-F.cross_entropy(self.out(rows[i:i + _TOKEN_CHUNK]), targets[i:i + _TOKEN_CHUNK],
                                                reduction="none") for i in range(0, len(rows), _TOKEN_CHUNK)])
         log_px = token_lp.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)  # fp32 under autocast too
@@ -97,6 +120,6 @@ class SentenceDecoder(nn.Module):
         return log_px
 
     def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor | None = None):
-        """One generation step: tokens (batch,), state (1, batch, hidden) -> logits (batch, vocab), state."""
-        out, state = self.rnn(self._inputs(tokens.unsqueeze(1), z), state)
+        """One generation step: tokens (batch,), state (states, batch, hidden) -> logits (batch, vocab), state."""
+        out, state = self.recur(self._inputs(tokens.unsqueeze(1), z), state)
         return self.out(out[:, 0]).masked_fill(self.never, float("-inf")), state
