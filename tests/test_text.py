@@ -67,6 +67,18 @@ def test_char_level_and_token_batches_trim():
     assert batches[torch.tensor([0, 1])].shape == (2, 6)
 
 
+def test_batches_by_length_regroup_the_shuffled_order():
+    lengths = torch.randint(1, 30, (1003,), generator=torch.Generator().manual_seed(0))
+    ids = (torch.arange(40) < lengths[:, None]).long() * 5
+    data, order = TokenBatches(ids, by_length=True), torch.randperm(1003, generator=torch.Generator().manual_seed(1))
+    grouped = data.batch_order(order, 10, torch.Generator().manual_seed(2))
+    assert sorted(grouped.tolist()) == list(range(1003))  # a permutation: every sentence once per epoch
+    assert all((lengths[b].diff() >= 0).all() for b in grouped[:1000].view(-1, 10))  # each batch cut from a sorted run
+    spread = lambda o: float(sum(lengths[b].max() - lengths[b].min() for b in o[:1000].view(-1, 10)))  # noqa: E731
+    assert spread(grouped) < 0.2 * spread(order)
+    assert TokenBatches(ids).batch_order(order, 10, torch.Generator()) is order  # off by default
+
+
 def test_readers(tmp_path):
     (tmp_path / "c.csv").write_text("id,text\n1,hello there\n2,general kenobi\n")
     assert read_sentences(tmp_path / "c.csv", "text") == ["hello there", "general kenobi"]

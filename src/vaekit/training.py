@@ -201,6 +201,8 @@ class Trainer:
             self.vae.train()
             started = time.perf_counter()
             order = torch.randperm(n, generator=self.shuffle)  # the same on every rank
+            if hasattr(x_train, "batch_order"):  # the data's own grouping, e.g. sentences of similar length
+                order = x_train.batch_order(order, batch_size, self.shuffle)
             if group.distributed:  # each rank its own noise, reproducible per epoch whatever the history
                 torch.manual_seed(cfg.seed + 1_000_003 * (self.epoch + 1) + 7919 * group.rank)
             if torch.is_tensor(x_train):

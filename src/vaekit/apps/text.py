@@ -100,7 +100,7 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
         log(f"note: {cut} of {len(sentences)} sentences exceed --max-len {text.max_len} tokens and were cut")
     x_val = TokenBatches(vocabulary.encode(val_sentences, text.max_len)[0]) if val_sentences else None
     model = TextModel(build_text_vae(text, len(vocabulary)), vocabulary, text, train, Path(out))
-    data = TokenBatches(x_train)
+    data = TokenBatches(x_train, by_length=text.batch_by_length)
     if labelled is not None:
         model.classes, data = _with_labels(data, vocabulary, *labelled, text)
         model.labelled = LabelledVAE(model.vae, len(model.classes), text.label_weight)

@@ -39,6 +39,8 @@ class TextConfig:
                                        "benchmarks/text.py)")
     labelled_per_batch: int = option(32, "with --labelled: labelled sentences (drawn with replacement) added to "
                                          "each batch, so a few labels are seen at every step")
+    batch_by_length: bool = option(True, "train on batches of sentences of similar length (sorted within windows "
+                                          "of 50 random batches), so the recurrent networks run over little padding")
     val_fraction: float = option(0.05, "share of the corpus held out for validation when no --val file is given")
 
     def validate(self) -> None:

@@ -88,13 +88,33 @@ class Vocabulary:
         return cls(tuple(data["tokens"]), data["level"], data["lowercase"])
 
 
+# Batches per window of the shuffled order that batch_order sorts by length: wide enough that batches
+# hold sentences of nearly one length (94% real tokens on PTB against 44% for random batches), narrow
+# enough that each window is still a random draw of the corpus.
+LENGTH_WINDOW = 50
+
+
 class TokenBatches:
     """Padded sentences (N, T) for the Trainer: `[index]` returns those rows trimmed to the longest
-    one, so a batch of short sentences costs no padding."""
+    one, so a batch of short sentences costs no padding. With `by_length`, the Trainer's batches group
+    sentences of similar length (`batch_order`)."""
 
-    def __init__(self, ids: torch.Tensor):
-        self.ids = ids
+    def __init__(self, ids: torch.Tensor, by_length: bool = False):
+        self.ids, self.by_length = ids, by_length
         self.lengths = (ids != PAD).sum(1)
+
+    def batch_order(self, order: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """The Trainer's shuffled `order` regrouped, when by_length, so that each batch holds sentences of
+        similar length and the recurrent networks run over little padding: every LENGTH_WINDOW batches of
+        `order` are sorted by length and cut into batches, and the full batches are shuffled (a short last
+        batch stays last, where the Trainer expects it)."""
+        if not self.by_length:
+            return order
+        windows = order.split(batch_size * LENGTH_WINDOW)
+        grouped = torch.cat([w[self.lengths[w].argsort(stable=True)] for w in windows])
+        full = len(order) // batch_size * batch_size
+        batches = grouped[:full].view(-1, batch_size)[torch.randperm(full // batch_size, generator=generator)]
+        return torch.cat([batches.flatten(), grouped[full:]])
 
     def __len__(self) -> int:
         return len(self.ids)
