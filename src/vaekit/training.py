@@ -181,7 +181,9 @@ class Trainer:
         """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
 
         x_train, x_val: (N, *data_shape) float tensors, moved to the trainer's device once; or any
-        object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows).
+        object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows), and
+        which may regroup each epoch's shuffled order with `batch_order(order, batch_size, generator)`
+        (sentences by length).
         """
         with flushing_denormals(self.config.flush_denormals and self.device.type == "cpu"):
             return self._fit(x_train, x_val)

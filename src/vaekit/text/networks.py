@@ -42,7 +42,7 @@ class SentenceEncoder(nn.Module):
 
 
 class NoEncoder(nn.Module):
-    """The encoder of a plain language model (latent_dim=0): there is no z to infer, so no GRU to run."""
+    """The encoder of a plain language model (latent_dim=0): there is no z to infer, so no network to run."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(len(x), 0, device=x.device)
@@ -51,8 +51,9 @@ class NoEncoder(nn.Module):
 class SentenceDecoder(nn.Module):
     """GRU or LSTM decoder over a vocabulary. Scoring uses the full softmax (the model learns to give <pad>
     and <bos> no mass); generation never emits them. Its recurrent state is one tensor (states, batch,
-    hidden): a GRU's h, or an LSTM's h and c stacked, so decoding reorders either alike. With bow_weight > 0 (and a latent), training-mode
-    log_prob adds bow_weight * bag_of_words_log_prob; eval mode scores the sentence alone."""
+    hidden): a GRU's h, or an LSTM's h and c stacked, so decoding reorders either alike. With
+    bow_weight > 0 (and a latent), training-mode log_prob adds bow_weight * bag_of_words_log_prob; eval
+    mode scores the sentence alone."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0,
                  bow_weight: float = 0.0, dropout: float = 0.0, cell: str = "gru"):
@@ -62,7 +63,6 @@ class SentenceDecoder(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
         self.rnn = CELLS[cell](embed_dim + latent_dim, hidden, batch_first=True)
-        self.lstm = cell == "lstm"
         self.init = nn.Linear(latent_dim, hidden) if latent_dim else None
         self.out = nn.Linear(hidden, vocab_size)
         self.bow = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, vocab_size)) \
@@ -76,11 +76,11 @@ class SentenceDecoder(nn.Module):
         cell starts at zero."""
         h = self.out.weight.new_zeros(1, batch, self.rnn.hidden_size) if self.init is None \
             else torch.tanh(self.init(z)).unsqueeze(0)
-        return torch.cat([h, torch.zeros_like(h)]) if self.lstm else h
+        return torch.cat([h, torch.zeros_like(h)]) if isinstance(self.rnn, nn.LSTM) else h
 
     def recur(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The recurrent network over inputs (batch, T, features) from `state` -> outputs, last state."""
-        if not self.lstm:
+        if not isinstance(self.rnn, nn.LSTM):
             return self.rnn(inputs, state)
         h, c = state.unbind()
         out, (h, c) = self.rnn(inputs, (h[None].contiguous(), c[None].contiguous()))
