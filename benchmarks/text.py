@@ -24,6 +24,7 @@ the test split:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -86,7 +87,8 @@ def ptb_data(args):
     read = lambda split: (folder / f"ptb.{split}.txt").read_text().splitlines()  # noqa: E731
     full_train, valid, test = read("train"), read("valid"), read("test")
     vocabulary = Vocabulary.build(full_train, "word", max_size=10004)  # PTB's 10k words (with <unk>) + 3 specials
-    return vocabulary, subset(full_train, args.ptb_train, 0), subset(valid, args.ptb_val, 1), subset(test, args.ptb_test, 2)
+    return (vocabulary, subset(full_train, args.ptb_train, 0), subset(valid, args.ptb_val, 1),
+            subset(test, args.ptb_test, 2))
 
 
 def ptb_options(args) -> dict:
@@ -94,9 +96,22 @@ def ptb_options(args) -> dict:
                  batch_size=args.ptb_batch_size, lr=args.ptb_lr)
     clock = dict(time_limit=args.ptb_minutes, epochs=1000, lr_schedule=args.ptb_lr_schedule) if args.ptb_minutes \
         else dict(epochs=args.ptb_epochs)
-    return dict(sizes, **clock, max_len=90,
-                kl_warmup=args.ptb_epochs / 2 if args.ptb_kl_warmup is None else args.ptb_kl_warmup, word_dropout=args.ptb_word_dropout,
+    warmup = args.ptb_epochs / 2 if args.ptb_kl_warmup is None else args.ptb_kl_warmup
+    return dict(sizes, **clock, max_len=90, kl_warmup=warmup, word_dropout=args.ptb_word_dropout,
                 free_bits=args.ptb_free_bits, dropout=args.ptb_dropout, precision=args.ptb_precision)
+
+
+def fit_ptb(kind: str, train, valid, vocabulary, options: dict):
+    """`text.fit` on PTB -> (model, CPU seconds, wall seconds, per-epoch diagnostics); log lines tagged `kind`."""
+    from vaekit.apps import text as app
+
+    with tempfile.TemporaryDirectory() as out:
+        cpu, wall = time.process_time(), time.perf_counter()
+        model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print(f"  {kind}", line,
+                                                                                             flush=True), **options)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        diagnostics = json.loads((Path(out) / "diagnostics.json").read_text())
+    return model, cpu, wall, diagnostics
 
 
 def fit_and_score(kind: str, args) -> dict:
@@ -105,7 +120,6 @@ def fit_and_score(kind: str, args) -> dict:
     `fit` for the same minutes, its best validation weights scored on the test sentences."""
     import torch
 
-    from vaekit.apps import text as app
     from vaekit.text.model import evaluate_text
 
     torch.set_num_threads(1)
@@ -113,12 +127,7 @@ def fit_and_score(kind: str, args) -> dict:
     options = ptb_options(args)
     if kind == "lm":
         options.update(latent_dim=0, word_dropout=0.0, free_bits=0.0)
-    with tempfile.TemporaryDirectory() as out:
-        started, wall = time.process_time(), time.perf_counter()
-        model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print(f"  {kind}", line,
-                                                                                             flush=True), **options)
-        seconds, wall = time.process_time() - started, time.perf_counter() - wall
-        diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
+    model, seconds, wall, diagnostics = fit_ptb(kind, train, valid, vocabulary, options)
     result = evaluate_text(model.vae, model.encode_text(test), k=args.k if kind == "vae" else 1)
     return {"row": {"nll": result.nll, "ppl": result.perplexity, "kl": result.kl if kind == "vae" else None,
                     "neg_elbo": result.neg_elbo, "active_units": result.active_units if kind == "vae" else None,
@@ -149,7 +158,6 @@ def ptb_clocked(args) -> dict:
 def ptb(args) -> dict:
     import torch
 
-    from vaekit.apps import text as app
     from vaekit.text.model import evaluate_text
     from vaekit.text.networks import SentenceDecoder
     from vaekit.text.vocab import PAD, TokenBatches
@@ -157,13 +165,8 @@ def ptb(args) -> dict:
     if args.ptb_minutes:
         return ptb_clocked(args)
     vocabulary, train, valid, test = ptb_data(args)
+    model, vae_seconds, _, diagnostics = fit_ptb("vae", train, valid, vocabulary, ptb_options(args))
     options = ptb_options(args)
-    with tempfile.TemporaryDirectory() as out:
-        started = time.process_time()
-        model = app.fit(train, out, val=valid, vocabulary=vocabulary, log=lambda line: print("  vae", line),
-                        **options)
-        vae_seconds = time.process_time() - started
-        diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
     x_test = model.encode_text(test)
     vae = evaluate_text(model.vae, x_test, k=args.k)
     torch.manual_seed(0)
@@ -279,7 +282,7 @@ def sentiment(name: str, args, epochs: int, max_vocab: int) -> dict:
         started = time.process_time()
         model = app.fit(unlabelled, out, log=lambda line: print(f"  {name}", line), **options)
         seconds = time.process_time() - started
-        diagnostics = __import__("json").loads((Path(out) / "diagnostics.json").read_text())
+        diagnostics = json.loads((Path(out) / "diagnostics.json").read_text())
     features = app.embed(model, texts)
     tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit(unlabelled)
     words = tfidf.transform(texts)
