@@ -34,6 +34,19 @@ def test_every_network_likelihood_pair(shape, network, likelihood, scale):
     assert vae.encode(x).mean.shape == (5, 3)
 
 
+@pytest.mark.parametrize("network", ["mlp", "conv"])
+def test_inputs_follow_the_model_to_its_device(network):
+    """A model on another device takes the CPU tensors a user holds. Here PyTorch's 'meta' device (shapes
+    only) stands in for a GPU, which CI lacks; tests/test_cuda.py checks the values on one."""
+    vae = build_vae(ModelConfig(data_shape=(1, 8, 8), network=network, hidden=(16,), conv_channels=(4, 8),
+                                latent_dim=3)).to("meta")
+    x = torch.rand(5, 1, 8, 8)
+    assert vae.elbo(x).total().device.type == "meta" and vae.loss(x, iw_samples=2).loss.device.type == "meta"
+    assert vae.reconstruct(x).device.type == "meta" and vae.encode(x).mean.device.type == "meta"
+    assert vae.decode_mean(torch.randn(5, 3)).device.type == "meta"
+    assert vae.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 8, 8)
+
+
 def test_keras_conv_preset_reproduces_the_tutorial_layers():
     from vaekit.config import preset
 

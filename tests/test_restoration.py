@@ -204,7 +204,8 @@ def test_conditional_denoising_run_removes_noise(runs, tmp_path, capsys):
     clean = torch.as_tensor(load_dataset("digits").x_test[:100])
     noisy = parse_corruption("gaussian:0.3")(clean, torch.Generator().manual_seed(0))
     out = denoise(run, noisy)
-    assert out.shape == clean.shape and torch.equal(out, denoise(run, noisy, samples=8))
+    assert out.shape == clean.shape
+    torch.testing.assert_close(out, denoise(run, noisy, samples=8))  # 8 draws by default (bit-equal on a CPU)
     assert float(psnr(out, clean).mean()) > float(psnr(noisy, clean).mean()) + 1
     np.save(tmp_path / "noisy.npy", noisy[:3].numpy())
     assert main(["denoise", str(runs / "cdvae"), str(tmp_path / "noisy.npy"), "-o", str(tmp_path / "d")]) == 0

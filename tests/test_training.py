@@ -40,7 +40,8 @@ def test_binarize_draws_bernoulli_with_the_pixel_as_probability():
 
 @pytest.mark.parametrize("network, schedule", [("mlp", "constant"), ("conv", "constant"), ("mlp", "cosine")])
 def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypatch, network, schedule):
-    options = dict(TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule)
+    # deterministic: on a GPU, cuDNN's fastest kernels may sum in any order
+    options = dict(TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule, deterministic=True)
     straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **options)
     # Killed after its second checkpoint (a schedule spans --epochs, so the run must be the same one).
     with monkeypatch.context() as patch:
@@ -135,7 +136,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_p
 
 
 def test_saved_run_reloads_to_the_same_model(tmp_path):
-    run = runs.train(tmp_path / "r", epochs=1, **TINY)
+    run = runs.train(tmp_path / "r", epochs=1, device="cpu", **TINY)  # across devices: tests/test_cuda.py
     again = runs.load_run(tmp_path / "r", device="cpu")
     x = torch.rand(4, 1, 8, 8)
     torch.testing.assert_close(run.vae.reconstruct(x), again.vae.reconstruct(x))
@@ -269,3 +270,15 @@ def test_training_on_cpu_flushes_denormals_on_every_thread_only_while_it_runs(fl
         assert torch.tensor([1e-39]).mul(1.0).item() > 0  # denormals are numbers again outside training
     finally:
         torch.set_num_threads(threads)  # a failure here must not change the thread count of the tests after it
+
+
+def test_deterministic_algorithms_are_on_inside_fit_only():
+    from vaekit.training import deterministic_algorithms
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # a missing kernel warns, never stops a run
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == before
+    with deterministic_algorithms(False):
+        assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == before

@@ -81,6 +81,9 @@ class TrainConfig:
                                          "measured); the caller's mode is restored after fit")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
+    deterministic: bool = option(False, "PyTorch's deterministic algorithms while training (cuDNN's too): on a GPU a "
+                                        "rerun or --resume then repeats a run bit for bit, as it does on a CPU, "
+                                        "at some cost in speed")
     progress: bool = option(True, "show a progress bar", cli=False)
 
     def validate(self) -> None:

@@ -8,10 +8,12 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -82,6 +84,27 @@ def negative_elbo(vae: nn.Module, x, batch_size: int = 1000, group: Group | None
     if group is not None:
         group.all_reduce(totals)
     return tuple((totals / len(x)).tolist())
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """PyTorch's deterministic kernels inside the block, cuDNN's included; the caller's settings after.
+    An operation without a deterministic kernel warns rather than fails. cuBLAS needs a fixed workspace
+    for this, set here where the caller has not chosen one."""
+    if not enabled:
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             cudnn.deterministic, cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
 
 
 class Trainer:
@@ -185,7 +208,8 @@ class Trainer:
         which may regroup each epoch's shuffled order with `batch_order(order, batch_size, generator)`
         (sentences by length).
         """
-        with flushing_denormals(self.config.flush_denormals and self.device.type == "cpu"):
+        with flushing_denormals(self.config.flush_denormals and self.device.type == "cpu"), \
+                deterministic_algorithms(self.config.deterministic):
             return self._fit(x_train, x_val)
 
     def _fit(self, x_train, x_val) -> list[dict]:

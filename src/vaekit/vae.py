@@ -110,18 +110,32 @@ class VAE(nn.Module):
         values = math.prod(self.likelihood.data_shape) * self.likelihood.params_per_value
         return max(values, getattr(self.decoder, "activation_elements", 0))
 
+    def _on_device(self, *tensors) -> list:
+        """The tensors (None passes) on the model's device: a model trained on a GPU takes the CPU
+        tensors a user holds; results stay on the model's device."""
+        weight = next(self.parameters(), None)
+        return [t.to(weight.device) if torch.is_tensor(t) and weight is not None else t for t in tensors]
+
+    def _inputs(self, x, c=None, target=None) -> tuple:
+        """(x, c, target) unpacked from a Batch and on the model's device (x copied once when it is the target)."""
+        x, c, target = unpack(x, c, target)
+        moved, c = self._on_device(x, c)
+        return moved, c, moved if target is x else self._on_device(target)[0]
+
     def encode(self, x: torch.Tensor | Batch, c=None) -> Independent:
         """q(z|x[, c]): a diagonal Gaussian with batch_shape (batch,) and event_shape (latent_dim,)."""
-        x, c, _ = unpack(x, c)
+        x, c, _ = self._inputs(x, c)
         return self._encode(x, self.features(c))
 
     def decode(self, z: torch.Tensor, c=None) -> Distribution:
         """p(x|z[, c]) for z of shape (..., batch, latent_dim) and c of batch rows; batch_shape is
         z's leading shape."""
+        z, c = self._on_device(z, c)
         return self._decode(z, self.features(c))
 
     def decode_mean(self, z: torch.Tensor, c=None) -> torch.Tensor:
         """E[x|z[, c]] (probabilities for Bernoulli), shape (batch, *data_shape)."""
+        z, c = self._on_device(z, c)
         return self.likelihood.mean(self._params(z, self.features(c)))
 
     @torch.no_grad()
@@ -129,15 +143,16 @@ class VAE(nn.Module):
         """Decode n draws from the prior; returns E[x|z[, c]] (the tutorials' sigmoid(logits)).
         A conditional VAE needs c with n rows (or one row, used for all n)."""
         pz = self.prior()
+        # noise from the generator's own device: a CPU generator gives the same draws to a model on any device
         z = pz.sample((n,)) if generator is None else pz.mean + pz.stddev * torch.randn(
-            n, self.latent_dim, generator=generator, device=pz.mean.device)
-        f = self.features(c)
+            n, self.latent_dim, generator=generator, device=generator.device).to(pz.mean.device)
+        f = self.features(*self._on_device(c))
         return self.likelihood.mean(self._params(z, f if f is None or len(f) == n else repeat_rows(f, n)))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, c=None) -> torch.Tensor:
         """E[x|z] at the posterior mean z = E[z|x] (x may be a Batch)."""
-        x, c, _ = unpack(x, c)
+        x, c, _ = self._inputs(x, c)
         f = self.features(c)
         return self.likelihood.mean(self._params(self._encode(x, f).mean, f))
 
@@ -151,7 +166,7 @@ class VAE(nn.Module):
     def elbo(self, x: torch.Tensor | Batch, n_samples: int = 1, c=None, target: torch.Tensor | None = None) -> ELBO:
         """Per-example ELBO terms; the reconstruction term averages n_samples reparameterized draws.
         `target` (default x) is what the likelihood scores."""
-        x, c, target = unpack(x, c, target)
+        x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
         z = qz.rsample((n_samples,))  # (n_samples, batch, latent)
@@ -168,7 +183,7 @@ class VAE(nn.Module):
         beta weighting log p(z) - log q(z|x) inside each weight.
         x may be a Batch; c and target as in `elbo`.
         """
-        x, c, target = unpack(x, c, target)
+        x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         if iw_samples > 1:
             qz = self._encode(x, f)
@@ -202,7 +217,7 @@ class VAE(nn.Module):
         log-sum-exps are combined exactly. With c it estimates log p(x|c); with a target, log p(target[|c])
         with q(z|x) as the proposal.
         """
-        x, c, target = unpack(x, c, target)
+        x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
         pz = self.prior()

@@ -48,7 +48,7 @@ def load_app_model(name: str, kind: str, folder, device: str = "cpu") -> AppMode
     if kind == "tabular":
         from ..tabular import TabularVAE
 
-        model = TabularVAE.load(folder)  # CPU: TabularVAE.sample draws on the CPU
+        model = TabularVAE.load(folder, device=device)
     elif kind == "recommend":
         from ..recommend import api as recommend
 

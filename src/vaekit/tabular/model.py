@@ -99,7 +99,8 @@ class TabularVAE:
         vae = self._fitted()
         if n < 1:
             raise ConfigError(f"-n must be positive, got {n}")
-        generator = torch.Generator().manual_seed(self.train_config.seed if seed is None else seed)
+        device = next(vae.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(self.train_config.seed if seed is None else seed)
         targets = self._condition_columns(conditions or {})
         kept, have, drawn = [], 0, 0
         with torch.no_grad():
@@ -108,22 +109,22 @@ class TabularVAE:
                     raise DataError(f"only {have} of {n} rows met {conditions} in {drawn} draws: the value is too rare "
                                     "under the model; ask for fewer rows or fit longer")
                 m = batch_size if targets else min(batch_size, n - have)
-                z = torch.randn(m, vae.latent_dim, generator=generator)  # (m, latent)
+                z = torch.randn(m, vae.latent_dim, generator=generator, device=device)  # (m, latent)
                 px = vae.decode(z)
                 rows = px.sample(generator=generator)  # (m, D)
                 if targets:
                     mean = px.mean  # (m, D) probabilities of the one-hot and flag entries
-                    prob = torch.ones(m)
+                    prob = torch.ones(m, device=device)
                     for column, state in targets:
                         prob = prob * (mean[:, column] if state else 1 - mean[:, column])  # p(values | z)
-                    rows = rows[torch.rand(m, generator=generator) < prob]
+                    rows = rows[torch.rand(m, generator=generator, device=device) < prob]
                     for column, state in targets:
                         rows[:, self._block_of(column)] = 0.0
                         rows[:, column] = state
                 kept.append(rows)
                 have += len(rows)
                 drawn += m
-        return self.transformer.inverse_transform(torch.cat(kept)[:n].numpy())
+        return self.transformer.inverse_transform(torch.cat(kept)[:n].cpu().numpy())
 
     def _condition_columns(self, conditions: dict) -> list[tuple[int, float]]:
         """(row-layout index, 0 or 1) of the flag or chosen category entry each condition fixes;
@@ -172,7 +173,7 @@ class TabularVAE:
         vae = self._fitted()
         x = torch.from_numpy(self.transformer.transform(df))
         with torch.no_grad():
-            return torch.cat([vae.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)]).numpy()
+            return torch.cat([vae.encode(x[i:i + batch_size]).mean for i in range(0, len(x), batch_size)]).cpu().numpy()
 
     def decode(self, z: np.ndarray):
         """The most likely row for each code z (N, latent_dim): Gaussian means, argmax categories."""
@@ -183,7 +184,7 @@ class TabularVAE:
         if z.ndim != 2 or z.shape[1] != vae.latent_dim:
             raise DataError(f"codes have shape {z.shape} but the model needs (N, {vae.latent_dim})")
         with torch.no_grad():
-            return self.transformer.inverse_transform(vae.decode_mean(torch.from_numpy(z)).numpy())
+            return self.transformer.inverse_transform(vae.decode_mean(torch.from_numpy(z)).cpu().numpy())
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -198,8 +199,11 @@ class TabularVAE:
         return path
 
     @classmethod
-    def load(cls, path) -> "TabularVAE":
+    def load(cls, path, device: str = "auto") -> "TabularVAE":
+        """A saved model on `device` ('auto': the GPU where there is one, as fit chooses; the same
+        seed samples the same rows as the fitted model on the same device)."""
         from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+        from ..training import select_device
         from .transformer import TableTransformer
 
         path = Path(path)
@@ -215,7 +219,7 @@ class TabularVAE:
         self.transformer = TableTransformer.from_dict(read_json(path / TRANSFORMER_FILE))
         self.vae = self._build()
         load_weights(self.vae, path / MODEL_FILE)
-        self.vae.eval()
+        self.vae.to(select_device(device)).eval()
         return self
 
 
