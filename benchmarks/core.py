@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -70,17 +71,25 @@ def burda(args) -> None:
                        val_fraction=1 / 6 if args.validate else 0.0,
                        time_limit=args.minutes, batch_size=args.batch_size, lr=args.lr, progress=False, seed=0,
                        lr_schedule=args.lr_schedule, lr_end_factor=args.lr_end_factor, precision=args.precision,
-                       compile=args.compile, kl_warmup=args.kl_warmup)
+                       compile=args.compile, kl_warmup=args.kl_warmup, ema=args.ema)
     started = time.perf_counter()
     split = "val" if args.validate else "test"
     result = vaekit.evaluate(run, split=split, k=args.k, progress=False)
+    averaging = {}
+    if args.ema:  # the same run's last trained weights, unaveraged: what the average bought, paired
+        raw = _trained_weights(run)
+        unaveraged = vaekit.evaluate(dataclasses.replace(run, vae=raw, path=None), split=split, k=args.k,
+                                     progress=False)
+        averaging = {f"{split}_neg_elbo_unaveraged": unaveraged.neg_elbo,
+                     f"{split}_nll_k{args.k}_unaveraged": unaveraged.nll}
     row = {"objective": args.objective, "split": split, "epochs": len(run.history), **_timing(run.history),
            f"{split}_neg_elbo": result.neg_elbo, f"{split}_nll_k{args.k}": result.nll,
            "active_units": result.active_units,
            "eval_seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
            "threads": torch.get_num_threads(), "batch_size": args.batch_size, "lr": args.lr,
            "lr_schedule": args.lr_schedule, "lr_end_factor": args.lr_end_factor, "planned_epochs": args.epochs,
-           "precision": args.precision, "compile": args.compile, "kl_warmup": args.kl_warmup}
+           "precision": args.precision, "compile": args.compile, "kl_warmup": args.kl_warmup, "ema": args.ema,
+           **averaging}
     print(markdown_table([row], [("objective", "objective", ""), ("epochs", "epochs", ""),
                                  ("train_seconds", "train s", ",.0f"), (f"{split}_neg_elbo", f"{split} -ELBO", ".2f"),
                                  (f"{split}_nll_k{args.k}", f"{split} NLL (k={args.k})", ".2f"),
@@ -88,6 +97,18 @@ def burda(args) -> None:
     suffix = ("" if args.lr_schedule == "constant" else f"_{args.lr_schedule}") + (f"_{args.tag}" if args.tag else "")
     suffix += ("_bf16" if args.precision == "bf16" else "") + ("_compile" if args.compile else "")
     write_results(f"core_burda_{args.objective}{suffix}", {"row": row, "history": run.history})
+
+
+def _trained_weights(run):
+    """A copy of the run's model holding the checkpoint's last trained (not averaged) weights."""
+    import copy
+
+    from vaekit.checkpoint import STATE_DIR, load_tensors
+
+    raw = copy.deepcopy(run.vae)
+    state = load_tensors(run.path / STATE_DIR / "state.safetensors")
+    raw.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
+    return raw.eval()
 
 
 def main() -> None:
@@ -111,6 +132,8 @@ def main() -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (evaluation: fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training loss")
     p.add_argument("--kl-warmup", type=float, default=0, help="epochs of linear KL warm-up (Burda et al.: none)")
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="Polyak averaging decay (0: none); the unaveraged weights are scored too, for comparison")
     p.add_argument("--k", type=int, default=5000, help="importance samples for the NLL (test, or validation with --validate)")
     p.add_argument("--tag", default="", help="suffix for the results file (probes)")
     p.add_argument("--validate", action="store_true",

@@ -2,15 +2,17 @@
 
 import itertools
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
 from vaekit import runs
-from vaekit.config import TrainConfig
+from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
 from vaekit.training import Trainer, TrainingDiverged, _Compiled, binarize
+from vaekit.vae import build_vae
 
 TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)
 
@@ -38,10 +40,11 @@ def test_binarize_draws_bernoulli_with_the_pixel_as_probability():
     assert torch.equal(binarize(p[:1000], torch.Generator().manual_seed(2)), expected)
 
 
-@pytest.mark.parametrize("network, schedule", [("mlp", "constant"), ("conv", "constant"), ("mlp", "cosine")])
-def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypatch, network, schedule):
+@pytest.mark.parametrize("network, schedule, ema", [("mlp", "constant", 0.0), ("conv", "constant", 0.0),
+                                                   ("mlp", "cosine", 0.0), ("mlp", "constant", 0.9)])
+def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypatch, network, schedule, ema):
     # deterministic: on a GPU, cuDNN's fastest kernels may sum in any order
-    options = dict(TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule, deterministic=True)
+    options = dict(TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule, ema=ema, deterministic=True)
     straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **options)
     # Killed after its second checkpoint (a schedule spans --epochs, so the run must be the same one).
     with monkeypatch.context() as patch:
@@ -282,3 +285,31 @@ def test_deterministic_algorithms_are_on_inside_fit_only():
     assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == before
     with deterministic_algorithms(False):
         assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic) == before
+
+
+def test_ema_averages_the_weights_after_every_step_and_is_what_is_saved_and_returned(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(70, 1, 8, 8).round()
+    vae = build_vae(ModelConfig(data_shape=(1, 8, 8), hidden=(16,), latent_dim=2))
+    trainer = Trainer(vae, TrainConfig(epochs=2, batch_size=16, ema=0.9, progress=False, device="cpu"), tmp_path)
+    expected = [p.detach().clone() for p in vae.parameters()]  # the average starts at the initial weights
+    after_steps, step = [], trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        step(*args, **kwargs)
+        after_steps.append([p.detach().clone() for p in vae.parameters()])
+
+    trainer.optimizer.step = recording_step
+    history = trainer.fit(x, x[:20])
+    assert len(after_steps) == 10  # 5 steps an epoch
+    for t, weights in enumerate(after_steps):
+        decay = min(0.9, (1 + t) / (10 + t))  # warm-up: 0.1, 0.18, 0.25, ... up to 0.9
+        expected = [decay * a + (1 - decay) * w for a, w in zip(expected, weights)]
+    for got, want in zip(vae.parameters(), expected):  # fit leaves the average in the model
+        torch.testing.assert_close(got.detach(), want)
+    assert not torch.equal(expected[0], after_steps[-1][0])  # ... which differs from the last step's weights
+    for name, tensor in _weights(tmp_path).items():
+        torch.testing.assert_close(tensor, vae.state_dict()[name])
+    assert trainer.scored is trainer.averaged.module and math.isfinite(history[-1]["val_neg_elbo"])
+    with pytest.raises(ConfigError, match="--ema"):
+        TrainConfig(ema=1.0).validate()

@@ -70,6 +70,8 @@ class TrainConfig:
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
     time_limit: float = option(0.0, "a training-time budget in minutes: stop before an epoch that would end past it at "
                                       "the last epoch's pace; 0 disables")
+    ema: float = option(0.0, "decay of an exponential moving average of the weights (Polyak averaging), e.g. 0.999: "
+                             "validation, the saved model and the model fit returns use the average; 0 disables")
     compile: bool = option(False, "torch.compile the loss (faster steps after a one-off compile; falls back to "
                                   "eager mode where compiling fails)")
     precision: str = option("fp32", "fp32, or bf16 mixed precision: the networks' matrix products and convolutions "
@@ -93,6 +95,8 @@ class TrainConfig:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         one_of(self, "lr_schedule", LR_SCHEDULES)
         one_of(self, "precision", PRECISIONS)
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema must be in [0, 1) (e.g. 0.999; 0 disables), got {self.ema}")
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
         for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping", "time_limit"):

@@ -9,6 +9,7 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -125,6 +126,8 @@ class Trainer:
         self.on_epoch = on_epoch
         self.kl_schedule = kl_schedule  # (global step, steps per epoch) -> beta; None: linear warm-up
         self.optimizer = make_optimizer(self.vae.parameters(), config, self.device)
+        # Polyak averaging: a copy whose weights trail the trained ones; it is what validation scores and what is saved
+        self.averaged = WeightAverage(self.vae, config.ema) if config.ema > 0 else None
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch = 0  # epochs completed
         self.best_val = math.inf
@@ -143,6 +146,8 @@ class Trainer:
             return
         tensors, meta = optimizer_state(self.optimizer)
         tensors.update({f"model.{k}": v for k, v in self.vae.state_dict().items()})
+        if self.averaged is not None:
+            tensors.update({f"averaged.{k}": v for k, v in self.averaged.module.state_dict().items()})
         tensors.update(self._rng_tensors())
         state_dir = self.run_dir / STATE_DIR
         save_tensors(state_dir / "state.safetensors", tensors)
@@ -158,6 +163,9 @@ class Trainer:
         tensors = load_tensors(self.run_dir / STATE_DIR / "state.safetensors")
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         self.vae.load_state_dict(model_state)
+        if self.averaged is not None:
+            self.averaged.module.load_state_dict({k[len("averaged."):]: v for k, v in tensors.items()
+                                           if k.startswith("averaged.")})
         restore_optimizer(self.optimizer, tensors, meta["optimizer"])
         torch.set_rng_state(tensors["rng.cpu"])
         self.shuffle.set_state(tensors["rng.shuffle"])
@@ -264,6 +272,8 @@ class Trainer:
                     if bar is not None and step % 50 == 0:
                         bar.set_postfix(loss=f"{loss_value:.2f}")
                 self.optimizer.step()
+                if self.averaged is not None:
+                    self.averaged.update(self.vae, global_step)
                 sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
                 if bar is not None:
                     bar.update()
@@ -278,9 +288,9 @@ class Trainer:
             row = {"epoch": self.epoch, "loss": loss, "reconstruction": reconstruction, "kl": kl, "beta": beta,
                    "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "samples_per_s": n / seconds}
             if x_val is not None:
-                self.vae.eval()
+                self.scored.eval()
                 row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(
-                    self.vae, x_val, group=group)
+                    self.scored, x_val, group=group)
             if bar is not None:
                 bar.close()
                 bar.write(_summary(row, cfg.epochs))
@@ -292,8 +302,15 @@ class Trainer:
                 self.on_epoch(row)
             if stop:
                 break
+        if self.averaged is not None:  # the model fit returns is the average, as saved
+            self.vae.load_state_dict(self.averaged.module.state_dict())
         group.barrier()  # rank 0's files are complete before any rank reads them
         return self.history
+
+    @property
+    def scored(self) -> nn.Module:
+        """The model that validation scores and model.safetensors holds: the weights' average under --ema."""
+        return self.averaged.module if self.averaged is not None else self.vae
 
     def _end_epoch(self, row: dict, has_val: bool) -> bool:
         """Log, keep the best weights, checkpoint; True when early stopping says stop."""
@@ -305,7 +322,7 @@ class Trainer:
         self.history.append(row)
         if self.run_dir is not None and self.group.is_main:
             if improved:
-                save_tensors(self.run_dir / MODEL_FILE, self.vae.state_dict())
+                save_tensors(self.run_dir / MODEL_FILE, self.scored.state_dict())
             self._write_metrics()
             self.save_checkpoint()
         return self.config.early_stopping > 0 and self.bad_epochs >= self.config.early_stopping
@@ -314,6 +331,22 @@ class Trainer:
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
             "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging). Step t uses the decay
+    min(decay, (1 + t) / (10 + t)), the usual warm-up, so that early averages are not mostly the initial weights."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.module, self.decay = copy.deepcopy(model).requires_grad_(False), decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        weight = 1.0 - min(self.decay, (1 + step) / (10 + step))
+        for average, current in zip(self.module.parameters(), model.parameters()):
+            average.lerp_(current, weight)
+        for average, current in zip(self.module.buffers(), model.buffers()):
+            average.copy_(current)
 
 
 class _Compiled:
