@@ -16,6 +16,8 @@ from vaekit.text.model import evaluate_text, load_text_model
 from vaekit.training import Trainer
 from vaekit.vae import build_vae
 
+from test_training import assert_resume_is_exact
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 TINY = dict(data="digits", hidden=(64,), latent_dim=4, batch_size=64, conv_channels=(8, 16), progress=False)
@@ -62,20 +64,8 @@ def test_bf16_compile_and_importance_weighted_training_on_cuda(tmp_path):
 
 @pytest.mark.parametrize("network", ["mlp", "conv"])
 def test_resume_on_cuda_ends_where_an_uninterrupted_run_does(tmp_path, monkeypatch, network):
-    options = dict(TINY, network=network, binarize="dynamic", device="cuda", deterministic=True)
-    straight = runs.train(tmp_path / "a", epochs=3, **options)
-    with monkeypatch.context() as patch:
-        def save_then_die(trainer, save=Trainer.save_checkpoint):
-            save(trainer)
-            if trainer.epoch == 1:
-                raise KeyboardInterrupt
-        patch.setattr(Trainer, "save_checkpoint", save_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            runs.train(tmp_path / "b", epochs=3, **options)
-    resumed = runs.train(tmp_path / "b", epochs=3, resume=True, progress=False)
-    drop = ("epoch_seconds", "samples_per_s")
-    strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731
-    assert strip(resumed.history) == strip(straight.history)
+    assert_resume_is_exact(tmp_path, monkeypatch, epochs=3, die_after=1, binarize="dynamic", device="cuda",
+                           deterministic=True, **dict(TINY, network=network))
 
 
 def test_a_cpu_run_resumes_on_cuda(tmp_path):

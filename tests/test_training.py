@@ -40,27 +40,32 @@ def test_binarize_draws_bernoulli_with_the_pixel_as_probability():
     assert torch.equal(binarize(p[:1000], torch.Generator().manual_seed(2)), expected)
 
 
+def assert_resume_is_exact(folder, monkeypatch, epochs: int = 4, die_after: int = 2, **options) -> None:
+    """A run trained straight, and the same run killed after checkpoint `die_after` and resumed, end with the
+    same metrics and weights (a schedule spans --epochs, so both must be the same run)."""
+    straight = runs.train(folder / "a", epochs=epochs, **options)
+    with monkeypatch.context() as patch:
+        def save_then_die(trainer, save=Trainer.save_checkpoint):
+            save(trainer)
+            if trainer.epoch == die_after:
+                raise KeyboardInterrupt
+        patch.setattr(Trainer, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            runs.train(folder / "b", epochs=epochs, **options)
+    resumed = runs.train(folder / "b", epochs=epochs, resume=True, progress=False)
+    drop = ("epoch_seconds", "samples_per_s")
+    strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731
+    assert strip(resumed.history) == strip(straight.history)
+    for name, tensor in _weights(folder / "a").items():
+        assert torch.equal(tensor, _weights(folder / "b")[name]), name
+
+
 @pytest.mark.parametrize("network, schedule, ema", [("mlp", "constant", 0.0), ("conv", "constant", 0.0),
                                                    ("mlp", "cosine", 0.0), ("mlp", "constant", 0.9)])
 def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypatch, network, schedule, ema):
     # deterministic: on a GPU, cuDNN's fastest kernels may sum in any order
-    options = dict(TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule, ema=ema, deterministic=True)
-    straight = runs.train(tmp_path / "a", epochs=4, binarize="dynamic", **options)
-    # Killed after its second checkpoint (a schedule spans --epochs, so the run must be the same one).
-    with monkeypatch.context() as patch:
-        def save_then_die(trainer, save=Trainer.save_checkpoint):
-            save(trainer)
-            if trainer.epoch == 2:
-                raise KeyboardInterrupt
-        patch.setattr(Trainer, "save_checkpoint", save_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            runs.train(tmp_path / "b", epochs=4, binarize="dynamic", **options)
-    resumed = runs.train(tmp_path / "b", epochs=4, resume=True, progress=False)
-    drop = ("epoch_seconds", "samples_per_s")
-    strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731
-    assert strip(resumed.history) == strip(straight.history)
-    for name, tensor in _weights(tmp_path / "a").items():
-        assert torch.equal(tensor, _weights(tmp_path / "b")[name]), name
+    assert_resume_is_exact(tmp_path, monkeypatch, binarize="dynamic", **dict(
+        TINY, network=network, conv_channels=(4, 8), lr_schedule=schedule, ema=ema, deterministic=True))
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
 
