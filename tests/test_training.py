@@ -280,7 +280,7 @@ def test_training_on_cpu_flushes_denormals_on_every_thread_only_while_it_runs(fl
         torch.set_num_threads(threads)  # a failure here must not change the thread count of the tests after it
 
 
-def test_deterministic_algorithms_are_on_inside_fit_only():
+def test_deterministic_algorithms_hold_inside_the_block_only():
     from vaekit.training import deterministic_algorithms
 
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic)

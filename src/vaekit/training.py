@@ -110,7 +110,8 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 
 class Trainer:
     """Fit a VAE. `run_dir` (optional) receives model.safetensors (best validation weights, or the
-    last ones without validation), metrics.jsonl, and checkpoint/ with everything needed to resume."""
+    last ones without validation; the weights' average under `ema`), metrics.jsonl, and checkpoint/ with
+    everything needed to resume."""
 
     def __init__(self, vae: nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
                  dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None,
