@@ -95,10 +95,11 @@ def test_readers(tmp_path):
 
 # -- the sequence likelihood -----------------------------------------------------------------------
 def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9, bow_weight: float = 0.0, dropout: float = 0.0,
-              cell: str = "gru"):
+              cell: str = "gru", tie_embeddings: bool = False):
     torch.manual_seed(0)
     return build_text_vae(TextConfig(embed_dim=8, hidden=12, latent_dim=3, max_len=6, word_dropout=word_dropout,
-                                     bow_weight=bow_weight, dropout=dropout, cell=cell), vocab).eval()
+                                     bow_weight=bow_weight, dropout=dropout, cell=cell,
+                                     tie_embeddings=tie_embeddings), vocab).eval()
 
 
 def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -106,14 +107,14 @@ def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Te
     state, token, total = network.initial_state(z[None], 1), torch.tensor([BOS]), torch.tensor(0.0)
     for target in row[row != PAD]:
         out, state = network.recur(network._inputs(token[None], z[None]), state)
-        total = total + torch.log_softmax(network.out(out[0, 0]), -1)[target]
+        total = total + torch.log_softmax(network.out(network.project(out[0, 0])), -1)[target]
         token = target[None]
     return total
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_log_prob_is_the_chain_rule_with_padding_masked(cell):
-    vae = _tiny_vae(cell=cell)
+@pytest.mark.parametrize("cell,tie_embeddings", [("gru", False), ("lstm", False), ("gru", True)])
+def test_log_prob_is_the_chain_rule_with_padding_masked(cell, tie_embeddings):
+    vae = _tiny_vae(cell=cell, tie_embeddings=tie_embeddings)
     network = vae.likelihood.network
     x = torch.tensor([[5, 6, 7, EOS, PAD], [8, EOS, PAD, PAD, PAD]])
     z = torch.randn(2, 3)
@@ -365,6 +366,22 @@ def test_an_lstm_model_fits_saves_and_decodes_by_beam(tmp_path, capsys):
     assert isinstance(model.vae.likelihood.network.rnn, torch.nn.LSTM) and isinstance(model.vae.encoder.rnn, torch.nn.LSTM)
     assert len(app.reconstruct(model, corpus(3), method="beam")) == 3
     assert main(["text", "sample", str(tmp_path / "m"), "-n", "2", "--method", "beam"]) == 0
+
+
+def test_tied_embeddings_stay_one_matrix_through_training_and_saving(tmp_path):
+    corpus_file = tmp_path / "corpus.txt"
+    corpus_file.write_text("\n".join(corpus(60)) + "\n")
+    assert main(["text", "fit", str(corpus_file), "-o", str(tmp_path / "m"), "--epochs", "2", "--tie-embeddings",
+                 *TINY]) == 0
+    model = load_text_model(tmp_path / "m")
+    network = model.vae.likelihood.network
+    assert network.out.weight is network.embed.weight and network.project.out_features == 16  # hidden 24 -> 16
+    assert network.embed.weight[UNK].abs().max() > 0.1  # trained away from its uniform(-0.1, 0.1) start
+    untied = build_text_vae(TextConfig(embed_dim=16, hidden=24, latent_dim=4), len(model.vocabulary))
+    shared = len(model.vocabulary) * 24 - (24 * 16 + 16)  # the (vocab, hidden) output matrix goes, a projection comes
+    assert sum(p.numel() for p in untied.parameters()) - sum(p.numel() for p in model.vae.parameters()) == shared
+    sentence = ["the film was good and great"]
+    assert app.reconstruct(model, sentence) == app.reconstruct(tmp_path / "m", sentence)
 
 
 def test_models_saved_before_bow_weight_still_load(tmp_path):

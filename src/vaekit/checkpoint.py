@@ -69,7 +69,15 @@ def read_json(path: str | os.PathLike) -> dict:
 
 
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
-    atomic_write(path, save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}))
+    """Write tensors as safetensors; a tensor sharing memory with an earlier one (tied weights) is written as a
+    copy, since safetensors refuses aliases and load_state_dict fills both names of a tied weight alike."""
+    stored, seen = {}, set()
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().contiguous().cpu()
+        memory = tensor.untyped_storage().data_ptr()
+        stored[name] = tensor.clone() if memory in seen else tensor
+        seen.add(memory)
+    atomic_write(path, save(stored))
 
 
 def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -26,6 +26,9 @@ class TextConfig:
                                  "model of the same sizes, the baseline a sentence VAE is measured against")
     dropout: float = option(0.0, "dropout on the decoder's input embeddings and output states in training "
                                  "(Zaremba et al. 2014), against overfitting when the decoder is large")
+    tie_embeddings: bool = option(False, "share the decoder's input embedding with its output layer (Press & Wolf "
+                                         "2017; Inan et al. 2017), through a linear map hidden -> embed-dim: "
+                                         "fewer weights, less overfitting of large decoders")
     word_dropout: float = option(0.25, "probability of replacing a decoder input word by <unk> in training, "
                                        "against posterior collapse (Bowman et al. 2016, sec. 3.1)")
     bow_weight: float = option(0.0, "weight of the bag-of-words loss -log p(words of x | z) added in training "

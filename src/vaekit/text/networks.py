@@ -3,7 +3,7 @@
 SentenceEncoder: token ids (batch, T) -> (batch, 2 * latent_dim), the loc and log-variance of q(z|x).
 SentenceDecoder: the autoregressive p(x_t | x_<t, z). z sets the initial state and is fed with
 every input word; teacher forcing in training, with word dropout on the inputs and dropout on the
-embeddings and output states. latent_dim=0 makes it a plain language model (the baseline of the same size).
+embeddings and output states; tie_embeddings shares the input embedding with the output layer. latent_dim=0 makes it a plain language model (the baseline of the same size).
 Both take a GRU (default) or an LSTM (Bowman et al.'s cell). bow_weight > 0 adds, in training only,
 the bag-of-words loss of Zhao, Zhao & Eskenazi (2017): an MLP from z alone must predict
 the sentence's words, which makes z carry the content words and resists KL vanishing.
@@ -56,7 +56,7 @@ class SentenceDecoder(nn.Module):
     mode scores the sentence alone."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0,
-                 bow_weight: float = 0.0, dropout: float = 0.0, cell: str = "gru"):
+                 bow_weight: float = 0.0, dropout: float = 0.0, cell: str = "gru", tie_embeddings: bool = False):
         super().__init__()
         self.vocab_size, self.latent_dim = vocab_size, latent_dim
         self.word_dropout, self.bow_weight = word_dropout, bow_weight
@@ -64,7 +64,14 @@ class SentenceDecoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.rnn = CELLS[cell](embed_dim + latent_dim, hidden, batch_first=True)
         self.init = nn.Linear(latent_dim, hidden) if latent_dim else None
-        self.out = nn.Linear(hidden, vocab_size)
+        self.project = nn.Linear(hidden, embed_dim) if tie_embeddings and hidden != embed_dim else nn.Identity()
+        self.out = nn.Linear(embed_dim if tie_embeddings else hidden, vocab_size)
+        if tie_embeddings:
+            # one matrix as the input embedding and the output weights, at a scale fit for logits (Zaremba et al.)
+            nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+            with torch.no_grad():
+                self.embed.weight[PAD] = 0.0
+            self.out.weight = self.embed.weight
         self.bow = nn.Sequential(nn.Linear(latent_dim, hidden), nn.Tanh(), nn.Linear(hidden, vocab_size)) \
             if bow_weight > 0 and latent_dim else None
         never = torch.zeros(vocab_size, dtype=torch.bool)
@@ -112,7 +119,7 @@ class SentenceDecoder(nn.Module):
         states, _ = self.recur(self._inputs(inputs, z), self.initial_state(z, len(x)))  # (batch, T, hidden)
         mask = x != PAD
         rows, targets = self.dropout(states[mask]), x[mask]  # (tokens, hidden), (tokens,)
-        token_lp = torch.cat([-F.cross_entropy(self.out(rows[i:i + _TOKEN_CHUNK]), targets[i:i + _TOKEN_CHUNK],
+        token_lp = torch.cat([-F.cross_entropy(self.logits(rows[i:i + _TOKEN_CHUNK]), targets[i:i + _TOKEN_CHUNK],
                                                reduction="none") for i in range(0, len(rows), _TOKEN_CHUNK)])
         log_px = token_lp.new_zeros(x.shape).masked_scatter(mask, token_lp).sum(1)  # fp32 under autocast too
         if self.training and self.bow is not None:
@@ -122,4 +129,8 @@ class SentenceDecoder(nn.Module):
     def step(self, tokens: torch.Tensor, state: torch.Tensor, z: torch.Tensor | None = None):
         """One generation step: tokens (batch,), state (states, batch, hidden) -> logits (batch, vocab), state."""
         out, state = self.recur(self._inputs(tokens.unsqueeze(1), z), state)
-        return self.out(out[:, 0]).masked_fill(self.never, float("-inf")), state
+        return self.logits(out[:, 0]).masked_fill(self.never, float("-inf")), state
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """Decoder states (..., hidden) -> next-token logits (..., vocab)."""
+        return self.out(self.project(states))
