@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import DataError
 from vaekit.semisupervised import UNLABELLED, LabelledBatch, LabelledData, LabelledVAE
+from vaekit.text.vocab import EOS, PAD, TokenBatches
 from vaekit.training import Trainer
 from vaekit.vae import build_vae
 
@@ -29,6 +30,16 @@ def test_batches_are_the_rows_plus_labelled_draws():
         LabelledData(x, torch.full((10,), UNLABELLED))
     with pytest.raises(DataError, match="10 examples but 3 labels"):
         LabelledData(x, labels[:3])
+
+
+def test_the_data_regroups_batches_through_its_labels():
+    labels = torch.tensor([0, UNLABELLED, 1, UNLABELLED])
+    assert not hasattr(LabelledData(torch.zeros(4, 2), labels), "batch_order")
+    ids = torch.tensor([[5, EOS, PAD, PAD], [5, 6, 7, EOS], [5, 6, EOS, PAD], [5, 6, 7, EOS]])
+    order, generator = torch.tensor([3, 0, 1, 2]), torch.Generator().manual_seed(0)
+    grouped = LabelledData(TokenBatches(ids, by_length=True), labels).batch_order(order, 2, generator)
+    batches = {frozenset(grouped[:2].tolist()), frozenset(grouped[2:].tolist())}
+    assert batches == {frozenset({0, 2}), frozenset({1, 3})}  # the short sentences together, the long ones too
 
 
 def test_loss_is_the_vae_loss_plus_the_weighted_label_term():

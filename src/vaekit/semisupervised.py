@@ -72,6 +72,12 @@ class LabelledData:
     def to(self, device) -> LabelledData:
         return self  # rows are gathered on the host; the Trainer moves each batch
 
+    @property
+    def batch_order(self):
+        """The data's own regrouping of the Trainer's order (e.g. sentences by length); an AttributeError,
+        so hasattr() is False, when the data has none."""
+        return self.data.batch_order
+
     def __getitem__(self, index: torch.Tensor) -> LabelledBatch:
         extra = self.known[torch.randint(len(self.known), (self.per_batch,))]
         rows = torch.cat([index.cpu(), extra])

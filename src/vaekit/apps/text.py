@@ -154,7 +154,8 @@ def _with_labels(data, vocabulary, texts: list[str], labels: list, text):
     classes, y = np.unique(np.asarray([str(label) for label in labels]), return_inverse=True)
     ids = torch.cat([data.ids, vocabulary.encode(texts, text.max_len)[0]])
     targets = torch.cat([torch.full((len(data),), UNLABELLED), torch.as_tensor(y)])
-    return tuple(classes.tolist()), LabelledData(TokenBatches(ids), targets, text.labelled_per_batch)
+    return tuple(classes.tolist()), LabelledData(TokenBatches(ids, data.by_length), targets,
+                                                  text.labelled_per_batch)
 
 
 def _decode_z(model, z, method: str, temperature: float, beam_size: int, seed: int) -> list[str]:

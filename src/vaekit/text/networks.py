@@ -3,7 +3,8 @@
 SentenceEncoder: token ids (batch, T) -> (batch, 2 * latent_dim), the loc and log-variance of q(z|x).
 SentenceDecoder: the autoregressive p(x_t | x_<t, z). z sets the initial state and is fed with
 every input word; teacher forcing in training, with word dropout on the inputs and dropout on the
-embeddings and output states; tie_embeddings shares the input embedding with the output layer. latent_dim=0 makes it a plain language model (the baseline of the same size).
+embeddings and output states; tie_embeddings shares the input embedding with the output layer.
+latent_dim=0 makes it a plain language model (the baseline of the same size).
 Both take a GRU (default) or an LSTM (Bowman et al.'s cell). bow_weight > 0 adds, in training only,
 the bag-of-words loss of Zhao, Zhao & Eskenazi (2017): an MLP from z alone must predict
 the sentence's words, which makes z carry the content words and resists KL vanishing.
