@@ -71,7 +71,7 @@ def burda(args) -> None:
                        val_fraction=1 / 6 if args.validate else 0.0,
                        time_limit=args.minutes, batch_size=args.batch_size, lr=args.lr, progress=False, seed=args.seed,
                        lr_schedule=args.lr_schedule, lr_end_factor=args.lr_end_factor, precision=args.precision,
-                       compile=args.compile, kl_warmup=args.kl_warmup, ema=args.ema)
+                       compile=args.compile, kl_warmup=args.kl_warmup, ema=args.ema, lr_warmup=args.lr_warmup)
     started = time.perf_counter()
     split = "val" if args.validate else "test"
     result = vaekit.evaluate(run, split=split, k=args.k, progress=False)
@@ -89,7 +89,7 @@ def burda(args) -> None:
            "threads": torch.get_num_threads(), "batch_size": args.batch_size, "lr": args.lr,
            "lr_schedule": args.lr_schedule, "lr_end_factor": args.lr_end_factor, "planned_epochs": args.epochs,
            "precision": args.precision, "compile": args.compile, "kl_warmup": args.kl_warmup, "ema": args.ema,
-           "seed": args.seed,
+           "seed": args.seed, "lr_warmup": args.lr_warmup,
            **averaging}
     print(markdown_table([row], [("objective", "objective", ""), ("epochs", "epochs", ""),
                                  ("train_seconds", "train s", ",.0f"), (f"{split}_neg_elbo", f"{split} -ELBO", ".2f"),
@@ -133,6 +133,7 @@ def main() -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="training precision (evaluation: fp32)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training loss")
     p.add_argument("--kl-warmup", type=float, default=0, help="epochs of linear KL warm-up (Burda et al.: none)")
+    p.add_argument("--lr-warmup", type=float, default=0, help="epochs of linear learning-rate warm-up")
     p.add_argument("--seed", type=int, default=0, help="initialization, noise and shuffling (another draw of one setting)")
     p.add_argument("--ema", type=float, default=0.0,
                    help="Polyak averaging decay (0: none); the unaveraged weights are scored too, for comparison")

@@ -1,5 +1,6 @@
 """The trainer: exact resume, early stopping, warm-up, divergence handling, saving and loading."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -115,6 +116,24 @@ def test_learning_rate_schedules_fall_from_lr_to_the_end_factor(schedule, middle
     assert all(a > b for a, b in itertools.pairwise(rates))
     constant = Trainer(torch.nn.Linear(1, 1), TrainConfig(lr=2e-3, progress=False))
     assert constant.learning_rate(20, steps_per_epoch=11) == 2e-3
+
+
+def test_lr_warmup_ramps_the_scheduled_rate_linearly():
+    config = TrainConfig(epochs=4, lr=2e-3, lr_schedule="cosine", lr_end_factor=0.01, lr_warmup=2, progress=False)
+    warm, cold = (Trainer(torch.nn.Linear(1, 1), c) for c in (config, dataclasses.replace(config, lr_warmup=0)))
+    for step in (0, 4, 9, 15, 39):
+        ramp = min(1.0, (step + 1) / 20)
+        assert warm.learning_rate(step, steps_per_epoch=10) == pytest.approx(ramp * cold.learning_rate(step, 10))
+    constant = Trainer(torch.nn.Linear(1, 1), TrainConfig(lr=1e-3, lr_warmup=0.5, progress=False))
+    assert [constant.learning_rate(step, 10) for step in (0, 4, 7)] == pytest.approx([2e-4, 1e-3, 1e-3])
+    with pytest.raises(ConfigError, match="--lr-warmup must be >= 0"):
+        TrainConfig(lr_warmup=-1).validate()
+
+
+def test_a_constant_rate_with_warmup_logs_its_rising_learning_rate(tmp_path):
+    run = runs.train(tmp_path / "r", epochs=2, lr_warmup=2, **TINY)
+    rates = [row["lr"] for row in run.history]
+    assert rates[0] < rates[1] <= 1e-3
 
 
 def test_a_cosine_run_logs_its_falling_learning_rate(tmp_path):

@@ -61,6 +61,8 @@ class TrainConfig:
                                           "from --lr to --lr-end-factor x --lr over --epochs, or over --time-limit "
                                           "when that budget runs out first")
     lr_end_factor: float = option(0.01, "the last step's learning rate as a fraction of --lr (cosine, exponential)")
+    lr_warmup: float = option(0.0, "epochs over which the learning rate rises linearly from near 0 to its scheduled "
+                                    "value (a gentler start at a high --lr); 0 disables")
     weight_decay: float = option(0.0, "L2 penalty in Adam, against overfitting")
     beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 is the true ELBO")
     kl_warmup: float = option(0.0, "epochs over which the KL weight rises linearly from 0 to beta (against KL vanishing)")
@@ -99,7 +101,8 @@ class TrainConfig:
             raise ConfigError(f"--ema must be in [0, 1) (e.g. 0.999; 0 disables), got {self.ema}")
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
-        for name in ("weight_decay", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping", "time_limit"):
+        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping",
+                     "time_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
 

@@ -194,7 +194,8 @@ class Trainer:
 
     def learning_rate(self, step: int, steps_per_epoch: int, seconds: float = 0.0) -> float:
         """The learning rate of global step `step`: a function of the step alone, so resuming needs no
-        scheduler state. cosine and exponential fall from lr to lr * lr_end_factor at the last step.
+        scheduler state. cosine and exponential fall from lr to lr * lr_end_factor at the last step; an
+        lr_warmup multiplies the first lr_warmup epochs' rates by a ramp from 1/steps to 1.
         Under a time limit the schedule runs on whichever budget is spent faster, steps or `seconds`
         of training time (estimated from the last epoch's pace), so a run stopped by the clock still
         ends near the floor rate."""
@@ -203,11 +204,13 @@ class Trainer:
         if cfg.time_limit > 0:
             progress = max(progress, seconds / (cfg.time_limit * 60))
         progress = min(1.0, progress)
+        rate = cfg.lr
         if cfg.lr_schedule == "cosine":
-            return cfg.lr * (cfg.lr_end_factor + (1 - cfg.lr_end_factor) * (1 + math.cos(math.pi * progress)) / 2)
-        if cfg.lr_schedule == "exponential":
-            return cfg.lr * cfg.lr_end_factor ** progress
-        return cfg.lr
+            rate *= cfg.lr_end_factor + (1 - cfg.lr_end_factor) * (1 + math.cos(math.pi * progress)) / 2
+        elif cfg.lr_schedule == "exponential":
+            rate *= cfg.lr_end_factor ** progress
+        warmup_steps = cfg.lr_warmup * steps_per_epoch
+        return rate * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else rate
 
     def fit(self, x_train, x_val=None) -> list[dict]:
         """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
@@ -254,7 +257,7 @@ class Trainer:
                     batch = binarize(batch)
                 global_step = self.epoch * steps_per_epoch + step
                 beta = self.kl_weight(global_step, steps_per_epoch)
-                if cfg.lr_schedule != "constant":
+                if cfg.lr_schedule != "constant" or cfg.lr_warmup > 0:
                     lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
                     for param_group in self.optimizer.param_groups:
                         param_group["lr"] = lr
