@@ -303,6 +303,31 @@ def test_cli_every_subcommand(model_dir, tmp_path, capsys):
     assert set(app.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "predict", "eval"}
 
 
+def test_a_resumed_fit_repeats_the_uninterrupted_one(tmp_path, capsys):
+    (tmp_path / "corpus.txt").write_text("\n".join(corpus(60, seed=9)) + "\n")
+    options = [str(tmp_path / "corpus.txt"), "--word-dropout", "0.3", "--dropout", "0.2", *TINY]
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err and not (tmp_path / "none").exists()
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "straight"), "--epochs", "3"]) == 0
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "1"]) == 0
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "3"]) == 2
+    assert "already holds a model: pass --resume" in capsys.readouterr().err
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "3", "--latent-dim", "5",
+                 "--resume"]) == 2
+    assert "only device, early_stopping, epochs, progress, time_limit may change (got latent_dim)" \
+        in capsys.readouterr().err
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "3", "--resume"]) == 0
+    straight, resumed = load_text_model(tmp_path / "straight"), load_text_model(tmp_path / "stopped")
+    for (name, a), b in zip(straight.vae.state_dict().items(), resumed.vae.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    diagnostics = json.loads((tmp_path / "stopped" / "diagnostics.json").read_text())
+    assert [row["epoch"] for row in diagnostics] == [1, 2, 3] and resumed.train.epochs == 3
+    (tmp_path / "few.tsv").write_text("the film was good\tpos\nthe plot was bad\tneg\n")
+    assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "4", "--resume",
+                 "--labelled", str(tmp_path / "few.tsv")]) == 2
+    assert "fitted with labels none, but this resume has ['neg', 'pos']" in capsys.readouterr().err
+
+
 def test_fit_with_a_few_labels_then_predict(tmp_path, capsys):
     (tmp_path / "corpus.txt").write_text("\n".join(corpus(200, seed=6)) + "\n")
     labelled = corpus(20, seed=7)

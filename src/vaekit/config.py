@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
@@ -183,6 +184,31 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
         else:
             extra["metavar"] = "VALUE"
         parser.add_argument(*flags, dest=f"{cls.__name__}.{f.name}", **extra)
+
+
+RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit")
+
+
+def resumed_train_config(saved: tuple, train: TrainConfig, options: dict) -> TrainConfig:
+    """The saved `train` config with the options a resume may change (RESUMABLE) applied. Any other option
+    must repeat its value in one of the `saved` configs: a resumed run continues the configuration it began."""
+    def saved_value(key: str):
+        return next((getattr(config, key) for config in saved if key in {f.name for f in fields(config)}), None)
+
+    def hashable(value):  # a JSON-loaded [512, 256] equals the (512, 256) a caller passes
+        return tuple(value) if isinstance(value, list) else value
+
+    changed = sorted(key for key, value in options.items()
+                     if key not in RESUMABLE and hashable(saved_value(key)) != hashable(value))
+    if changed:
+        raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(RESUMABLE))} "
+                          f"may change (got {', '.join(changed)})")
+    resumed = dataclasses.replace(train, **{k: v for k, v in options.items() if k in RESUMABLE})
+    if resumed.lr_schedule != "constant" and resumed.epochs != train.epochs:
+        warnings.warn(f"--epochs changed from {train.epochs} to {resumed.epochs} on resume: the "
+                      f"{resumed.lr_schedule} learning-rate schedule now spans {resumed.epochs} epochs, so the "
+                      "rate jumps to where the longer schedule would be", stacklevel=4)
+    return resumed
 
 
 def _show(value) -> str:

@@ -20,7 +20,8 @@ import torch
 
 from . import __version__
 from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
-from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset, to_dict)
+from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
+                     resumed_train_config, to_dict)
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .networks import prefer_fast_layout
@@ -195,34 +196,9 @@ def _resumed_configs(out: Path | None, options: dict):
     if out is None or not (out / CONFIG_FILE).exists():
         raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new run")
     saved = load_run(out, device="cpu", weights=False)
-    allowed = {"epochs", "device", "progress", "early_stopping", "time_limit"}
-    # Repeating a saved value is not a change (the demo resumes with the options it started with).
-    changed = {key for key, value in options.items() if key not in allowed | {"data"}
-               and _saved_option(saved, key) != _hashable(value)}
-    if changed:
-        raise ConfigError(f"--resume continues the saved configuration; only {', '.join(sorted(allowed))} "
-                          f"may change (got {', '.join(sorted(changed))})")
-    train_cfg = dataclasses.replace(saved.train, **{k: v for k, v in options.items() if k in allowed})
-    if train_cfg.lr_schedule != "constant" and train_cfg.epochs != saved.train.epochs:
-        import warnings
-
-        warnings.warn(f"--epochs changed from {saved.train.epochs} to {train_cfg.epochs} on resume: the "
-                      f"{train_cfg.lr_schedule} learning-rate schedule now spans {train_cfg.epochs} epochs, so the "
-                      "rate jumps to where the longer schedule would be", stacklevel=3)
+    train_cfg = resumed_train_config((saved.model, saved.train, saved.data), saved.train,
+                                     {k: v for k, v in options.items() if k != "data"})
     return saved.model, train_cfg, saved.data
-
-
-def _saved_option(saved: Run, key: str):
-    """The saved value of a ModelConfig, TrainConfig or DataConfig field (None if no config has it)."""
-    for config in (saved.model, saved.train, saved.data):
-        if key in {f.name for f in dataclasses.fields(config)}:
-            return _hashable(getattr(config, key))
-    return None
-
-
-def _hashable(value):
-    """Lists as tuples, so a JSON-loaded (512, 256) equals the (512, 256) a caller passes."""
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _tensorboard_logger(out: Path | None):

@@ -17,7 +17,8 @@ from ..cli import add_command
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
            "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct\n"
-           "  vaekit text fit corpus.txt --labelled few.tsv -o model/   # semi-supervised: then 'text predict'",
+           "  vaekit text fit corpus.txt --labelled few.tsv -o model/   # semi-supervised: then 'text predict'\n"
+           "  vaekit text fit corpus.txt -o model/ --epochs 20 --resume   # continue a stopped fit",
     "sample": "vaekit text sample model/ -n 20 --temperature 0.8\n  vaekit text sample model/ -n 5 --method beam",
     "reconstruct": "vaekit text reconstruct model/ \"the company said it will buy the unit\" --method beam",
     "interpolate": "vaekit text interpolate model/ \"sentence a\" \"sentence b\" --steps 8",
@@ -62,7 +63,7 @@ def _configs(options: dict):
 
 
 def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, labelled=None,
-        label_column: str | None = None, **options):
+        label_column: str | None = None, resume: bool = False, **options):
     """Fit a sentence VAE on `corpus` (a text file with one sentence per line, a CSV/TSV with `column`,
     or a list of strings) and write the model folder `out`. `options`: any TextConfig or TrainConfig
     field (latent_dim=16, epochs=5, word_dropout=0.3, kl_schedule='cyclical', free_bits=0.5, ...).
@@ -70,18 +71,31 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     `labelled`: a few labelled sentences ('sentence<TAB>label' lines, a CSV with `column` and `label_column`,
     or (sentences, labels)) that join the training text and teach p(y|z) with it: the semi-supervised VAE of
     vaekit.semisupervised, whose latent space the labels shape; `predict` then labels new sentences.
+    resume=True continues the fit stopped in `out` from its last epoch (optimizer and random state included),
+    on the same corpus, --val and labels; only epochs, device, early_stopping and time_limit may change.
     Returns the TextModel with the best validation weights loaded."""
     import torch
 
-    from ..checkpoint import MODEL_FILE, load_weights, write_json
-    from ..errors import DataError
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+    from ..config import resumed_train_config
+    from ..errors import CheckpointError, ConfigError, DataError
     from ..evaluation import active_units
     from ..semisupervised import LabelledVAE
     from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means
     from ..text.vocab import TokenBatches, Vocabulary
     from ..training import Trainer
 
-    text, train = _configs(options)
+    if resume:
+        if not (Path(out) / CONFIG_FILE).exists():
+            raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new fit")
+        saved = _model(out)
+        text, train = saved.config, resumed_train_config((saved.config, saved.train), saved.train, options)
+        vocabulary = saved.vocabulary
+    else:
+        text, train = _configs(options)
+        if (Path(out) / CONFIG_FILE).exists():
+            raise ConfigError(f"{out} already holds a model: pass --resume to continue its fit, or choose another "
+                              "--out")
     torch.manual_seed(train.seed)
     sentences = _sentences(corpus, column)
     if val is not None:
@@ -104,6 +118,9 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     if labelled is not None:
         model.classes, data = _with_labels(data, vocabulary, *labelled, text)
         model.labelled = LabelledVAE(model.vae, len(model.classes), text.label_weight)
+    if resume and model.classes != saved.classes:
+        raise ConfigError(f"{out} was fitted with labels {list(saved.classes) or 'none'}, but this resume has "
+                          f"{list(model.classes) or 'none'}: pass the same --labelled file")
     model.save(out)
     schedule = None
     if text.kl_schedule == "cyclical":
@@ -123,6 +140,9 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
             f"{units}/{text.latent_dim}, beta {row['beta']:.2f}, {row['epoch_seconds']:.1f} s")
 
     trainer = Trainer(model.trained, train, run_dir=out, on_epoch=diagnose, kl_schedule=schedule)
+    if resume:
+        trainer.resume()
+        diagnostics = [row for row in read_json(Path(out) / "diagnostics.json") if row["epoch"] <= trainer.epoch]
     trainer.fit(data, x_val)
     load_weights(model.trained, Path(out) / MODEL_FILE)
     model.trained.eval()
@@ -364,6 +384,8 @@ def add_commands(subparsers) -> None:
                    "and --label-column): trained with the VAE as p(y|z), so the labels shape the latent space "
                    "(semi-supervised); then 'vaekit text predict'")
     p.add_argument("--label-column", help="label column of a CSV --labelled file")
+    p.add_argument("--resume", action="store_true", help="continue the fit stopped in --out from its last epoch "
+                   "(same corpus, --val and --labelled; --epochs may grow)")
     add_arguments(p.add_argument_group("text model"), TextConfig)
     add_arguments(p.add_argument_group("training"), TrainConfig)
 
@@ -416,7 +438,7 @@ def add_commands(subparsers) -> None:
 def _fit(args: argparse.Namespace):
     options = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(("TextConfig.", "TrainConfig."))}
     fit(args.corpus, args.out, val=args.val, column=args.column, labelled=args.labelled,
-        label_column=args.label_column, **options)
+        label_column=args.label_column, resume=args.resume, **options)
     return args.out
 
 
