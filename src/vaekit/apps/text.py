@@ -81,14 +81,14 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     from ..errors import CheckpointError, ConfigError, DataError
     from ..evaluation import active_units
     from ..semisupervised import LabelledVAE
-    from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means
+    from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means, load_text_model
     from ..text.vocab import TokenBatches, Vocabulary
     from ..training import Trainer
 
     if resume:
         if not (Path(out) / CONFIG_FILE).exists():
             raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new fit")
-        saved = _model(out)
+        saved = load_text_model(out, weights=False)  # the checkpoint holds the weights to resume
         text, train = saved.config, resumed_train_config((saved.config, saved.train), saved.train, options)
         vocabulary = saved.vocabulary
     else:

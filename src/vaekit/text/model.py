@@ -83,8 +83,9 @@ class TextModel:
         save_vocabulary(path / VOCAB_FILE, self.vocabulary)
 
 
-def load_text_model(path: str | Path, device: str = "cpu") -> TextModel:
-    """Rebuild a saved sentence VAE from config.json, vocab.json and model.safetensors."""
+def load_text_model(path: str | Path, device: str = "cpu", weights: bool = True) -> TextModel:
+    """Rebuild a saved sentence VAE from config.json, vocab.json and model.safetensors (weights=False:
+    configs and vocabulary only, the networks freshly initialized)."""
     path = Path(path)
     meta = read_json(path / CONFIG_FILE)
     if meta.get("kind") != KIND:
@@ -98,7 +99,8 @@ def load_text_model(path: str | Path, device: str = "cpu") -> TextModel:
     model = TextModel(build_text_vae(config, len(vocabulary)), vocabulary, config, train, path, classes)
     if classes:
         model.labelled = LabelledVAE(model.vae, len(classes), config.label_weight)
-    load_weights(model.trained, path / MODEL_FILE)
+    if weights:
+        load_weights(model.trained, path / MODEL_FILE)
     model.trained.to(device).eval()
     return model
 
