@@ -9,7 +9,11 @@ mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-
       and at bf16 GEMM rates. "-bf16" rows train in bf16 mixed precision (torch.autocast; fp32
       weights, Adam and loss), vaekit through its `precision` option. vaekit flushes denormals to
       zero while training (its `flush_denormals` default); "vaekit-noftz" turns that off and
-      "plain-fused-ftz" turns it on in the plain loop, to show what that alone is worth.
+      "plain-fused-ftz" turns it on in the plain loop, to show what that alone is worth. On an
+      AVX-512 CPU vaekit's fp32 Linear layers of 128+ units run their products in oneDNN
+      (vaekit.networks.Linear); "-mkl" rows turn that off (VAEKIT_ONEDNN_LINEAR=0) to show its worth.
+      The fp32 ceilings are given twice: at torch.mm's rates (MKL: the issue's definition) and at
+      the faster of torch.mm and oneDNN for each product.
 conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
       for vaekit and pythae with the same networks; pythae-conv-bf16 is pythae with its forward
       wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only).
@@ -42,7 +46,7 @@ from benchmarks.common import markdown_table, peak_rss_mb, write_results
 D, H, Z = 784, 400, 20
 CHANNELS = (32, 64)
 PEERS = {
-    "mlp": ("vaekit", "vaekit-noftz", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile", "vaekit-b512-bf16-compile",
+    "mlp": ("vaekit", "vaekit-mkl", "vaekit-noftz", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile", "vaekit-b512-bf16-compile",
             "plain", "plain-dataloader", "plain-fused", "plain-fused-ftz", "plain-fused-bf16", "plain-b512-compile",
             "pythae", "keras"),
     "conv": ("vaekit-conv", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv", "pythae-conv-bf16"),
@@ -290,6 +294,8 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
 
 
 def worker(args) -> None:
+    if "-mkl" in args.peer:  # read when vaekit.networks is first imported, below
+        os.environ["VAEKIT_ONEDNN_LINEAR"] = "0"
     import torch
 
     torch.set_num_threads(args.threads)
@@ -320,22 +326,29 @@ def _timed(fn, repeat=100) -> float:
     return (time.perf_counter() - started) / repeat
 
 
-def gemm_seconds(gemms, dtype=None) -> tuple[float, float]:
+def gemm_seconds(gemms, dtype=None, onednn=False) -> tuple[float, float]:
     """(seconds, flops) of the (m, k, n) matrix products at this machine's measured rates (fp32 unless
-    dtype says otherwise)."""
+    dtype says otherwise). onednn: each product at the faster of torch.mm and oneDNN's dense linear
+    with a transposed right operand (the layouts of vaekit.networks.Linear)."""
     import torch
 
     seconds = flops = 0.0
     for m, k, n in gemms:
         a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-        seconds += _timed(lambda: torch.mm(a, b))
+        taken = _timed(lambda: torch.mm(a, b))
+        if onednn:
+            from vaekit.networks import _onednn_linear
+
+            taken = min(taken, _timed(lambda: _onednn_linear(a, b.t())))
+        seconds += taken
         flops += 2 * m * k * n
     return seconds, flops
 
 
-def training_ceiling(batch: int, bf16: bool = False) -> dict:
+def training_ceiling(batch: int, bf16: bool = False, onednn: bool = False) -> dict:
     """Fastest possible training step: the MLP's GEMMs (forward and backward) + one fused Adam step;
-    bf16: the GEMMs at bfloat16 rates (mixed precision: Adam stays fp32)."""
+    bf16: the GEMMs at bfloat16 rates (mixed precision: Adam stays fp32); onednn: each fp32 GEMM at the
+    faster of torch.mm and oneDNN."""
     import torch
 
     shapes = [(D, H), (H, 2 * Z), (Z, H), (H, D)]  # (in, out) of each Linear
@@ -345,13 +358,13 @@ def training_ceiling(batch: int, bf16: bool = False) -> dict:
         gemms.append((fan_in, batch, fan_out))  # weight gradient
         if index > 0:
             gemms.append((batch, fan_out, fan_in))  # input gradient (none for the first layer)
-    seconds, flops = gemm_seconds(gemms, torch.bfloat16 if bf16 else None)
+    seconds, flops = gemm_seconds(gemms, torch.bfloat16 if bf16 else None, onednn=onednn)
     params = [torch.zeros(fan_in * fan_out + fan_out, requires_grad=True) for fan_in, fan_out in shapes]
     for p in params:
         p.grad = torch.randn_like(p)
     adam_seconds = _timed(torch.optim.Adam(params, lr=1e-3, fused=True).step)
     step = seconds + adam_seconds
-    precision = " (bf16 GEMMs)" if bf16 else ""
+    precision = " (bf16 GEMMs)" if bf16 else " (faster of torch.mm, oneDNN)" if onednn else ""
     return {"peer": f"ceiling: GEMMs + fused Adam, b{batch}{precision}", "samples_per_s": batch / step,
             "seconds_per_epoch": 60000 / batch * step, "gflops": flops / seconds / 1e9,
             "mflop_per_sample": flops / batch / 1e6}
@@ -380,7 +393,7 @@ def iwae(args) -> dict:
         seconds += time.perf_counter() - started
         rate = {}
         for rows in (1024, 4096, 16384):
-            s, flops = gemm_seconds([(rows, Z, H), (rows, H, D)])
+            s, flops = gemm_seconds([(rows, Z, H), (rows, H, D)], onednn=True)
             rate[rows] = flops / s / 1e9
         rates.append(rate)
         flops = 2 * (Z * H + H * D) * len(part) * args.k + 2 * (D * H + H * 2 * Z) * len(part)
@@ -485,7 +498,8 @@ def compare(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    ceilings = [training_ceiling(b, bf16) for bf16 in (False, True) for b in (128, 512)] if args.design == "mlp" else []
+    ceilings = [training_ceiling(b, bf16, onednn) for bf16, onednn in ((False, False), (False, True), (True, False))
+                for b in (128, 512)] if args.design == "mlp" else []
     ratio = [("vs_plain", "x plain", ".2f"), ("vs_pythae", "x pythae", ".2f")] if args.design == "mlp" else \
         [("vs_pythae-conv", "x pythae", ".2f")]
     table = markdown_table(rows + ceilings, [

@@ -119,3 +119,40 @@ def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as
         torch.testing.assert_close(a, b)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the bias joins in the output's precision
         assert ours(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("shape", [(5, 256), (3, 4, 256)])  # rows, and the (k, batch) rows of importance sampling
+def test_the_linear_layer_is_torchs_in_value_and_gradients_on_every_path(shape, monkeypatch):
+    from vaekit import networks
+
+    torch.manual_seed(0)
+    ours, torchs = networks.Linear(256, 160), torch.nn.Linear(256, 160)
+    torchs.load_state_dict(ours.state_dict())  # the same parameter names: old checkpoints load unchanged
+    x = torch.randn(*shape, requires_grad=True)
+    expected = torchs(x)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, torchs.weight, torchs.bias])
+    for onednn in (True, False):  # the oneDNN path where this CPU takes it, and F.linear
+        monkeypatch.setattr(networks, "ONEDNN_LINEAR", onednn and networks._onednn_linear_available())
+        out = ours(x)
+        torch.testing.assert_close(out, expected)
+        for a, b in zip(torch.autograd.grad(out.square().sum(), [x, ours.weight, ours.bias]), expected_grads):
+            torch.testing.assert_close(a, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ours(x).dtype == torch.bfloat16
+
+
+def test_the_oneDNN_linear_compiles_and_trains_as_eager():
+    from vaekit import networks
+
+    if not networks.ONEDNN_LINEAR:
+        pytest.skip("this CPU has no AVX-512 or this torch no oneDNN linear: vaekit uses F.linear")
+    torch.manual_seed(0)
+    layer = networks.Linear(200, 130)
+    x = torch.randn(8, 200)
+    compiled = torch.compile(lambda x: layer(x).relu().square().sum())
+    eager = layer(x).relu().square().sum()
+    (eager_grad,) = torch.autograd.grad(eager, [layer.weight])
+    loss = compiled(x)
+    (compiled_grad,) = torch.autograd.grad(loss, [layer.weight])
+    torch.testing.assert_close(loss, eager)
+    torch.testing.assert_close(compiled_grad, eager_grad)

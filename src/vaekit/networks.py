@@ -14,6 +14,7 @@ Without a condition_shape the networks are exactly the unconditional ones.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -40,6 +41,69 @@ def prefer_fast_layout(module: nn.Module, device: torch.device | str) -> nn.Modu
                                                   for m in module.modules()):
         module.to(memory_format=torch.channels_last)
     return module
+
+
+def _onednn_linear_available() -> bool:
+    """True on a CPU with AVX-512 where this torch has oneDNN's dense linear op, unless
+    VAEKIT_ONEDNN_LINEAR=0. Measured on an AMD EPYC (Zen 5), where MKL's sgemm runs its AVX2 code
+    (~185 GFLOP/s on 2 threads at the MLP's 784x400 shapes) and oneDNN its AVX-512 code (~350)."""
+    if os.environ.get("VAEKIT_ONEDNN_LINEAR", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return False
+    return (torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
+
+
+ONEDNN_LINEAR = _onednn_linear_available()  # read once at import: torch.compile then sees a constant
+
+
+# The oneDNN product as an op of its own, so torch.compile keeps it as one opaque call (inductor's
+# lowering of mkldnn._linear_pointwise expects prepacked weights and fails on these).
+if not hasattr(torch.ops.vaekit, "onednn_linear"):
+    _library = torch.library.Library("vaekit", "FRAGMENT")
+    _library.define("onednn_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
+    _library.impl("onednn_linear", lambda x, weight, bias: torch.ops.mkldnn._linear_pointwise(
+        x, weight, bias, "none", [], ""), "CPU")
+    torch.library.register_fake("vaekit::onednn_linear", lambda x, weight, bias: x.new_empty(
+        (*x.shape[:-1], weight.shape[0])), lib=_library)
+
+
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.ops.vaekit.onednn_linear(x, weight, bias)
+
+
+class _OneDNNLinearFunction(torch.autograd.Function):
+    """x @ weight.T + bias with all three products of forward and backward in oneDNN: strided
+    (transposed) operands go in as views, without copies."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _onednn_linear(x, weight, bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_rows, x_rows = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        grad_x = _onednn_linear(grad, weight.t()) if ctx.needs_input_grad[0] else None
+        grad_weight = _onednn_linear(grad_rows.t(), x_rows.t()) if ctx.needs_input_grad[1] else None
+        grad_bias = grad_rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+class Linear(nn.Linear):
+    """nn.Linear (same parameters, names and function) whose fp32 products on an AVX-512 CPU run in
+    oneDNN instead of MKL when both sizes are at least 128: the MLP's training step ran ~1.4x faster
+    so (benchmarks/README.md, issue 3). Smaller layers, other dtypes (autocast included), other devices
+    and CPUs without AVX-512 use F.linear, which was as fast or faster there."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (min(self.in_features, self.out_features) >= 128 and x.device.type == "cpu"
+                and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+                and ONEDNN_LINEAR):
+            return _OneDNNLinearFunction.apply(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -82,8 +146,8 @@ class MLP(nn.Module):
         sizes = [math.prod(in_shape) + (math.prod(condition_shape) if condition_shape else 0), *hidden]
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(fan_in, fan_out), activation(act)]
-        layers.append(nn.Linear(sizes[-1], math.prod(self.out_shape)))
+            layers += [Linear(fan_in, fan_out), activation(act)]
+        layers.append(Linear(sizes[-1], math.prod(self.out_shape)))
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -121,7 +185,7 @@ class ConvEncoder(nn.Module):
             raise ConfigError(f"image {height}x{width} is too small for {len(channels)} strided convolutions: "
                               "pass fewer --conv-channels")
         self.convs = nn.Sequential(*layers)
-        self.head = nn.Linear(in_channels * h * w, out_features)
+        self.head = Linear(in_channels * h * w, out_features)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is not None:
@@ -147,7 +211,7 @@ class ConvDecoder(nn.Module):
         self.start = (channels[0], _downsampled(self.height, n_up, "same"), _downsampled(self.width, n_up, "same"))
         extra = _condition_channels(condition_shape)
         head_in = latent_dim + (math.prod(condition_shape) if condition_shape else 0)
-        self.head = nn.Sequential(nn.Linear(head_in, math.prod(self.start)), activation(act))
+        self.head = nn.Sequential(Linear(head_in, math.prod(self.start)), activation(act))
         layers: list[nn.Module] = []
         in_channels = channels[0]
         for out_ch in reversed(channels):
