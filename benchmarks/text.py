@@ -93,7 +93,8 @@ def ptb_data(args):
 
 
 def ptb_options(args) -> dict:
-    sizes = dict(SMALL, embed_dim=args.ptb_embed, hidden=args.ptb_hidden, latent_dim=args.ptb_latent,
+    sizes = dict(SMALL, embed_dim=args.ptb_embed, hidden=args.ptb_hidden, encoder_hidden=args.ptb_encoder_hidden,
+                 latent_dim=args.ptb_latent,
                  batch_size=args.ptb_batch_size, lr=args.ptb_lr)
     clock = dict(time_limit=args.ptb_minutes, epochs=1000, lr_schedule=args.ptb_lr_schedule) if args.ptb_minutes \
         else dict(epochs=args.ptb_epochs)
@@ -147,7 +148,8 @@ def ptb_clocked(args) -> dict:
         vae, lm = [future.result() for future in [pool.submit(fit_and_score, kind, args) for kind in ("vae", "lm")]]
     options = ptb_options(args)
     tied = ", tied embeddings" if args.ptb_tie else ""
-    vae["row"]["model"] = (f"sentence VAE (GRU {args.ptb_hidden}, dropout {args.ptb_dropout:g}, word dropout "
+    encoder = f", encoder GRU {args.ptb_encoder_hidden}" if args.ptb_encoder_hidden else ""
+    vae["row"]["model"] = (f"sentence VAE (GRU {args.ptb_hidden}{encoder}, dropout {args.ptb_dropout:g}, word dropout "
                            f"{args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g}{tied})")
     lm["row"]["model"] = f"GRU language model (same sizes{tied}, same fit, same minutes)"
     return {"config": {**options, "train_sentences": args.ptb_train, "val_sentences": args.ptb_val,
@@ -343,6 +345,8 @@ def main() -> None:
     parser.add_argument("--ptb-embed", type=int, default=SMALL["embed_dim"])
     parser.add_argument("--ptb-hidden", type=int, default=SMALL["hidden"])
     parser.add_argument("--ptb-latent", type=int, default=SMALL["latent_dim"])
+    parser.add_argument("--ptb-encoder-hidden", type=int, default=0, help="the VAE encoder's state size per "
+                                                                          "direction (0: --ptb-hidden)")
     parser.add_argument("--ptb-dropout", type=float, default=0.0, help="dropout on the decoders' embeddings and states")
     parser.add_argument("--ptb-tie", action="store_true", help="tie the decoders' input and output embeddings")
     parser.add_argument("--ptb-batch-size", type=int, default=SMALL["batch_size"])

@@ -409,6 +409,16 @@ def test_tied_embeddings_stay_one_matrix_through_training_and_saving(tmp_path):
     assert app.reconstruct(model, sentence) == app.reconstruct(tmp_path / "m", sentence)
 
 
+def test_a_smaller_encoder_fits_saves_and_loads(tmp_path):
+    app.fit(corpus(60), tmp_path / "m", log=lambda line: None, epochs=1, embed_dim=8, hidden=12, encoder_hidden=5,
+            latent_dim=3, progress=False, device="cpu")
+    model = load_text_model(tmp_path / "m")
+    assert model.vae.encoder.rnn.hidden_size == 5 and model.vae.likelihood.network.rnn.hidden_size == 12
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    del meta["text"]["encoder_hidden"]  # models saved before the option: the encoder is --hidden wide
+    assert build_text_vae(TextConfig(**meta["text"]), 50).encoder.rnn.hidden_size == 12
+
+
 def test_models_saved_before_bow_weight_still_load(tmp_path):
     app.fit(corpus(60), tmp_path / "m", log=lambda line: None, epochs=1, embed_dim=8, hidden=12, latent_dim=3,
             progress=False, device="cpu")

@@ -22,6 +22,9 @@ class TextConfig:
     embed_dim: int = option(128, "token embedding size (encoder and decoder)")
     cell: str = option("gru", "recurrent cell of the encoder and decoder: gru or lstm (Bowman et al.'s)")
     hidden: int = option(256, "recurrent state size (encoder per direction, decoder)")
+    encoder_hidden: int = option(0, "the encoder's recurrent state size per direction, when it should differ from "
+                                    "--hidden (0): z carries a few nats, so a smaller encoder can serve a large "
+                                    "decoder at less cost per step")
     latent_dim: int = option(32, "size of z (Bowman et al. used 13 with an LSTM of 191); 0 fits a plain language "
                                  "model of the same sizes, the baseline a sentence VAE is measured against")
     dropout: float = option(0.0, "dropout on the decoder's input embeddings and output states in training "
@@ -56,6 +59,8 @@ class TextConfig:
         for name in ("max_vocab", "min_count", "embed_dim", "hidden", "kl_cycles", "labelled_per_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.encoder_hidden < 0:
+            raise ConfigError(f"--encoder-hidden must be >= 0 (0: the same as --hidden), got {self.encoder_hidden}")
         if self.latent_dim < 0:
             raise ConfigError(f"--latent-dim must be >= 0 (0 fits a plain language model), got {self.latent_dim}")
         if self.max_len < 2:

@@ -40,7 +40,8 @@ def cyclical_beta(beta: float, total_steps: int, cycles: int, ramp: float = 0.5)
 def build_text_vae(config: TextConfig, vocab_size: int) -> VAE:
     """The sentence VAE: z passes through the VAE's decoder slot to the likelihood's recurrent decoder; with
     latent_dim 0, a plain language model (no encoder)."""
-    encoder = SentenceEncoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.cell) \
+    encoder = SentenceEncoder(vocab_size, config.embed_dim, config.encoder_hidden or config.hidden, config.latent_dim,
+                              config.cell) \
         if config.latent_dim else NoEncoder()
     network = SentenceDecoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.word_dropout,
                               config.bow_weight, config.dropout, config.cell, config.tie_embeddings)
