@@ -121,7 +121,7 @@ def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as
         assert ours(x).dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize("shape", [(5, 256), (3, 4, 256)])  # rows, and the (k, batch) rows of importance sampling
+@pytest.mark.parametrize("shape", [(5, 256), (3, 4, 256), (0, 256), (256,)])  # rows, (k, batch) rows, none, a vector
 def test_the_linear_layer_is_torchs_in_value_and_gradients_on_every_path(shape, monkeypatch):
     from vaekit import networks
 

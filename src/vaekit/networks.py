@@ -94,12 +94,13 @@ class _OneDNNLinearFunction(torch.autograd.Function):
 
 class Linear(nn.Linear):
     """nn.Linear (same parameters, names and function) whose fp32 products on an AVX-512 CPU run in
-    oneDNN instead of MKL when both sizes are at least 128: the MLP's training step ran ~1.4x faster
-    so (benchmarks/README.md, issue 3). Smaller layers, other dtypes (autocast included), other devices
-    and CPUs without AVX-512 use F.linear, which was as fast or faster there."""
+    oneDNN instead of MKL when both sizes are at least 128: the MLP's training step ran 1.32x faster so
+    at batch 128 and 1.66x at batch 512 compiled (benchmarks/README.md, issue 3, round 13). Smaller layers,
+    other dtypes (autocast included), other devices, empty inputs (oneDNN has no product over 0 rows) and
+    CPUs without AVX-512 use F.linear, which was as fast or faster there."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (min(self.in_features, self.out_features) >= 128 and x.device.type == "cpu"
+        if (min(self.in_features, self.out_features) >= 128 and x.device.type == "cpu" and x.numel()
                 and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
                 and ONEDNN_LINEAR):
             return _OneDNNLinearFunction.apply(x, self.weight, self.bias)
