@@ -47,7 +47,8 @@ from benchmarks.common import markdown_table, peak_rss_mb, write_results
 D, H, Z = 784, 400, 20
 CHANNELS = (32, 64)
 PEERS = {
-    "mlp": ("vaekit", "vaekit-mkl", "vaekit-noftz", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile", "vaekit-b512-bf16-compile",
+    "mlp": ("vaekit", "vaekit-mkl", "vaekit-noftz", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile",
+            "vaekit-b512-bf16-compile",
             "plain", "plain-dataloader", "plain-fused", "plain-fused-ftz", "plain-fused-bf16", "plain-b512-compile",
             "pythae", "keras"),
     "conv": ("vaekit-conv", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv", "pythae-conv-bf16"),
@@ -548,7 +549,8 @@ def main() -> None:
                                    ("seconds", "s", ".1f"), ("ceiling_seconds", "GEMM ceiling s", ".1f"),
                                    ("vs_ceiling", "x ceiling", ".2f"),
                                    ("ceiling_seconds_mm", "ceiling s at torch.mm rates", ".1f"),
-                                   ("vs_ceiling_mm", "x that ceiling", ".2f"), ("decoder_passes_per_s", "decoder passes/s", ",.0f"),
+                                   ("vs_ceiling_mm", "x that ceiling", ".2f"),
+                                   ("decoder_passes_per_s", "decoder passes/s", ",.0f"),
                                    ("peak_rss_mb", "peak RSS MB", ",.0f")])
     print(table)
     write_results("speed_iwae" + (f"_{args.tag}" if args.tag else ""), {**row, "table": table})

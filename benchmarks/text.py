@@ -95,8 +95,7 @@ def ptb_data(args):
 
 def ptb_options(args) -> dict:
     sizes = dict(SMALL, embed_dim=args.ptb_embed, hidden=args.ptb_hidden, encoder_hidden=args.ptb_encoder_hidden,
-                 latent_dim=args.ptb_latent,
-                 batch_size=args.ptb_batch_size, lr=args.ptb_lr)
+                 latent_dim=args.ptb_latent, batch_size=args.ptb_batch_size, lr=args.ptb_lr)
     clock = dict(time_limit=args.ptb_minutes, epochs=1000, lr_schedule=args.ptb_lr_schedule) if args.ptb_minutes \
         else dict(epochs=args.ptb_epochs)
     warmup = args.ptb_epochs / 2 if args.ptb_kl_warmup is None else args.ptb_kl_warmup

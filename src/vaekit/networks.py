@@ -44,9 +44,9 @@ def prefer_fast_layout(module: nn.Module, device: torch.device | str) -> nn.Modu
 
 
 def _onednn_linear_available() -> bool:
-    """True on a CPU with AVX-512 where this torch has oneDNN's dense linear op, unless
-    VAEKIT_ONEDNN_LINEAR is 0 (or false/no/off). Measured on an AMD EPYC (Zen 5), where MKL's sgemm runs its AVX2 code
-    (~185 GFLOP/s on 2 threads at the MLP's 784x400 shapes) and oneDNN its AVX-512 code (~350)."""
+    """True on a CPU with AVX-512 where this torch has oneDNN's dense linear op, unless VAEKIT_ONEDNN_LINEAR
+    is 0 (or false/no/off). Measured on an AMD EPYC (Zen 5), where MKL's sgemm runs its AVX2 code (~185
+    GFLOP/s on 2 threads at the MLP's 784x400 shapes) and oneDNN its AVX-512 code (~350)."""
     if os.environ.get("VAEKIT_ONEDNN_LINEAR", "1").strip().lower() in ("0", "false", "no", "off") \
             or not torch.backends.mkldnn.is_available():
         return False
