@@ -101,7 +101,7 @@ def ptb_options(args) -> dict:
     warmup = args.ptb_epochs / 2 if args.ptb_kl_warmup is None else args.ptb_kl_warmup
     return dict(sizes, **clock, max_len=90, kl_warmup=warmup, word_dropout=args.ptb_word_dropout,
                 free_bits=args.ptb_free_bits, dropout=args.ptb_dropout, precision=args.ptb_precision,
-                tie_embeddings=args.ptb_tie)
+                tie_embeddings=args.ptb_tie, cell=args.ptb_cell)
 
 
 def fit_ptb(kind: str, train, valid, vocabulary, options: dict):
@@ -147,11 +147,11 @@ def ptb_clocked(args) -> dict:
     with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
         vae, lm = [future.result() for future in [pool.submit(fit_and_score, kind, args) for kind in ("vae", "lm")]]
     options = ptb_options(args)
-    tied = ", tied embeddings" if args.ptb_tie else ""
-    encoder = f", encoder GRU {args.ptb_encoder_hidden}" if args.ptb_encoder_hidden else ""
-    vae["row"]["model"] = (f"sentence VAE (GRU {args.ptb_hidden}{encoder}, dropout {args.ptb_dropout:g}, word dropout "
-                           f"{args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g}{tied})")
-    lm["row"]["model"] = f"GRU language model (same sizes{tied}, same fit, same minutes)"
+    tied, cell = ", tied embeddings" if args.ptb_tie else "", args.ptb_cell.upper()
+    encoder = f", encoder {cell} {args.ptb_encoder_hidden}" if args.ptb_encoder_hidden else ""
+    vae["row"]["model"] = (f"sentence VAE ({cell} {args.ptb_hidden}{encoder}, dropout {args.ptb_dropout:g}, word "
+                           f"dropout {args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g}{tied})")
+    lm["row"]["model"] = f"{cell} language model (same sizes{tied}, same fit, same minutes)"
     return {"config": {**options, "train_sentences": args.ptb_train, "val_sentences": args.ptb_val,
                        "test_sentences": args.ptb_test, "test_tokens_with_eos": vae["tokens"], "k": args.k,
                        "clock": "both fitted at once, one thread each, each stopping before an epoch that would end "
@@ -349,6 +349,8 @@ def main() -> None:
                                                                           "direction (0: --ptb-hidden)")
     parser.add_argument("--ptb-dropout", type=float, default=0.0, help="dropout on the decoders' embeddings and states")
     parser.add_argument("--ptb-tie", action="store_true", help="tie the decoders' input and output embeddings")
+    parser.add_argument("--ptb-cell", choices=("gru", "lstm"), default="gru",
+                        help="recurrent cell of both models (Bowman et al.'s: lstm)")
     parser.add_argument("--ptb-batch-size", type=int, default=SMALL["batch_size"])
     parser.add_argument("--ptb-lr", type=float, default=SMALL["lr"])
     parser.add_argument("--ptb-precision", choices=("fp32", "bf16"), default="fp32")
