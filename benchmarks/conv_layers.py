@@ -3,10 +3,10 @@ convolutions run faster written as matrix products.
 
   python -m benchmarks.conv_layers [--batch 128] [--threads 2] [--repeat 30] [--speed-results NAME]
 
-Table 1, each of the design's five convolutions (benchmarks.speed's networks) at --batch in fp32:
-forward and forward + backward (input, weight and bias gradients) with torch's kernels (oneDNN on a
-CPU) in channels_last and in torch's default layout, and the fastest rewrite found here, each checked
-against the kernel's output:
+Table 1, each of the five convolutions of vaekit's conv design at --batch in fp32: forward and
+forward + backward (input, weight and bias gradients) with torch's kernels (oneDNN on a CPU) in
+channels_last and in torch's default layout, and rewritten as matrix products, each rewrite checked
+against the kernel's output; the variants take turns call by call, medians of --repeat:
   stride-2 conv:            im2col (nine strided views side by side) then one oneDNN product;
   stride-2 transposed conv: sub-pixel (a 2x2 conv to 4x the channels, then pixel_shuffle);
   stride-1 transposed conv: the same conv with its kernel flipped, as a plain conv.
