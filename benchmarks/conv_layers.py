@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 import time
 
 from benchmarks.common import RESULTS, markdown_table, write_results
@@ -172,6 +173,16 @@ def step_rows(batch: int, repeat: int) -> tuple[list[dict], float]:
             sorted(totals.items(), key=lambda item: -item[1])], step_ms
 
 
+def _pythae_samples_per_s(tag: str) -> float:
+    path = RESULTS / f"speed_conv_{tag}.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    for row in rows:
+        if row["peer"] == "pythae-conv":
+            return row["samples_per_s"]
+    sys.exit(f"{path} is missing or has no pythae-conv row: run `python -m benchmarks.speed --design conv "
+             f"--peers vaekit-conv,pythae-conv --tag {tag}` first, or pass --speed-results with an existing tag")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=128)
@@ -181,13 +192,12 @@ def main() -> None:
                                                                         "pythae's samples/s from")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
+    pythae = _pythae_samples_per_s(args.speed_results)  # before the timing, so a wrong tag fails at once
     import torch
 
     torch.set_num_threads(args.threads)
     layers = layer_rows(args.batch, args.repeat)
     parts, step_ms = step_rows(args.batch, args.repeat)
-    speed = json.loads((RESULTS / f"speed_conv_{args.speed_results}.json").read_text())
-    pythae = next(row["samples_per_s"] for row in speed["rows"] if row["peer"] == "pythae-conv")
     budget_ms = args.batch / (1.5 * pythae) * 1e3
     kernels_ms = sum(row["channels_last_step_ms"] for row in layers)
     layer_table = markdown_table(layers, [
