@@ -101,7 +101,7 @@ def ptb_options(args) -> dict:
     warmup = args.ptb_epochs / 2 if args.ptb_kl_warmup is None else args.ptb_kl_warmup
     return dict(sizes, **clock, max_len=90, kl_warmup=warmup, word_dropout=args.ptb_word_dropout,
                 free_bits=args.ptb_free_bits, dropout=args.ptb_dropout, precision=args.ptb_precision,
-                tie_embeddings=args.ptb_tie, cell=args.ptb_cell)
+                tie_embeddings=args.ptb_tie, cell=args.ptb_cell, layers=args.ptb_layers)
 
 
 def fit_ptb(kind: str, train, valid, vocabulary, options: dict):
@@ -149,9 +149,10 @@ def ptb_clocked(args) -> dict:
     options = ptb_options(args)
     tied, cell = ", tied embeddings" if args.ptb_tie else "", args.ptb_cell.upper()
     encoder = f", encoder {cell} {args.ptb_encoder_hidden}" if args.ptb_encoder_hidden else ""
-    vae["row"]["model"] = (f"sentence VAE ({cell} {args.ptb_hidden}{encoder}, dropout {args.ptb_dropout:g}, word "
-                           f"dropout {args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g}{tied})")
-    lm["row"]["model"] = f"{cell} language model (same sizes{tied}, same fit, same minutes)"
+    stacked = f"{args.ptb_layers}-layer " if args.ptb_layers > 1 else ""
+    vae["row"]["model"] = (f"sentence VAE ({stacked}{cell} {args.ptb_hidden}{encoder}, dropout {args.ptb_dropout:g}, "
+                           f"word dropout {args.ptb_word_dropout:g}, free bits {args.ptb_free_bits:g}{tied})")
+    lm["row"]["model"] = f"{stacked}{cell} language model (same sizes{tied}, same fit, same minutes)"
     return {"config": {**options, "train_sentences": args.ptb_train, "val_sentences": args.ptb_val,
                        "test_sentences": args.ptb_test, "test_tokens_with_eos": vae["tokens"], "k": args.k,
                        "clock": "both fitted at once, one thread each, each stopping before an epoch that would end "
@@ -351,6 +352,7 @@ def main() -> None:
     parser.add_argument("--ptb-tie", action="store_true", help="tie the decoders' input and output embeddings")
     parser.add_argument("--ptb-cell", choices=("gru", "lstm"), default="gru",
                         help="recurrent cell of both models (Bowman et al.'s: lstm)")
+    parser.add_argument("--ptb-layers", type=int, default=1, help="recurrent layers of both decoders")
     parser.add_argument("--ptb-batch-size", type=int, default=SMALL["batch_size"])
     parser.add_argument("--ptb-lr", type=float, default=SMALL["lr"])
     parser.add_argument("--ptb-precision", choices=("fp32", "bf16"), default="fp32")

@@ -95,11 +95,11 @@ def test_readers(tmp_path):
 
 # -- the sequence likelihood -----------------------------------------------------------------------
 def _tiny_vae(word_dropout: float = 0.0, vocab: int = 9, bow_weight: float = 0.0, dropout: float = 0.0,
-              cell: str = "gru", tie_embeddings: bool = False):
+              cell: str = "gru", tie_embeddings: bool = False, layers: int = 1):
     torch.manual_seed(0)
     return build_text_vae(TextConfig(embed_dim=8, hidden=12, latent_dim=3, max_len=6, word_dropout=word_dropout,
                                      bow_weight=bow_weight, dropout=dropout, cell=cell,
-                                     tie_embeddings=tie_embeddings), vocab).eval()
+                                     tie_embeddings=tie_embeddings, layers=layers), vocab).eval()
 
 
 def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -112,9 +112,10 @@ def _reference_log_prob(network, row: torch.Tensor, z: torch.Tensor) -> torch.Te
     return total
 
 
-@pytest.mark.parametrize("cell,tie_embeddings", [("gru", False), ("lstm", False), ("gru", True)])
-def test_log_prob_is_the_chain_rule_with_padding_masked(cell, tie_embeddings):
-    vae = _tiny_vae(cell=cell, tie_embeddings=tie_embeddings)
+@pytest.mark.parametrize("cell,tie_embeddings,layers", [("gru", False, 1), ("lstm", False, 1), ("gru", True, 1),
+                                                        ("gru", False, 2), ("lstm", True, 3)])
+def test_log_prob_is_the_chain_rule_with_padding_masked(cell, tie_embeddings, layers):
+    vae = _tiny_vae(cell=cell, tie_embeddings=tie_embeddings, layers=layers)
     network = vae.likelihood.network
     x = torch.tensor([[5, 6, 7, EOS, PAD], [8, EOS, PAD, PAD, PAD]])
     z = torch.randn(2, 3)
@@ -126,6 +127,9 @@ def test_log_prob_is_the_chain_rule_with_padding_masked(cell, tie_embeddings):
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(more_padding, got)
     assert (got < 0).all()
+    state = network.initial_state(z, 2)  # z sets every layer's h; an LSTM's cells start at zero
+    assert state.shape == ((2 if cell == "lstm" else 1) * layers, 2, 12)
+    assert (state[:layers] != 0).all() and (state[layers:] == 0).all()
 
 
 def test_log_prob_broadcasts_over_importance_samples_and_vae_losses():
@@ -184,7 +188,8 @@ def test_latent_dim_0_fits_a_plain_language_model_scored_exactly(tmp_path):
     assert result.kl == 0 and result.active_units == 0
     assert result.nll == pytest.approx(float(exact), rel=1e-5) and result.neg_elbo == pytest.approx(result.nll)
     assert load_text_model(tmp_path / "lm").config.latent_dim == 0 and len(app.sample(tmp_path / "lm", n=2)) == 2
-    for bad, flag in ((dict(latent_dim=-1), "latent-dim"), (dict(cell="rnn"), "cell"), (dict(dropout=1.0), "dropout")):
+    for bad, flag in ((dict(latent_dim=-1), "latent-dim"), (dict(cell="rnn"), "cell"), (dict(dropout=1.0), "dropout"),
+                      (dict(layers=0), "layers")):
         with pytest.raises(ConfigError, match=flag):
             TextConfig(**bad).validate()
 
@@ -232,9 +237,9 @@ def test_bag_of_words_loss():
 
 
 # -- decoding and schedules ------------------------------------------------------------------------
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_generation_methods(cell):
-    vae = _tiny_vae(cell=cell)
+@pytest.mark.parametrize("cell,layers", [("gru", 1), ("lstm", 1), ("lstm", 2)])
+def test_generation_methods(cell, layers):
+    vae = _tiny_vae(cell=cell, layers=layers)
     network, z = vae.likelihood.network, torch.randn(3, 3)
     greedy = generate(network, z, 6, "greedy")
     assert greedy.shape == (3, 6) and ((greedy == EOS).sum(1) == 1).all()  # every sentence ends once
@@ -386,9 +391,10 @@ def test_an_lstm_model_fits_saves_and_decodes_by_beam(tmp_path, capsys):
     corpus_file = tmp_path / "corpus.txt"
     corpus_file.write_text("\n".join(corpus(60)) + "\n")
     assert main(["text", "fit", str(corpus_file), "-o", str(tmp_path / "m"), "--epochs", "1", "--cell", "lstm",
-                 "--dropout", "0.2", *TINY]) == 0
+                 "--dropout", "0.2", "--layers", "2", *TINY]) == 0
     model = load_text_model(tmp_path / "m")
     assert isinstance(model.vae.likelihood.network.rnn, torch.nn.LSTM) and isinstance(model.vae.encoder.rnn, torch.nn.LSTM)
+    assert model.vae.likelihood.network.rnn.num_layers == 2 and model.config.layers == 2
     assert len(app.reconstruct(model, corpus(3), method="beam")) == 3
     assert main(["text", "sample", str(tmp_path / "m"), "-n", "2", "--method", "beam"]) == 0
 

@@ -25,6 +25,8 @@ class TextConfig:
     encoder_hidden: int = option(0, "the encoder's recurrent state size per direction, when it should differ from "
                                     "--hidden (0): z carries a few nats, so a smaller encoder can serve a large "
                                     "decoder at less cost per step")
+    layers: int = option(1, "stacked recurrent layers of the decoder (Zaremba et al. 2014 used 2), with --dropout "
+                            "between them too; z sets every layer's initial state")
     latent_dim: int = option(32, "size of z (Bowman et al. used 13 with an LSTM of 191); 0 fits a plain language "
                                  "model of the same sizes, the baseline a sentence VAE is measured against")
     dropout: float = option(0.0, "dropout on the decoder's input embeddings and output states in training "
@@ -56,7 +58,7 @@ class TextConfig:
             raise ConfigError(f"--cell must be one of {', '.join(CELLS)}, got '{self.cell}'")
         if self.kl_schedule not in KL_SCHEDULES:
             raise ConfigError(f"--kl-schedule must be one of {', '.join(KL_SCHEDULES)}, got '{self.kl_schedule}'")
-        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "kl_cycles", "labelled_per_batch"):
+        for name in ("max_vocab", "min_count", "embed_dim", "hidden", "layers", "kl_cycles", "labelled_per_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.encoder_hidden < 0:

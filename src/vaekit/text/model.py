@@ -44,7 +44,7 @@ def build_text_vae(config: TextConfig, vocab_size: int) -> VAE:
                               config.cell) \
         if config.latent_dim else NoEncoder()
     network = SentenceDecoder(vocab_size, config.embed_dim, config.hidden, config.latent_dim, config.word_dropout,
-                              config.bow_weight, config.dropout, config.cell, config.tie_embeddings)
+                              config.bow_weight, config.dropout, config.cell, config.tie_embeddings, config.layers)
     return VAE(encoder, nn.Identity(), CategoricalSequence(network, config.max_len), StandardNormal(config.latent_dim))
 
 

@@ -50,21 +50,23 @@ class NoEncoder(nn.Module):
 
 
 class SentenceDecoder(nn.Module):
-    """GRU or LSTM decoder over a vocabulary. Scoring uses the full softmax (the model learns to give <pad>
-    and <bos> no mass); generation never emits them. Its recurrent state is one tensor (states, batch,
-    hidden): a GRU's h, or an LSTM's h and c stacked, so decoding reorders either alike. With
-    bow_weight > 0 (and a latent), training-mode log_prob adds bow_weight * bag_of_words_log_prob; eval
-    mode scores the sentence alone."""
+    """GRU or LSTM decoder over a vocabulary, of one or more layers. Scoring uses the full softmax (the
+    model learns to give <pad> and <bos> no mass); generation never emits them. Its recurrent state is one
+    tensor (states, batch, hidden): a GRU's h per layer, or an LSTM's h per layer then c per layer, so
+    decoding reorders either alike. With bow_weight > 0 (and a latent), training-mode log_prob adds
+    bow_weight * bag_of_words_log_prob; eval mode scores the sentence alone."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden: int, latent_dim: int, word_dropout: float = 0.0,
-                 bow_weight: float = 0.0, dropout: float = 0.0, cell: str = "gru", tie_embeddings: bool = False):
+                 bow_weight: float = 0.0, dropout: float = 0.0, cell: str = "gru", tie_embeddings: bool = False,
+                 layers: int = 1):
         super().__init__()
         self.vocab_size, self.latent_dim = vocab_size, latent_dim
         self.word_dropout, self.bow_weight = word_dropout, bow_weight
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = CELLS[cell](embed_dim + latent_dim, hidden, batch_first=True)
-        self.init = nn.Linear(latent_dim, hidden) if latent_dim else None
+        self.rnn = CELLS[cell](embed_dim + latent_dim, hidden, num_layers=layers, batch_first=True,
+                               dropout=dropout if layers > 1 else 0.0)
+        self.init = nn.Linear(latent_dim, layers * hidden) if latent_dim else None
         self.project = nn.Linear(hidden, embed_dim) if tie_embeddings and hidden != embed_dim else nn.Identity()
         self.out = nn.Linear(embed_dim if tie_embeddings else hidden, vocab_size)
         if tie_embeddings:
@@ -80,18 +82,19 @@ class SentenceDecoder(nn.Module):
         self.register_buffer("never", never, persistent=False)
 
     def initial_state(self, z: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """(states, batch, hidden): h = tanh(W z + b), or zeros for the plain language model; an LSTM's
-        cell starts at zero."""
-        h = self.out.weight.new_zeros(1, batch, self.rnn.hidden_size) if self.init is None \
-            else torch.tanh(self.init(z)).unsqueeze(0)
-        return torch.cat([h, torch.zeros_like(h)]) if isinstance(self.rnn, nn.LSTM) else h
+        """(states, batch, hidden): every layer's h = tanh(W z + b), or zeros for the plain language model;
+        an LSTM's cells start at zero."""
+        layers, hidden = self.rnn.num_layers, self.rnn.hidden_size
+        h = self.out.weight.new_zeros(layers, batch, hidden) if self.init is None \
+            else torch.tanh(self.init(z)).view(batch, layers, hidden).transpose(0, 1)
+        return torch.cat([h, torch.zeros_like(h)]) if isinstance(self.rnn, nn.LSTM) else h.contiguous()
 
     def recur(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The recurrent network over inputs (batch, T, features) from `state` -> outputs, last state."""
         if not isinstance(self.rnn, nn.LSTM):
             return self.rnn(inputs, state)
-        h, c = state.unbind()
-        out, (h, c) = self.rnn(inputs, (h[None].contiguous(), c[None].contiguous()))
+        h, c = state.chunk(2)  # (layers, batch, hidden) each
+        out, (h, c) = self.rnn(inputs, (h.contiguous(), c.contiguous()))
         return out, torch.cat([h, c])
 
     def _inputs(self, tokens: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
