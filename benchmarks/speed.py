@@ -16,7 +16,9 @@ mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-
       the faster of torch.mm and oneDNN for each product.
 conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
       for vaekit and pythae with the same networks; pythae-conv-bf16 is pythae with its forward
-      wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only).
+      wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only). vaekit keeps
+      freed memory mapped while training (its `keep_freed_memory` default); "vaekit-conv-nokeep"
+      leaves glibc's malloc to its own thresholds, to show what that alone is worth.
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling (each
       product at the faster of torch.mm and oneDNN; and at torch.mm's rates alone).
 
@@ -51,7 +53,8 @@ PEERS = {
             "vaekit-b512-bf16-compile",
             "plain", "plain-dataloader", "plain-fused", "plain-fused-ftz", "plain-fused-bf16", "plain-b512-compile",
             "pythae", "keras"),
-    "conv": ("vaekit-conv", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv", "pythae-conv-bf16"),
+    "conv": ("vaekit-conv", "vaekit-conv-nokeep", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv",
+             "pythae-conv-bf16"),
 }
 
 
@@ -123,7 +126,7 @@ def _conv_networks():
 
 # -- the peers: each trains `epochs` epochs and reports each one to `curve` --------------------------
 def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_layout=False, bf16=False,
-            flush=True):
+            flush=True, keep_memory=True):
     import torch
 
     from vaekit.config import ModelConfig, TrainConfig
@@ -135,7 +138,8 @@ def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_
                                 conv_channels=CHANNELS, encoder_padding="same"))
     encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
     trainer = Trainer(vae, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, seed=0, progress=False,
-                                       compile=compile, precision="bf16" if bf16 else "fp32", flush_denormals=flush),
+                                       compile=compile, precision="bf16" if bf16 else "fp32", flush_denormals=flush,
+                                       keep_freed_memory=keep_memory),
                       on_epoch=lambda row: curve.epoch(row["epoch_seconds"], encode, vae.decoder))
     if default_layout:  # the ablation: torch's default layout instead of the Trainer's channels_last
         vae.to(memory_format=torch.contiguous_format)  # same Parameter objects, so the optimizer keeps them
@@ -284,7 +288,8 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
     compile, bf16 = peer.endswith("-compile"), "-bf16" in peer
     if peer.startswith("vaekit"):
         _vaekit(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", compile=compile,
-                default_layout=peer.endswith("-nchw"), bf16=bf16, flush="-noftz" not in peer)
+                default_layout=peer.endswith("-nchw"), bf16=bf16, flush="-noftz" not in peer,
+                keep_memory="-nokeep" not in peer)
     elif peer.startswith("pythae"):
         _pythae(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", bf16=bf16)
     elif peer == "keras":

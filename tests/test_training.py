@@ -337,3 +337,46 @@ def test_ema_averages_the_weights_after_every_step_and_is_what_is_saved_and_retu
     assert trainer.scored is trainer.averaged.module and math.isfinite(history[-1]["val_neg_elbo"])
     with pytest.raises(ConfigError, match="--ema"):
         TrainConfig(ema=1.0).validate()
+
+
+_KEPT_MEMORY_SCRIPT = """
+import os, sys, torch
+from vaekit.heap import keeping_freed_memory
+
+def resident_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+torch.ones(1)
+base = resident_mb()
+with keeping_freed_memory(sys.argv[1] == "keep"):
+    torch.ones(12 << 20)  # 48 MB filled and freed, as a training step's activations are
+    inside = resident_mb() - base
+print(inside, resident_mb() - base)
+"""
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_training_keeps_freed_memory_mapped_only_while_it_runs(keep):
+    import ctypes.util
+    import subprocess
+    import sys
+
+    from vaekit import heap
+
+    if heap._glibc() is None:
+        pytest.skip(f"the C library here ({ctypes.util.find_library('c')}) is not glibc: the option is a no-op")
+    out = subprocess.run([sys.executable, "-c", _KEPT_MEMORY_SCRIPT, "keep" if keep else "trim"], capture_output=True,
+                         text=True, check=True)  # a fresh process: glibc's own thresholds before the block
+    inside, after = map(float, out.stdout.split())
+    # glibc's own thresholds unmap a freed block above 32 MiB at once (its pages fault in again next step);
+    # kept, it stays mapped until the block ends
+    assert (inside > 40) if keep else (inside < 8), (inside, after)
+    assert after < 8, (inside, after)
+    vae = build_vae(ModelConfig(data_shape=(16,), hidden=(8,), latent_dim=2))
+    config = TrainConfig(epochs=1, batch_size=8, keep_freed_memory=keep, device="cpu", progress=False)
+    calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(heap, "set_thresholds", lambda *sizes: calls.append(sizes) or False)
+        Trainer(vae, config).fit(torch.rand(16, 16))
+    assert calls == ([heap.TRAINING_THRESHOLDS] if keep else [])

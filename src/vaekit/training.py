@@ -26,6 +26,7 @@ from .config import TrainConfig
 from .denormals import flushing_denormals
 from .distributed import Group, from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
+from .heap import keeping_freed_memory
 from .networks import prefer_fast_layout
 
 METRICS_FILE = "metrics.jsonl"
@@ -221,7 +222,8 @@ class Trainer:
         (sentences by length).
         """
         with flushing_denormals(self.config.flush_denormals and self.device.type == "cpu"), \
-                deterministic_algorithms(self.config.deterministic):
+                deterministic_algorithms(self.config.deterministic), \
+                keeping_freed_memory(self.config.keep_freed_memory and self.device.type == "cpu"):
             return self._fit(x_train, x_val)
 
     def _fit(self, x_train, x_val) -> list[dict]:
