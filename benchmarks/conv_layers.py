@@ -10,6 +10,8 @@ against the kernel's output; the variants take turns call by call, medians of --
   stride-2 conv:            im2col (nine strided views side by side) then one oneDNN product;
   stride-2 transposed conv: sub-pixel (a 2x2 conv to 4x the channels, then pixel_shuffle);
   stride-1 transposed conv: the same conv with its kernel flipped, as a plain conv.
+Since round 15 the channels_last column is vaekit's own path: the last layer's forward runs as one
+product and shifted sums (vaekit.networks._TapsConvTranspose2dFunction).
 Table 2, vaekit's whole training step (channels_last, as its Trainer runs it) under torch.profiler,
 grouped by operator, against the step time that 1.5x pythae's samples/s (the issue's target) allows,
 pythae's figure read from benchmarks/results/speed_conv_<--speed-results>.json.
@@ -50,6 +52,8 @@ def _layers():
 
     encoder, decoder = build_networks("conv", (1, 28, 28), 20, 1, conv_channels=(32, 64))
     convs = [m for m in [*encoder.modules(), *decoder.modules()] if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    for conv in convs:
+        conv.relu = False  # the convolution alone (vaekit fuses the decoder's ReLUs into it since round 15)
     return dict(zip(SHAPES, convs))
 
 
@@ -132,6 +136,8 @@ def layer_rows(batch: int, repeat: int) -> list[dict]:
 GROUPS = {  # operator -> group of Table 2 (self CPU time)
     "aten::convolution_backward": "convolution backward", "aten::_convolution": "convolution forward",
     "aten::mkldnn_convolution": "convolution forward", "aten::threshold_backward": "ReLU",
+    "mkldnn::_convolution_transpose_pointwise": "convolution forward (with bias and ReLU)",
+    "mkldnn::_linear_pointwise": "the last layer's forward as one product",
     "aten::clamp_min": "ReLU", "aten::relu": "ReLU", "aten::add": "bias add (after the transposed convs)",
     "aten::mm": "dense heads", "aten::addmm": "dense heads", "aten::sum": "sums (bias gradients, the loss)",
     "aten::copy_": "copies", "aten::log_sigmoid_forward": "Bernoulli loss",

@@ -103,22 +103,75 @@ def test_convolutions_get_channels_last_on_cpu_only_and_compute_the_same():
         torch.testing.assert_close(vae.decoder(vae.encoder(x)[:, :vae.latent_dim]), before, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("stride, output_padding", [(2, 1), (1, 0)])
-def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as_a_sum(stride, output_padding):
-    from vaekit.networks import ConvTranspose2d
+def _onednn_paths(monkeypatch) -> None:
+    """vaekit's oneDNN paths taken on this CPU whatever its instruction set (oneDNN runs on any x86 CPU)."""
+    from vaekit import networks
 
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        pytest.skip("this torch has no oneDNN ops: vaekit uses torch's kernels")
+    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)
+
+
+@pytest.mark.parametrize("stride, output_padding, relu, layout", [
+    (2, 1, False, torch.contiguous_format), (1, 0, False, torch.contiguous_format),
+    (2, 1, True, torch.contiguous_format), (2, 1, True, torch.channels_last)])  # the last: the fused oneDNN kernel
+def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as_a_sum(
+        stride, output_padding, relu, layout, monkeypatch):
+    from vaekit import networks
+
+    _onednn_paths(monkeypatch)
     torch.manual_seed(0)
-    ours = ConvTranspose2d(6, 4, 3, stride=stride, padding=1, output_padding=output_padding)
+    ours = networks.ConvTranspose2d(6, 4, 3, stride=stride, padding=1, output_padding=output_padding, relu=relu)
     torchs = torch.nn.ConvTranspose2d(6, 4, 3, stride=stride, padding=1, output_padding=output_padding)
     torchs.load_state_dict(ours.state_dict())  # the same parameter names: old checkpoints load unchanged
+    ours.to(memory_format=layout)
     x = torch.randn(3, 6, 7, 7, requires_grad=True)
-    outputs = [module(x) for module in (ours, torchs)]
+    reference = (lambda out: out.relu()) if relu else (lambda out: out)
+    outputs = [ours(x), reference(torchs(x))]
     torch.testing.assert_close(*outputs)
     grads = [torch.autograd.grad(out.square().sum(), [x, m.weight, m.bias]) for out, m in zip(outputs, (ours, torchs))]
     for a, b in zip(*grads):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    if relu and layout == torch.channels_last:
+        assert isinstance(outputs[0].grad_fn, networks._ConvTranspose2dReLUFunction._backward_cls)
+        loss = torch.compile(lambda x: ours(x).square().sum())(x)
+        torch.testing.assert_close(loss, outputs[1].square().sum())
+        for a, b in zip(torch.autograd.grad(loss, [x, ours.weight, ours.bias]), grads[1]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        with torch.inference_mode():
+            torch.testing.assert_close(ours(x), outputs[1])
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the bias joins in the output's precision
         assert ours(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("out_channels, kernel, padding, size", [(1, 3, 1, (28, 28)), (3, 3, 0, (5, 9)),
+                                                                  (2, (5, 3), (2, 0), (8, 6)), (1, 4, 3, (6, 7))])
+def test_the_stride_one_transposed_convolution_to_few_channels_is_torchs_through_its_taps(
+        out_channels, kernel, padding, size, monkeypatch):
+    from vaekit import networks
+
+    _onednn_paths(monkeypatch)
+    taken, product = [], networks._onednn_linear
+    monkeypatch.setattr(networks, "_onednn_linear", lambda *args: taken.append(1) or product(*args))
+    torch.manual_seed(0)
+    ours = networks.ConvTranspose2d(6, out_channels, kernel, padding=padding)
+    torchs = torch.nn.ConvTranspose2d(6, out_channels, kernel, padding=padding)
+    torchs.load_state_dict(ours.state_dict())
+    ours.to(memory_format=torch.channels_last)  # as the Trainer lays it out
+    x = torch.randn(4, 6, *size).requires_grad_()  # its layout follows the layer's
+    outputs = [module(x) for module in (ours, torchs)]
+    assert taken, "the taps path was not taken"
+    torch.testing.assert_close(*outputs)
+    assert outputs[0].is_contiguous(memory_format=torch.channels_last)
+    grads = [torch.autograd.grad(out.square().sum(), [x, m.weight, m.bias]) for out, m in zip(outputs, (ours, torchs))]
+    for a, b in zip(*grads):  # sums over thousands of products, in another order
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+    if size != (28, 28):
+        return  # compiling once (the conv design's last layer) is enough, and slow
+    loss = torch.compile(lambda x: ours(x).square().sum())(x)
+    torch.testing.assert_close(loss, outputs[1].square().sum())
+    for a, b in zip(torch.autograd.grad(loss, [x, ours.weight, ours.bias]), grads[1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(5, 256), (3, 4, 256), (0, 256), (256,)])  # rows, (k, batch) rows, none, a vector

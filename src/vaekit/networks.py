@@ -72,6 +72,49 @@ def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     return torch.ops.vaekit.onednn_linear(x, weight, bias)
 
 
+# Likewise oneDNN's transposed convolution with its bias and a ReLU inside the kernel.
+def _conv_transpose_relu_shape(x, weight, bias, stride, padding, output_padding):
+    sizes = ((size - 1) * s - 2 * p + k + q
+             for size, s, p, k, q in zip(x.shape[2:], stride, padding, weight.shape[2:], output_padding))
+    return x.new_empty((x.shape[0], weight.shape[1], *sizes)).contiguous(memory_format=torch.channels_last)
+
+
+if not hasattr(torch.ops.vaekit, "onednn_conv_transpose_relu"):
+    _conv_library = torch.library.Library("vaekit", "FRAGMENT")  # a library's ops live as long as its object
+    _conv_library.define("onednn_conv_transpose_relu(Tensor x, Tensor weight, Tensor bias, int[] stride, "
+                         "int[] padding, int[] output_padding) -> Tensor")
+    _conv_library.impl("onednn_conv_transpose_relu", lambda x, weight, bias, stride, padding, output_padding:
+                       torch.ops.mkldnn._convolution_transpose_pointwise(
+                           x, weight, bias, padding, output_padding, stride, [1, 1], 1, "relu", [], ""), "CPU")
+    torch.library.register_fake("vaekit::onednn_conv_transpose_relu", _conv_transpose_relu_shape, lib=_conv_library)
+
+
+class _ConvTranspose2dReLUFunction(torch.autograd.Function):
+    """relu(conv_transpose2d(x, weight) + bias) with the bias and the ReLU inside oneDNN's forward kernel: one
+    pass over the output instead of three. Backward: the ReLU's mask, the bias gradient as a sum, then
+    torch's own kernel for the rest."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: tuple[int, int],
+                padding: tuple[int, int], output_padding: tuple[int, int]) -> torch.Tensor:
+        out = torch.ops.vaekit.onednn_conv_transpose_relu(x, weight, bias, stride, padding, output_padding)
+        ctx.save_for_backward(x, weight, out)
+        ctx.geometry = stride, padding, output_padding
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, out = ctx.saved_tensors
+        stride, padding, output_padding = ctx.geometry
+        grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        grad_bias = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
+        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, list(stride), list(padding), [1, 1], True, list(output_padding), 1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        return grad_x, grad_weight, grad_bias, None, None, None
+
+
 class _OneDNNLinearFunction(torch.autograd.Function):
     """x @ weight.T + bias with all three products of forward and backward in oneDNN: strided
     (transposed) operands go in as views, without copies."""
@@ -108,16 +151,74 @@ class Linear(nn.Linear):
         return F.linear(x, self.weight, self.bias)
 
 
+class _TapsConvTranspose2dFunction(torch.autograd.Function):
+    """A stride-1 transposed convolution of a channels_last input, its forward as one oneDNN product
+    and shifted sums: the kernel, as (out channels x taps, channels), times every input pixel's channels
+    gives each tap's contribution to each output channel as a map of its own, and every output pixel
+    adds up the taps that reach it. The backward is torch's own kernel."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        batch, channels, height, width = x.shape
+        out_channels, (kh, kw), (ph, pw) = weight.shape[1], weight.shape[2:], padding
+        rows = x.permute(0, 2, 3, 1).reshape(-1, channels)  # a view in channels_last
+        taps = _onednn_linear(weight.reshape(channels, -1).t().contiguous(), rows)
+        taps = taps.view(out_channels, kh, kw, batch, height, width)
+        out_h, out_w = height + kh - 1 - 2 * ph, width + kw - 1 - 2 * pw
+        out = taps.new_zeros(out_channels, batch, out_h, out_w)
+        for i in range(kh):
+            for j in range(kw):  # output (y, x) takes tap (i, j) of input (y + dy, x + dx)
+                dy, dx = ph - i, pw - j
+                y0, y1, x0, x1 = max(0, -dy), min(out_h, height - dy), max(0, -dx), min(out_w, width - dx)
+                out[:, :, y0:y1, x0:x1] += taps[:, i, j, :, y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        return out.permute(1, 0, 2, 3).contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, [1, 1], list(ctx.padding), [1, 1], True, [0, 0], 1,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        return grad_x, grad_weight, None
+
+
 class ConvTranspose2d(nn.ConvTranspose2d):
     """nn.ConvTranspose2d with the bias added after the convolution instead of inside it: the same
     parameters, names and function, but the bias gradient becomes a plain sum over the output. On a CPU
     oneDNN's transposed-convolution backward computes it inside the kernel several times slower (the conv
-    design's 64->32 layer at batch 128, channels_last: 13.7 against 8.1 ms in bf16, 15.1 against 12.2 in fp32)."""
+    design's 64->32 layer at batch 128, channels_last: 13.7 against 8.1 ms in bf16, 15.1 against 12.2 in fp32).
+
+    relu=True applies a ReLU to the output, in fp32 on an AVX-512 CPU inside the forward kernel together
+    with the bias (_ConvTranspose2dReLUFunction: the 64->32 layer's forward and backward 10.4 against 10.9 ms).
+    A stride-1 layer to at most 3 channels (an image's last layer) there runs its forward as
+    _TapsConvTranspose2dFunction: oneDNN's kernel for so few output channels is slow (the conv design's
+    32->1 layer: 1.0 against 2.2 ms)."""
+
+    def __init__(self, *args, relu: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.relu = relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.conv_transpose2d(x, self.weight, None, self.stride, self.padding, self.output_padding, self.groups,
-                                 self.dilation)
-        return out if self.bias is None else out + self.bias.to(out.dtype)[:, None, None]
+        onednn = (ONEDNN_LINEAR and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
+                  and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+                  and self.weight.is_contiguous(memory_format=torch.channels_last)  # prefer_fast_layout's
+                  and self.dilation == (1, 1) and self.groups == 1)
+        if onednn:  # e.g. the decoder's first layer, a reshaped Linear output
+            x = x.contiguous(memory_format=torch.channels_last)
+        if onednn and self.relu and self.bias is not None:
+            return _ConvTranspose2dReLUFunction.apply(x, self.weight, self.bias, self.stride, self.padding,
+                                                      self.output_padding)
+        if onednn and self.out_channels <= 3 and self.stride == (1, 1) and self.output_padding == (0, 0) \
+                and all(p < k for p, k in zip(self.padding, self.kernel_size)):
+            out = _TapsConvTranspose2dFunction.apply(x, self.weight, self.padding)
+        else:
+            out = F.conv_transpose2d(x, self.weight, None, self.stride, self.padding, self.output_padding,
+                                     self.groups, self.dilation)
+        out = out if self.bias is None else out + self.bias.to(out.dtype)[:, None, None]
+        return out.relu() if self.relu else out
 
 
 def condition_planes(features: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -217,8 +318,9 @@ class ConvDecoder(nn.Module):
         layers: list[nn.Module] = []
         in_channels = channels[0]
         for out_ch in reversed(channels):
-            layers += [ConvTranspose2d(in_channels + extra, out_ch, 3, stride=2, padding=1, output_padding=1),
-                       activation(act)]
+            # a ReLU runs inside the transposed conv; the Identity keeps old checkpoints' layer indices
+            layers += [ConvTranspose2d(in_channels + extra, out_ch, 3, stride=2, padding=1, output_padding=1,
+                                       relu=act == "relu"), nn.Identity() if act == "relu" else activation(act)]
             in_channels = out_ch
         layers.append(ConvTranspose2d(in_channels + extra, out_channels, 3, stride=1, padding=1))
         self.deconvs = nn.Sequential(*layers)
