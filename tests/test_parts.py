@@ -126,6 +126,7 @@ def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as
     torchs.load_state_dict(ours.state_dict())  # the same parameter names: old checkpoints load unchanged
     ours.to(memory_format=layout)
     x = torch.randn(3, 6, 7, 7, requires_grad=True)
+    assert ("relu=True" in repr(ours)) == relu
     reference = (lambda out: out.relu()) if relu else (lambda out: out)
     outputs = [ours(x), reference(torchs(x))]
     torch.testing.assert_close(*outputs)

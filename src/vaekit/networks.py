@@ -201,6 +201,9 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         super().__init__(*args, **kwargs)
         self.relu = relu
 
+    def extra_repr(self) -> str:  # printed models show where the decoder's ReLUs went
+        return super().extra_repr() + (", relu=True" if self.relu else "")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         onednn = (ONEDNN_LINEAR and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
                   and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
