@@ -89,6 +89,16 @@ if not hasattr(torch.ops.vaekit, "onednn_conv_transpose_relu"):
     torch.library.register_fake("vaekit::onednn_conv_transpose_relu", _conv_transpose_relu_shape, lib=_conv_library)
 
 
+def _conv_transpose_backward(ctx, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride, padding,
+                             output_padding) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Input and weight gradients of a bias-free transposed convolution, by torch's own kernel, each only
+    where the autograd Function's ctx needs it."""
+    grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+        grad, x, weight, None, list(stride), list(padding), [1, 1], True, list(output_padding), 1,
+        [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+    return grad_x, grad_weight
+
+
 class _ConvTranspose2dReLUFunction(torch.autograd.Function):
     """relu(conv_transpose2d(x, weight) + bias) with the bias and the ReLU inside oneDNN's forward kernel: one
     pass over the output instead of three. Backward: the ReLU's mask, the bias gradient as a sum, then
@@ -109,10 +119,8 @@ class _ConvTranspose2dReLUFunction(torch.autograd.Function):
         stride, padding, output_padding = ctx.geometry
         grad = torch.ops.aten.threshold_backward(grad, out, 0)
         grad_bias = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
-        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-            grad, x, weight, None, list(stride), list(padding), [1, 1], True, list(output_padding), 1,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
-        return grad_x, grad_weight, grad_bias, None, None, None
+        return (*_conv_transpose_backward(ctx, grad, x, weight, stride, padding, output_padding), grad_bias,
+                None, None, None)
 
 
 class _OneDNNLinearFunction(torch.autograd.Function):
@@ -179,10 +187,7 @@ class _TapsConvTranspose2dFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-            grad, x, weight, None, [1, 1], list(ctx.padding), [1, 1], True, [0, 0], 1,
-            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
-        return grad_x, grad_weight, None
+        return (*_conv_transpose_backward(ctx, grad, x, weight, (1, 1), ctx.padding, (0, 0)), None)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
