@@ -1,8 +1,9 @@
 """Data-parallel scaling on this machine (issue 8).
 
-  python -m benchmarks.distributed [--limit 15000] [--val 5000] [--epochs 3] [--target auto]
+  python -m benchmarks.distributed [--network mlp|conv] [--limit 15000] [--val 5000] [--epochs 3] [--target auto]
 
-Binarized MNIST ($VAEKIT_DATA/mnist), the MLP VAE 784-400-20 with a Bernoulli likelihood, Adam 1e-3,
+Binarized MNIST ($VAEKIT_DATA/mnist), the MLP VAE 784-400-20 (or with --network conv the core issue's conv
+design: conv 32-64 stride 2 'same', latent 20, transposed convs back up) with a Bernoulli likelihood, Adam 1e-3,
 global batch 128, trained in three layouts on the same cores: 1 process x 1 thread, 1 process x 2
 threads, and 2 gloo processes x 1 thread under torchrun (global batch and lr unchanged). Reports the
 steady samples/s (median of epochs 2..), and the wall-clock seconds from the start of training until
@@ -40,8 +41,11 @@ def worker(args) -> None:
     torch.set_num_threads(args.threads)
     x_train = torch.from_numpy(np.load(Path(args.data) / "train.npy"))
     x_val = torch.from_numpy(np.load(Path(args.data) / "val.npy"))
+    if args.network == "conv":
+        x_train, x_val = x_train.view(-1, 1, 28, 28), x_val.view(-1, 1, 28, 28)
     torch.manual_seed(0)
-    vae = build_vae(ModelConfig(network="mlp", hidden=(400,), latent_dim=20, data_shape=tuple(x_train.shape[1:])))
+    vae = build_vae(ModelConfig(network=args.network, hidden=(400,), latent_dim=20, conv_channels=(32, 64),
+                                encoder_padding="same", data_shape=tuple(x_train.shape[1:])))
     times: list[float] = []
     trainer = Trainer(vae, TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3, seed=args.seed, progress=False,
                                        device="cpu"), on_epoch=lambda row: times.append(time.perf_counter()))
@@ -59,10 +63,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(processes: int, threads: int, data: Path, epochs: int, out: Path) -> dict:
+def _run(processes: int, threads: int, data: Path, epochs: int, out: Path, network: str) -> dict:
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
                "--master-addr=127.0.0.1", f"--master-port={_free_port()}", "-m", "benchmarks.distributed",
-               "--worker", str(out), "--threads", str(threads), "--data", str(data), "--epochs", str(epochs)]
+               "--worker", str(out), "--threads", str(threads), "--data", str(data), "--epochs", str(epochs),
+               "--network", network]
     if processes == 1:
         command = [sys.executable, "-m", "benchmarks.distributed", *command[command.index("--worker"):]]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "GLOO_SOCKET_IFNAME": "lo"}
@@ -78,6 +83,7 @@ def _run(processes: int, threads: int, data: Path, epochs: int, out: Path) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--network", choices=("mlp", "conv"), default="mlp")
     parser.add_argument("--limit", type=int, default=15000, help="training examples used")
     parser.add_argument("--val", type=int, default=5000, help="validation examples used")
     parser.add_argument("--epochs", type=int, default=3)
@@ -101,7 +107,8 @@ def main() -> None:
         np.save(Path(tmp) / "train.npy", splits.x_train[:args.limit].numpy())
         np.save(Path(tmp) / "val.npy", splits.x_val[:args.val].numpy())
         for processes, threads in LAYOUTS:
-            rows.append(_run(processes, threads, Path(tmp), args.epochs, Path(tmp) / f"{processes}x{threads}.json"))
+            rows.append(_run(processes, threads, Path(tmp), args.epochs, Path(tmp) / f"{processes}x{threads}.json",
+                             args.network))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != "history"}), flush=True)
     target = (max(row["history"][-1]["val_neg_elbo"] for row in rows) if args.target == "auto"
               else float(args.target))
@@ -119,10 +126,11 @@ def main() -> None:
                                 ("speedup", "vs 1 x 1", ".2f"), ("final_val_neg_elbo", "final val -ELBO", ".2f"),
                                 ("epochs_to_target", "epochs to target", ""),
                                 ("seconds_to_target", "s to target", ".1f"), ("load", "load avg before / after", "")]))
-    write_results("distributed", {"dataset": "mnist (static binarization)", "train_examples": args.limit,
-                                  "val_examples": args.val, "epochs": args.epochs, "global_batch": 128, "lr": 1e-3,
-                                  "model": "mlp 784-400-20 bernoulli", "target_val_neg_elbo": target,
-                                  "cores": os.cpu_count(), "rows": rows})
+    model = "mlp 784-400-20" if args.network == "mlp" else "conv 32-64, latent 20"
+    write_results("distributed" if args.network == "mlp" else "distributed_conv", {
+        "dataset": "mnist (static binarization)", "train_examples": args.limit, "val_examples": args.val,
+        "epochs": args.epochs, "global_batch": 128, "lr": 1e-3, "model": f"{model} bernoulli",
+        "target_val_neg_elbo": target, "cores": os.cpu_count(), "rows": rows})
 
 
 if __name__ == "__main__":
