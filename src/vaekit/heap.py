@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import sys
+import threading
 from collections.abc import Iterator
 from functools import cache
 
@@ -43,14 +44,28 @@ def set_thresholds(mmap_threshold: int, trim_threshold: int) -> bool:
         and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 
+_holders = 0  # blocks inside keeping_freed_memory now, nested or in other threads: the last one out restores
+_holders_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def keeping_freed_memory(enabled: bool) -> Iterator[None]:
-    """Freed memory stays mapped inside the block and is handed back after it (see the module docstring)."""
-    if not (enabled and set_thresholds(*TRAINING_THRESHOLDS)):
+    """Freed memory stays mapped inside the block and is handed back after it (see the module docstring).
+    Nested or concurrent blocks (a fit inside another's callback, fits in two threads) keep it until the
+    last of them ends."""
+    global _holders
+    with _holders_lock:
+        kept = enabled and (_holders > 0 or set_thresholds(*TRAINING_THRESHOLDS))
+        if kept:
+            _holders += 1
+    if not kept:
         yield
         return
     try:
         yield
     finally:
-        set_thresholds(*GLIBC_CEILINGS)
-        _glibc().malloc_trim(0)
+        with _holders_lock:
+            _holders -= 1
+            if not _holders:
+                set_thresholds(*GLIBC_CEILINGS)
+                _glibc().malloc_trim(0)
