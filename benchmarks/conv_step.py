@@ -28,7 +28,7 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks.common import markdown_table, write_results
-from benchmarks.conv_layers import _alternating_median_ms
+from benchmarks.conv_layers import _alternating_median_ms, conv_design
 
 KERNELS = ("aten::convolution_backward", "aten::mkldnn_convolution", "mkldnn::_convolution_transpose_pointwise",
            "mkldnn::_linear_pointwise", "aten::mm", "aten::addmm")
@@ -37,15 +37,21 @@ KERNELS = ("aten::convolution_backward", "aten::mkldnn_convolution", "mkldnn::_c
 def _model():
     import torch
 
-    from vaekit.config import ModelConfig, TrainConfig
-    from vaekit.networks import prefer_fast_layout
+    from vaekit.config import TrainConfig
     from vaekit.training import make_optimizer
-    from vaekit.vae import build_vae
 
-    torch.manual_seed(0)
-    vae = prefer_fast_layout(build_vae(ModelConfig(data_shape=(1, 28, 28), network="conv", latent_dim=20,
-                                                   conv_channels=(32, 64), encoder_padding="same")), "cpu")
+    vae = conv_design()
     return vae, make_optimizer(vae.parameters(), TrainConfig(), torch.device("cpu"))
+
+
+def _plain_step(vae, optimizer, images, size: int) -> None:
+    """One training step on `size` random rows of `images`, as the Trainer takes it."""
+    import torch
+
+    x = images.index_select(0, torch.randint(0, len(images), (size,)))
+    optimizer.zero_grad(set_to_none=True)
+    vae.loss(x, beta=1.0).loss.backward()
+    optimizer.step()
 
 
 def _conv_relu_function():
@@ -157,23 +163,27 @@ def step_rows(batch: int, repeat: int) -> tuple[list[dict], dict]:
         def step():
             for module, forward in replacements.items():
                 module.forward = types.MethodType(forward, module)
-            x = images.index_select(0, torch.randint(0, len(images), (batch,)))
-            optimizer.zero_grad(set_to_none=True)
             if halves is None:
-                vae.loss(x, beta=1.0).loss.backward()
-            elif halves == "sequential":
-                for part in x.chunk(2):
-                    (vae.loss(part, beta=1.0).loss / 2).backward()
-            else:  # the main thread's own OpenMP team would spin on the cores the two workers use
-                torch.set_num_threads(1)
-                futures = [pool.submit(half_gradients, part) for part in x.chunk(2)]
-                for param, *grads in zip(params, *(future.result() for future in futures)):
-                    param.grad = (grads[0] + grads[1]) / 2
-            optimizer.step()
-            torch.set_num_threads(threads)
+                _plain_step(vae, optimizer, images, batch)
+            else:
+                split_step(halves)
             for module in replacements:
                 del module.forward
         return step
+
+    def split_step(halves):
+        x = images.index_select(0, torch.randint(0, len(images), (batch,)))
+        optimizer.zero_grad(set_to_none=True)
+        if halves == "sequential":
+            for part in x.chunk(2):
+                (vae.loss(part, beta=1.0).loss / 2).backward()
+        else:  # the main thread's own OpenMP team would spin on the cores the two workers use
+            torch.set_num_threads(1)
+            futures = [pool.submit(half_gradients, part) for part in x.chunk(2)]
+            for param, *grads in zip(params, *(future.result() for future in futures)):
+                param.grad = (grads[0] + grads[1]) / 2
+        optimizer.step()
+        torch.set_num_threads(threads)
 
     with keeping_freed_memory(True):
         medians = _alternating_median_ms({name: make_step(*variant) for name, variant in variants.items()}, repeat)
@@ -189,10 +199,7 @@ def _time_split(vae, optimizer, images, batch: int, repeat: int) -> dict:
     from torch.profiler import profile
 
     def step(size=batch):
-        x = images.index_select(0, torch.randint(0, len(images), (size,)))
-        optimizer.zero_grad(set_to_none=True)
-        vae.loss(x, beta=1.0).loss.backward()
-        optimizer.step()
+        _plain_step(vae, optimizer, images, size)
 
     with profile() as prof:
         started = time.perf_counter()
