@@ -18,7 +18,8 @@ conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, trans
       for vaekit and pythae with the same networks; pythae-conv-bf16 is pythae with its forward
       wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only). vaekit keeps
       freed memory mapped while training (its `keep_freed_memory` default); "vaekit-conv-nokeep"
-      leaves glibc's malloc to its own thresholds, to show what that alone is worth.
+      leaves glibc's malloc to its own thresholds, to show what that alone is worth; "vaekit-conv-nonative"
+      runs without vaekit's C kernels (VAEKIT_NATIVE=0, vaekit/native.py), to show theirs.
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling (each
       product at the faster of torch.mm and oneDNN; and at torch.mm's rates alone).
 
@@ -53,8 +54,8 @@ PEERS = {
             "vaekit-b512-bf16-compile",
             "plain", "plain-dataloader", "plain-fused", "plain-fused-ftz", "plain-fused-bf16", "plain-b512-compile",
             "pythae", "keras"),
-    "conv": ("vaekit-conv", "vaekit-conv-nokeep", "vaekit-conv-bf16", "vaekit-conv-nchw", "pythae-conv",
-             "pythae-conv-bf16"),
+    "conv": ("vaekit-conv", "vaekit-conv-nonative", "vaekit-conv-nokeep", "vaekit-conv-bf16", "vaekit-conv-nchw",
+             "pythae-conv", "pythae-conv-bf16"),
 }
 
 
@@ -303,6 +304,8 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
 def worker(args) -> None:
     if "-mkl" in args.peer:  # read when vaekit.networks is first imported, below
         os.environ["VAEKIT_ONEDNN_LINEAR"] = "0"
+    if "-nonative" in args.peer:
+        os.environ["VAEKIT_NATIVE"] = "0"
     import torch
 
     torch.set_num_threads(args.threads)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import native
 from .errors import ConfigError
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
@@ -99,6 +100,15 @@ def _conv_transpose_backward(ctx, grad: torch.Tensor, x: torch.Tensor, weight: t
     return grad_x, grad_weight
 
 
+def _conv_transpose_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride, padding,
+                         output_padding) -> torch.Tensor:
+    """relu(conv_transpose2d(x, weight) + bias) in one kernel: the decoder's stride-2 upsampling as one oneDNN
+    product and native.c's pass where native.stride2_fits, else oneDNN's transposed convolution."""
+    if native.stride2_fits(x, weight, stride, padding, output_padding):
+        return native.conv_transpose_stride2(x, weight, bias, relu=True)
+    return torch.ops.vaekit.onednn_conv_transpose_relu(x, weight, bias, stride, padding, output_padding)
+
+
 class _ConvTranspose2dReLUFunction(torch.autograd.Function):
     """relu(conv_transpose2d(x, weight) + bias) with the bias and the ReLU inside oneDNN's forward kernel: one
     pass over the output instead of three. Backward: the ReLU's mask, the bias gradient as a sum, then
@@ -107,7 +117,7 @@ class _ConvTranspose2dReLUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: tuple[int, int],
                 padding: tuple[int, int], output_padding: tuple[int, int]) -> torch.Tensor:
-        out = torch.ops.vaekit.onednn_conv_transpose_relu(x, weight, bias, stride, padding, output_padding)
+        out = _conv_transpose_relu(x, weight, bias, stride, padding, output_padding)
         ctx.save_for_backward(x, weight, out)
         ctx.geometry = stride, padding, output_padding
         return out
@@ -121,6 +131,34 @@ class _ConvTranspose2dReLUFunction(torch.autograd.Function):
         grad_bias = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
         return (*_conv_transpose_backward(ctx, grad, x, weight, stride, padding, output_padding), grad_bias,
                 None, None, None)
+
+
+class _ReLUConvTransposeToOneChannelFunction(torch.autograd.Function):
+    """The conv decoder's last two layers as one: y = relu(conv_transpose2d(x, weight) + bias), then the 3x3
+    stride-1 transposed convolution of y to one channel (a grayscale image's logits) by native.c, whose backward
+    gives, in one pass over y, y's gradient through the ReLU's mask, the last layer's weight gradient and the
+    bias gradient of the layer before: four passes of torch's over the largest activation, and a fifth for the
+    last layer's taps, done in two."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, last_weight: torch.Tensor,
+                last_bias: torch.Tensor, geometry: tuple) -> torch.Tensor:
+        if native.stride2_fits(x, weight, *geometry):  # each chunk's logits while the chunk is in cache
+            y, logits = native.conv_transpose_stride2(x, weight, bias, relu=True, then=(last_weight, last_bias))
+        else:
+            y = torch.ops.vaekit.onednn_conv_transpose_relu(x, weight, bias, *geometry)
+            logits = native.to_one_channel(y, last_weight, last_bias)
+        ctx.save_for_backward(x, weight, y, last_weight)
+        ctx.geometry = geometry
+        return logits
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, y, last_weight = ctx.saved_tensors
+        grad_u, grad_last_weight, grad_bias = native.to_one_channel_backward_through_relu(y, grad, last_weight)
+        return (*_conv_transpose_backward(ctx, grad_u, x, weight, *ctx.geometry), grad_bias, grad_last_weight,
+                grad.sum((0, 2, 3)), None)
 
 
 class _OneDNNLinearFunction(torch.autograd.Function):
@@ -209,11 +247,15 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     def extra_repr(self) -> str:  # printed models show where the decoder's ReLUs went
         return super().extra_repr() + (", relu=True" if self.relu else "")
 
+    def onednn(self, x: torch.Tensor) -> bool:
+        """Whether this layer runs x through vaekit's own CPU paths (oneDNN's kernels, native.c)."""
+        return (ONEDNN_LINEAR and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
+                and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+                and self.weight.is_contiguous(memory_format=torch.channels_last)  # prefer_fast_layout's
+                and self.dilation == (1, 1) and self.groups == 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        onednn = (ONEDNN_LINEAR and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
-                  and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                  and self.weight.is_contiguous(memory_format=torch.channels_last)  # prefer_fast_layout's
-                  and self.dilation == (1, 1) and self.groups == 1)
+        onednn = self.onednn(x)
         if onednn:  # e.g. the decoder's first layer, a reshaped Linear output
             x = x.contiguous(memory_format=torch.channels_last)
         if onednn and self.relu and self.bias is not None:
@@ -343,7 +385,10 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is None:
-            out = self.deconvs(self.head(z).view(-1, *self.start))
+            out = self.head(z).view(-1, *self.start)
+            for layer in self.deconvs[:-3]:
+                out = layer(out)
+            out = self._last_layers(out)
         else:
             out = self.head(torch.cat([z, c.flatten(1)], 1)).view(-1, *self.start)
             for layer in self.deconvs:
@@ -351,6 +396,18 @@ class ConvDecoder(nn.Module):
                     out = torch.cat([out, condition_planes(c, out.shape[-2:])], 1)
                 out = layer(out)
         return out[..., : self.height, : self.width]
+
+    def _last_layers(self, h: torch.Tensor) -> torch.Tensor:
+        """The last upsampling layer, its ReLU and the layer to the image, as one where native.c has kernels
+        for them (_ReLUConvTransposeToOneChannelFunction)."""
+        before, between, last = self.deconvs[-3:]
+        if (before.relu and isinstance(between, nn.Identity) and before.bias is not None and last.bias is not None
+                and before.onednn(h) and last.onednn(h) and last.output_padding == (0, 0)
+                and native.one_channel_fits(h, last.weight, last.stride, last.padding)):
+            return _ReLUConvTransposeToOneChannelFunction.apply(
+                h.contiguous(memory_format=torch.channels_last), before.weight, before.bias, last.weight, last.bias,
+                (before.stride, before.padding, before.output_padding))
+        return last(between(before(h)))
 
 
 NETWORKS = ("mlp", "conv")

@@ -1,0 +1,191 @@
+"""C kernels for the conv decoder's memory-bound passes (native.c), compiled on first use.
+
+On the conv design's fp32 training step the time outside oneDNN's convolution kernels is mostly passes
+over the 28x28x32 activation that each read and write it whole: the last layer's taps and their shifted
+sums, its input gradient, the ReLU mask, the bias gradient's sum, its weight gradient. native.c does
+them in one pass each way, and the stride-2 transposed convolution's forward as one oneDNN product of
+the input and its taps (a GEMM that runs near this CPU's peak, where oneDNN's transposed-convolution
+kernel does not) plus one pass that adds the taps into the output (benchmarks/README.md, issue 3,
+round 17).
+
+The library is built by the system C compiler (`$CC`, else `cc`) with OpenMP, for this CPU
+(`-march=native`), into vaekit's cache (`$VAEKIT_CACHE`, default `~/.cache/vaekit`), once per source,
+compiler and CPU; it shares torch's OpenMP runtime and thread count. Where there is no compiler, the build fails, the
+platform is not Linux, or `VAEKIT_NATIVE=0`, `library()` is None and vaekit keeps torch's kernels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+SOURCE = Path(__file__).with_name("native.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
+         "-fassociative-math", "-fno-signed-zeros")
+CHANNELS = (16, 32, 48, 64)  # the channel counts native.c has kernels for
+TAPS_BYTES = 4 << 20  # the stride-2 forward makes its taps this many bytes at a time, so they stay in cache
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | bool | None = None  # False once a build was tried and failed
+
+
+def enabled() -> bool:
+    return os.environ.get("VAEKIT_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, built on first call; None where they cannot be had (see the module doc)."""
+    global _library
+    if _library is None:
+        with _lock:
+            if _library is None:
+                _library = _build_and_load() or False
+    return _library or None
+
+
+def _cpu_signature() -> str:
+    """What -march=native reads: the CPU's model and instruction sets."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
+
+
+def _build_and_load() -> ctypes.CDLL | None:
+    # torch's Linux wheels bring GNU OpenMP, which a gcc -fopenmp library then shares (one thread team)
+    from .data.datasets import cache_dir
+
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not enabled() or sys.platform != "linux" or not compiler:
+        return None
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, " ".join([compiler, *FLAGS]).encode(), _cpu_signature().encode()]))
+    path = cache_dir() / "native" / f"kernels-{key.hexdigest()[:16]}.so"
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # built aside, then renamed: never half there
+                built = Path(tmp) / path.name
+                result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(SOURCE)], capture_output=True,
+                                        text=True, timeout=300)
+                if result.returncode != 0:
+                    warnings.warn(f"vaekit's C kernels did not build ({compiler}: {result.stderr.strip()[-300:]}); "
+                                  "using torch's kernels", RuntimeWarning, stacklevel=3)
+                    return None
+                os.replace(built, path)
+        lib = ctypes.CDLL(str(path))
+    except (OSError, subprocess.SubprocessError) as error:
+        warnings.warn(f"vaekit's C kernels could not be loaded ({error}); using torch's kernels", RuntimeWarning,
+                      stacklevel=3)
+        return None
+    pointer, size = ctypes.c_void_p, ctypes.c_long
+    signatures = {"stride2_taps_to_output": [pointer, pointer, pointer, size, size, size, size, ctypes.c_int,
+                                             ctypes.c_int],
+                  "to_one_channel": [pointer, pointer, ctypes.c_float, pointer, size, size, size, size, ctypes.c_int],
+                  "to_one_channel_backward": [pointer] * 5 + [size] * 4 + [ctypes.c_int]}
+    for name, argtypes in signatures.items():
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, ctypes.c_int
+    return lib
+
+
+def _address(t: torch.Tensor) -> int:
+    """t's data for a C call: the caller keeps t referenced until the call returns (a temporary's memory
+    would be freed as soon as this returns)."""
+    return t.data_ptr()
+
+
+def _usable(*tensors: torch.Tensor) -> bool:
+    return (not torch.compiler.is_compiling() and library() is not None
+            and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors))
+
+
+def stride2_fits(x: torch.Tensor, weight: torch.Tensor, stride, padding, output_padding) -> bool:
+    """Whether conv_transpose_stride2 computes this transposed convolution: 3x3, stride 2, padding 1,
+    output padding 1 (the conv decoder's upsampling), to 16, 32, 48 or 64 channels, in fp32 on a CPU."""
+    return (tuple(weight.shape[2:]) == (3, 3) and tuple(stride) == (2, 2) and tuple(padding) == (1, 1)
+            and tuple(output_padding) == (1, 1) and weight.shape[1] in CHANNELS and x.dim() == 4
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise") and _usable(x, weight))
+
+
+def conv_transpose_stride2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool,
+                           then: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """(relu of) conv_transpose2d(x, weight, bias, stride=2, padding=1, output_padding=1) for stride2_fits
+    inputs, channels_last out: per chunk of images, the input's pixels times every tap's matrix in one oneDNN
+    product, then native.c adds the taps into the output (with the bias and the ReLU).
+    With then=(last_weight, last_bias), returns (out, to_one_channel(out, last_weight, last_bias)), each chunk's
+    last layer computed while the chunk is still in cache."""
+    batch, in_channels, height, width = x.shape
+    out_channels = weight.shape[1]
+    rows = x.permute(0, 2, 3, 1).reshape(-1, in_channels)  # a view when x is channels_last
+    taps = weight.permute(0, 2, 3, 1).reshape(in_channels, 9 * out_channels).t()  # (ky, kx, out) x in
+    out = torch.empty(batch, 2 * height, 2 * width, out_channels)  # (batch, H, W, C): channels_last
+    pixels, threads = height * width, torch.get_num_threads()
+    chunk = max(1, TAPS_BYTES // (pixels * taps.shape[0] * 4))
+    bias = bias.contiguous()
+    if then is not None:
+        logits = torch.empty(batch, 1, 2 * height, 2 * width)
+        last_taps, last_bias = _taps_first(then[0]), float(then[1])
+    for start in range(0, batch, chunk):
+        images = min(chunk, batch - start)
+        products = torch.ops.mkldnn._linear_pointwise(rows[start * pixels:(start + images) * pixels], taps, None,
+                                                      "none", [], "")
+        library().stride2_taps_to_output(_address(products), _address(bias), _address(out[start]), images, height,
+                                         width, out_channels, int(relu), threads)
+        if then is not None:
+            library().to_one_channel(_address(out[start]), _address(last_taps), last_bias, _address(logits[start]),
+                                     images, 2 * height, 2 * width, out_channels, threads)
+    out = out.permute(0, 3, 1, 2)
+    return out if then is None else (out, logits)
+
+
+def one_channel_fits(x: torch.Tensor, weight: torch.Tensor, stride, padding) -> bool:
+    """Whether to_one_channel computes this transposed convolution of (a tensor like) x: 3x3, stride 1,
+    padding 1, from 16, 32, 48 or 64 channels to one (a grayscale image's logits), in fp32 on a CPU."""
+    return (tuple(weight.shape[1:]) == (1, 3, 3) and tuple(stride) == (1, 1) and tuple(padding) == (1, 1)
+            and weight.shape[0] in CHANNELS and x.dim() == 4 and _usable(x, weight))
+
+
+def _taps_first(weight: torch.Tensor) -> torch.Tensor:
+    return weight[:, 0].permute(1, 2, 0).contiguous()  # (3, 3, C): each tap's channels together
+
+
+def to_one_channel(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """conv_transpose2d(y, weight, bias, padding=1) for one_channel_fits inputs: (batch, 1, H, W)."""
+    y = y.contiguous(memory_format=torch.channels_last)
+    batch, channels, height, width = y.shape
+    out, taps = torch.empty(batch, 1, height, width), _taps_first(weight)
+    library().to_one_channel(_address(y), _address(taps), float(bias), _address(out), batch, height, width, channels,
+                             torch.get_num_threads())
+    return out
+
+
+def to_one_channel_backward_through_relu(y: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor
+                                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For out = to_one_channel(y, weight, bias) with y = relu(u): the gradients of u (the ReLU's mask
+    applied), of weight, and of u's bias (sum of u's gradient over batch and pixels), from out's `grad`."""
+    y = y.contiguous(memory_format=torch.channels_last)
+    batch, channels, height, width = y.shape
+    padded = F.pad(grad.reshape(batch, height, width), (1, 1, 1, 1))
+    grad_u = torch.empty(batch, channels, height, width, memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    partial = torch.zeros(threads, 10 * channels)  # a row per thread: weight gradient (3, 3, C), bias gradient
+    taps = _taps_first(weight)
+    library().to_one_channel_backward(_address(y), _address(padded), _address(taps), _address(grad_u),
+                                      _address(partial), batch, height, width, channels, threads)
+    sums = partial.sum(0)
+    grad_weight = sums[:9 * channels].view(3, 3, channels).permute(2, 0, 1).unsqueeze(1)
+    return grad_u, grad_weight.contiguous(memory_format=torch.channels_last), sums[9 * channels:]

@@ -1,0 +1,146 @@
+"""vaekit's C kernels (vaekit/native.c): each against torch's own function, the conv decoder with and without
+them, and the build's fallbacks (no compiler, a failed build, switched off)."""
+
+import subprocess
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vaekit import native, networks
+from vaekit.config import ModelConfig
+from vaekit.vae import build_vae
+
+CL = torch.channels_last
+
+
+@pytest.fixture
+def kernels():
+    if native.library() is None:
+        pytest.skip("no C compiler with OpenMP here (or not Linux): vaekit keeps torch's kernels")
+    return native.library()
+
+
+@pytest.mark.parametrize("in_channels, out_channels, size, relu", [(32, 64, (7, 7), True), (64, 32, (14, 14), True),
+                                                                   (5, 16, (3, 5), False), (48, 48, (1, 2), True)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_stride_two_transposed_convolution_is_torchs_in_any_chunking(
+        in_channels, out_channels, size, relu, threads, kernels, monkeypatch):
+    torch.manual_seed(0)
+    x = torch.randn(7, in_channels, *size).contiguous(memory_format=CL)
+    weight, bias = torch.randn(in_channels, out_channels, 3, 3).contiguous(memory_format=CL), torch.randn(out_channels)
+    assert native.stride2_fits(x, weight, (2, 2), (1, 1), (1, 1))
+    expected = F.conv_transpose2d(x, weight, bias, stride=2, padding=1, output_padding=1)
+    expected = expected.relu() if relu else expected
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for taps_bytes in (1, 3 * size[0] * size[1] * 9 * out_channels * 4, native.TAPS_BYTES):  # 1, 3, 7 images
+            monkeypatch.setattr(native, "TAPS_BYTES", taps_bytes)
+            out = native.conv_transpose_stride2(x, weight, bias, relu)
+            torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-4)
+            assert out.is_contiguous(memory_format=CL)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_what_the_stride_two_kernel_does_not_fit_goes_to_torch(kernels):
+    x, weight = torch.randn(2, 8, 5, 5), torch.randn(8, 16, 3, 3)
+    assert native.stride2_fits(x, weight, (2, 2), (1, 1), (1, 1))
+    assert not native.stride2_fits(x, torch.randn(8, 24, 3, 3), (2, 2), (1, 1), (1, 1))  # no kernel for 24 channels
+    assert not native.stride2_fits(x, weight, (2, 2), (1, 1), (0, 0))
+    assert not native.stride2_fits(x, torch.randn(8, 16, 5, 5), (2, 2), (1, 1), (1, 1))
+    assert not native.stride2_fits(x.double(), weight.double(), (2, 2), (1, 1), (1, 1))
+    assert not native.one_channel_fits(x, torch.randn(16, 2, 3, 3), (1, 1), (1, 1))  # two channels out
+
+
+@pytest.mark.parametrize("channels, size", [(32, (28, 28)), (16, (5, 9)), (64, (1, 3)), (48, (2, 2))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_last_layer_and_its_gradients_through_the_relu_are_torchs(channels, size, threads, kernels):
+    torch.manual_seed(0)
+    u = torch.randn(3, channels, *size).contiguous(memory_format=CL).requires_grad_()
+    weight = torch.randn(channels, 1, 3, 3).contiguous(memory_format=CL).requires_grad_()
+    bias = torch.randn(1)
+    expected = F.conv_transpose2d(u.relu(), weight, bias, padding=1)
+    grad = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [u, weight], grad)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = u.detach().relu()
+        torch.testing.assert_close(native.to_one_channel(y, weight.detach(), bias), expected.detach(),
+                                   rtol=1e-5, atol=1e-4)
+        grad_u, grad_weight, grad_bias = native.to_one_channel_backward_through_relu(y, grad, weight.detach())
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(grad_u, expected_grads[0], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(grad_weight, expected_grads[1], rtol=1e-5, atol=1e-3)  # sums over many pixels
+    torch.testing.assert_close(grad_bias, expected_grads[0].sum((0, 2, 3)), rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape, channels", [((1, 28, 28), (32, 64)), ((1, 8, 12), (16, 48))])
+def test_the_conv_decoder_is_the_same_with_and_without_the_kernels(shape, channels, kernels, monkeypatch):
+    """Values and every parameter's gradient, the kernels' path taken (its one Function for the last layers)."""
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(network="conv", data_shape=shape, conv_channels=channels, latent_dim=4))
+    networks.prefer_fast_layout(vae, "cpu")  # as the Trainer lays it out
+    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)  # vaekit's CPU paths, whatever this CPU's instructions
+    z = torch.randn(6, 4)
+
+    def run(with_kernels: bool):
+        monkeypatch.setattr(native, "library", native.library if with_kernels else lambda: None)
+        out = vae.decoder(z)
+        grads = torch.autograd.grad(out.square().sum(), list(vae.decoder.parameters()))
+        return out, grads, out.grad_fn.next_functions[0][0]  # under the crop to the image's size
+
+    (ours, our_grads, ours_from), (torchs, torch_grads, torchs_from) = run(True), run(False)
+    assert type(ours_from).__name__.startswith("_ReLUConvTransposeToOneChannelFunction")
+    assert not type(torchs_from).__name__.startswith("_ReLUConvTransposeToOneChannelFunction")
+    torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-4)
+    for (name, _), a, b in zip(vae.decoder.named_parameters(), our_grads, torch_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3, msg=lambda m: f"{name}: {m}")
+    with torch.inference_mode():
+        torch.testing.assert_close(vae.decoder(z), torchs.detach(), rtol=1e-5, atol=1e-4)
+
+
+def test_the_compiled_decoder_computes_what_the_eager_one_does(kernels):
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32), latent_dim=3))
+    networks.prefer_fast_layout(vae, "cpu")
+    z = torch.randn(4, 3)
+    torch.testing.assert_close(torch.compile(vae.decoder)(z), vae.decoder(z), rtol=1e-5, atol=1e-4)
+
+
+def _fresh_build(monkeypatch, tmp_path):
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path))
+    return native.library()
+
+
+def test_the_kernels_are_built_once_into_the_cache_then_loaded(kernels, monkeypatch, tmp_path):
+    assert _fresh_build(monkeypatch, tmp_path) is not None
+    built = list((tmp_path / "native").glob("kernels-*.so"))
+    assert len(built) == 1 and not list((tmp_path / "native").glob("tmp*"))  # no build folder left behind
+
+    def no_compiler(*args, **kwargs):
+        raise AssertionError("the cached library was built again")
+
+    monkeypatch.setattr(subprocess, "run", no_compiler)
+    assert _fresh_build(monkeypatch, tmp_path) is not None
+
+
+def test_without_a_compiler_or_switched_off_vaekit_keeps_torchs_kernels(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAEKIT_NATIVE", "0")
+    assert _fresh_build(monkeypatch, tmp_path) is None
+    monkeypatch.delenv("VAEKIT_NATIVE")
+    monkeypatch.setenv("CC", "false")  # a compiler that fails
+    with pytest.warns(RuntimeWarning, match="did not build"):
+        assert _fresh_build(monkeypatch, tmp_path) is None
+    assert not list(tmp_path.rglob("*.so"))
+    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.setattr(native.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CC")
+    assert native.library() is None
+    torch.manual_seed(0)  # and the decoder still runs, on torch's kernels
+    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32), latent_dim=3))
+    assert vae.decoder(torch.randn(2, 3)).shape == (2, 1, 8, 8)
