@@ -94,13 +94,58 @@ def test_the_conv_decoder_is_the_same_with_and_without_the_kernels(shape, channe
         return out, grads, out.grad_fn.next_functions[0][0]  # under the crop to the image's size
 
     (ours, our_grads, ours_from), (torchs, torch_grads, torchs_from) = run(True), run(False)
-    assert type(ours_from).__name__.startswith("_ReLUConvTransposeToOneChannelFunction")
-    assert not type(torchs_from).__name__.startswith("_ReLUConvTransposeToOneChannelFunction")
+    assert type(ours_from).__name__.startswith("_UpsamplingToOneChannelFunction")
+    assert not type(torchs_from).__name__.startswith("_UpsamplingToOneChannelFunction")
     torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-4)
     for (name, _), a, b in zip(vae.decoder.named_parameters(), our_grads, torch_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-3, msg=lambda m: f"{name}: {m}")
     with torch.inference_mode():
         torch.testing.assert_close(vae.decoder(z), torchs.detach(), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels, size", [(32, (28, 28)), (16, (5, 8)), (64, (7, 3))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_grayscale_images_first_layer_and_its_gradients_through_the_relu_are_torchs(channels, size, threads,
+                                                                                    kernels):
+    torch.manual_seed(0)
+    x = torch.rand(3, 1, *size)
+    weight, bias = torch.randn(channels, 1, 3, 3, requires_grad=True), torch.randn(channels, requires_grad=True)
+    expected = F.conv2d(x, weight, bias, stride=2, padding=1).relu()
+    grad = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [weight, bias], grad)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        y = native.from_one_channel(x, weight.detach(), bias.detach())
+        grads = native.from_one_channel_backward_through_relu(x, y, grad)
+    finally:
+        torch.set_num_threads(previous)
+    torch.testing.assert_close(y, expected.detach(), rtol=1e-5, atol=1e-5)
+    for ours, torchs in zip(grads, expected_grads):
+        torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-4)
+
+
+def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, monkeypatch):
+    """Values and every parameter's gradient; an image that takes a gradient itself goes through torch."""
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 12, 10), conv_channels=(32, 16), latent_dim=4))
+    networks.prefer_fast_layout(vae, "cpu")
+    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)
+    x, library = torch.rand(5, 1, 12, 10), native.library
+
+    def run(with_kernels: bool):
+        monkeypatch.setattr(native, "library", library if with_kernels else lambda: None)
+        out = vae.encoder(x)
+        return out, torch.autograd.grad(out.square().sum(), list(vae.encoder.parameters()))
+
+    (torchs, torch_grads), (ours, our_grads) = run(False), run(True)
+    torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-5)
+    for (name, _), a, b in zip(vae.encoder.named_parameters(), our_grads, torch_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m: f"{name}: {m}")
+    first = vae.encoder._convolve(vae.encoder.convs[0], vae.encoder.convs[1], x)
+    assert type(first.grad_fn).__name__.startswith("_FromOneChannelReLUFunction")
+    image = x.clone().requires_grad_()
+    assert vae.encoder._convolve(vae.encoder.convs[0], vae.encoder.convs[1], image).grad_fn.name() == "ReluBackward0"
 
 
 def test_the_compiled_decoder_computes_what_the_eager_one_does(kernels):

@@ -128,6 +128,74 @@ static void to_one_channel_backward_##C(const float *restrict in, const float *r
             for (int v = 0; v < C / 16; v++) store(mine + q * C + 16 * v, gw[q][v]);                            \
         for (int v = 0; v < C / 16; v++) store(mine + 9 * C + 16 * v, gb[v]);                                   \
     }                                                                                                           \
+}                                                                                                               \
+                                                                                                                \
+/* A 3x3, stride-2, padding-1 convolution of a one-channel image x (N, H, W) to C channels, with the bias and  \
+   a ReLU: y[n, m, l, :] = relu(bias + sum_{i,j} x[n, 2m-1+i, 2l-1+j] w[i, j, :]), (N, (H+1)/2, (W+1)/2, C). */\
+static void from_one_channel_##C(const float *restrict x, const float *restrict w, const float *restrict bias, \
+                                 float *restrict y, long N, long H, long W, int threads) {                     \
+    long OH = (H + 1) / 2, OW = (W + 1) / 2;                                                                    \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                                          \
+    for (long r = 0; r < N * OH; r++) {                                                                         \
+        long n = r / OH, m = r % OH;                                                                            \
+        for (long l = 0; l < OW; l++) {                                                                         \
+            v16 acc[C / 16];                                                                                    \
+            for (int v = 0; v < C / 16; v++) acc[v] = load(bias + 16 * v);                                      \
+            for (int i = 0; i < 3; i++) {                                                                       \
+                long yy = 2 * m - 1 + i;                                                                        \
+                if (yy < 0 || yy >= H) continue;                                                                \
+                for (int j = 0; j < 3; j++) {                                                                   \
+                    long xx = 2 * l - 1 + j;                                                                    \
+                    if (xx < 0 || xx >= W) continue;                                                            \
+                    v16 s = splat(x[(n * H + yy) * W + xx]);                                                    \
+                    for (int v = 0; v < C / 16; v++) acc[v] += s * load(w + (i * 3 + j) * C + 16 * v);          \
+                }                                                                                               \
+            }                                                                                                   \
+            float *o = y + (r * OW + l) * C;                                                                    \
+            for (int v = 0; v < C / 16; v++) store(o + 16 * v, where_positive(acc[v], acc[v]));                \
+        }                                                                                                       \
+    }                                                                                                           \
+}                                                                                                               \
+                                                                                                                \
+/* Its weight and bias gradients through the ReLU, from g, the gradient of y: in partial[t], one row of 10 C   \
+   per thread, grad_w[i, j, :] = sum [y > 0] g[n, m, l, :] x[n, 2m-1+i, 2l-1+j], then sum [y > 0] g. */        \
+static void from_one_channel_backward_##C(const float *restrict x, const float *restrict y,                    \
+                                          const float *restrict g, float *restrict partial, long N, long H,    \
+                                          long W, int threads) {                                                \
+    long OH = (H + 1) / 2, OW = (W + 1) / 2;                                                                    \
+    _Pragma("omp parallel num_threads(threads)")                                                               \
+    {                                                                                                           \
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();                                               \
+        long lo = N * OH * t / nt, hi = N * OH * (t + 1) / nt;                                                  \
+        v16 gw[9][C / 16], gb[C / 16];                                                                          \
+        for (int q = 0; q < 9; q++)                                                                             \
+            for (int v = 0; v < C / 16; v++) gw[q][v] = splat(0.0f);                                            \
+        for (int v = 0; v < C / 16; v++) gb[v] = splat(0.0f);                                                   \
+        for (long r = lo; r < hi; r++) {                                                                        \
+            long n = r / OH, m = r % OH;                                                                        \
+            for (long l = 0; l < OW; l++) {                                                                     \
+                v16 d[C / 16];                                                                                  \
+                for (int v = 0; v < C / 16; v++) {                                                              \
+                    d[v] = where_positive(load(g + (r * OW + l) * C + 16 * v), load(y + (r * OW + l) * C + 16 * v));\
+                    gb[v] += d[v];                                                                              \
+                }                                                                                               \
+                for (int i = 0; i < 3; i++) {                                                                   \
+                    long yy = 2 * m - 1 + i;                                                                    \
+                    if (yy < 0 || yy >= H) continue;                                                            \
+                    for (int j = 0; j < 3; j++) {                                                               \
+                        long xx = 2 * l - 1 + j;                                                                \
+                        if (xx < 0 || xx >= W) continue;                                                        \
+                        v16 s = splat(x[(n * H + yy) * W + xx]);                                                \
+                        for (int v = 0; v < C / 16; v++) gw[i * 3 + j][v] += s * d[v];                          \
+                    }                                                                                           \
+                }                                                                                               \
+            }                                                                                                   \
+        }                                                                                                       \
+        float *mine = partial + t * 10 * C;                                                                     \
+        for (int q = 0; q < 9; q++)                                                                             \
+            for (int v = 0; v < C / 16; v++) store(mine + q * C + 16 * v, gw[q][v]);                            \
+        for (int v = 0; v < C / 16; v++) store(mine + 9 * C + 16 * v, gb[v]);                                   \
+    }                                                                                                           \
 }
 
 #include <omp.h>
@@ -159,6 +227,20 @@ int to_one_channel(const float *in, const float *w, float bias, float *out, long
 int to_one_channel_backward(const float *in, const float *gp, const float *w, float *grad_in, float *partial,
                             long N, long H, long W, long C, int threads) {
 #define CALL(c) to_one_channel_backward_##c(in, gp, w, grad_in, partial, N, H, W, threads)
+    BY_CHANNELS(C, CALL)
+#undef CALL
+}
+
+int from_one_channel(const float *x, const float *w, const float *bias, float *y, long N, long H, long W, long C,
+                     int threads) {
+#define CALL(c) from_one_channel_##c(x, w, bias, y, N, H, W, threads)
+    BY_CHANNELS(C, CALL)
+#undef CALL
+}
+
+int from_one_channel_backward(const float *x, const float *y, const float *g, float *partial, long N, long H,
+                              long W, long C, int threads) {
+#define CALL(c) from_one_channel_backward_##c(x, y, g, partial, N, H, W, threads)
     BY_CHANNELS(C, CALL)
 #undef CALL
 }

@@ -95,7 +95,9 @@ def _build_and_load() -> ctypes.CDLL | None:
     signatures = {"stride2_taps_to_output": [pointer, pointer, pointer, size, size, size, size, ctypes.c_int,
                                              ctypes.c_int],
                   "to_one_channel": [pointer, pointer, ctypes.c_float, pointer, size, size, size, size, ctypes.c_int],
-                  "to_one_channel_backward": [pointer] * 5 + [size] * 4 + [ctypes.c_int]}
+                  "to_one_channel_backward": [pointer] * 5 + [size] * 4 + [ctypes.c_int],
+                  "from_one_channel": [pointer] * 4 + [size] * 4 + [ctypes.c_int],
+                  "from_one_channel_backward": [pointer] * 4 + [size] * 4 + [ctypes.c_int]}
     for name, argtypes in signatures.items():
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, ctypes.c_int
@@ -189,3 +191,34 @@ def to_one_channel_backward_through_relu(y: torch.Tensor, grad: torch.Tensor, we
     sums = partial.sum(0)
     grad_weight = sums[:9 * channels].view(3, 3, channels).permute(2, 0, 1).unsqueeze(1)
     return grad_u, grad_weight.contiguous(memory_format=torch.channels_last), sums[9 * channels:]
+
+
+def from_one_channel_fits(x: torch.Tensor, weight: torch.Tensor, stride, padding) -> bool:
+    """Whether from_one_channel computes this convolution of x: 3x3, stride 2, padding 1, from one channel (a
+    grayscale image) to 16, 32, 48 or 64, in fp32 on a CPU."""
+    return (tuple(weight.shape[1:]) == (1, 3, 3) and tuple(stride) == (2, 2) and tuple(padding) == (1, 1)
+            and weight.shape[0] in CHANNELS and x.dim() == 4 and x.shape[1] == 1 and _usable(x, weight))
+
+
+def from_one_channel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """relu(conv2d(x, weight, bias, stride=2, padding=1)) for from_one_channel_fits inputs, channels_last."""
+    x, bias, taps = x.contiguous(), bias.contiguous(), _taps_first(weight)
+    batch, _, height, width = x.shape
+    y = torch.empty(batch, weight.shape[0], (height + 1) // 2, (width + 1) // 2, memory_format=torch.channels_last)
+    library().from_one_channel(_address(x), _address(taps), _address(bias), _address(y), batch, height, width,
+                               weight.shape[0], torch.get_num_threads())
+    return y
+
+
+def from_one_channel_backward_through_relu(x: torch.Tensor, y: torch.Tensor, grad: torch.Tensor
+                                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """For y = from_one_channel(x, weight, bias): the gradients of weight and bias from y's `grad`."""
+    x, grad = x.contiguous(), grad.contiguous(memory_format=torch.channels_last)
+    batch, _, height, width = x.shape
+    channels, threads = y.shape[1], torch.get_num_threads()
+    partial = torch.zeros(threads, 10 * channels)  # a row per thread: weight gradient (3, 3, C), bias gradient
+    library().from_one_channel_backward(_address(x), _address(y), _address(grad), _address(partial), batch, height,
+                                        width, channels, threads)
+    sums = partial.sum(0)
+    grad_weight = sums[:9 * channels].view(3, 3, channels).permute(2, 0, 1).unsqueeze(1)
+    return grad_weight.contiguous(memory_format=torch.channels_last), sums[9 * channels:]

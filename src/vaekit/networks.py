@@ -133,32 +133,69 @@ class _ConvTranspose2dReLUFunction(torch.autograd.Function):
                 None, None, None)
 
 
-class _ReLUConvTransposeToOneChannelFunction(torch.autograd.Function):
-    """The conv decoder's last two layers as one: y = relu(conv_transpose2d(x, weight) + bias), then the 3x3
-    stride-1 transposed convolution of y to one channel (a grayscale image's logits) by native.c, whose backward
-    gives, in one pass over y, y's gradient through the ReLU's mask, the last layer's weight gradient and the
-    bias gradient of the layer before: four passes of torch's over the largest activation, and a fifth for the
-    last layer's taps, done in two."""
+class _UpsamplingToOneChannelFunction(torch.autograd.Function):
+    """The conv decoder's upsampling as one Function: transposed convolutions, each with its bias and ReLU
+    (_conv_transpose_relu), then the 3x3 stride-1 one to one channel (a grayscale image's logits) by native.c,
+    the last chunk by chunk with the layer before it while that is in cache. Backward: native.c gives, in one
+    pass over the largest activation, its gradient through the ReLU's mask, the last layer's weight gradient
+    and the bias gradient of the layer before (torch takes five passes); each earlier ReLU's mask goes in place
+    on the input gradient this Function has just made, and each bias gradient is its sum."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, last_weight: torch.Tensor,
-                last_bias: torch.Tensor, geometry: tuple) -> torch.Tensor:
-        if native.stride2_fits(x, weight, *geometry):  # each chunk's logits while the chunk is in cache
-            y, logits = native.conv_transpose_stride2(x, weight, bias, relu=True, then=(last_weight, last_bias))
-        else:
-            y = torch.ops.vaekit.onednn_conv_transpose_relu(x, weight, bias, *geometry)
-            logits = native.to_one_channel(y, last_weight, last_bias)
-        ctx.save_for_backward(x, weight, y, last_weight)
-        ctx.geometry = geometry
+    def forward(ctx, h: torch.Tensor, geometries: tuple, last_weight: torch.Tensor, last_bias: torch.Tensor,
+                *weights_and_biases: torch.Tensor) -> torch.Tensor:
+        weights, biases = weights_and_biases[0::2], weights_and_biases[1::2]
+        outputs, x, logits = [], h, None
+        for index, (weight, bias, geometry) in enumerate(zip(weights, biases, geometries)):
+            if index == len(weights) - 1 and native.stride2_fits(x, weight, *geometry):
+                x, logits = native.conv_transpose_stride2(x, weight, bias, relu=True, then=(last_weight, last_bias))
+            else:
+                x = _conv_transpose_relu(x, weight, bias, *geometry)
+            outputs.append(x)
+        if logits is None:
+            logits = native.to_one_channel(x, last_weight, last_bias)
+        ctx.save_for_backward(h, last_weight, *weights, *outputs)
+        ctx.geometries = geometries
         return logits
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        x, weight, y, last_weight = ctx.saved_tensors
-        grad_u, grad_last_weight, grad_bias = native.to_one_channel_backward_through_relu(y, grad, last_weight)
-        return (*_conv_transpose_backward(ctx, grad_u, x, weight, *ctx.geometry), grad_bias, grad_last_weight,
-                grad.sum((0, 2, 3)), None)
+        h, last_weight, *rest = ctx.saved_tensors
+        weights, outputs = rest[:len(rest) // 2], rest[len(rest) // 2:]
+        grad_u, grad_last_weight, grad_bias = native.to_one_channel_backward_through_relu(outputs[-1], grad,
+                                                                                           last_weight)
+        layer_grads: list[torch.Tensor | None] = []
+        for index in reversed(range(len(weights))):
+            x = outputs[index - 1] if index else h
+            stride, padding, output_padding = ctx.geometries[index]
+            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+                grad_u, x, weights[index], None, list(stride), list(padding), [1, 1], True, list(output_padding), 1,
+                [index > 0 or ctx.needs_input_grad[0], True, False])
+            layer_grads[:0] = [grad_weight, grad_bias]
+            if index:  # the ReLU before this layer, in place on the gradient made just now
+                grad_u = torch.ops.aten.threshold_backward.grad_input(grad_x, x, 0, grad_input=grad_x)
+                grad_bias = grad_u.sum((0, 2, 3))
+        return grad_x, None, grad_last_weight, grad.sum((0, 2, 3)), *layer_grads
+
+
+class _FromOneChannelReLUFunction(torch.autograd.Function):
+    """relu(conv2d(x, weight, bias, stride=2, padding=1)) of a one-channel image x that takes no gradient, by
+    native.c: the forward in one pass, the weight and bias gradients through the ReLU's mask in one pass over
+    the output's gradient (oneDNN's kernels for one input channel ran far below their rate, and the mask and
+    the bias sum were passes of their own)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        y = native.from_one_channel(x, weight, bias)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, y = ctx.saved_tensors
+        return None, *native.from_one_channel_backward_through_relu(x, y, grad)
 
 
 class _OneDNNLinearFunction(torch.autograd.Function):
@@ -228,6 +265,15 @@ class _TapsConvTranspose2dFunction(torch.autograd.Function):
         return (*_conv_transpose_backward(ctx, grad, x, weight, (1, 1), ctx.padding, (0, 0)), None)
 
 
+def _own_cpu_path(layer: nn.Module, x: torch.Tensor) -> bool:
+    """Whether a convolution layer runs x through vaekit's own CPU paths (oneDNN's kernels, native.c): fp32
+    on a CPU with AVX-512, eager or compiled, not under autocast, in prefer_fast_layout's channels_last."""
+    return (ONEDNN_LINEAR and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
+            and x.dtype == layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+            and layer.weight.is_contiguous(memory_format=torch.channels_last)
+            and layer.dilation == (1, 1) and layer.groups == 1)
+
+
 class ConvTranspose2d(nn.ConvTranspose2d):
     """nn.ConvTranspose2d with the bias added after the convolution instead of inside it: the same
     parameters, names and function, but the bias gradient becomes a plain sum over the output. On a CPU
@@ -249,10 +295,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
 
     def onednn(self, x: torch.Tensor) -> bool:
         """Whether this layer runs x through vaekit's own CPU paths (oneDNN's kernels, native.c)."""
-        return (ONEDNN_LINEAR and x.device.type == "cpu" and x.dim() == 4 and x.numel() > 0
-                and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                and self.weight.is_contiguous(memory_format=torch.channels_last)  # prefer_fast_layout's
-                and self.dilation == (1, 1) and self.groups == 1)
+        return _own_cpu_path(self, x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         onednn = self.onednn(x)
@@ -343,7 +386,19 @@ class ConvEncoder(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is not None:
             x = torch.cat([x, condition_planes(c, x.shape[-2:])], 1)
-        return self.head(self.convs(x).flatten(1))
+        h = x
+        for conv, act in zip(self.convs[::2], self.convs[1::2]):
+            h = self._convolve(conv, act, h)
+        return self.head(h.flatten(1))
+
+    @staticmethod
+    def _convolve(conv: nn.Conv2d, act: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        """act(conv(h)); a grayscale image's first layer and its ReLU by native.c where it has kernels for
+        them (_FromOneChannelReLUFunction)."""
+        if (isinstance(act, nn.ReLU) and conv.bias is not None and not h.requires_grad and _own_cpu_path(conv, h)
+                and native.from_one_channel_fits(h, conv.weight, conv.stride, conv.padding)):
+            return _FromOneChannelReLUFunction.apply(h, conv.weight, conv.bias)
+        return act(conv(h))
 
 
 class ConvDecoder(nn.Module):
@@ -385,10 +440,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is None:
-            out = self.head(z).view(-1, *self.start)
-            for layer in self.deconvs[:-3]:
-                out = layer(out)
-            out = self._last_layers(out)
+            out = self._upsample(self.head(z).view(-1, *self.start))
         else:
             out = self.head(torch.cat([z, c.flatten(1)], 1)).view(-1, *self.start)
             for layer in self.deconvs:
@@ -397,17 +449,18 @@ class ConvDecoder(nn.Module):
                 out = layer(out)
         return out[..., : self.height, : self.width]
 
-    def _last_layers(self, h: torch.Tensor) -> torch.Tensor:
-        """The last upsampling layer, its ReLU and the layer to the image, as one where native.c has kernels
-        for them (_ReLUConvTransposeToOneChannelFunction)."""
-        before, between, last = self.deconvs[-3:]
-        if (before.relu and isinstance(between, nn.Identity) and before.bias is not None and last.bias is not None
-                and before.onednn(h) and last.onednn(h) and last.output_padding == (0, 0)
+    def _upsample(self, h: torch.Tensor) -> torch.Tensor:
+        """self.deconvs(h); as one _UpsamplingToOneChannelFunction where native.c has kernels for its end."""
+        *relu_layers, last = self.deconvs[::2]  # (transposed conv, its activation) pairs, then the last layer
+        if (all(layer.relu and layer.bias is not None and _own_cpu_path(layer, h) for layer in relu_layers)
+                and all(isinstance(between, nn.Identity) for between in self.deconvs[1::2])
+                and last.bias is not None and _own_cpu_path(last, h) and last.output_padding == (0, 0)
                 and native.one_channel_fits(h, last.weight, last.stride, last.padding)):
-            return _ReLUConvTransposeToOneChannelFunction.apply(
-                h.contiguous(memory_format=torch.channels_last), before.weight, before.bias, last.weight, last.bias,
-                (before.stride, before.padding, before.output_padding))
-        return last(between(before(h)))
+            return _UpsamplingToOneChannelFunction.apply(
+                h.contiguous(memory_format=torch.channels_last),
+                tuple((layer.stride, layer.padding, layer.output_padding) for layer in relu_layers), last.weight,
+                last.bias, *(p for layer in relu_layers for p in (layer.weight, layer.bias)))
+        return self.deconvs(h)
 
 
 NETWORKS = ("mlp", "conv")
