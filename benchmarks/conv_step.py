@@ -1,7 +1,7 @@
-"""Issue 3, round 16: how much of the conv design's fp32 training step is left outside its convolution kernels,
-and whether the largest layer runs faster rewritten.
+"""Issue 3, rounds 16-17: how much of the conv design's fp32 training step is left outside its convolution
+kernels, whether the largest layer runs faster rewritten, and what vaekit's C kernels are worth.
 
-  python -m benchmarks.conv_step [--batch 128] [--threads 2] [--repeat 60] [--tag NAME]
+  python -m benchmarks.conv_step [--batch 128] [--threads 2] [--repeat 60] [--part all|native] [--tag NAME]
 
 Table 1, vaekit's whole step as its Trainer runs it (channels_last, fused Adam, freed memory kept, batches
 drawn from 60,000 random images) against the same step with one change; all variants live in one process and
@@ -18,6 +18,11 @@ Table 3, the 64->32 transposed convolution alone (the largest layer), its kernel
 same inputs, taking turns call by call: the forward as four stride-1 convolutions, one per output phase
 (oneDNN's forward kernels), with and without interleaving them into the output; the weight gradient as the
 weight gradients of those four convolutions.
+Round 17, printed first (alone with --part native): vaekit's step with its C kernels (vaekit/native.c) against
+the same step on torch's kernels alone (native.library() made None), taking turns step by step, medians of
+--repeat; and the time per step inside each C kernel (timed around its calls, unprofiled). Since round 17
+vaekit's step in tables 1-3 runs those kernels, which the decoder-head trim bypasses (it calls the decoder's
+layers one by one).
 """
 
 from __future__ import annotations
@@ -282,17 +287,77 @@ def layer_rows(batch: int, repeat: int) -> list[dict]:
     return [{"variant": name, "ms": ms, "gflops": flops / ms / 1e6} for name, ms in medians.items()]
 
 
+def native_rows(batch: int, repeat: int) -> tuple[list[dict], list[dict]]:
+    """vaekit's step with and without its C kernels, taking turns; then the time inside each kernel per step."""
+    import collections
+
+    import torch
+
+    from vaekit import native
+    from vaekit.denormals import flushing_denormals
+    from vaekit.heap import keeping_freed_memory
+
+    library = native.library()
+    if library is None:
+        raise SystemExit("vaekit's C kernels are not available here (no C compiler, or VAEKIT_NATIVE=0)")
+    images = (torch.rand(60_000, 1, 28, 28) > 0.5).float()
+    models = {name: _model() for name in ("with its C kernels", "on torch's kernels alone")}
+
+    def step(name):
+        def run():
+            native.library = (lambda: library) if name == "with its C kernels" else (lambda: None)
+            _plain_step(*models[name], images, batch)
+        return run
+
+    seconds: dict[str, float] = collections.defaultdict(float)
+
+    class Timed:  # the library, each call timed
+        def __getattr__(self, name):
+            function = getattr(library, name)
+
+            def timed(*args):
+                started = time.perf_counter()
+                result = function(*args)
+                seconds[name] += time.perf_counter() - started
+                return result
+            return timed
+
+    try:
+        with keeping_freed_memory(True), flushing_denormals(True):  # as the Trainer runs
+            medians = _alternating_median_ms({name: step(name) for name in models}, repeat)
+            native.library = lambda: Timed()
+            for _ in range(repeat):
+                _plain_step(*models["with its C kernels"], images, batch)
+    finally:
+        native.library = lambda: library
+    base = medians["on torch's kernels alone"]
+    steps = [{"variant": name, "ms": ms, "vs_torch": ms / base} for name, ms in medians.items()]
+    kernels = [{"kernel": name, "ms": total / repeat * 1e3} for name, total in seconds.items()]
+    return steps, kernels
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=60)
+    parser.add_argument("--part", choices=("all", "native"), default="all")
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    native_steps, kernels = native_rows(args.batch, args.repeat)
+    native_tables = [markdown_table(native_steps, [("variant", f"vaekit's step at batch {args.batch}", ""),
+                                                   ("ms", "ms", ".2f"), ("vs_torch", "x on torch's kernels", ".3f")]),
+                     markdown_table(kernels, [("kernel", "C kernel", ""), ("ms", "ms per step", ".3f")])]
+    print(*native_tables, sep="\n\n")
+    name = "conv_step" + (f"_{args.tag}" if args.tag else "")
+    if args.part == "native":
+        write_results(name, {"batch": args.batch, "threads": args.threads, "repeat": args.repeat,
+                             "native_steps": native_steps, "native_kernels": kernels, "tables": native_tables})
+        return
     steps, split = step_rows(args.batch, args.repeat)
     layers = layer_rows(args.batch, args.repeat)
     step_table = markdown_table(steps, [("variant", f"step at batch {args.batch}", ""), ("ms", "ms", ".2f"),
@@ -308,9 +373,9 @@ def main() -> None:
                                           ("ms", "ms", ".2f"), ("gflops", "GFLOP/s", ".0f")])
     print(step_table, split_table, layer_table, sep="\n\n")
     print(f"\n{time.perf_counter() - started:.0f} s")
-    write_results("conv_step" + (f"_{args.tag}" if args.tag else ""),
-                  {"batch": args.batch, "threads": args.threads, "repeat": args.repeat, "steps": steps,
-                   "time_split": split, "layer": layers, "tables": [step_table, split_table, layer_table]})
+    write_results(name, {"batch": args.batch, "threads": args.threads, "repeat": args.repeat, "steps": steps,
+                         "time_split": split, "layer": layers, "native_steps": native_steps,
+                         "native_kernels": kernels, "tables": [*native_tables, step_table, split_table, layer_table]})
 
 
 if __name__ == "__main__":

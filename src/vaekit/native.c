@@ -1,7 +1,8 @@
-/* vaekit's C kernels: the memory-bound passes of the conv decoder's last two layers, each done in one pass
-   over the largest activation where torch takes three to five (see native.py, which compiles this file on
-   first use and calls it through ctypes). fp32, channels_last, C channels a multiple of 16 up to 64: the
-   loops over a pixel's channels are whole 16-float vectors, which the compiler keeps in registers. */
+/* vaekit's C kernels for the conv networks' memory-bound passes: the decoder's stride-2 upsampling from its
+   taps, its last layer to one channel and that layer's backward through the ReLU before it, and a grayscale
+   image's first layer, each one pass where torch takes two to five (native.py compiles this file on first
+   use and calls it through ctypes). fp32, channels_last, C channels a multiple of 16 up to 64: the loops over
+   a pixel's channels are whole 16-float vectors, which the compiler keeps in registers. */
 #include <string.h>
 
 typedef float v16 __attribute__((vector_size(64)));

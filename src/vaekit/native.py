@@ -1,12 +1,12 @@
-"""C kernels for the conv decoder's memory-bound passes (native.c), compiled on first use.
+"""C kernels for the conv networks' memory-bound passes (native.c), compiled on first use.
 
-On the conv design's fp32 training step the time outside oneDNN's convolution kernels is mostly passes
+On the conv design's fp32 training step much of the time outside oneDNN's convolution kernels was passes
 over the 28x28x32 activation that each read and write it whole: the last layer's taps and their shifted
-sums, its input gradient, the ReLU mask, the bias gradient's sum, its weight gradient. native.c does
-them in one pass each way, and the stride-2 transposed convolution's forward as one oneDNN product of
-the input and its taps (a GEMM that runs near this CPU's peak, where oneDNN's transposed-convolution
-kernel does not) plus one pass that adds the taps into the output (benchmarks/README.md, issue 3,
-round 17).
+sums, its input gradient, the ReLU mask, the bias gradient's sum, its weight gradient. native.c does them
+in one pass each way; the stride-2 transposed convolution's forward as one oneDNN product of the input and
+its taps (a GEMM near this CPU's peak, where oneDNN's transposed-convolution kernel is not) plus one pass
+that adds the taps into the output; and a grayscale image's first layer, for which oneDNN's kernels ran far
+below their rate (benchmarks/README.md, issue 3, round 17).
 
 The library is built by the system C compiler (`$CC`, else `cc`) with OpenMP, for this CPU
 (`-march=native`), into vaekit's cache (`$VAEKIT_CACHE`, default `~/.cache/vaekit`), once per source,
