@@ -110,8 +110,11 @@ def _address(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
+_compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3; compiled code keeps torch's
+
+
 def _usable(*tensors: torch.Tensor) -> bool:
-    return (not torch.compiler.is_compiling() and library() is not None
+    return (not _compiling() and library() is not None
             and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors))
 
 
