@@ -18,6 +18,31 @@ static inline float total(v16 v) {
     return s;
 }
 
+/* The backward kernels' per-thread sums: a weight gradient of 9 taps x C channels and a bias gradient of C,
+   zeroed in registers, then stored as one row of 10 C floats. */
+#define ZERO_ROW(C, gw, gb)                                                                                     \
+    for (int q = 0; q < 9; q++)                                                                                 \
+        for (int v = 0; v < C / 16; v++) gw[q][v] = splat(0.0f);                                                \
+    for (int v = 0; v < C / 16; v++) gb[v] = splat(0.0f)
+#define STORE_ROW(C, row, gw, gb)                                                                               \
+    for (int q = 0; q < 9; q++)                                                                                 \
+        for (int v = 0; v < C / 16; v++) store((row) + q * C + 16 * v, gw[q][v]);                              \
+    for (int v = 0; v < C / 16; v++) store((row) + 9 * C + 16 * v, gb[v])
+
+/* STATEMENT for each tap (i, j) of output pixel (m, l)'s 3x3, stride-2, padding-1 window that falls inside
+   the image x (N, H, W) of image n, with s that pixel's value in every lane. */
+#define IN_WINDOW(STATEMENT)                                                                                    \
+    for (int i = 0; i < 3; i++) {                                                                               \
+        long yy = 2 * m - 1 + i;                                                                                \
+        if (yy < 0 || yy >= H) continue;                                                                        \
+        for (int j = 0; j < 3; j++) {                                                                           \
+            long xx = 2 * l - 1 + j;                                                                            \
+            if (xx < 0 || xx >= W) continue;                                                                    \
+            v16 s = splat(x[(n * H + yy) * W + xx]);                                                            \
+            STATEMENT;                                                                                          \
+        }                                                                                                       \
+    }
+
 /* Each kernel is written once for a literal channel count C and stamped out for 16, 32, 48 and 64. */
 #define KERNELS(C)                                                                                               \
 /* A 3x3, stride-2, padding-1, output-padding-1 transposed convolution, from its taps                           \
@@ -93,9 +118,9 @@ static void to_one_channel_backward_##C(const float *restrict in, const float *r
         int t = omp_get_thread_num(), nt = omp_get_num_threads();                                               \
         long lo = N * H * t / nt, hi = N * H * (t + 1) / nt, PW = W + 2;                                        \
         v16 gw[9][C / 16], gb[C / 16], wv[9][C / 16];                                                           \
+        ZERO_ROW(C, gw, gb);                                                                                    \
         for (int q = 0; q < 9; q++)                                                                             \
-            for (int v = 0; v < C / 16; v++) { gw[q][v] = splat(0.0f); wv[q][v] = load(w + q * C + 16 * v); }   \
-        for (int v = 0; v < C / 16; v++) gb[v] = splat(0.0f);                                                   \
+            for (int v = 0; v < C / 16; v++) wv[q][v] = load(w + q * C + 16 * v);                               \
         for (long r = lo; r < hi; r++) {                                                                        \
             long n = r / H, y = r % H;                                                                          \
             const float *g = gp + (n * (H + 2) + y) * PW;                                                       \
@@ -124,10 +149,7 @@ static void to_one_channel_backward_##C(const float *restrict in, const float *r
                 }                                                                                               \
             }                                                                                                   \
         }                                                                                                       \
-        float *mine = partial + t * 10 * C;                                                                     \
-        for (int q = 0; q < 9; q++)                                                                             \
-            for (int v = 0; v < C / 16; v++) store(mine + q * C + 16 * v, gw[q][v]);                            \
-        for (int v = 0; v < C / 16; v++) store(mine + 9 * C + 16 * v, gb[v]);                                   \
+        STORE_ROW(C, partial + t * 10 * C, gw, gb);                                                             \
     }                                                                                                           \
 }                                                                                                               \
                                                                                                                 \
@@ -142,16 +164,7 @@ static void from_one_channel_##C(const float *restrict x, const float *restrict 
         for (long l = 0; l < OW; l++) {                                                                         \
             v16 acc[C / 16];                                                                                    \
             for (int v = 0; v < C / 16; v++) acc[v] = load(bias + 16 * v);                                      \
-            for (int i = 0; i < 3; i++) {                                                                       \
-                long yy = 2 * m - 1 + i;                                                                        \
-                if (yy < 0 || yy >= H) continue;                                                                \
-                for (int j = 0; j < 3; j++) {                                                                   \
-                    long xx = 2 * l - 1 + j;                                                                    \
-                    if (xx < 0 || xx >= W) continue;                                                            \
-                    v16 s = splat(x[(n * H + yy) * W + xx]);                                                    \
-                    for (int v = 0; v < C / 16; v++) acc[v] += s * load(w + (i * 3 + j) * C + 16 * v);          \
-                }                                                                                               \
-            }                                                                                                   \
+            IN_WINDOW(for (int v = 0; v < C / 16; v++) acc[v] += s * load(w + (i * 3 + j) * C + 16 * v));       \
             float *o = y + (r * OW + l) * C;                                                                    \
             for (int v = 0; v < C / 16; v++) store(o + 16 * v, where_positive(acc[v], acc[v]));                \
         }                                                                                                       \
@@ -169,9 +182,7 @@ static void from_one_channel_backward_##C(const float *restrict x, const float *
         int t = omp_get_thread_num(), nt = omp_get_num_threads();                                               \
         long lo = N * OH * t / nt, hi = N * OH * (t + 1) / nt;                                                  \
         v16 gw[9][C / 16], gb[C / 16];                                                                          \
-        for (int q = 0; q < 9; q++)                                                                             \
-            for (int v = 0; v < C / 16; v++) gw[q][v] = splat(0.0f);                                            \
-        for (int v = 0; v < C / 16; v++) gb[v] = splat(0.0f);                                                   \
+        ZERO_ROW(C, gw, gb);                                                                                    \
         for (long r = lo; r < hi; r++) {                                                                        \
             long n = r / OH, m = r % OH;                                                                        \
             for (long l = 0; l < OW; l++) {                                                                     \
@@ -180,22 +191,10 @@ static void from_one_channel_backward_##C(const float *restrict x, const float *
                     d[v] = where_positive(load(g + (r * OW + l) * C + 16 * v), load(y + (r * OW + l) * C + 16 * v));\
                     gb[v] += d[v];                                                                              \
                 }                                                                                               \
-                for (int i = 0; i < 3; i++) {                                                                   \
-                    long yy = 2 * m - 1 + i;                                                                    \
-                    if (yy < 0 || yy >= H) continue;                                                            \
-                    for (int j = 0; j < 3; j++) {                                                               \
-                        long xx = 2 * l - 1 + j;                                                                \
-                        if (xx < 0 || xx >= W) continue;                                                        \
-                        v16 s = splat(x[(n * H + yy) * W + xx]);                                                \
-                        for (int v = 0; v < C / 16; v++) gw[i * 3 + j][v] += s * d[v];                          \
-                    }                                                                                           \
-                }                                                                                               \
+                IN_WINDOW(for (int v = 0; v < C / 16; v++) gw[i * 3 + j][v] += s * d[v]);                        \
             }                                                                                                   \
         }                                                                                                       \
-        float *mine = partial + t * 10 * C;                                                                     \
-        for (int q = 0; q < 9; q++)                                                                             \
-            for (int v = 0; v < C / 16; v++) store(mine + q * C + 16 * v, gw[q][v]);                            \
-        for (int v = 0; v < C / 16; v++) store(mine + 9 * C + 16 * v, gb[v]);                                   \
+        STORE_ROW(C, partial + t * 10 * C, gw, gb);                                                             \
     }                                                                                                           \
 }
 
