@@ -91,12 +91,14 @@ if not hasattr(torch.ops.vaekit, "onednn_conv_transpose_relu"):
 
 
 def _conv_transpose_backward(ctx, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride, padding,
-                             output_padding) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+                             output_padding, needs: tuple[bool, bool] | None = None
+                             ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Input and weight gradients of a bias-free transposed convolution, by torch's own kernel, each only
-    where the autograd Function's ctx needs it."""
+    where `needs` (default: the autograd Function's ctx, its first two inputs) asks for it."""
+    needs_x, needs_weight = needs or ctx.needs_input_grad[:2]
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
         grad, x, weight, None, list(stride), list(padding), [1, 1], True, list(output_padding), 1,
-        [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        [needs_x, needs_weight, False])
     return grad_x, grad_weight
 
 
@@ -110,9 +112,9 @@ def _conv_transpose_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
 
 
 class _ConvTranspose2dReLUFunction(torch.autograd.Function):
-    """relu(conv_transpose2d(x, weight) + bias) with the bias and the ReLU inside oneDNN's forward kernel: one
-    pass over the output instead of three. Backward: the ReLU's mask, the bias gradient as a sum, then
-    torch's own kernel for the rest."""
+    """relu(conv_transpose2d(x, weight) + bias) with the bias and the ReLU inside the forward kernel
+    (_conv_transpose_relu): one pass over the output instead of three. Backward: the ReLU's mask, the bias
+    gradient as a sum, then torch's own kernel for the rest."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: tuple[int, int],
@@ -168,10 +170,8 @@ class _UpsamplingToOneChannelFunction(torch.autograd.Function):
         layer_grads: list[torch.Tensor | None] = []
         for index in reversed(range(len(weights))):
             x = outputs[index - 1] if index else h
-            stride, padding, output_padding = ctx.geometries[index]
-            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-                grad_u, x, weights[index], None, list(stride), list(padding), [1, 1], True, list(output_padding), 1,
-                [index > 0 or ctx.needs_input_grad[0], True, False])
+            grad_x, grad_weight = _conv_transpose_backward(ctx, grad_u, x, weights[index], *ctx.geometries[index],
+                                                           needs=(index > 0 or ctx.needs_input_grad[0], True))
             layer_grads[:0] = [grad_weight, grad_bias]
             if index:  # the ReLU before this layer, in place on the gradient made just now
                 grad_u = torch.ops.aten.threshold_backward.grad_input(grad_x, x, 0, grad_input=grad_x)
