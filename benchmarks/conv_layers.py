@@ -11,7 +11,7 @@ against the kernel's output; the variants take turns call by call, medians of --
   stride-2 transposed conv: sub-pixel (a 2x2 conv to 4x the channels, then pixel_shuffle);
   stride-1 transposed conv: the same conv with its kernel flipped, as a plain conv.
 Since round 15 the channels_last column is vaekit's own path: the last layer's forward runs as one
-product and shifted sums (vaekit.networks._TapsConvTranspose2dFunction).
+product and shifted sums (vaekit.fused._TapsConvTranspose2dFunction).
 Table 2, vaekit's whole training step (channels_last, as its Trainer runs it) under torch.profiler,
 grouped by operator, against the step time that 1.5x pythae's samples/s (the issue's target) allows,
 pythae's figure read from benchmarks/results/speed_conv_<--speed-results>.json.
@@ -62,7 +62,7 @@ def _rewrite(layer):
     import torch
     import torch.nn.functional as F
 
-    from vaekit.networks import _OneDNNLinearFunction
+    from vaekit.fused import _OneDNNLinearFunction
 
     weight, bias = layer.weight, layer.bias
     if not isinstance(layer, torch.nn.ConvTranspose2d):

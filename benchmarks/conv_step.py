@@ -89,7 +89,7 @@ def _conv_relu_function():
 def _unmasked_function():
     import torch
 
-    from vaekit.networks import _conv_transpose_backward
+    from vaekit.fused import _conv_transpose_backward
 
     class Unmasked(torch.autograd.Function):
         """The fused ReLU transposed convolution with its backward's ReLU mask left out (a wrong gradient)."""
@@ -115,7 +115,7 @@ def _variants(vae) -> dict[str, tuple[dict, str | None]]:
     import torch
     import torch.nn.functional as F
 
-    from vaekit.networks import _OneDNNLinearFunction
+    from vaekit.fused import _OneDNNLinearFunction
 
     encoder, decoder = vae.encoder, vae.decoder
     conv_relu, unmasked = _conv_relu_function(), _unmasked_function()

@@ -347,7 +347,7 @@ def gemm_seconds(gemms, dtype=None, onednn=False) -> tuple[float, float]:
         a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         taken = _timed(lambda: torch.mm(a, b))
         if onednn:
-            from vaekit.networks import _onednn_linear
+            from vaekit.fused import _onednn_linear
 
             taken = min(taken, _timed(lambda: _onednn_linear(a, b.t())))
         seconds += taken

@@ -117,7 +117,7 @@ def _onednn_paths(monkeypatch) -> None:
     (2, 1, True, torch.contiguous_format), (2, 1, True, torch.channels_last)])  # the last: the fused oneDNN kernel
 def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as_a_sum(
         stride, output_padding, relu, layout, monkeypatch):
-    from vaekit import networks
+    from vaekit import fused, networks
 
     _onednn_paths(monkeypatch)
     torch.manual_seed(0)
@@ -134,7 +134,7 @@ def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     if relu and layout == torch.channels_last:
-        assert isinstance(outputs[0].grad_fn, networks._ConvTranspose2dReLUFunction._backward_cls)
+        assert isinstance(outputs[0].grad_fn, fused._ConvTranspose2dReLUFunction._backward_cls)
         loss = torch.compile(lambda x: ours(x).square().sum())(x)
         torch.testing.assert_close(loss, outputs[1].square().sum())
         for a, b in zip(torch.autograd.grad(loss, [x, ours.weight, ours.bias]), grads[1]):
@@ -149,11 +149,11 @@ def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as
                                                                   (2, (5, 3), (2, 0), (8, 6)), (1, 4, 3, (6, 7))])
 def test_the_stride_one_transposed_convolution_to_few_channels_is_torchs_through_its_taps(
         out_channels, kernel, padding, size, monkeypatch):
-    from vaekit import networks
+    from vaekit import fused, networks
 
     _onednn_paths(monkeypatch)
-    taken, product = [], networks._onednn_linear
-    monkeypatch.setattr(networks, "_onednn_linear", lambda *args: taken.append(1) or product(*args))
+    taken, product = [], fused._onednn_linear
+    monkeypatch.setattr(fused, "_onednn_linear", lambda *args: taken.append(1) or product(*args))
     torch.manual_seed(0)
     ours = networks.ConvTranspose2d(6, out_channels, kernel, padding=padding)
     torchs = torch.nn.ConvTranspose2d(6, out_channels, kernel, padding=padding)
