@@ -20,6 +20,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,15 +73,16 @@ def _build_and_load() -> ctypes.CDLL | None:
     if not enabled() or sys.platform != "linux" or not compiler:
         return None
     source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join([compiler, *FLAGS]).encode(), _cpu_signature().encode()]))
+    command = [*shlex.split(compiler), *FLAGS]  # $CC may carry words of its own ("ccache gcc")
+    key = hashlib.sha256(b"\0".join([source, " ".join(command).encode(), _cpu_signature().encode()]))
     path = cache_dir() / "native" / f"kernels-{key.hexdigest()[:16]}.so"
     try:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # built aside, then renamed: never half there
                 built = Path(tmp) / path.name
-                result = subprocess.run([compiler, *FLAGS, "-o", str(built), str(SOURCE)], capture_output=True,
-                                        text=True, timeout=300)
+                result = subprocess.run([*command, "-o", str(built), str(SOURCE)], capture_output=True, text=True,
+                                        timeout=300)
                 if result.returncode != 0:
                     warnings.warn(f"vaekit's C kernels did not build ({compiler}: {result.stderr.strip()[-300:]}); "
                                   "using torch's kernels", RuntimeWarning, stacklevel=3)
