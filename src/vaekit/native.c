@@ -81,8 +81,8 @@ static void stride2_taps_to_output_##C(const float *restrict T, const float *res
 }                                                                                                               \
                                                                                                                 \
 /* A 3x3, stride-1, padding-1 transposed convolution from C channels to one:                                   \
-   out[n, y, x] = bias + sum_{i,j} <in[n, y+1-i, x+1-j, :], w[i, j, :]>. */                                    \
-static void to_one_channel_##C(const float *restrict in, const float *restrict w, float bias,                  \
+   out[n, y, x] = bias[0] + sum_{i,j} <in[n, y+1-i, x+1-j, :], w[i, j, :]>. */                                 \
+static void to_one_channel_##C(const float *restrict in, const float *restrict w, const float *restrict bias,  \
                                float *restrict out, long N, long H, long W, int threads) {                     \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                                          \
     for (long r = 0; r < N * H; r++) {                                                                          \
@@ -99,7 +99,7 @@ static void to_one_channel_##C(const float *restrict in, const float *restrict w
                     for (int v = 0; v < C / 16; v++) acc += load(p + 16 * v) * load(q + 16 * v);                \
                 }                                                                                               \
             }                                                                                                   \
-            out[r * W + x] = bias + total(acc);                                                                 \
+            out[r * W + x] = bias[0] + total(acc);                                                              \
         }                                                                                                       \
     }                                                                                                           \
 }                                                                                                               \
@@ -217,7 +217,7 @@ int stride2_taps_to_output(const float *T, const float *bias, float *out, long N
 #undef CALL
 }
 
-int to_one_channel(const float *in, const float *w, float bias, float *out, long N, long H, long W, long C,
+int to_one_channel(const float *in, const float *w, const float *bias, float *out, long N, long H, long W, long C,
                    int threads) {
 #define CALL(c) to_one_channel_##c(in, w, bias, out, N, H, W, threads)
     BY_CHANNELS(C, CALL)

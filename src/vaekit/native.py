@@ -96,7 +96,7 @@ def _build_and_load() -> ctypes.CDLL | None:
     pointer, size = ctypes.c_void_p, ctypes.c_long
     signatures = {"stride2_taps_to_output": [pointer, pointer, pointer, size, size, size, size, ctypes.c_int,
                                              ctypes.c_int],
-                  "to_one_channel": [pointer, pointer, ctypes.c_float, pointer, size, size, size, size, ctypes.c_int],
+                  "to_one_channel": [pointer] * 4 + [size] * 4 + [ctypes.c_int],
                   "to_one_channel_backward": [pointer] * 5 + [size] * 4 + [ctypes.c_int],
                   "from_one_channel": [pointer] * 4 + [size] * 4 + [ctypes.c_int],
                   "from_one_channel_backward": [pointer] * 4 + [size] * 4 + [ctypes.c_int]}
@@ -145,7 +145,7 @@ def conv_transpose_stride2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     bias = bias.contiguous()
     if then is not None:
         logits = torch.empty(batch, 1, 2 * height, 2 * width)
-        last_taps, last_bias = _taps_first(then[0]), float(then[1])
+        last_taps, last_bias = _taps_first(then[0]), then[1].contiguous()
     for start in range(0, batch, chunk):
         images = min(chunk, batch - start)
         products = torch.ops.mkldnn._linear_pointwise(rows[start * pixels:(start + images) * pixels], taps, None,
@@ -153,8 +153,8 @@ def conv_transpose_stride2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
         library().stride2_taps_to_output(_address(products), _address(bias), _address(out[start]), images, height,
                                          width, out_channels, int(relu), threads)
         if then is not None:
-            library().to_one_channel(_address(out[start]), _address(last_taps), last_bias, _address(logits[start]),
-                                     images, 2 * height, 2 * width, out_channels, threads)
+            library().to_one_channel(_address(out[start]), _address(last_taps), _address(last_bias),
+                                     _address(logits[start]), images, 2 * height, 2 * width, out_channels, threads)
     out = out.permute(0, 3, 1, 2)
     return out if then is None else (out, logits)
 
@@ -170,13 +170,26 @@ def _taps_first(weight: torch.Tensor) -> torch.Tensor:
     return weight[:, 0].permute(1, 2, 0).contiguous()  # (3, 3, C): each tap's channels together
 
 
+def _thread_rows(channels: int) -> torch.Tensor:
+    """Where a backward kernel's threads put their sums: a row each, the weight gradient (3, 3, C) then the
+    bias gradient (C)."""
+    return torch.zeros(torch.get_num_threads(), 10 * channels)
+
+
+def _weight_and_bias(rows: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The threads' rows summed: the weight gradient as the layer's (C, 1, 3, 3), and the bias gradient."""
+    sums = rows.sum(0)
+    grad_weight = sums[:9 * channels].view(3, 3, channels).permute(2, 0, 1).unsqueeze(1)
+    return grad_weight.contiguous(memory_format=torch.channels_last), sums[9 * channels:]
+
+
 def to_one_channel(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """conv_transpose2d(y, weight, bias, padding=1) for one_channel_fits inputs: (batch, 1, H, W)."""
     y = y.contiguous(memory_format=torch.channels_last)
     batch, channels, height, width = y.shape
-    out, taps = torch.empty(batch, 1, height, width), _taps_first(weight)
-    library().to_one_channel(_address(y), _address(taps), float(bias), _address(out), batch, height, width, channels,
-                             torch.get_num_threads())
+    out, taps, bias = torch.empty(batch, 1, height, width), _taps_first(weight), bias.contiguous()
+    library().to_one_channel(_address(y), _address(taps), _address(bias), _address(out), batch, height, width,
+                             channels, torch.get_num_threads())
     return out
 
 
@@ -188,14 +201,10 @@ def to_one_channel_backward_through_relu(y: torch.Tensor, grad: torch.Tensor, we
     batch, channels, height, width = y.shape
     padded = F.pad(grad.reshape(batch, height, width), (1, 1, 1, 1))
     grad_u = torch.empty(batch, channels, height, width, memory_format=torch.channels_last)
-    threads = torch.get_num_threads()
-    partial = torch.zeros(threads, 10 * channels)  # a row per thread: weight gradient (3, 3, C), bias gradient
-    taps = _taps_first(weight)
+    rows, taps = _thread_rows(channels), _taps_first(weight)
     library().to_one_channel_backward(_address(y), _address(padded), _address(taps), _address(grad_u),
-                                      _address(partial), batch, height, width, channels, threads)
-    sums = partial.sum(0)
-    grad_weight = sums[:9 * channels].view(3, 3, channels).permute(2, 0, 1).unsqueeze(1)
-    return grad_u, grad_weight.contiguous(memory_format=torch.channels_last), sums[9 * channels:]
+                                      _address(rows), batch, height, width, channels, len(rows))
+    return grad_u, *_weight_and_bias(rows, channels)
 
 
 def from_one_channel_fits(x: torch.Tensor, weight: torch.Tensor, stride, padding) -> bool:
@@ -218,12 +227,10 @@ def from_one_channel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) 
 def from_one_channel_backward_through_relu(x: torch.Tensor, y: torch.Tensor, grad: torch.Tensor
                                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """For y = from_one_channel(x, weight, bias): the gradients of weight and bias from y's `grad`."""
-    x, grad = x.contiguous(), grad.contiguous(memory_format=torch.channels_last)
+    x, y, grad = (x.contiguous(), y.contiguous(memory_format=torch.channels_last),
+                  grad.contiguous(memory_format=torch.channels_last))
     batch, _, height, width = x.shape
-    channels, threads = y.shape[1], torch.get_num_threads()
-    partial = torch.zeros(threads, 10 * channels)  # a row per thread: weight gradient (3, 3, C), bias gradient
-    library().from_one_channel_backward(_address(x), _address(y), _address(grad), _address(partial), batch, height,
-                                        width, channels, threads)
-    sums = partial.sum(0)
-    grad_weight = sums[:9 * channels].view(3, 3, channels).permute(2, 0, 1).unsqueeze(1)
-    return grad_weight.contiguous(memory_format=torch.channels_last), sums[9 * channels:]
+    rows = _thread_rows(y.shape[1])
+    library().from_one_channel_backward(_address(x), _address(y), _address(grad), _address(rows), batch, height,
+                                        width, y.shape[1], len(rows))
+    return _weight_and_bias(rows, y.shape[1])
