@@ -23,13 +23,28 @@ MODEL_FILE = "model.safetensors"
 STATE_DIR = "checkpoint"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+def temporary_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """A new temporary file in `path`'s folder, as (fd, name), with the permissions a plain `open`
+    would give under the user's umask (mkstemp alone makes every file 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
+        os.fchmod(fd, 0o666 & ~_umask())
+    return fd, tmp
+
+
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb"):
     """Open a temporary file beside `path` for writing; on a clean exit it is synced and renamed to
     `path`, on any error it is removed, so `path` is never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

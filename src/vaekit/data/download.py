@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from vaekit.checkpoint import temporary_beside
 from vaekit.data.readers import decompress
 from vaekit.errors import DataError
 
@@ -30,7 +30,7 @@ def download(url: str, dest, sha256: str | None = None, content_sha256: str | No
     dest = Path(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        fd, tmp = temporary_beside(dest, suffix=".part")
     except OSError as e:
         raise DataError(f"cannot write to {dest.parent}: {e.strerror}; set VAEKIT_CACHE to a writable folder, or {FETCH_YOURSELF}") from None
     try:
