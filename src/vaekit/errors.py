@@ -16,3 +16,13 @@ class ConfigError(VaekitError):
 
 class CheckpointError(VaekitError):
     """A run directory or checkpoint is missing, corrupt, or does not match."""
+
+
+def optional_import(module: str, purpose: str, install: str):
+    """Import an optional dependency, or raise a ConfigError naming `purpose` and the pip line `install`."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{purpose} needs {module.split('.')[0]}: pip install {install}") from None

@@ -58,11 +58,19 @@ def importance_weighted_nll(vae: VAE, x: torch.Tensor, k: int = 1000, batch_size
     return torch.cat([-vae.log_likelihood(x[i:i + batch_size].to(device), k=k) for i in starts])
 
 
-def knn_accuracy(train_means: torch.Tensor, y_train, test_means: torch.Tensor, y_test, neighbours: int = 5) -> float:
-    from sklearn.neighbors import KNeighborsClassifier
-
-    classifier = KNeighborsClassifier(n_neighbors=neighbours).fit(train_means.cpu().numpy(), np.asarray(y_train))
-    return float(classifier.score(test_means.cpu().numpy(), np.asarray(y_test)))
+def knn_accuracy(train_means: torch.Tensor, y_train, test_means: torch.Tensor, y_test, neighbours: int = 5,
+                 chunk: int = 1024) -> float:
+    """Share of test points whose `neighbours` nearest training points (Euclidean) vote for their label; a tie
+    goes to the smallest label, as in scikit-learn's KNeighborsClassifier."""
+    train, test = train_means.float().cpu(), test_means.float().cpu()
+    labels, y_train = torch.unique(torch.as_tensor(np.asarray(y_train)), return_inverse=True)
+    y_test = torch.as_tensor(np.asarray(y_test))
+    correct = 0
+    for start in range(0, len(test), chunk):
+        nearest = torch.cdist(test[start:start + chunk], train).topk(min(neighbours, len(train)), largest=False).indices
+        votes = torch.nn.functional.one_hot(y_train[nearest], len(labels)).sum(1)  # (chunk, classes)
+        correct += int((labels[votes.argmax(1)] == y_test[start:start + chunk]).sum())
+    return correct / len(test)
 
 
 def evaluate(vae: VAE, x: torch.Tensor, k: int = 1000, y=None, x_train: torch.Tensor | None = None,

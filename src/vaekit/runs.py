@@ -395,9 +395,9 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     if means.shape[1] == 2:
         points, title = means, "latent means"
     else:
-        from sklearn.decomposition import PCA
-
-        points, title = PCA(2).fit_transform(means), f"PCA of {means.shape[1]}-d latent means"
+        centred = torch.as_tensor(means, dtype=torch.float64) - torch.as_tensor(means, dtype=torch.float64).mean(0)
+        directions = torch.linalg.svd(centred, full_matrices=False).Vh[:2]  # the two principal axes
+        points, title = (centred @ directions.T).numpy(), f"PCA of {means.shape[1]}-d latent means"
     picture = save_latent_map(path.with_name("latent_map.png"), points, y, splits.class_names, title)
     return path, picture
 

@@ -196,18 +196,17 @@ class AnomalyMetrics:
 def anomaly_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> AnomalyMetrics:
     """Metrics of scores (higher = more anomalous) against 0/1 labels y (1 = anomaly)."""
     import numpy as np
-    from sklearn.metrics import (
-        average_precision_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
+
+    from ..errors import optional_import
+
+    sk = optional_import("sklearn.metrics", "anomaly evaluation", "scikit-learn")
 
     if len(np.unique(y)) < 2:
         raise DataError("the labels hold only one class: evaluation needs normal and anomalous rows "
                         "(check --label-column and --normal-label)")
-    p, r, f1, _ = precision_recall_fscore_support(y, scores > threshold, average="binary", zero_division=0)
-    return AnomalyMetrics(len(y), int(y.sum()), float(roc_auc_score(y, scores)),
-                          float(average_precision_score(y, scores)), float(threshold), float(p), float(r), float(f1))
+    p, r, f1, _ = sk.precision_recall_fscore_support(y, scores > threshold, average="binary", zero_division=0)
+    return AnomalyMetrics(len(y), int(y.sum()), float(sk.roc_auc_score(y, scores)),
+                          float(sk.average_precision_score(y, scores)), float(threshold), float(p), float(r), float(f1))
 
 
 def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metrics: AnomalyMetrics) -> tuple[Path, Path]:

@@ -38,12 +38,9 @@ def add_commands(subparsers) -> None:
 
 
 def _api():
-    from ..errors import ConfigError
+    from ..errors import optional_import
 
-    try:
-        import constriction  # noqa: F401
-    except ImportError:
-        raise ConfigError("compression needs the constriction package: pip install 'vaekit[compression]'") from None
+    optional_import("constriction", "compression", "constriction")
     from .. import compression
 
     return compression

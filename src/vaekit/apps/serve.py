@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, optional_import
 from .serve_apps import ENDPOINTS, AppModel, add_routes, detect_kind, load_app_model
 
 EXAMPLE = ("vaekit serve runs/mlp --port 8000            # open http://127.0.0.1:8000/\n"
@@ -426,11 +426,8 @@ def _version() -> str:
 def serve(runs, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
           device: str = "cpu", access_log: bool = False) -> None:
     """Serve `runs` on http://host:port/ until interrupted (`vaekit serve`)."""
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise ConfigError("vaekit serve needs FastAPI and uvicorn: pip install 'vaekit[serve]'") from None
+    optional_import("fastapi", "vaekit serve", "fastapi uvicorn")
+    uvicorn = optional_import("uvicorn", "vaekit serve", "fastapi uvicorn")
     config = config or ServeConfig()
     if host not in LOOPBACK:
         config = dataclasses.replace(config, allowed_hosts=("*",))

@@ -255,6 +255,9 @@ def latent_classifier(seed: int = 0, self_training: float | None = None):
     uses all rows, and the regression is refitted, adding each round the unlabelled rows whose predicted class
     probability exceeds the threshold with that class as label, until none is added (self-training,
     Yarowsky 1995; sklearn's SelfTrainingClassifier, at most 10 rounds)."""
+    from ..errors import optional_import
+
+    optional_import("sklearn", "few-label classification", "scikit-learn")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

@@ -14,7 +14,7 @@ import numpy as np
 
 from vaekit.data.download import download as fetch
 from vaekit.data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
-from vaekit.errors import ConfigError, DataError
+from vaekit.errors import ConfigError, DataError, optional_import
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,9 +226,8 @@ def _load_idx(name: str, *, data_dir, test_fraction, seed, download) -> Dataset:
 
 
 def _load_digits(*, data_dir, test_fraction, seed, download) -> Dataset:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
+    digits = optional_import("sklearn.datasets", "the digits dataset (it ships with scikit-learn)",
+                             "scikit-learn").load_digits()
     x = (digits.images / 16).astype(np.float32)[:, None]  # (N, 1, 8, 8), values 0..16 in the source
     return _split_dataset("digits", x, digits.target.astype(np.int64), _DIGITS, test_fraction, seed)
 

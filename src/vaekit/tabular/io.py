@@ -5,17 +5,13 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, optional_import
 
 SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 
 
 def _pandas():
-    try:
-        import pandas
-    except ImportError:
-        raise DataError("tables need pandas: pip install 'vaekit[tabular]'") from None
-    return pandas
+    return optional_import("pandas", "tables", "pandas")
 
 
 def read_table(path, na_values=None):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, optional_import
 from .transformer import NUMERIC, _numeric, detect_kind
 
 BINS = 10
@@ -146,6 +146,7 @@ def _features(cols: _Columns, df, columns) -> np.ndarray:
 
 
 def _ml_efficacy(cols: _Columns, real, synthetic, holdout, target, seed: int) -> dict:
+    optional_import("sklearn", "the machine-learning efficacy score", "scikit-learn")
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.metrics import f1_score, r2_score
 
