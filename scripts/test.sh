@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install vaekit with its test and app extras, then run the test suite.
+# Install vaekit with its apps' extras and the test tools at the exact versions of constraints/test.txt (so a
+# new release of a test tool cannot break the suite on its own), then run the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VAEKIT_EXTRAS="${VAEKIT_EXTRAS:-test,all}" bash scripts/setup.sh
+VAEKIT_EXTRAS="${VAEKIT_EXTRAS:-test,all}" VAEKIT_CONSTRAINTS="${VAEKIT_CONSTRAINTS:-constraints/test.txt}" \
+    bash scripts/setup.sh
 if [ -z "${VAEKIT_DATA:-}" ] && [ -d ../shared/data ]; then
     export VAEKIT_DATA="$(cd ../shared/data && pwd)"
 fi
-python3 -m pytest "$@"
+"${PYTHON:-python3}" -m pytest "$@"
