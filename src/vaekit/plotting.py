@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .io import atomic_write
 
 
 def _save_png(path: str | Path, image) -> Path:

@@ -19,11 +19,12 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
                      resumed_train_config, to_dict)
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
+from .io import atomic_write, write_json, write_npy
 from .networks import prefer_fast_layout
 from .training import METRICS_FILE, Trainer, binarize, select_device
 from .vae import VAE, build_vae
@@ -296,7 +297,6 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
 
 def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
     """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
-    from .checkpoint import write_npy
     from .plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
@@ -383,7 +383,6 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
     means = latent_means(run.vae, model_data(run.vae, run.data, x, y, run.train.seed)).cpu().numpy()
     path = _output(run, out, "embeddings.npy")
-    from .checkpoint import atomic_write, write_npy
 
     if path.suffix == ".csv":
         header = ",".join(f"z{i}" for i in range(means.shape[1])) + (",label" if y is not None else "")

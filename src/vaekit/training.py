@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, optimizer_state, read_json,
-                         restore_optimizer, save_tensors, write_json)
+from .checkpoint import MODEL_FILE, STATE_DIR, load_tensors, optimizer_state, read_json, restore_optimizer, save_tensors
 from .config import TrainConfig
 from .denormals import flushing_denormals
 from .distributed import Group, from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .heap import keeping_freed_memory
+from .io import atomic_write, write_json
 from .networks import prefer_fast_layout
 
 METRICS_FILE = "metrics.jsonl"

@@ -315,7 +315,8 @@ class VAEAnomalyDetector:
         """Write path/config.json (parameters, scaler, threshold), model.safetensors and scores.safetensors."""
         import torch
 
-        from ..checkpoint import MODEL_FILE, save_tensors, write_json
+        from ..checkpoint import MODEL_FILE, save_tensors
+        from ..io import write_json
 
         self._check_fitted()
         path = Path(path)

@@ -165,7 +165,7 @@ def score_file(detector_dir, data, out, chunk_rows: int = 10000, label_column: s
                score: str | None = None, progress: bool = True) -> Path:
     """Write `out` (CSV: row, score, anomaly 0/1) for every row of `data`, streaming it in chunks of
     `chunk_rows` rows so the input never has to fit in memory."""
-    from ..checkpoint import atomic_open
+    from ..io import atomic_open
 
     detector = VAEAnomalyDetector.load(detector_dir)
     out = Path(out)
@@ -257,7 +257,7 @@ def evaluate_file(detector_dir, data, label_column: str | None = None, normal_la
 
     import numpy as np
 
-    from ..checkpoint import write_json
+    from ..io import write_json
 
     detector = VAEAnomalyDetector.load(detector_dir)
     ys, all_scores = [], []

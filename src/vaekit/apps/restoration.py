@@ -119,7 +119,7 @@ def _write(path: Path, images) -> Path:
     import numpy as np
     from PIL import Image
 
-    from ..checkpoint import atomic_open, write_npy
+    from ..io import atomic_open, write_npy
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy":
@@ -254,7 +254,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     import torch
     import torch.nn.functional as F
 
-    from ..checkpoint import write_json
+    from ..io import write_json
     from ..conditioning import Corruption, downscale, parse_corruption
     from ..errors import ConfigError
     from ..plotting import save_image_grid

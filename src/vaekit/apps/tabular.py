@@ -125,7 +125,7 @@ def _encode(args):
 
     import numpy as np
 
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
     from ..tabular import TabularVAE, read_table
 
     codes = TabularVAE.load(args.model).encode(read_table(args.data, args.na_values))

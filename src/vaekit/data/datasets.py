@@ -15,6 +15,7 @@ import numpy as np
 from vaekit.data.download import download as fetch
 from vaekit.data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
 from vaekit.errors import ConfigError, DataError
+from vaekit.io import atomic_open, cache_dir
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,15 +87,6 @@ SOURCES = {
 }
 
 
-def cache_dir() -> Path:
-    """Where vaekit keeps downloads and decoded arrays: $VAEKIT_CACHE, else
-    $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit."""
-    if custom := os.environ.get("VAEKIT_CACHE"):
-        return Path(custom).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "vaekit"
-
-
 def split_validation(x: np.ndarray, y: np.ndarray | None, fraction: float, seed: int = 0):
     """Hold out round(N * fraction) random examples, deterministic given `seed`; both parts
     keep their original order. Returns (x_train, y_train, x_val, y_val), the y's None when y
@@ -155,8 +147,6 @@ def _find_idx_files(folder: Path) -> list[Path] | None:
 
 def _save_quietly(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an .npz atomically and drop older siblings; skipped if the folder is not writable."""
-    from ..checkpoint import atomic_open
-
     try:
         with atomic_open(path) as f:
             np.savez(f, **arrays)

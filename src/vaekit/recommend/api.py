@@ -130,7 +130,8 @@ def save(model: Recommender, out: str | Path) -> Path:
     import torch
 
     from .. import __version__
-    from ..checkpoint import atomic_write, save_tensors, write_json
+    from ..checkpoint import save_tensors
+    from ..io import atomic_write, write_json
 
     out = Path(out)
     m = model.data.matrix
@@ -195,7 +196,7 @@ def evaluate(model, split: str = "test", baselines: bool = False) -> dict[str, d
     split: 'test' or 'val'. baselines=True also fits popularity and EASE on the same training
     users and scores them on the same users. Returns {model name: summary}; writes eval.json.
     """
-    from ..checkpoint import write_json
+    from ..io import write_json
 
     model = _as_model(model)
     if split not in ("test", "val"):

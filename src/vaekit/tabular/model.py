@@ -188,7 +188,8 @@ class TabularVAE:
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors, write_json
+        from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors
+        from ..io import write_json
 
         vae, path = self._fitted(), Path(path)
         write_json(path / TRANSFORMER_FILE, self.transformer.to_dict())

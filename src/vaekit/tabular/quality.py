@@ -124,7 +124,7 @@ def quality_report(real, synthetic, holdout=None, target: str | None = None, out
                       _ml_efficacy(cols, real, synthetic, holdout, target, seed) if holdout is not None else None,
                       _privacy(cols, real, synthetic, holdout, seed, max_privacy_rows) if holdout is not None else None)
     if out_dir is not None:
-        from ..checkpoint import write_json
+        from ..io import write_json
 
         write_json(Path(out_dir) / "quality.json", quality.to_dict())
         save_marginals(Path(out_dir) / "marginals.png", cols, real, synthetic)
