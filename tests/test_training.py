@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from vaekit import runs
+from vaekit.conditioning import binarize
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
-from vaekit.training import Trainer, TrainingDiverged, _Compiled, binarize
+from vaekit.training import Trainer, TrainingDiverged, _Compiled
 from vaekit.vae import build_vae
 
 TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)

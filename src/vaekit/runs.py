@@ -20,13 +20,14 @@ import torch
 
 from . import __version__
 from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+from .conditioning import PairedData, binarize, parse_corruption
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
                      resumed_train_config, to_dict)
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .io import atomic_write, write_json, write_npy
 from .networks import prefer_fast_layout
-from .training import METRICS_FILE, Trainer, binarize, select_device
+from .training import METRICS_FILE, Trainer, select_device
 from .vae import VAE, build_vae
 
 IN_MEMORY = "<array>"
@@ -182,8 +183,6 @@ def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | 
     """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
     condition taken from the data (labels y, x downscaled, or x corrupted) and the corruption of `data`, drawn
     once with `seed` (None: afresh on every read, as training wants)."""
-    from .conditioning import PairedData, parse_corruption
-
     corruption = parse_corruption(data.corrupt)
     if vae.condition is None and corruption is None:
         return x
