@@ -96,7 +96,7 @@ def test_early_stopping_stops_and_keeps_the_best_weights(tmp_path):
     assert run.history[-1]["val_neg_elbo"] > best
     reloaded = runs.load_run(tmp_path / "r", device="cpu")
     splits = runs.load_splits(reloaded.data, reloaded.train.seed)
-    from vaekit.training import negative_elbo
+    from vaekit.evaluation import negative_elbo
 
     torch.manual_seed(0)
     assert abs(negative_elbo(reloaded.vae, splits.x_val)[0] - best) < 1.0

@@ -26,6 +26,7 @@ from .config import TrainConfig
 from .denormals import flushing_denormals
 from .distributed import Group, from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
+from .evaluation import negative_elbo
 from .heap import keeping_freed_memory
 from .io import atomic_write, write_json
 from .networks import prefer_fast_layout
@@ -60,22 +61,6 @@ def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.o
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-
-
-@torch.inference_mode()
-def negative_elbo(vae: nn.Module, x, batch_size: int = 1000, group: Group | None = None) -> tuple[float, float, float]:
-    """Mean -ELBO, reconstruction and KL (nats per example) over x, one posterior sample each.
-    With a multi-process `group`, each rank evaluates its share of x and the sums are all-reduced."""
-    device = next(vae.parameters()).device
-    totals = torch.zeros(3, device=device)
-    share = group.span(len(x)) if group is not None else range(len(x))
-    for start in range(share.start, share.stop, batch_size):
-        index = torch.arange(start, min(start + batch_size, share.stop))
-        elbo = vae.elbo(x[index.to(x.device) if torch.is_tensor(x) else index].to(device))
-        totals += torch.stack([-elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()])
-    if group is not None:
-        group.all_reduce(totals)
-    return tuple((totals / len(x)).tolist())
 
 
 @contextlib.contextmanager
