@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "denoise": "vaekit train --condition noisy --corrupt gaussian:0.3 --network conv --epochs 10 --out runs/dvae\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "fit": "vaekit tabular fit adult.csv -o models/adult --epochs 100 --categorical education-num --na-values '?'",

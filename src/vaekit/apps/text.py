@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
