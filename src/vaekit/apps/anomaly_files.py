@@ -221,7 +221,7 @@ def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metr
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
-    from ..plotting import _save_figure
+    from ..plotting import save_figure
 
     fpr, tpr, _ = roc_curve(y, scores)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -229,7 +229,7 @@ def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metr
     ax.plot([0, 1], [0, 1], "k:", lw=1, label="chance")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve")
     ax.legend(loc="lower right")
-    roc = _save_figure(out_dir / "roc.png", fig)
+    roc = save_figure(out_dir / "roc.png", fig)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     low, q25, q75, high = np.quantile(scores, [0.001, 0.25, 0.75, 0.995])
     high = max(high, metrics.threshold)
@@ -247,7 +247,7 @@ def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metr
     ax.axvline(metrics.threshold + shift, color="k", ls="--", label="threshold")
     ax.set(xlabel=xlabel, ylabel="share of the group's rows", title="Scores")
     ax.legend()
-    return roc, _save_figure(out_dir / "scores.png", fig)
+    return roc, save_figure(out_dir / "scores.png", fig)
 
 
 def evaluate_file(detector_dir, data, label_column: str | None = None, normal_label: str = "0", out=None,

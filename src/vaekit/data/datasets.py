@@ -103,7 +103,7 @@ def split_validation(x: np.ndarray, y: np.ndarray | None, fraction: float, seed:
     return x[train], y_train, x[val], y_val
 
 
-def _as_features(x: np.ndarray, source) -> np.ndarray:
+def as_features(x: np.ndarray, source) -> np.ndarray:
     """float32 (N, D) or (N, C, H, W); uint8 is scaled by 1/255, other numbers kept as they are."""
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
@@ -176,8 +176,8 @@ def _idx_dataset(name: str, paths: list[Path], class_names=None) -> Dataset:
     x_train, y_train, x_test, y_test = _decode_idx(name, paths)
     return Dataset(
         name,
-        _as_features(x_train, paths[0]), _as_labels(y_train, len(x_train), paths[1]),
-        _as_features(x_test, paths[2]), _as_labels(y_test, len(x_test), paths[3]),
+        as_features(x_train, paths[0]), _as_labels(y_train, len(x_train), paths[1]),
+        as_features(x_test, paths[2]), _as_labels(y_test, len(x_test), paths[3]),
         class_names,
     )
 
@@ -267,5 +267,5 @@ def load_dataset(name_or_path: str, data_dir: str | None = None, image_size=None
         x, y = read_arrays(path)
     else:
         x, y = read_idx(path), None
-    x = _as_features(x, path)
+    x = as_features(x, path)
     return _split_dataset(path.name, x, _as_labels(y, len(x), path), class_names, test_fraction, seed)

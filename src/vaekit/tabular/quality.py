@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .transformer import NUMERIC, _numeric, detect_kind
+from .transformer import NUMERIC, numeric_values, detect_kind
 
 BINS = 10
 
@@ -67,7 +67,7 @@ class _Columns:
         self.labels = {c: sorted(_as_labels(real[c]).unique()) for c in self.categorical}
 
     def numbers(self, df, c) -> np.ndarray:
-        return _numeric(df[c], str(c)).to_numpy()
+        return numeric_values(df[c], str(c)).to_numpy()
 
     def codes(self, df, c) -> np.ndarray:
         """Category codes by the real table's labels; unseen synthetic labels get len(labels)."""
@@ -227,7 +227,7 @@ def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plotting import _save_figure
+    from ..plotting import save_figure
 
     shown = (cols.numeric + cols.categorical)[:max_columns]
     n_cols = min(4, len(shown))
@@ -255,7 +255,7 @@ def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16,
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("real vs synthetic marginals")
     fig.tight_layout()
-    return _save_figure(path, fig)
+    return save_figure(path, fig)
 
 
 def save_correlations(path, cols: _Columns, real, synthetic):
@@ -265,7 +265,7 @@ def save_correlations(path, cols: _Columns, real, synthetic):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plotting import _save_figure
+    from ..plotting import save_figure
 
     names = cols.numeric
     if len(names) < 2:
@@ -282,4 +282,4 @@ def save_correlations(path, cols: _Columns, real, synthetic):
         ax.set_title(title)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    return _save_figure(path, fig)
+    return save_figure(path, fig)
