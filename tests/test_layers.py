@@ -3,6 +3,7 @@
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,15 @@ def test_the_contract_catches_an_upward_import_and_a_circle(tmp_path):
     assert result.returncode != 0
     assert "vaekit.vae is not allowed to import vaekit.runs" in result.stdout
     assert "No cycles are allowed in vaekit" in result.stdout
+
+
+def test_the_picture_in_docs_architecture_is_the_contract():
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml")
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(c["layers"] for c in contracts if c["type"] == "layers")
+    picture = (ROOT / "docs" / "architecture.md").read_text().split("```")[1].strip().splitlines()
+    drawn = [set(re.findall(r"(\w+)(?:\.py|/)", re.split(r"\s{3,}", line.strip())[0])) for line in picture]
+    assert drawn == [{tail.strip() for tail in layer.split("|")} for layer in layers]
 
 
 def private_names_used_across_modules(package: Path) -> list[str]:
