@@ -11,7 +11,7 @@ against the kernel's output; the variants take turns call by call, medians of --
   stride-2 transposed conv: sub-pixel (a 2x2 conv to 4x the channels, then pixel_shuffle);
   stride-1 transposed conv: the same conv with its kernel flipped, as a plain conv.
 Since round 15 the channels_last column is vaekit's own path: the last layer's forward runs as one
-product and shifted sums (vaekit.fused._TapsConvTranspose2dFunction).
+product and shifted sums (vaekit.fused.TapsConvTranspose2dFunction).
 Table 2, vaekit's whole training step (channels_last, as its Trainer runs it) under torch.profiler,
 grouped by operator, against the step time that 1.5x pythae's samples/s (the issue's target) allows,
 pythae's figure read from benchmarks/results/speed_conv_<--speed-results>.json.
@@ -62,7 +62,7 @@ def _rewrite(layer):
     import torch
     import torch.nn.functional as F
 
-    from vaekit.fused import _OneDNNLinearFunction
+    from vaekit.fused import OneDNNLinearFunction
 
     weight, bias = layer.weight, layer.bias
     if not isinstance(layer, torch.nn.ConvTranspose2d):
@@ -70,7 +70,7 @@ def _rewrite(layer):
             batch, channels, height, width = x.shape
             padded = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)
             columns = torch.cat([padded[:, i:i + height:2, j:j + width:2] for i in range(3) for j in range(3)], -1)
-            out = _OneDNNLinearFunction.apply(columns.reshape(-1, 9 * channels),
+            out = OneDNNLinearFunction.apply(columns.reshape(-1, 9 * channels),
                                               weight.permute(0, 2, 3, 1).reshape(len(weight), -1), bias)
             return out.view(batch, (height + 1) // 2, (width + 1) // 2, -1).permute(0, 3, 1, 2)
         return im2col

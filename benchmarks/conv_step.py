@@ -115,19 +115,19 @@ def _variants(vae) -> dict[str, tuple[dict, str | None]]:
     import torch
     import torch.nn.functional as F
 
-    from vaekit.fused import _OneDNNLinearFunction
+    from vaekit.fused import OneDNNLinearFunction
 
     encoder, decoder = vae.encoder, vae.decoder
     conv_relu, unmasked = _conv_relu_function(), _unmasked_function()
 
     def head_onednn(self, x, c=None):
-        return _OneDNNLinearFunction.apply(self.convs(x).flatten(1), self.head.weight, self.head.bias)
+        return OneDNNLinearFunction.apply(self.convs(x).flatten(1), self.head.weight, self.head.bias)
 
     def fused_convs(self, x, c=None):
         h = x.contiguous(memory_format=torch.channels_last)
         for conv in self.convs[::2]:
             h = conv_relu.apply(h, conv.weight, conv.bias, conv.stride, conv.padding)
-        return _OneDNNLinearFunction.apply(h.flatten(1), self.head.weight, self.head.bias)
+        return OneDNNLinearFunction.apply(h.flatten(1), self.head.weight, self.head.bias)
 
     def channels_last_head(self, z, c=None):
         linear, (channels, height, width) = self.head[0], self.start

@@ -21,7 +21,7 @@ import torch
 
 from vaekit import __version__
 from vaekit import recommend as rec
-from vaekit.checkpoint import write_json
+from vaekit.io import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import cpu_model

@@ -172,7 +172,7 @@ def main() -> int:
     result = {"command": "OMP_NUM_THREADS=1 VAEKIT_DATA=../shared/data PYTHONPATH=src python benchmarks/tabular.py "
                          + " ".join(sys.argv[1:]),
               "config": vars(args), **environment(), "rows": rows}
-    from vaekit.checkpoint import write_json
+    from vaekit.io import write_json
 
     write_json(args.out, result)
     print(f"wrote {args.out}", file=sys.stderr)

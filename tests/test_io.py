@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from vaekit import runs
-from vaekit.checkpoint import atomic_write
+from vaekit.io import atomic_write
 
 
 @pytest.fixture

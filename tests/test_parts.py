@@ -134,7 +134,7 @@ def test_the_decoders_transposed_convolution_is_torchs_with_its_bias_gradient_as
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     if relu and layout == torch.channels_last:
-        assert isinstance(outputs[0].grad_fn, fused._ConvTranspose2dReLUFunction._backward_cls)
+        assert isinstance(outputs[0].grad_fn, fused.ConvTranspose2dReLUFunction._backward_cls)
         loss = torch.compile(lambda x: ours(x).square().sum())(x)
         torch.testing.assert_close(loss, outputs[1].square().sum())
         for a, b in zip(torch.autograd.grad(loss, [x, ours.weight, ours.bias]), grads[1]):

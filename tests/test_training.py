@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from vaekit import runs
+from vaekit.conditioning import binarize
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
-from vaekit.training import Trainer, TrainingDiverged, _Compiled, binarize
+from vaekit.training import Trainer, TrainingDiverged, _Compiled
 from vaekit.vae import build_vae
 
 TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)
@@ -95,7 +96,7 @@ def test_early_stopping_stops_and_keeps_the_best_weights(tmp_path):
     assert run.history[-1]["val_neg_elbo"] > best
     reloaded = runs.load_run(tmp_path / "r", device="cpu")
     splits = runs.load_splits(reloaded.data, reloaded.train.seed)
-    from vaekit.training import negative_elbo
+    from vaekit.evaluation import negative_elbo
 
     torch.manual_seed(0)
     assert abs(negative_elbo(reloaded.vae, splits.x_val)[0] - best) < 1.0

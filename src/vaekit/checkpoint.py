@@ -1,15 +1,13 @@
 """Saving and loading: config.json + model.safetensors, and training state for exact resume.
 
-Every file is written to a temporary name in its folder and renamed into place, so a crash
-never leaves a half-written checkpoint. Nothing is ever unpickled.
+Every file is written atomically (vaekit.io), so a crash never leaves a half-written checkpoint.
+Nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,64 +15,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from .errors import CheckpointError
+from .io import atomic_write
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.safetensors"
 STATE_DIR = "checkpoint"
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it; put it straight back
-    os.umask(mask)
-    return mask
-
-
-def temporary_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
-    """A new temporary file in `path`'s folder, as (fd, name), with the permissions a plain `open`
-    would give under the user's umask (mkstemp alone makes every file 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    if hasattr(os, "fchmod"):  # not on Windows before Python 3.13
-        os.fchmod(fd, 0o666 & ~_umask())
-    return fd, tmp
-
-
-@contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file beside `path` for writing; on a clean exit it is synced and renamed to
-    `path`, on any error it is removed, so `path` is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temporary_beside(path)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write data to path via a temporary file in the same folder and os.replace."""
-    with atomic_open(path) as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-
-
-def write_npy(path: str | os.PathLike, array) -> Path:
-    """Save a numpy array as .npy, atomically."""
-    import numpy as np
-
-    with atomic_open(path) as f:
-        np.save(f, array)
-    return Path(path)
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write(path, json.dumps(obj, indent=2) + "\n")
-
-
 def read_json(path: str | os.PathLike) -> dict:
+    """A saved folder's JSON file (config.json, ...); missing or unreadable is a CheckpointError."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments
+from .config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, add_command
 from .errors import VaekitError
 
 EXAMPLES = {
@@ -27,12 +27,6 @@ EXAMPLES = {
     "report": "vaekit report runs/mlp   # writes runs/mlp/report.html",
     "demo": "vaekit demo --out runs/demo --epochs 3",
 }
-
-
-def add_command(subparsers, name: str, help: str, example: str, description: str | None = None):
-    """A subcommand with its one-line help and an example under --help (used by the apps too)."""
-    return subparsers.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:

@@ -1,5 +1,6 @@
 """Typed configs. Each field's default and help are written once here; the CLI flags and
-config.json are generated from the fields. This module imports no torch (fast --help)."""
+config.json are generated from the fields, and `add_command` makes a subcommand for the CLI and the
+apps alike. This module imports no torch (fast --help)."""
 
 from __future__ import annotations
 
@@ -159,7 +160,8 @@ def _positive(config, name: str) -> None:
         raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(config, name)}")
 
 
-def _parse_ints(text: str) -> tuple[int, ...]:
+def parse_ints(text: str) -> tuple[int, ...]:
+    """'64,32' -> (64, 32): the argparse type of a flag that lists sizes."""
     try:
         return tuple(int(part) for part in str(text).split(",") if part.strip())
     except ValueError:
@@ -182,12 +184,18 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
         if kind is bool:
             extra["action"] = argparse.BooleanOptionalAction
         elif kind == tuple[int, ...]:
-            extra.update(type=_parse_ints, metavar="N[,N...]")
+            extra.update(type=parse_ints, metavar="N[,N...]")
         elif kind in (int, float):
             extra.update(type=kind, metavar=kind.__name__.upper())
         else:
             extra["metavar"] = "VALUE"
         parser.add_argument(*flags, dest=f"{cls.__name__}.{f.name}", **extra)
+
+
+def add_command(subparsers, name: str, help: str, example: str, description: str | None = None):
+    """A subcommand with its one-line help and an example under --help (for cli.py and the apps alike)."""
+    return subparsers.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit")

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .errors import VaekitError
+from .vae import Loss
 
 TIMEOUT_ENV = "VAEKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
@@ -131,8 +132,6 @@ class Group:
                                           if self.device.type == "cuda" else None)
 
         def loss(x, **kwargs):
-            from .vae import Loss
-
             return Loss(*ddp(x, **kwargs))
 
         return loss

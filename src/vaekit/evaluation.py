@@ -1,6 +1,6 @@
-"""Evaluation of a trained VAE: -ELBO split into reconstruction and KL, the importance-weighted
-NLL, bits/dim, active units, and k-NN accuracy of latent means. Everything in nats per example
-unless the name says otherwise."""
+"""Evaluation of a trained VAE: -ELBO split into reconstruction and KL (also the Trainer's validation
+score), the importance-weighted NLL, bits/dim, active units, and k-NN accuracy of latent means.
+Everything in nats per example unless the name says otherwise."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-from .training import negative_elbo
+from .distributed import Group
 from .vae import VAE
 
 
@@ -28,6 +29,22 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@torch.inference_mode()
+def negative_elbo(vae: nn.Module, x, batch_size: int = 1000, group: Group | None = None) -> tuple[float, float, float]:
+    """Mean -ELBO, reconstruction and KL (nats per example) over x, one posterior sample each.
+    With a multi-process `group`, each rank evaluates its share of x and the sums are all-reduced."""
+    device = next(vae.parameters()).device
+    totals = torch.zeros(3, device=device)
+    share = group.span(len(x)) if group is not None else range(len(x))
+    for start in range(share.start, share.stop, batch_size):
+        index = torch.arange(start, min(start + batch_size, share.stop))
+        elbo = vae.elbo(x[index.to(x.device) if torch.is_tensor(x) else index].to(device))
+        totals += torch.stack([-elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()])
+    if group is not None:
+        group.all_reduce(totals)
+    return tuple((totals / len(x)).tolist())
 
 
 @torch.inference_mode()

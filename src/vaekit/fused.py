@@ -63,7 +63,7 @@ def _conv_transpose_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     return torch.ops.vaekit.onednn_conv_transpose_relu(x, weight, bias, stride, padding, output_padding)
 
 
-class _ConvTranspose2dReLUFunction(torch.autograd.Function):
+class ConvTranspose2dReLUFunction(torch.autograd.Function):
     """relu(conv_transpose2d(x, weight) + bias) with the bias and the ReLU inside the forward kernel
     (_conv_transpose_relu): one pass over the output instead of three. Backward: the ReLU's mask, the bias
     gradient as a sum, then torch's own kernel for the rest."""
@@ -87,7 +87,7 @@ class _ConvTranspose2dReLUFunction(torch.autograd.Function):
                 None, None, None)
 
 
-class _UpsamplingToOneChannelFunction(torch.autograd.Function):
+class UpsamplingToOneChannelFunction(torch.autograd.Function):
     """The conv decoder's upsampling as one Function: transposed convolutions, each with its bias and ReLU
     (_conv_transpose_relu), then the 3x3 stride-1 one to one channel (a grayscale image's logits) by native.c,
     the last chunk by chunk with the layer before it while that is in cache. Backward: native.c gives, in one
@@ -131,7 +131,7 @@ class _UpsamplingToOneChannelFunction(torch.autograd.Function):
         return grad_x, None, grad_last_weight, grad.sum((0, 2, 3)), *layer_grads
 
 
-class _FromOneChannelReLUFunction(torch.autograd.Function):
+class FromOneChannelReLUFunction(torch.autograd.Function):
     """relu(conv2d(x, weight, bias, stride=2, padding=1)) of a one-channel image x that takes no gradient, by
     native.c: the forward in one pass, the weight and bias gradients through the ReLU's mask in one pass over
     the output's gradient (oneDNN's kernels for one input channel ran far below their rate, and the mask and
@@ -150,7 +150,7 @@ class _FromOneChannelReLUFunction(torch.autograd.Function):
         return None, *native.from_one_channel_backward_through_relu(x, y, grad)
 
 
-class _OneDNNLinearFunction(torch.autograd.Function):
+class OneDNNLinearFunction(torch.autograd.Function):
     """x @ weight.T + bias with all three products of forward and backward in oneDNN: strided
     (transposed) operands go in as views, without copies."""
 
@@ -171,7 +171,7 @@ class _OneDNNLinearFunction(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias
 
 
-class _TapsConvTranspose2dFunction(torch.autograd.Function):
+class TapsConvTranspose2dFunction(torch.autograd.Function):
     """A stride-1 transposed convolution of a channels_last input, its forward as one oneDNN product
     and shifted sums: the kernel, as (out channels x taps, channels), times every input pixel's channels
     gives each tap's contribution to each output channel as a map of its own, and every output pixel

@@ -7,7 +7,7 @@ import html
 import json
 from pathlib import Path
 
-from .checkpoint import atomic_write
+from .io import atomic_write
 
 PICTURES = (("curves.png", "Training curves"), ("samples.png", "Samples from the prior"),
             ("reconstructions.png", "Test images (odd rows) and their reconstructions (even rows)"),

@@ -32,6 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .io import cache_dir
+
 SOURCE = Path(__file__).with_name("native.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
          "-fassociative-math", "-fno-signed-zeros")
@@ -67,8 +69,6 @@ def _cpu_signature() -> str:
 
 def _build_and_load() -> ctypes.CDLL | None:
     # torch's Linux wheels bring GNU OpenMP, which a gcc -fopenmp library then shares (one thread team)
-    from .data.datasets import cache_dir
-
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not enabled() or sys.platform != "linux" or not compiler:
         return None

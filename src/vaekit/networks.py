@@ -23,8 +23,8 @@ from torch import nn
 
 from . import native
 from .errors import ConfigError
-from .fused import (_ConvTranspose2dReLUFunction, _FromOneChannelReLUFunction, _OneDNNLinearFunction,
-                    _TapsConvTranspose2dFunction, _UpsamplingToOneChannelFunction)
+from .fused import (ConvTranspose2dReLUFunction, FromOneChannelReLUFunction, OneDNNLinearFunction,
+                    TapsConvTranspose2dFunction, UpsamplingToOneChannelFunction)
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
 
@@ -71,7 +71,7 @@ class Linear(nn.Linear):
         if (min(self.in_features, self.out_features) >= 128 and x.device.type == "cpu" and x.numel()
                 and x.dtype == self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
                 and ONEDNN_LINEAR):
-            return _OneDNNLinearFunction.apply(x, self.weight, self.bias)
+            return OneDNNLinearFunction.apply(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
 
 
@@ -91,9 +91,9 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     design's 64->32 layer at batch 128, channels_last: 13.7 against 8.1 ms in bf16, 15.1 against 12.2 in fp32).
 
     relu=True applies a ReLU to the output, in fp32 on an AVX-512 CPU inside the forward kernel together
-    with the bias (_ConvTranspose2dReLUFunction: the 64->32 layer's forward and backward 10.4 against 10.9 ms).
+    with the bias (ConvTranspose2dReLUFunction: the 64->32 layer's forward and backward 10.4 against 10.9 ms).
     A stride-1 layer to at most 3 channels (an image's last layer) there runs its forward as
-    _TapsConvTranspose2dFunction: oneDNN's kernel for so few output channels is slow (the conv design's
+    TapsConvTranspose2dFunction: oneDNN's kernel for so few output channels is slow (the conv design's
     32->1 layer: 1.0 against 2.2 ms)."""
 
     def __init__(self, *args, relu: bool = False, **kwargs):
@@ -112,11 +112,11 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         if onednn:  # e.g. the decoder's first layer, a reshaped Linear output
             x = x.contiguous(memory_format=torch.channels_last)
         if onednn and self.relu and self.bias is not None:
-            return _ConvTranspose2dReLUFunction.apply(x, self.weight, self.bias, self.stride, self.padding,
+            return ConvTranspose2dReLUFunction.apply(x, self.weight, self.bias, self.stride, self.padding,
                                                       self.output_padding)
         if onednn and self.out_channels <= 3 and self.stride == (1, 1) and self.output_padding == (0, 0) \
                 and all(p < k for p, k in zip(self.padding, self.kernel_size)):
-            out = _TapsConvTranspose2dFunction.apply(x, self.weight, self.padding)
+            out = TapsConvTranspose2dFunction.apply(x, self.weight, self.padding)
         else:
             out = F.conv_transpose2d(x, self.weight, None, self.stride, self.padding, self.output_padding,
                                      self.groups, self.dilation)
@@ -204,10 +204,10 @@ class ConvEncoder(nn.Module):
     @staticmethod
     def _convolve(conv: nn.Conv2d, act: nn.Module, h: torch.Tensor) -> torch.Tensor:
         """act(conv(h)); a grayscale image's first layer and its ReLU by native.c where it has kernels for
-        them (_FromOneChannelReLUFunction)."""
+        them (FromOneChannelReLUFunction)."""
         if (isinstance(act, nn.ReLU) and conv.bias is not None and not h.requires_grad and _own_cpu_path(conv, h)
                 and native.from_one_channel_fits(h, conv.weight, conv.stride, conv.padding)):
-            return _FromOneChannelReLUFunction.apply(h, conv.weight, conv.bias)
+            return FromOneChannelReLUFunction.apply(h, conv.weight, conv.bias)
         return act(conv(h))
 
 
@@ -260,13 +260,13 @@ class ConvDecoder(nn.Module):
         return out[..., : self.height, : self.width]
 
     def _upsample(self, h: torch.Tensor) -> torch.Tensor:
-        """self.deconvs(h); as one _UpsamplingToOneChannelFunction where native.c has kernels for its end."""
+        """self.deconvs(h); as one UpsamplingToOneChannelFunction where native.c has kernels for its end."""
         *relu_layers, last = self.deconvs[::2]  # (transposed conv, its activation) pairs, then the last layer
         if (all(layer.relu and layer.bias is not None and _own_cpu_path(layer, h) for layer in relu_layers)
                 and all(isinstance(between, nn.Identity) for between in self.deconvs[1::2])
                 and last.bias is not None and _own_cpu_path(last, h) and last.output_padding == (0, 0)
                 and native.one_channel_fits(h, last.weight, last.stride, last.padding)):
-            return _UpsamplingToOneChannelFunction.apply(
+            return UpsamplingToOneChannelFunction.apply(
                 h.contiguous(memory_format=torch.channels_last),
                 tuple((layer.stride, layer.padding, layer.output_padding) for layer in relu_layers), last.weight,
                 last.bias, *(p for layer in relu_layers for p in (layer.weight, layer.bias)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .io import atomic_write
 
 
 def _save_png(path: str | Path, image) -> Path:
@@ -20,7 +20,8 @@ def _save_png(path: str | Path, image) -> Path:
     return Path(path)
 
 
-def _save_figure(path: str | Path, fig) -> Path:
+def save_figure(path: str | Path, fig) -> Path:
+    """Write a matplotlib figure as a PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -79,7 +80,7 @@ def save_curves(path: str | Path, history: list[dict]) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save_figure(path, fig)
+    return save_figure(path, fig)
 
 
 def save_latent_map(path: str | Path, points: np.ndarray, labels=None, class_names=None, title: str = "") -> Path:
@@ -100,7 +101,7 @@ def save_latent_map(path: str | Path, points: np.ndarray, labels=None, class_nam
             ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=name)
         ax.legend(markerscale=4, fontsize=8, loc="best", ncol=2)
     ax.set_title(title)
-    return _save_figure(path, fig)
+    return save_figure(path, fig)
 
 
 def save_tradeoff(path: str | Path, rows: list[dict]) -> Path:
@@ -124,4 +125,4 @@ def save_tradeoff(path: str | Path, rows: list[dict]) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    return _save_figure(path, fig)
+    return save_figure(path, fig)

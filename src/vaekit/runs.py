@@ -19,13 +19,15 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+from .conditioning import PairedData, binarize, parse_corruption
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
                      resumed_train_config, to_dict)
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
+from .io import atomic_write, write_json, write_npy
 from .networks import prefer_fast_layout
-from .training import METRICS_FILE, Trainer, binarize, select_device
+from .training import METRICS_FILE, Trainer, select_device
 from .vae import VAE, build_vae
 
 IN_MEMORY = "<array>"
@@ -181,8 +183,6 @@ def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | 
     """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
     condition taken from the data (labels y, x downscaled, or x corrupted) and the corruption of `data`, drawn
     once with `seed` (None: afresh on every read, as training wants)."""
-    from .conditioning import PairedData, parse_corruption
-
     corruption = parse_corruption(data.corrupt)
     if vae.condition is None and corruption is None:
         return x
@@ -241,11 +241,13 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     return Run(path, vae, model_cfg, train_cfg, data_cfg, history)
 
 
-def _as_run(run: Run | str | Path) -> Run:
+def as_run(run: Run | str | Path) -> Run:
+    """The Run itself, or the run saved in that folder."""
     return run if isinstance(run, Run) else load_run(run)
 
 
-def _run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -> Splits:
+def run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -> Splits:
+    """The run's data split as in training, or `data` (from `data_dir`) instead; it must fit the model."""
     config = run.data
     if data is not None or data_dir is not None:
         config = dataclasses.replace(config, **{k: v for k, v in (("data", data), ("data_dir", data_dir)) if v})
@@ -258,7 +260,8 @@ def _run_splits(run: Run, data: str | None = None, data_dir: str | None = None) 
     return splits
 
 
-def _output(run: Run, out: str | Path | None, default: str) -> Path:
+def output_path(run: Run, out: str | Path | None, default: str) -> Path:
+    """`out`, else the file `default` in the run's folder."""
     if out is not None:
         return Path(out)
     if run.path is None:
@@ -272,10 +275,10 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     `limit` evaluates only the first `limit` examples of the split (a quick look)."""
     from .evaluation import evaluate as evaluate_model
 
-    run = _as_run(run)
+    run = as_run(run)
     if k < 1:
         raise ConfigError(f"--k must be a positive integer, got {k}")
-    splits = _run_splits(run, data, data_dir)
+    splits = run_splits(run, data, data_dir)
     x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
     if x is None:
         raise ConfigError(f"unknown split '{split}': use test, val or train")
@@ -296,7 +299,6 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
 
 def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
     """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
-    from .checkpoint import write_npy
     from .plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
@@ -309,7 +311,7 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
            label: int | None = None) -> Path:
     """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`). A label-conditional
     run draws class `label`, or without one a row per class."""
-    run = _as_run(run)
+    run = as_run(run)
     if n < 1:
         raise ConfigError(f"-n must be a positive integer, got {n}")
     device = next(run.vae.parameters()).device
@@ -326,21 +328,21 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     elif run.vae.condition is not None:
         tool = "denoise" if run.model.condition == "noisy" else "superres"
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
-    return _save_images(_output(run, out, "samples.png"), run.vae.sample(n, generator=generator, c=c), columns)
+    return _save_images(output_path(run, out, "samples.png"), run.vae.sample(n, generator=generator, c=c), columns)
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
                 data_dir: str | None = None) -> Path:
     """Test images (top rows) above their reconstructions (bottom rows) (`vaekit reconstruct`)."""
-    run = _as_run(run)
-    splits = _run_splits(run, data, data_dir)
+    run = as_run(run)
+    splits = run_splits(run, data, data_dir)
     y = None if splits.y_test is None else splits.y_test[:n]
     x = model_data(run.vae, run.data, splits.x_test[:n], y, run.train.seed)
     x = x.to(next(run.vae.parameters()).device)
     columns = min(len(x), 8)
     shown = x if torch.is_tensor(x) else x[:].x  # the encoder's input: noisy for a denoising run
     rows = [torch.cat([shown[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
-    return _save_images(_output(run, out, "reconstructions.png"), torch.cat(rows), columns)
+    return _save_images(output_path(run, out, "reconstructions.png"), torch.cat(rows), columns)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -354,10 +356,10 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int = 6, steps: int = 10,
                 spherical: bool = False, data: str | None = None, data_dir: str | None = None) -> Path:
     """Paths in latent space between pairs of test images, one row per pair (`vaekit interpolate`)."""
-    run = _as_run(run)
+    run = as_run(run)
     if run.vae.condition is not None:
         raise ConfigError(f"interpolate needs an unconditional run; this one is conditioned on {run.model.condition}")
-    x = _run_splits(run, data, data_dir).x_test[: 2 * pairs].to(next(run.vae.parameters()).device)
+    x = run_splits(run, data, data_dir).x_test[: 2 * pairs].to(next(run.vae.parameters()).device)
     if len(x) < 2:
         raise DataError("interpolation needs at least two test examples")
     with torch.no_grad():
@@ -367,7 +369,7 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
         t = torch.linspace(0, 1, steps, device=z.device)
         path = slerp(a, b, t) if spherical else a[:, None] + t[None, :, None] * (b - a)[:, None]
         images = run.vae.decode_mean(path.reshape(-1, run.vae.latent_dim))
-    return _save_images(_output(run, out, "interpolation.png"), images, steps)
+    return _save_images(output_path(run, out, "interpolation.png"), images, steps)
 
 
 def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None = None,
@@ -378,12 +380,11 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     from .evaluation import latent_means
     from .plotting import save_latent_map
 
-    run = _as_run(run)
-    splits = _run_splits(run, data, data_dir)
+    run = as_run(run)
+    splits = run_splits(run, data, data_dir)
     x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
     means = latent_means(run.vae, model_data(run.vae, run.data, x, y, run.train.seed)).cpu().numpy()
-    path = _output(run, out, "embeddings.npy")
-    from .checkpoint import atomic_write, write_npy
+    path = output_path(run, out, "embeddings.npy")
 
     if path.suffix == ".csv":
         header = ",".join(f"z{i}" for i in range(means.shape[1])) + (",label" if y is not None else "")
@@ -420,7 +421,7 @@ def report(run: Run | str | Path) -> Path:
     """Gather metrics, curves and pictures of a run into report.html (`vaekit report`)."""
     from .html_report import write_report
 
-    return write_report(_as_run(run))
+    return write_report(as_run(run))
 
 
 def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str = "fashion-mnist",

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
 
-from .conditioning import Batch, repeat_rows, unpack
+from .conditioning import Batch, build_condition, repeat_rows, unpack
 from .errors import ConfigError
-from .likelihoods import Likelihood
-from .priors import Prior, StandardNormal
+from .likelihoods import Likelihood, build_likelihood
+from .networks import build_networks
+from .priors import Prior, StandardNormal, build_prior
 
 # Decoded values per chunk when estimating log p(x): bounds the memory of log_likelihood.
 _CHUNK_ELEMENTS = 1 << 24
@@ -249,11 +250,6 @@ def standard_normal_kl(loc: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor
 
 def build_vae(config) -> VAE:
     """Build a VAE from a ModelConfig whose data_shape is set (the saved config.json's 'model')."""
-    from .conditioning import build_condition
-    from .likelihoods import build_likelihood
-    from .networks import build_networks
-    from .priors import build_prior
-
     config.validate()
     shape = tuple(config.data_shape)
     network = config.network if config.network != "auto" else ("conv" if len(shape) == 3 else "mlp")

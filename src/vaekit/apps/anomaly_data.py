@@ -54,14 +54,14 @@ def as_examples(x, source: str = "X") -> np.ndarray:
     DataError for other shapes, non-numeric or non-finite values."""
     import numpy as np
 
-    from ..data.datasets import _as_features
+    from ..data.datasets import as_features
 
     x = np.asarray(x)
     if x.ndim == 1:
         raise DataError(f"{source} has shape {x.shape}; pass a 2-D array (N, D), e.g. x.reshape(-1, 1)")
     if len(x) == 0:
         raise DataError(f"{source} has no rows; pass at least one example")
-    return _as_features(x, source)
+    return as_features(x, source)
 
 
 def is_mixed_table(X) -> bool:
@@ -78,7 +78,7 @@ def mixed_rows(transformer, X) -> tuple[np.ndarray, np.ndarray]:
     scored as the most anomalous."""
     import numpy as np
 
-    from ..tabular.transformer import _python
+    from ..tabular.transformer import python_scalar
 
     if not hasattr(X, "columns"):
         raise DataError("this detector was fitted on a mixed-type table: pass a pandas DataFrame "
@@ -87,7 +87,7 @@ def mixed_rows(transformer, X) -> tuple[np.ndarray, np.ndarray]:
     for column in transformer.columns:
         if column.name not in X.columns or column.kind not in ("categorical", "constant"):
             continue
-        cells = [_python(v) for v in X[column.name]]
+        cells = [python_scalar(v) for v in X[column.name]]
         known = set(column.categories) if column.kind == "categorical" else {column.value}
         bad = np.array([v not in known for v in cells], bool)
         if bad.any():

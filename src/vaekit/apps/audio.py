@@ -98,7 +98,8 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     import numpy as np
 
     from .. import runs
-    from ..checkpoint import save_tensors, write_json
+    from ..checkpoint import save_tensors
+    from ..io import write_json
     from ..data.audio import SpectrogramFormat, spectrogram
 
     fmt = fmt or SpectrogramFormat()

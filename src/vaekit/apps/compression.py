@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "compress": "vaekit compress runs/mnist t10k-images-idx3-ubyte.gz -o test.vae   # binary images, lossless\n"

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_command
-from ..config import add_arguments, from_args, to_dict
+from ..config import add_arguments, add_command, from_args, to_dict
 from ..recommend import InteractionConfig, RecommendConfig, evaluate, fit, top
 
 EXAMPLES = {

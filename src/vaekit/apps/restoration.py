@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "denoise": "vaekit train --condition noisy --corrupt gaussian:0.3 --network conv --epochs 10 --out runs/dvae\n"
@@ -119,7 +119,7 @@ def _write(path: Path, images) -> Path:
     import numpy as np
     from PIL import Image
 
-    from ..checkpoint import atomic_open, write_npy
+    from ..io import atomic_open, write_npy
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy":
@@ -142,9 +142,9 @@ def denoise(run, x, samples: int | None = None, batch_size: int = 500, seed: int
 
     from ..conditioning import NoisyCondition
     from ..errors import ConfigError
-    from ..runs import _as_run
+    from ..runs import as_run
 
-    run = _as_run(run)
+    run = as_run(run)
     if samples is not None and samples < 0:
         raise ConfigError(f"--samples must be >= 0, got {samples}")
     conditional = isinstance(run.vae.condition, NoisyCondition)
@@ -184,9 +184,9 @@ def conditional_draws(run, c, samples: int, seed: int = 0):
 def denoise_files(run, source: str | Path, out: str | Path, samples: int | None = None) -> list[Path]:
     """`vaekit denoise`: denoise an image, a .npy stack or a folder into the folder `out`
     (one .png per image; a .npy input gives one .npy)."""
-    from ..runs import _as_run
+    from ..runs import as_run
 
-    run = _as_run(run)
+    run = as_run(run)
     x, names = read_images(source, run.model.data_shape[0])
     clean, out = denoise(run, x, samples), Path(out)
     if Path(source).suffix.lower() == ".npy":
@@ -202,9 +202,9 @@ def superres(run, low, samples: int = 8, seed: int = 0):
     z ~ p(z), their mean (the estimate to use) and per-pixel standard deviation (uncertainty)."""
     from ..conditioning import LowResCondition
     from ..errors import ConfigError
-    from ..runs import _as_run
+    from ..runs import as_run
 
-    run = _as_run(run)
+    run = as_run(run)
     if not isinstance(run.vae.condition, LowResCondition):
         raise ConfigError("superres needs a run trained with --condition lowres:2 (or lowres:4)")
     if samples < 1:
@@ -222,9 +222,9 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
     import torch.nn.functional as F
 
     from ..plotting import save_image_grid
-    from ..runs import _as_run
+    from ..runs import as_run
 
-    run = _as_run(run)
+    run = as_run(run)
     low, _ = read_images(source, run.model.data_shape[0])
     draws, mean, std = superres(run, low, samples, seed)
     out = Path(out)
@@ -254,15 +254,15 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     import torch
     import torch.nn.functional as F
 
-    from ..checkpoint import write_json
+    from ..io import write_json
     from ..conditioning import Corruption, downscale, parse_corruption
     from ..errors import ConfigError
     from ..plotting import save_image_grid
-    from ..runs import _as_run, _output, _run_splits
+    from ..runs import as_run, output_path, run_splits
 
-    run = _as_run(run)
-    out = _output(run, out, "restore")
-    x = _run_splits(run, data, data_dir).x_test[:limit]
+    run = as_run(run)
+    out = output_path(run, out, "restore")
+    x = run_splits(run, data, data_dir).x_test[:limit]
     rows, grids = [], []
 
     def score(setting: str, method: str, output, shown=None):
@@ -346,9 +346,9 @@ def _restore_eval(args) -> Path:
         raise ConfigError(f"--levels must be comma-separated numbers, got '{args.levels}'") from None
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be a positive integer, got {args.limit}")
-    from ..runs import _as_run, _output
+    from ..runs import as_run, output_path
 
-    run = _as_run(args.run)
+    run = as_run(args.run)
     rows = restore_eval(run, levels, args.limit, args.out, args.samples, args.data, args.data_dir)
     print(format_table(rows))
-    return _output(run, args.out, "restore") / "restore_eval.json"
+    return output_path(run, args.out, "restore") / "restore_eval.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "fit": "vaekit tabular fit adult.csv -o models/adult --epochs 100 --categorical education-num --na-values '?'",
@@ -125,7 +125,7 @@ def _encode(args):
 
     import numpy as np
 
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
     from ..tabular import TabularVAE, read_table
 
     codes = TabularVAE.load(args.model).encode(read_table(args.data, args.na_values))

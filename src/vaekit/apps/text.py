@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ..cli import add_command
+from ..config import add_command
 
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
@@ -76,7 +76,8 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     Returns the TextModel with the best validation weights loaded."""
     import torch
 
-    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+    from ..io import write_json
     from ..config import resumed_train_config
     from ..errors import CheckpointError, ConfigError, DataError
     from ..evaluation import active_units
@@ -446,7 +447,7 @@ def _fit(args: argparse.Namespace):
 
 
 def _print_sentences(sentences: list[str], out: str | None):
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
 
     print("\n".join(sentences))
     if out:
@@ -477,7 +478,7 @@ def _embed(args):
 
     import numpy as np
 
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
 
     features = embed(args.model, args.corpus, args.column)
     out = Path(args.out or Path(args.model) / "embeddings.npy")
@@ -517,7 +518,7 @@ def _write_csv(out: Path, header: list[str], rows) -> Path:
     import csv
     import io
 
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -528,7 +529,7 @@ def _write_csv(out: Path, header: list[str], rows) -> Path:
 
 
 def _eval(args):
-    from ..checkpoint import write_json
+    from ..io import write_json
 
     result = evaluate(args.model, args.corpus, args.k, args.column)
     for key, value in result.to_dict().items():

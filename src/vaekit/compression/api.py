@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
+from ..io import atomic_write
 from ..config import to_dict
 from ..errors import ConfigError, DataError
 from . import container as fmt

@@ -74,7 +74,7 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     """Write mono float audio as 16-bit PCM, atomically; peaks above full scale are normalized."""
     from scipy.io import wavfile
 
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
 
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     pcm = (audio / max(1.0, peak) * 32767).astype(np.int16)

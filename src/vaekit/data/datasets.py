@@ -15,6 +15,7 @@ import numpy as np
 from vaekit.data.download import download as fetch
 from vaekit.data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
 from vaekit.errors import ConfigError, DataError, optional_import
+from vaekit.io import atomic_open, cache_dir
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,15 +87,6 @@ SOURCES = {
 }
 
 
-def cache_dir() -> Path:
-    """Where vaekit keeps downloads and decoded arrays: $VAEKIT_CACHE, else
-    $XDG_CACHE_HOME/vaekit, else ~/.cache/vaekit."""
-    if custom := os.environ.get("VAEKIT_CACHE"):
-        return Path(custom).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "vaekit"
-
-
 def split_validation(x: np.ndarray, y: np.ndarray | None, fraction: float, seed: int = 0):
     """Hold out round(N * fraction) random examples, deterministic given `seed`; both parts
     keep their original order. Returns (x_train, y_train, x_val, y_val), the y's None when y
@@ -111,7 +103,7 @@ def split_validation(x: np.ndarray, y: np.ndarray | None, fraction: float, seed:
     return x[train], y_train, x[val], y_val
 
 
-def _as_features(x: np.ndarray, source) -> np.ndarray:
+def as_features(x: np.ndarray, source) -> np.ndarray:
     """float32 (N, D) or (N, C, H, W); uint8 is scaled by 1/255, other numbers kept as they are."""
     x = np.asarray(x)
     if x.dtype.kind not in "biuf":
@@ -155,8 +147,6 @@ def _find_idx_files(folder: Path) -> list[Path] | None:
 
 def _save_quietly(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an .npz atomically and drop older siblings; skipped if the folder is not writable."""
-    from ..checkpoint import atomic_open
-
     try:
         with atomic_open(path) as f:
             np.savez(f, **arrays)
@@ -186,8 +176,8 @@ def _idx_dataset(name: str, paths: list[Path], class_names=None) -> Dataset:
     x_train, y_train, x_test, y_test = _decode_idx(name, paths)
     return Dataset(
         name,
-        _as_features(x_train, paths[0]), _as_labels(y_train, len(x_train), paths[1]),
-        _as_features(x_test, paths[2]), _as_labels(y_test, len(x_test), paths[3]),
+        as_features(x_train, paths[0]), _as_labels(y_train, len(x_train), paths[1]),
+        as_features(x_test, paths[2]), _as_labels(y_test, len(x_test), paths[3]),
         class_names,
     )
 
@@ -276,5 +266,5 @@ def load_dataset(name_or_path: str, data_dir: str | None = None, image_size=None
         x, y = read_arrays(path)
     else:
         x, y = read_idx(path), None
-    x = _as_features(x, path)
+    x = as_features(x, path)
     return _split_dataset(path.name, x, _as_labels(y, len(x), path), class_names, test_fraction, seed)

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from vaekit.checkpoint import temporary_beside
+from vaekit.io import temporary_beside
 from vaekit.data.readers import decompress
 from vaekit.errors import DataError
 

@@ -74,7 +74,7 @@ def write_npy_shards(blocks: np.ndarray | Iterable[np.ndarray], folder: str | os
     `blocks` is one array (N, *row_shape) or an iterable of such blocks (e.g. read chunk by chunk),
     so the whole data set never has to fit in memory.
     """
-    from vaekit.checkpoint import atomic_write
+    from vaekit.io import atomic_write
 
     if rows_per_shard < 1:
         raise DataError(f"rows_per_shard must be positive, got {rows_per_shard}")

@@ -38,11 +38,9 @@ class SequenceDistribution(Distribution):
 
     def decode(self, method: str = "greedy", **options) -> torch.Tensor:
         """Token ids (*lead, max_len) by greedy decoding, temperature sampling or beam search."""
-        from ..text.generate import generate
-
         lead = self.z.shape[:-1]
         z = self.z.flatten(0, -2)
-        return generate(self.network, z, self.max_len, method, **options).view(*lead, self.max_len)
+        return self.network.generate(z, self.max_len, method, **options).view(*lead, self.max_len)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         if len(sample_shape):
@@ -58,7 +56,8 @@ class SequenceDistribution(Distribution):
 class CategoricalSequence(Likelihood):
     """p(x|z) for sentences of token ids (batch, T) with 0 as padding.
 
-    network: a module with `log_prob(x, z) -> (batch,)` nats and `vocab_size` (text.SentenceDecoder).
+    network: a module with `log_prob(x, z) -> (batch,)` nats, `generate(z, max_len, method, **options) ->
+    (batch, max_len)` token ids and `vocab_size` (text.SentenceDecoder).
     params_per_value is the vocabulary size: the logits per token, which is what bounds memory.
     """
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..config import from_dict, to_dict
 from ..errors import CheckpointError, ConfigError, DataError
-from .models import (CONFIG_FILE, DATA_FILE, EASE_GRID, EASE_MAX_ITEMS, FORMAT_VERSION, IDS_FILE, InteractionConfig, METRICS_FILE, MODEL_FILE, RecommendConfig, _device, _torch, build_model, ease_weights, ranking_metrics)
+from .models import (CONFIG_FILE, DATA_FILE, EASE_GRID, EASE_MAX_ITEMS, FORMAT_VERSION, IDS_FILE, METRICS_FILE, MODEL_FILE,
+                     InteractionConfig, RecommendConfig, build_model, device_of, ease_weights, ranking_metrics)
 
 
 @dataclass
@@ -40,7 +41,8 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
     RecommendConfig (model='vae'|'dae'|'ease'|'popularity', epochs=..., beta_cap=...).
     Mult-VAE/DAE keep the weights of the epoch with the best validation NDCG@100.
     """
-    torch, _ = _torch()
+    import torch
+
     from ..data.interactions import SparseRows, read_interactions, strong_split
     from ..training import select_device
 
@@ -75,7 +77,8 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
 
 
 def _fit_ease(model: Recommender, train, val, device) -> None:
-    torch, _ = _torch()
+    import torch
+
     x = torch.from_numpy(train.toarray()).to(device)
     gram = x.T @ x  # (items, items)
     lambdas = [model.config.ease_lambda] if model.config.ease_lambda > 0 else EASE_GRID
@@ -103,7 +106,8 @@ def kl_schedule(config: RecommendConfig, steps_per_epoch: int) -> tuple[float, f
 def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
     """Train with the core Trainer; beta = min(cap, step / anneal_steps) is the Trainer's linear
     warm-up with beta=cap and kl_warmup = cap * anneal_steps / steps_per_epoch epochs."""
-    torch, _ = _torch()
+    import torch
+
     from ..config import TrainConfig
     from ..training import Trainer
 
@@ -130,7 +134,8 @@ def save(model: Recommender, out: str | Path) -> Path:
     import torch
 
     from .. import __version__
-    from ..checkpoint import atomic_write, save_tensors, write_json
+    from ..checkpoint import save_tensors
+    from ..io import atomic_write, write_json
 
     out = Path(out)
     m = model.data.matrix
@@ -195,7 +200,7 @@ def evaluate(model, split: str = "test", baselines: bool = False) -> dict[str, d
     split: 'test' or 'val'. baselines=True also fits popularity and EASE on the same training
     users and scores them on the same users. Returns {model name: summary}; writes eval.json.
     """
-    from ..checkpoint import write_json
+    from ..io import write_json
 
     model = _as_model(model)
     if split not in ("test", "val"):
@@ -216,9 +221,10 @@ def evaluate(model, split: str = "test", baselines: bool = False) -> dict[str, d
 
 def _refit(model: Recommender, kind: str) -> Recommender:
     """A baseline fitted on exactly the same split as `model`."""
-    torch, _ = _torch()
+    import torch
+
     config = dataclasses.replace(model.config, model=kind)
-    device = _device(model.scorer)
+    device = device_of(model.scorer)
     base = Recommender(None, build_model(model.data.matrix.shape[1], config).to(device), config, model.data_config,
                        model.data, model.split, [])
     train = base.part("train")
@@ -258,7 +264,7 @@ def top(model, user: str | None = None, items: list[str] | None = None, k: int =
                             f"item ids look like {', '.join(model.data.items[:3])}")
         x = np.zeros((1, n_items), np.float32)
         x[0, known] = 1.0
-    device = _device(model.scorer)
+    device = device_of(model.scorer)
     with torch.inference_mode():
         x = torch.from_numpy(x).float().to(device)
         scores = model.scorer(x)[0].float()

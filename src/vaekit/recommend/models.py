@@ -153,7 +153,8 @@ def build_model(n_items: int, config: RecommendConfig):
     return MultScorer(vae)
 
 
-def _device(module):
+def device_of(module):
+    """The device a module's tensors are on."""
     return next(iter(module.state_dict().values())).device
 
 
@@ -193,7 +194,7 @@ class RankingMetrics:
 def ranking_metrics(scorer, foldin, heldout, batch_size: int = 1000) -> RankingMetrics:
     """Score fold-in rows (scipy CSR, users x items) and compare the top items with `heldout`."""
     torch, _ = _torch()
-    device = _device(scorer)
+    device = device_of(scorer)
     keep = torch.from_numpy(heldout.getnnz(axis=1) > 0)
     parts = []
     scorer.eval()

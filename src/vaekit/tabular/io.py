@@ -35,7 +35,7 @@ def read_table(path, na_values=None):
 
 def write_table(df, path) -> Path:
     """Write df to .csv/.tsv/.parquet by its suffix, atomically."""
-    from ..checkpoint import atomic_write
+    from ..io import atomic_write
 
     path = Path(path)
     suffix = path.suffix.lower()

@@ -129,7 +129,7 @@ class TabularVAE:
     def _condition_columns(self, conditions: dict) -> list[tuple[int, float]]:
         """(row-layout index, 0 or 1) of the flag or chosen category entry each condition fixes;
         for a categorical, fixing its chosen entry to 1 also zeroes the rest of the block."""
-        from .transformer import _python
+        from .transformer import python_scalar
 
         by_name, start = {}, 0
         for column in self.transformer.columns:
@@ -146,7 +146,7 @@ class TabularVAE:
                 targets.append((first, float(_as_bool(value))))
                 continue
             labels = [str(c) for c in column.categories]
-            value = _python(value)
+            value = python_scalar(value)
             if value in column.categories:
                 index = column.categories.index(value)
             elif str(value) in labels:
@@ -188,7 +188,8 @@ class TabularVAE:
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors, write_json
+        from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors
+        from ..io import write_json
 
         vae, path = self._fitted(), Path(path)
         write_json(path / TRANSFORMER_FILE, self.transformer.to_dict())

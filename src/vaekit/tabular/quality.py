@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, optional_import
-from .transformer import NUMERIC, _numeric, detect_kind
+from .transformer import NUMERIC, numeric_values, detect_kind
 
 BINS = 10
 
@@ -67,7 +67,7 @@ class _Columns:
         self.labels = {c: sorted(_as_labels(real[c]).unique()) for c in self.categorical}
 
     def numbers(self, df, c) -> np.ndarray:
-        return _numeric(df[c], str(c)).to_numpy()
+        return numeric_values(df[c], str(c)).to_numpy()
 
     def codes(self, df, c) -> np.ndarray:
         """Category codes by the real table's labels; unseen synthetic labels get len(labels)."""
@@ -124,7 +124,7 @@ def quality_report(real, synthetic, holdout=None, target: str | None = None, out
                       _ml_efficacy(cols, real, synthetic, holdout, target, seed) if holdout is not None else None,
                       _privacy(cols, real, synthetic, holdout, seed, max_privacy_rows) if holdout is not None else None)
     if out_dir is not None:
-        from ..checkpoint import write_json
+        from ..io import write_json
 
         write_json(Path(out_dir) / "quality.json", quality.to_dict())
         save_marginals(Path(out_dir) / "marginals.png", cols, real, synthetic)
@@ -228,7 +228,7 @@ def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plotting import _save_figure
+    from ..plotting import save_figure
 
     shown = (cols.numeric + cols.categorical)[:max_columns]
     n_cols = min(4, len(shown))
@@ -256,7 +256,7 @@ def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16,
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("real vs synthetic marginals")
     fig.tight_layout()
-    return _save_figure(path, fig)
+    return save_figure(path, fig)
 
 
 def save_correlations(path, cols: _Columns, real, synthetic):
@@ -266,7 +266,7 @@ def save_correlations(path, cols: _Columns, real, synthetic):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plotting import _save_figure
+    from ..plotting import save_figure
 
     names = cols.numeric
     if len(names) < 2:
@@ -283,4 +283,4 @@ def save_correlations(path, cols: _Columns, real, synthetic):
         ax.set_title(title)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    return _save_figure(path, fig)
+    return save_figure(path, fig)

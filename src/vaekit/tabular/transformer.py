@@ -57,7 +57,7 @@ class Column:
         return {"categorical": [("categorical", len(self.categories))], "boolean": [("bernoulli", 1)]}.get(self.kind, [])
 
 
-def _python(value):
+def python_scalar(value):
     """A JSON-able Python scalar from a pandas/numpy cell; missing becomes None."""
     import pandas as pd
 
@@ -66,7 +66,7 @@ def _python(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _numeric(series, name: str):
+def numeric_values(series, name: str):
     """The column as float64 (datetimes as ns); junk text raises DataError."""
     import pandas as pd
 
@@ -105,7 +105,7 @@ def detect_kind(series, name: str) -> str:
     if share == 1:
         return detect_kind(parsed, name)
     if share >= JUNK_SHARE:
-        _numeric(series, name)  # raises, naming the junk
+        numeric_values(series, name)  # raises, naming the junk
     return "categorical"
 
 
@@ -153,7 +153,7 @@ class TableTransformer:
                 kind = "constant" if series.notna().all() or series.isna().all() else "categorical"
             column = Column(str(name), kind, str(df[name].dtype), bool(series.isna().any()))
             if kind == "constant":
-                column.value = _python(series.dropna().iloc[0]) if series.notna().any() else None
+                column.value = python_scalar(series.dropna().iloc[0]) if series.notna().any() else None
                 notes.append(f"column '{name}' is " + ("all missing" if column.value is None else
                              f"constant ({column.value!r})") + ": it is not modelled and is copied to every row")
             elif kind == "categorical":
@@ -162,9 +162,9 @@ class TableTransformer:
                     raise DataError(f"column '{name}' has {len(counts)} distinct values, more than --max-categories "
                                     f"{max_categories}: treat it as numeric with --continuous {name}, drop it, "
                                     "or raise --max-categories")
-                column.categories = [_python(v) for v in counts.index]
+                column.categories = [python_scalar(v) for v in counts.index]
             elif kind in NUMERIC:
-                values = _numeric(series, str(name))
+                values = numeric_values(series, str(name))
                 column.mean, column.std = float(values.mean()), float(values.std(ddof=0)) or 1.0
                 column.low, column.high = float(values.min()), float(values.max())
                 column.step = _step(values.dropna().to_numpy(), kind)
@@ -279,7 +279,7 @@ def _transform_column(column: Column, series) -> np.ndarray:
     if column.kind == "categorical":
         index = {v: i for i, v in enumerate(column.categories)}
         present, uniques = pd.factorize(series, use_na_sentinel=False)  # (N,) into the distinct cells
-        cells = [_python(v) for v in uniques]
+        cells = [python_scalar(v) for v in uniques]
         codes = np.array([index.get(v, -1) for v in cells], dtype=np.int64).reshape(-1)[present]
         if (codes < 0).any():
             unseen = sorted({repr(v) for v in cells if index.get(v, -1) < 0})
@@ -293,7 +293,7 @@ def _transform_column(column: Column, series) -> np.ndarray:
         return series.astype(bool).to_numpy(dtype=np.float64)[:, None]
     if column.kind == "datetime":
         series = pd.to_datetime(series, errors="coerce")
-    values = _numeric(series, column.name).to_numpy()
+    values = numeric_values(series, column.name).to_numpy()
     missing = np.isnan(values)
     if missing.any() and not column.has_missing:
         raise DataError(f"column '{column.name}' has missing values but had none when the model was fit: "

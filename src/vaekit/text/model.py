@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
 from ..config import FORMAT_VERSION, TrainConfig, from_dict, to_dict
 from ..errors import CheckpointError
 from ..evaluation import active_units
+from ..io import write_json
 from ..likelihoods.sequence import CategoricalSequence
 from ..priors import StandardNormal
 from ..semisupervised import LabelledVAE

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from . import generate as decoding
 from .vocab import BOS, EOS, PAD, UNK
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -138,3 +139,8 @@ class SentenceDecoder(nn.Module):
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """Decoder states (..., hidden) -> next-token logits (..., vocab)."""
         return self.out(self.project(states))
+
+    def generate(self, z: torch.Tensor, max_len: int, method: str = "greedy", **options) -> torch.Tensor:
+        """Token ids (batch, max_len) decoded from z (batch, latent_dim) by greedy decoding, temperature
+        sampling or beam search (text.generate); what CategoricalSequence's distribution draws with."""
+        return decoding.generate(self, z, max_len, method, **options)

@@ -181,7 +181,7 @@ def _read_table(path: Path) -> list[dict]:
 
 
 def save_vocabulary(path: str | Path, vocabulary: Vocabulary) -> None:
-    from ..checkpoint import write_json
+    from ..io import write_json
 
     write_json(path, vocabulary.to_json())
 
