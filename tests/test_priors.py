@@ -227,3 +227,12 @@ def test_free_bits_floor_the_whole_kl_where_the_prior_estimates_it():
     floored = vae.loss(x, free_bits=100.0)  # one term, the total KL, below 100 nats: it counts as 100
     torch.testing.assert_close(floored.loss, -plain.reconstruction + 100.0)
     torch.testing.assert_close(floored.kl, plain.kl)
+
+
+def test_the_latent_codes_refuse_a_prior_whose_cdf_they_cannot_quantize():
+    from vaekit.compression.lossy import gaussian_prior
+    from vaekit.errors import ConfigError
+
+    assert torch.equal(gaussian_prior(_toy_vae(StandardNormal(2))).scale, torch.ones(2))
+    with pytest.raises(ConfigError, match="diagonal Gaussian prior.*TwoGaussians"):
+        gaussian_prior(_toy_vae(TwoGaussians(2)))
