@@ -3,7 +3,8 @@ own the maths the VAE asks of them: log p(z), draws, and KL(q(z|x) || p(z)).
 
 A prior with a closed-form KL from the posterior it meets (the standard normal against a diagonal
 Gaussian) returns it; any other prior estimates the KL by Monte Carlo on the reparameterized draws
-the VAE already made, `monte_carlo_kl`, so that a new prior needs only its density and a sampler.
+the VAE already made, `monte_carlo_kl`: a new prior (a VampPrior, a mixture) writes its density and
+a sampler, and answers `kl` and `kl_terms` with that estimate.
 """
 
 from __future__ import annotations
