@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "VAE": "vae", "ELBO": "vae", "build_vae": "vae",
     "Bernoulli": "likelihoods", "Gaussian": "likelihoods", "Likelihood": "likelihoods",
-    "Prior": "priors", "StandardNormal": "priors",
+    "Prior": "priors", "StandardNormal": "priors", "Posterior": "posteriors", "DiagonalGaussian": "posteriors",
     "MLP": "networks", "ConvEncoder": "networks", "ConvDecoder": "networks",
     "Trainer": "training", "ModelConfig": "config", "TrainConfig": "config", "DataConfig": "config",
     "Evaluation": "evaluation",

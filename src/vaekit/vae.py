@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.distributions import Distribution
 
 from .conditioning import Batch, build_condition, repeat_rows, unpack
 from .errors import ConfigError
 from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
-from .priors import Prior, StandardNormal, build_prior
+from .posteriors import DiagonalGaussian, Posterior
+from .priors import Prior, build_prior
 
 # Decoded values per chunk when estimating log p(x): bounds the memory of log_likelihood.
 _CHUNK_ELEMENTS = 1 << 24
@@ -53,10 +54,12 @@ class Loss:
 
 
 class VAE(nn.Module):
-    """VAE(encoder, decoder, likelihood, prior).
+    """VAE(encoder, decoder, likelihood, prior[, condition][, posterior=DiagonalGaussian()]).
 
-    encoder: (batch, *data_shape) -> (batch, 2 * latent_dim), the loc and log-variance of a
-    diagonal Gaussian q(z|x). decoder: (batch, latent_dim) -> parameters for `likelihood`.
+    encoder: (batch, *data_shape) -> the raw parameters `posterior` turns into q(z|x); for the
+    default DiagonalGaussian, (batch, 2 * latent_dim): the loc and log-variance of a diagonal Gaussian.
+    decoder: (batch, latent_dim) -> parameters for `likelihood`. The prior owns log p(z), its draws and
+    KL(q(z|x) || p(z)) (priors.py); the VAE asks the parts and knows none of them by type.
     condition (optional): raw condition c -> features (batch, *feature_shape), which encoder and
     decoder then take as a second argument (conditioning.py, networks.py).
 
@@ -65,10 +68,11 @@ class VAE(nn.Module):
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, prior: Prior,
-                 condition: nn.Module | None = None):
+                 condition: nn.Module | None = None, posterior: Posterior | None = None):
         super().__init__()
         self.encoder, self.decoder, self.likelihood, self.prior = encoder, decoder, likelihood, prior
         self.condition = condition
+        self.posterior = DiagonalGaussian() if posterior is None else posterior  # no parameters: state dicts unchanged
         self.latent_dim = prior.latent_dim
 
     def features(self, c) -> torch.Tensor | None:
@@ -81,14 +85,9 @@ class VAE(nn.Module):
             raise ConfigError(f"this VAE is conditional ({type(self.condition).__name__}): pass its condition c")
         return self.condition(c)
 
-    def _posterior(self, x: torch.Tensor, f: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loc and log-variance of q(z|x), each (batch, latent_dim)."""
+    def _encode(self, x: torch.Tensor, f: torch.Tensor | None) -> Distribution:
         stats = self.encoder(x) if f is None else self.encoder(x, f)
-        return _full_precision(stats).chunk(2, dim=-1)
-
-    def _encode(self, x: torch.Tensor, f: torch.Tensor | None) -> Independent:
-        loc, log_var = self._posterior(x, f)
-        return _diagonal_normal(loc, torch.exp(0.5 * log_var))
+        return self.posterior(_full_precision(stats))
 
     def _params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
         return _full_precision(self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z))))
@@ -123,8 +122,9 @@ class VAE(nn.Module):
         moved, c = self._on_device(x, c)
         return moved, c, moved if target is x else self._on_device(target)[0]
 
-    def encode(self, x: torch.Tensor | Batch, c=None) -> Independent:
-        """q(z|x[, c]): a diagonal Gaussian with batch_shape (batch,) and event_shape (latent_dim,)."""
+    def encode(self, x: torch.Tensor | Batch, c=None) -> Distribution:
+        """q(z|x[, c]) with batch_shape (batch,) and event_shape (latent_dim,): a diagonal Gaussian
+        for the default posterior."""
         x, c, _ = self._inputs(x, c)
         return self._encode(x, self.features(c))
 
@@ -143,10 +143,7 @@ class VAE(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None, c=None) -> torch.Tensor:
         """Decode n draws from the prior; returns E[x|z[, c]] (the tutorials' sigmoid(logits)).
         A conditional VAE needs c with n rows (or one row, used for all n)."""
-        pz = self.prior()
-        # noise from the generator's own device: a CPU generator gives the same draws to a model on any device
-        z = pz.sample((n,)) if generator is None else pz.mean + pz.stddev * torch.randn(
-            n, self.latent_dim, generator=generator, device=generator.device).to(pz.mean.device)
+        z = self.prior.sample(n, generator)  # (n, latent)
         f = self.features(*self._on_device(c))
         return self.likelihood.mean(self._params(z, f if f is None or len(f) == n else repeat_rows(f, n)))
 
@@ -157,55 +154,43 @@ class VAE(nn.Module):
         f = self.features(c)
         return self.likelihood.mean(self._params(self._encode(x, f).mean, f))
 
-    def _kl(self, qz: Independent, z: torch.Tensor) -> torch.Tensor:
-        """KL(q||p) per latent dimension (batch, latent) when analytic, else a one-sample estimate (batch, 1)."""
-        pz = self.prior()
-        if isinstance(self.prior, StandardNormal):
-            return kl_divergence(qz.base_dist, pz.base_dist)
-        return (qz.log_prob(z) - pz.log_prob(z)).unsqueeze(-1)
-
     def elbo(self, x: torch.Tensor | Batch, n_samples: int = 1, c=None, target: torch.Tensor | None = None) -> ELBO:
-        """Per-example ELBO terms; the reconstruction term averages n_samples reparameterized draws.
-        `target` (default x) is what the likelihood scores."""
+        """Per-example ELBO terms; the reconstruction term averages n_samples reparameterized draws,
+        as does the KL where the prior has no closed form for it. `target` (default x) is what the
+        likelihood scores."""
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
         z = qz.rsample((n_samples,))  # (n_samples, batch, latent)
         reconstruction = self._log_px(z, f, target).mean(0)
-        return ELBO(reconstruction, self._kl(qz, z[0]).sum(-1))
+        return ELBO(reconstruction, self.prior.kl(qz, z))
 
     def loss(self, x: torch.Tensor | Batch, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1,
              c=None, target: torch.Tensor | None = None) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
 
         iw_samples=1: -(reconstruction - beta * KL), with free bits (Kingma et al. 2016, eq. 15):
-        each latent dimension's batch-mean KL counts as at least `free_bits` nats.
+        each of the prior's KL terms (`Prior.kl_terms`) counts as at least `free_bits` nats in its
+        batch mean: each latent dimension's KL where it is in closed form (the standard normal prior),
+        the whole KL where the prior estimates it by Monte Carlo.
         iw_samples=K>1: the negative importance-weighted bound of Burda et al. with K samples,
         beta weighting log p(z) - log q(z|x) inside each weight.
         x may be a Batch; c and target as in `elbo`.
         """
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
+        qz = self._encode(x, f)
         if iw_samples > 1:
-            qz = self._encode(x, f)
             z = qz.rsample((iw_samples,))  # (K, batch, latent)
             log_px = self._log_px(z, f, target)  # (K, batch)
-            log_ratio = self.prior().log_prob(z) - qz.log_prob(z)
+            log_ratio = self.prior.log_prob(z) - qz.log_prob(z)
             bound = torch.logsumexp(log_px + beta * log_ratio, 0) - math.log(iw_samples)
-            kl = self._kl(qz, z[0]).sum(-1) if isinstance(self.prior, StandardNormal) else -log_ratio.mean(0)
-            return Loss(-bound.mean(), log_px.mean(), kl.mean())
-        # The single-sample step, written on tensors: the distribution objects' bookkeeping costs ~10%
-        # of a small MLP's step on a CPU (tests check it against elbo()).
-        loc, log_var = self._posterior(x, f)
-        scale = torch.exp(0.5 * log_var)
-        z = loc + scale * torch.randn_like(loc)
+            return Loss(-bound.mean(), log_px.mean(), self.prior.kl(qz, z).mean())
+        z = qz.rsample()  # (batch, latent)
         reconstruction = self._log_px(z, f, target).mean()
-        if isinstance(self.prior, StandardNormal):
-            kl_per_dim = standard_normal_kl(loc, log_var).mean(0)  # (latent,) batch means
-        else:
-            kl_per_dim = self._kl(_diagonal_normal(loc, scale), z).mean(0)
-        kl = kl_per_dim.sum()
-        penalty = kl_per_dim.clamp(min=free_bits).sum() if free_bits > 0 else kl
+        kl_terms = self.prior.kl_terms(qz, z).mean(0)  # (terms,) batch means
+        kl = kl_terms.sum()
+        penalty = kl_terms.clamp(min=free_bits).sum() if free_bits > 0 else kl
         return Loss(beta * penalty - reconstruction, reconstruction.detach(), kl.detach())
 
     @torch.inference_mode()
@@ -221,14 +206,13 @@ class VAE(nn.Module):
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
-        pz = self.prior()
         rows = _CHUNK_ELEMENTS // self.decoded_elements()
         rows = min(rows, _CPU_CHUNK_ROWS) if x.device.type == "cpu" else rows
         chunk = chunk_size or max(1, rows // x.shape[0])
         total = torch.full((x.shape[0],), -math.inf, device=x.device)
         for start in range(0, k, chunk):
             z = qz.sample((min(chunk, k - start),))  # (chunk, batch, latent)
-            log_w = self._log_px(z, f, target) + pz.log_prob(z) - qz.log_prob(z)
+            log_w = self._log_px(z, f, target) + self.prior.log_prob(z) - qz.log_prob(z)
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return total - math.log(k)
 
@@ -237,15 +221,6 @@ def _full_precision(t: torch.Tensor) -> torch.Tensor:
     """A network's output in fp32 when mixed precision made it bf16/fp16, so that the likelihood and
     the KL sum over pixels and dimensions in full precision (a bf16 sum of 784 terms is off by ~1 nat)."""
     return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
-
-
-def _diagonal_normal(loc: torch.Tensor, scale: torch.Tensor) -> Independent:
-    return Independent(Normal(loc, scale, validate_args=False), 1)
-
-
-def standard_normal_kl(loc: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(loc, exp(log_var)) || N(0, 1)) per dimension, elementwise, in nats."""
-    return 0.5 * (loc.square() + log_var.exp() - 1.0 - log_var)
 
 
 def build_vae(config) -> VAE:

@@ -51,7 +51,7 @@ class AudioModel:
 
     def draw_latents(self, n: int, generator=None, source: str | None = None):
         """n latents (n, latent) from the Gaussian fitted to the aggregate posterior (source='fitted', the
-        default when the model has one) or from the VAE's prior N(0, I) (source='standard')."""
+        default when the model has one) or from the VAE's prior, N(0, I) (source='standard')."""
         import torch
 
         from ..errors import ConfigError
@@ -60,9 +60,10 @@ class AudioModel:
             raise ConfigError(f"unknown latent source '{source}': use one of {', '.join(SAMPLE_FROM)}")
         if source == "fitted" and self.latent_loc is None:
             raise ConfigError(f"this model has no {LATENT_FILE}: sample with --from standard, or retrain it")
+        if source == "standard" or self.latent_loc is None:
+            return self.run.vae.prior.sample(n, generator)
         eps = torch.randn(n, self.run.vae.latent_dim, generator=generator)  # (n, latent)
-        z = eps if source == "standard" or self.latent_loc is None else self.latent_loc + eps @ self.latent_scale_tril.T
-        return z.to(next(self.run.vae.parameters()).device)
+        return (self.latent_loc + eps @ self.latent_scale_tril.T).to(next(self.run.vae.parameters()).device)
 
     def encode_clips(self, clips: np.ndarray):
         """Clips (N, samples) -> posterior means (N, latent)."""

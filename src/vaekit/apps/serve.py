@@ -342,7 +342,7 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
         """n draws z ~ p(z) (reproducible by seed) and their decodings E[x|z]."""
         served = model(request.model)
         with _seeded(request.seed), torch.inference_mode():
-            z = served.vae.prior().sample((request.n,))  # (n, latent)
+            z = served.vae.prior.sample(request.n)  # (n, latent)
         with torch.inference_mode():
             return {"z": z.tolist(), **outputs(served, served.vae.decode_mean(z), request.format)}
 

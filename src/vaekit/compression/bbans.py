@@ -38,6 +38,7 @@ import torch
 from ..errors import ConfigError
 from ..likelihoods.discrete import Bernoulli
 from ..likelihoods.discretized import LEVELS, DiscretizedLogistic, DiscretizedLogisticDistribution
+from .lossy import gaussian_prior
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,7 @@ def check_codable(vae) -> None:
         raise ConfigError(f"lossless coding needs a discrete likelihood (bernoulli, discretized_logistic); this run "
                           f"uses {type(vae.likelihood).__name__.lower()}: train with --likelihood bernoulli on "
                           "binarized images or --likelihood discretized_logistic on 8-bit images")
-    pz = vae.prior()
-    if not isinstance(getattr(pz, "base_dist", None), torch.distributions.Normal):
-        raise ConfigError("bits-back coding needs a diagonal Gaussian prior (standard_normal)")
+    gaussian_prior(vae)
 
 
 class BitsBackCoder:
@@ -118,7 +117,7 @@ class BitsBackCoder:
         check_codable(vae)
         self.vae, self.config = vae, config
         self.latents = constriction.stream.model.QuantizedGaussian(-config.max_symbol, config.max_symbol)
-        pz = vae.prior().base_dist
+        pz = gaussian_prior(vae)
         self.prior_loc = (pz.loc.double() / config.step).cpu().numpy()
         self.prior_scale = (pz.scale.double() / config.step).cpu().numpy()
         self.symbol_model = SYMBOL_MODELS[type(vae.likelihood)]

@@ -20,12 +20,24 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..posteriors import as_diagonal_normal
+
+
+def gaussian_prior(vae) -> torch.distributions.Normal:
+    """The VAE's prior as per-dimension Normals, event shape (); the codes quantize its CDF."""
+    normal = as_diagonal_normal(vae.prior())
+    if normal is None:
+        raise ConfigError(f"vaekit's codes need a diagonal Gaussian prior (standard_normal); this VAE's is "
+                          f"{type(vae.prior).__name__}")
+    return normal
 
 
 def informative_dims(vae, x: torch.Tensor, min_kl: float = 0.01) -> np.ndarray:
     """Boolean (latent_dim,) mask of dimensions whose mean KL(q || p) over x exceeds min_kl nats."""
-    qz, pz = vae.encode(x), vae.prior()
-    kl = torch.distributions.kl_divergence(qz.base_dist, pz.base_dist).mean(0)  # (latent,)
+    qz = as_diagonal_normal(vae.encode(x))
+    if qz is None:
+        raise ConfigError("vaekit's lossy code needs a diagonal Gaussian posterior")
+    kl = torch.distributions.kl_divergence(qz, gaussian_prior(vae)).mean(0)  # (latent,)
     return (kl > min_kl).cpu().numpy()
 
 
@@ -33,14 +45,14 @@ def quantize(vae, x: torch.Tensor, mask: np.ndarray, bits: int) -> np.ndarray:
     """Indices (n, mask.sum()) int64 in [0, 2**bits) of the latent means of x (n, *data_shape)."""
     if not 1 <= bits <= 16:
         raise ConfigError(f"--lossy-bits must be in 1..16, got {bits}")
-    pz = vae.prior().base_dist
+    pz = gaussian_prior(vae)
     u = torch.special.ndtr(((vae.encode(x).mean - pz.loc) / pz.scale).double())[:, torch.from_numpy(mask)]
     return torch.clamp((u * 2 ** bits).floor(), 0, 2 ** bits - 1).long().cpu().numpy()
 
 
 def dequantize(vae, indices: np.ndarray, mask: np.ndarray, bits: int) -> torch.Tensor:
     """E[x|z] (n, *data_shape) at z = bucket centres (prior quantiles); masked-out dims at the prior mean."""
-    pz = vae.prior().base_dist
+    pz = gaussian_prior(vae)
     u = (torch.from_numpy(indices).double() + 0.5) / 2 ** bits
     z = pz.loc.double().expand(len(indices), -1).clone()  # (n, latent)
     keep = torch.from_numpy(mask)
@@ -63,7 +75,7 @@ def unpack_indices(payload: bytes, shape: tuple[int, int], bits: int) -> np.ndar
 def index_model(vae, x: torch.Tensor, mask: np.ndarray) -> np.ndarray:
     """(2, mask.sum()) float32: mean and standard deviation over x of the standardized latent means
     t = (mu - loc) / scale of the informative dimensions (a Gaussian model of the indices)."""
-    pz = vae.prior().base_dist
+    pz = gaussian_prior(vae)
     t = ((vae.encode(x).mean - pz.loc) / pz.scale)[:, torch.from_numpy(mask)].double()  # (n, dims)
     return np.stack([t.mean(0).numpy(), t.std(0, correction=0).clamp(min=1e-3).numpy()]).astype(np.float32)
 
