@@ -189,3 +189,43 @@ def test_unknown_kind_missing_config_and_newer_format(saved, tmp_path, capsys):
     (newer / "config.json").write_text(json.dumps({**config, "kind": "anomaly", "format_version": 3}))
     err = _run(["anomaly", "evaluate", str(newer), str(tmp_path / "x.csv")], capsys)
     assert "format version 3, this vaekit reads version 2: refit it with `vaekit anomaly fit`" in err
+
+
+# -- the registry: vaekit.load and every kind's loader -----------------------------------------------
+def _types() -> dict:
+    from vaekit import recommend
+    from vaekit.apps import anomaly, audio
+    from vaekit.runs import Run
+    from vaekit.tabular import TabularVAE
+    from vaekit.text.model import TextModel
+
+    return {"core": Run, "audio": audio.AudioModel, "tabular": TabularVAE, "text": TextModel,
+            "recommend": recommend.Recommender, "anomaly": anomaly.VAEAnomalyDetector}
+
+
+def test_every_kind_has_a_loader():
+    from vaekit.apps.registry import LOADERS
+
+    assert set(LOADERS) == set(KINDS) == set(_types())
+
+
+@pytest.mark.parametrize("kind", sorted(VERSIONS))
+def test_vaekit_load_returns_each_kind_s_object(saved, kind):
+    import vaekit
+
+    model = vaekit.load(saved / kind, device="cpu")
+    assert type(model) is _types()[kind]
+    assert np.array_equal(np.asarray(use(kind, model), dtype=object),
+                          np.asarray(use(kind, own_loader(kind)(saved / kind)), dtype=object))
+
+
+def test_vaekit_load_says_what_is_wrong_with_a_folder(tmp_path):
+    import vaekit
+
+    with pytest.raises(CheckpointError, match="not found: pass a folder written by a vaekit command"):
+        vaekit.load(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        vaekit.load(tmp_path)
+    (tmp_path / "config.json").write_text('{"kind": "video"}')
+    with pytest.raises(CheckpointError, match="unknown kind 'video': this vaekit reads core, audio, tabular"):
+        vaekit.load(tmp_path)
