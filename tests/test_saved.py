@@ -3,6 +3,7 @@ version; the folders vaekit 0.1.0 wrote (tests/fixtures/saved, made by commit 41
 folder of the wrong kind, of an unknown kind or without config.json is told so in one line."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def test_a_folder_of_another_kind_is_told_which_commands_take_it(saved, tmp_path
     fill = {name: str(tmp_path / file) for name, file in (("data", "data.csv"), ("codes", "codes.csv"),
                                                           ("sentences", "sentences.txt"), ("out", "out"))}
     err = _run([a.format(saved / found, **fill) for a in argv], capsys)
-    assert f"is not {KINDS[wanted].noun}: this is a {found} model: use `{KINDS[found].commands}`" in err
+    article = "an" if found in ("audio", "anomaly") else "a"
+    assert f"is not {KINDS[wanted].noun}: this is {article} {found} model: use `{KINDS[found].commands}`" in err
 
 
 def test_every_kind_has_a_command_in_the_wrong_kind_table():
@@ -229,3 +231,14 @@ def test_vaekit_load_says_what_is_wrong_with_a_folder(tmp_path):
     (tmp_path / "config.json").write_text('{"kind": "video"}')
     with pytest.raises(CheckpointError, match="unknown kind 'video': this vaekit reads core, audio, tabular"):
         vaekit.load(tmp_path)
+
+
+def test_serve_loads_through_the_registry_and_refuses_what_it_does_not_serve(saved):
+    from vaekit.apps.serve import load_models
+
+    models = load_models([f"{kind}={saved / kind}" for kind in ("core", "audio", "tabular", "text", "recommend")])
+    assert {name: model.kind for name, model in models.items()} == \
+        {"core": "core", "audio": "core", "tabular": "tabular", "text": "text", "recommend": "recommend"}
+    with pytest.raises(CheckpointError, match=re.escape("this is an anomaly model: use `vaekit anomaly score|evaluate "
+                                                        "MODEL`; `vaekit serve` serves core, tabular, recommend, text")):
+        load_models([saved / "anomaly"])

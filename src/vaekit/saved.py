@@ -75,14 +75,19 @@ def saved_kind(path, config: dict | None = None) -> str:
     return kind
 
 
+def use_instead(found: str) -> str:
+    """What a command tells a folder of kind `found` it cannot take."""
+    article = "an" if found[0] in "aeiou" else "a"
+    return f"this is {article} {found} model: use `{KINDS[found].commands}`"
+
+
 def read_config(path, kind: str, format_version: int) -> dict:
     """config.json of `path`, a folder saved as `kind` (or a kind EXTENDS makes one) in `format_version`.
     Anything else is a CheckpointError saying what the folder is and what to do with it."""
     config = saved_config(path, kind)
     found = saved_kind(path, config)
     if kind not in (found, EXTENDS.get(found)):
-        raise CheckpointError(f"{path} is not {KINDS[kind].noun}: this is a {found} model: "
-                              f"use `{KINDS[found].commands}`")
+        raise CheckpointError(f"{path} is not {KINDS[kind].noun}: {use_instead(found)}")
     version = config.get("format_version", 1 if config.get("format") == LEGACY_TABULAR else None)
     if version != format_version:
         raise CheckpointError(f"{path} holds {KINDS[found].noun} of format version {version}, this vaekit reads "
