@@ -231,6 +231,10 @@ def test_vaekit_load_says_what_is_wrong_with_a_folder(tmp_path):
     (tmp_path / "config.json").write_text('{"kind": "video"}')
     with pytest.raises(CheckpointError, match="unknown kind 'video': this vaekit reads core, audio, tabular"):
         vaekit.load(tmp_path)
+    for odd in ('{"kind": ["core"]}', "[1, 2]"):
+        (tmp_path / "config.json").write_text(odd)
+        with pytest.raises(CheckpointError, match="kind"):
+            vaekit.load(tmp_path)
 
 
 def test_serve_loads_through_the_registry_and_refuses_what_it_does_not_serve(saved):

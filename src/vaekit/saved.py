@@ -60,15 +60,14 @@ def saved_kind(path, config: dict | None = None) -> str:
     from .checkpoint import CONFIG_FILE
 
     config = saved_config(path) if config is None else config
-    if "kind" in config:
-        kind = LEGACY_KINDS.get(config["kind"], config["kind"])
-    elif config.get("format") == LEGACY_TABULAR:
+    config = config if isinstance(config, dict) else {}
+    kind = config.get("kind")
+    if kind is None and config.get("format") == LEGACY_TABULAR:
         kind = "tabular"
-    elif "model" in config:
+    elif kind is None and "model" in config:
         kind = "audio" if (Path(path) / LEGACY_AUDIO_FILE).is_file() else "core"
-    else:
-        kind = None
-    if kind not in KINDS:
+    kind = LEGACY_KINDS.get(kind, kind) if isinstance(kind, str) else kind
+    if not (isinstance(kind, str) and kind in KINDS):
         named = f"names the unknown kind {kind!r}" if kind is not None else "names no kind"
         raise CheckpointError(f"{Path(path) / CONFIG_FILE} {named}: this vaekit reads {', '.join(KINDS)} models; "
                               "a newer vaekit may have written it")
@@ -85,7 +84,7 @@ def read_config(path, kind: str, format_version: int) -> dict:
     """config.json of `path`, a folder saved as `kind` (or a kind EXTENDS makes one) in `format_version`.
     Anything else is a CheckpointError saying what the folder is and what to do with it."""
     config = saved_config(path, kind)
-    found = saved_kind(path, config)
+    found = saved_kind(path, config)  # config is a dict from here on
     if kind not in (found, EXTENDS.get(found)):
         raise CheckpointError(f"{path} is not {KINDS[kind].noun}: {use_instead(found)}")
     version = config.get("format_version", 1 if config.get("format") == LEGACY_TABULAR else None)
