@@ -91,7 +91,7 @@ def test_same_random_state_same_detector():
 def test_save_load_round_trip(fitted, tmp_path):
     fitted.save(tmp_path / "det")
     config = json.loads((tmp_path / "det" / "config.json").read_text())
-    assert config["kind"] == "vaekit.anomaly" and len(config["scaler"]["mean"]) == 4
+    assert config["kind"] == "anomaly" and len(config["scaler"]["mean"]) == 4
     assert not list((tmp_path / "det").glob("*.pkl"))
     loaded = VAEAnomalyDetector.load(tmp_path / "det")
     x, _ = _test_set()

@@ -227,7 +227,7 @@ def test_load_models_names_and_mistakes(run_dir, tmp_path):
         create_app([run_dir], ServeConfig(max_batch=0))
 
 
-# The other apps' models: kind detected from each directory's files, one natural call each.
+# The other apps' models: kind read from each directory's config.json, one natural call each.
 @pytest.fixture(scope="module")
 def app_dirs(tmp_path_factory, run_dir):
     """Tiny tabular, recommender and text models, fitted through their Python APIs (a few seconds)."""
@@ -262,9 +262,9 @@ def app_client(app_dirs):
 
 
 def test_models_lists_every_kind(app_client, app_dirs):
-    from vaekit.apps.serve_apps import detect_kind
+    from vaekit.apps.serve_apps import served_kind
 
-    assert {name: detect_kind(folder) for name, folder in app_dirs.items()} == \
+    assert {name: served_kind(folder) for name, folder in app_dirs.items()} == \
         {"digits": "core", "table": "tabular", "rec": "recommend", "text": "text"}
     response = app_client.get("/models")
     assert response.status_code == 200

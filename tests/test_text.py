@@ -269,7 +269,7 @@ def test_fit_writes_diagnostics_and_uses_the_schedule(model_dir):
     # 2 epochs x 8 steps, 2 cycles of 8 steps ramping over 4: the last step of each epoch has beta 1
     assert [row["beta"] for row in rows] == [1.0, 1.0]
     assert {"kl", "active_units", "neg_elbo"} <= set(diagnostics[0])
-    assert (model_dir / "vocab.json").exists() and json.loads((model_dir / "config.json").read_text())["kind"] == "text-vae"
+    assert (model_dir / "vocab.json").exists() and json.loads((model_dir / "config.json").read_text())["kind"] == "text"
 
 
 # -- CLI: every subcommand once --------------------------------------------------------------------

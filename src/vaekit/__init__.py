@@ -11,6 +11,7 @@ _LAZY = {
     "Evaluation": "evaluation",
     "train": "runs", "evaluate": "runs", "sample": "runs", "reconstruct": "runs", "interpolate": "runs",
     "embed": "runs", "sweep": "runs", "report": "runs", "demo": "runs", "load_run": "runs", "Run": "runs",
+    "load": "apps.registry",
     "TabularVAE": "tabular", "VAEAnomalyDetector": "apps.anomaly", "Multinomial": "likelihoods.multinomial",
     "MixedLikelihood": "likelihoods.mixed", "read_interactions": "data.interactions",
     "VaekitError": "errors", "DataError": "errors", "ConfigError": "errors", "CheckpointError": "errors",

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
 from .conditioning import PairedData, binarize, parse_corruption
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
                      resumed_train_config, to_dict)
@@ -27,10 +27,12 @@ from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .io import atomic_write, write_json, write_npy
 from .networks import prefer_fast_layout
+from .saved import read_config
 from .training import METRICS_FILE, Trainer, select_device
 from .vae import VAE, build_vae
 
 IN_MEMORY = "<array>"
+KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
 
 
 @dataclass
@@ -161,7 +163,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
     if out is not None and not resume and is_main_process():
-        write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
+        write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION, "vaekit_version": __version__,
                                        "model": to_dict(model_cfg), "train": to_dict(train_cfg),
                                        "data": to_dict(data_cfg)})
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
@@ -220,12 +222,7 @@ def _tensorboard_logger(out: Path | None):
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
     path = Path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"run directory {path} not found: pass the --out folder of 'vaekit train'")
-    saved = read_json(path / CONFIG_FILE)
-    if saved.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path / CONFIG_FILE} has format version {saved.get('format_version')}, this vaekit "
-                              f"reads version {FORMAT_VERSION}: retrain with this version")
+    saved = read_config(path, KIND, FORMAT_VERSION)
     try:
         model_cfg, train_cfg, data_cfg = (from_dict(cls, saved[key]) for cls, key in
                                           ((ModelConfig, "model"), (TrainConfig, "train"), (DataConfig, "data")))

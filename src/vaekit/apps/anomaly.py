@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 from .anomaly_data import Standardizer, as_examples, is_mixed_table, mixed_rows
 
 __all__ = ["Standardizer", "VAEAnomalyDetector", "as_examples"]
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 SCORES = ("elbo", "iwae", "reconstruction", "deviance")  # what decision_function can report
 LIKELIHOODS = ("auto", "gaussian", "bernoulli")
-KIND = "vaekit.anomaly"
+KIND = "anomaly"  # config.json's kind (vaekit.saved); vaekit 0.1.0 wrote "vaekit.anomaly"
 SCORES_FILE = "scores.safetensors"
 FORMAT_VERSION = 2  # 2: robust scaler and the clipping encoder (its weight names differ from version 1)
 ENCODER_CLIP = 20.0  # standardized units: the encoder sees values clipped to +-this, the likelihood the real ones
@@ -332,17 +332,12 @@ class VAEAnomalyDetector:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> VAEAnomalyDetector:
         """Rebuild a detector written by save()."""
-        from ..checkpoint import MODEL_FILE, load_tensors, load_weights, read_json
+        from ..checkpoint import MODEL_FILE, load_tensors, load_weights
         from ..networks import prefer_fast_layout
+        from ..saved import read_config
 
         path = Path(path)
-        meta = read_json(path / "config.json")
-        if meta.get("kind") != KIND:
-            raise CheckpointError(f"{path} holds a '{meta.get('kind')}' model, not an anomaly detector: "
-                                  "pass a folder written by 'vaekit anomaly fit'")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{path} was saved in detector format {meta.get('format_version')}, this vaekit reads "
-                                  f"format {FORMAT_VERSION}: refit it with 'vaekit anomaly fit'")
+        meta = read_config(path, KIND, FORMAT_VERSION)
         params = {**meta["params"], "hidden": tuple(meta["params"]["hidden"]), "device": device}
         detector = cls(**params)
         detector.data_shape_ = tuple(meta["data_shape"])

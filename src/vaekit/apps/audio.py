@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+KIND = "audio"  # config.json's kind (vaekit.saved): a core run of spectrograms plus AUDIO_FILE
 AUDIO_FILE = "audio.json"
 LATENT_FILE = "latent_gaussian.safetensors"
 SAMPLE_FROM = ("fitted", "standard")
@@ -99,7 +100,7 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     import numpy as np
 
     from .. import runs
-    from ..checkpoint import save_tensors
+    from ..checkpoint import CONFIG_FILE, read_json, save_tensors
     from ..io import write_json
     from ..data.audio import SpectrogramFormat, spectrogram
 
@@ -114,6 +115,8 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     if out is not None:
         write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
         save_tensors(Path(out) / LATENT_FILE, {"loc": latent_loc, "scale_tril": latent_scale_tril})
+        # Last, as the core run's config.json was written first: a complete folder says it is audio.
+        write_json(Path(out) / CONFIG_FILE, {**read_json(Path(out) / CONFIG_FILE), "kind": KIND})
     return AudioModel(run, fmt, mean, std, latent_loc, latent_scale_tril)
 
 
@@ -128,12 +131,15 @@ def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_secon
     return fit_clips(clips, labels, out, fmt, **options)
 
 
-def load(path: str | Path) -> AudioModel:
+def load(path: str | Path, device: str = "auto") -> AudioModel:
     from .. import runs
     from ..checkpoint import load_tensors, read_json
+    from ..config import FORMAT_VERSION
     from ..data.audio import SpectrogramFormat
+    from ..saved import read_config
 
-    run = runs.load_run(path)
+    read_config(path, KIND, FORMAT_VERSION)  # config.json is the core run's, in its format
+    run = runs.load_run(path, device=device)
     saved = read_json(Path(path) / AUDIO_FILE)
     # Models saved before the fitted sampler existed have no LATENT_FILE and sample from N(0, I).
     latent = load_tensors(Path(path) / LATENT_FILE) if (Path(path) / LATENT_FILE).exists() else {}

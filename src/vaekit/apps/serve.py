@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, optional_import
-from .serve_apps import ENDPOINTS, AppModel, add_routes, detect_kind, load_app_model
+from .serve_apps import ENDPOINTS, AppModel, add_routes, served_kind
 
 EXAMPLE = ("vaekit serve runs/mlp --port 8000            # open http://127.0.0.1:8000/\n"
            "  vaekit serve digits=runs/digits fashion=runs/conv --max-batch 32\n"
@@ -80,25 +80,26 @@ class Served:
 
 def load_models(runs, device: str = "cpu") -> dict[str, "Served | AppModel"]:
     """Load model directories ('DIR' or 'NAME=DIR'; the name defaults to the folder's name) or Run objects.
-    A directory's kind comes from its files (serve_apps.detect_kind): core runs of 'vaekit train' become
-    Served, tabular/recommend/text models AppModel."""
-    from ..runs import Run, load_run
+    A directory's kind comes from its config.json (serve_apps.served_kind): core runs of 'vaekit train' (and
+    audio models) become Served, tabular/recommend/text models AppModel."""
+    from ..runs import Run
+    from .registry import LOADERS
 
     models: dict[str, Served | AppModel] = {}
     for item in runs:
         if isinstance(item, Run):
-            name, run = (item.path.resolve().name if item.path else "model"), item
+            name, kind, model = (item.path.resolve().name if item.path else "model"), "core", item
         else:
             text = str(item)
             name, _, folder = text.rpartition("=") if "=" in text else ("", "", text)
             name = name or Path(folder).resolve().name
-            kind = detect_kind(folder)
-            run = load_run(folder, device=device) if kind == "core" else None
+            kind = served_kind(folder)
+            model = LOADERS[kind](folder, device)
         if not _NAME.match(name):
             raise ConfigError(f"model name '{name}' must be letters, digits, '.', '_' or '-': pass NAME=DIR")
         if name in models:
             raise ConfigError(f"two models are named '{name}': name them apart with NAME=DIR")
-        models[name] = Served(name, run) if run is not None else load_app_model(name, kind, folder, device)
+        models[name] = Served(name, model) if kind == "core" else AppModel(name, kind, model)
     if not models:
         raise ConfigError("no model to serve: pass at least one directory written by 'vaekit train', "
                           "'vaekit tabular fit', 'vaekit recommend fit' or 'vaekit text fit'")

@@ -1,25 +1,31 @@
 """The other apps' models behind `vaekit serve`: tabular, recommender and text directories.
 
-Each directory's kind is read from its files at start (`detect_kind`); each kind has one natural call:
+Each directory's kind is read from its config.json at start (`served_kind`, vaekit.saved's contract) and
+its model loaded by vaekit.apps.registry; each kind has one natural call:
 POST /tabular/sample (TabularVAE.sample), POST /recommend (recommend.top), POST /text/sample
 (apps.text.sample). Core runs keep /encode, /decode, /sample, /reconstruct and /score.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
-# kind -> (a file only that kind's directory holds, the endpoint(s) serving it); core runs have neither file.
-KIND_FILES = {"tabular": "transformer.json", "recommend": "interactions.safetensors", "text": "vocab.json"}
+from ..errors import CheckpointError
+from ..saved import EXTENDS, saved_kind, use_instead
+
+# kind served -> the endpoint(s) serving it
 ENDPOINTS = {"core": "/encode, /decode, /sample, /reconstruct or /score", "tabular": "/tabular/sample",
              "recommend": "/recommend", "text": "/text/sample"}
 MAX_TEXT = 200  # characters of a client string (item id, user id, column name, category value)
 MAX_DRAWS = 100_000  # latent draws of a conditional tabular sample before it gives up (DataError, 422)
 
 
-def detect_kind(folder) -> str:
-    """'tabular', 'recommend', 'text' or 'core', from the files the directory holds."""
-    folder = Path(folder)
-    return next((kind for kind, name in KIND_FILES.items() if (folder / name).is_file()), "core")
+def served_kind(folder) -> str:
+    """'core', 'tabular', 'recommend' or 'text': the kind of the saved folder (an audio model is served as
+    the core run it is); a kind the API does not serve is a CheckpointError naming the commands that do."""
+    found = saved_kind(folder)
+    kind = EXTENDS.get(found, found)
+    if kind not in ENDPOINTS:
+        raise CheckpointError(f"{folder}: {use_instead(found)}; `vaekit serve` serves {', '.join(ENDPOINTS)} models")
+    return kind
 
 
 @dataclass
@@ -42,22 +48,6 @@ class AppModel:
         else:
             info.update(latent_dim=self.model.config.latent_dim, vocab_size=len(self.model.vocabulary))
         return info
-
-
-def load_app_model(name: str, kind: str, folder, device: str = "cpu") -> AppModel:
-    if kind == "tabular":
-        from ..tabular import TabularVAE
-
-        model = TabularVAE.load(folder, device=device)
-    elif kind == "recommend":
-        from ..recommend import api as recommend
-
-        model = recommend.load(folder, device=device)
-    else:
-        from ..text.model import load_text_model
-
-        model = load_text_model(folder, device=device)
-    return AppModel(name, kind, model)
 
 
 def add_routes(app, config, pick, errors: dict) -> None:

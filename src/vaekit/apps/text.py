@@ -1,7 +1,7 @@
 """Text: a sentence VAE (Bowman et al. 2016) for generation, reconstruction, interpolation, sentence
 features and few-label classification. One API function per `vaekit text` subcommand.
 
-A model folder holds config.json (kind 'text-vae'), vocab.json, model.safetensors, metrics.jsonl
+A model folder holds config.json (kind 'text'), vocab.json, model.safetensors, metrics.jsonl
 and diagnostics.jsonl (KL and active units per epoch, to watch for posterior collapse).
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import from_dict, to_dict
 from ..errors import CheckpointError, ConfigError, DataError
 from .models import (CONFIG_FILE, DATA_FILE, EASE_GRID, EASE_MAX_ITEMS, FORMAT_VERSION, IDS_FILE, METRICS_FILE, MODEL_FILE,
-                     InteractionConfig, RecommendConfig, build_model, device_of, ease_weights, ranking_metrics)
+                     KIND, InteractionConfig, RecommendConfig, build_model, device_of, ease_weights, ranking_metrics)
 
 
 @dataclass
@@ -148,7 +148,7 @@ def save(model: Recommender, out: str | Path) -> Path:
     write_json(out / IDS_FILE, {"users": model.data.users.tolist(), "items": model.data.items.tolist()})
     atomic_write(out / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in model.history))
     write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
-                                   "kind": "recommend", "shape": list(m.shape), "model": to_dict(model.config),
+                                   "kind": KIND, "shape": list(m.shape), "model": to_dict(model.config),
                                    "data": to_dict(model.data_config)})
     model.path = out
     return out
@@ -161,15 +161,11 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
 
     from ..checkpoint import load_tensors, load_weights, read_json
     from ..data.interactions import Interactions, StrongSplit
+    from ..saved import read_config
     from ..training import select_device
 
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file():
-        raise CheckpointError(f"{path} is not a recommender directory (no {CONFIG_FILE}): pass the -o folder of "
-                              "'vaekit recommend fit'")
-    saved = read_json(path / CONFIG_FILE)
-    if saved.get("kind") != "recommend" or saved.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path / CONFIG_FILE} is not a recommender of format {FORMAT_VERSION}: refit it")
+    saved = read_config(path, KIND, FORMAT_VERSION)
     try:
         config = from_dict(RecommendConfig, saved["model"])
         data_config = from_dict(InteractionConfig, saved["data"])

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
 DATA_FILE, IDS_FILE, METRICS_FILE = "interactions.safetensors", "ids.json", "metrics.jsonl"
-FORMAT_VERSION = 1
+KIND, FORMAT_VERSION = "recommend", 1  # config.json's kind and format (vaekit.saved)
 MODELS = ("vae", "dae", "ease", "popularity")
 EASE_GRID = (50.0, 150.0, 500.0, 1500.0)  # lambdas tried on validation users when ease_lambda is 0
 DAE_LOG_VAR = -30.0  # Mult-DAE's posterior log-variance: std 3e-7, a deterministic code in float32

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ..config import TrainConfig, from_dict, to_dict
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 from .config import TRAIN_DEFAULTS, TabularConfig
 
-FORMAT = "vaekit.tabular/1"
+KIND = "tabular"  # config.json's kind (vaekit.saved)
+FORMAT_VERSION = 1  # vaekit 0.1.0 wrote {"format": "vaekit.tabular/1"} instead of kind and version
 TRANSFORMER_FILE = "transformer.json"
 def split_options(options: dict) -> tuple[TabularConfig, TrainConfig]:
     """Keyword options -> (TabularConfig, TrainConfig); an unknown name is a ConfigError."""
@@ -194,7 +195,7 @@ class TabularVAE:
         vae, path = self._fitted(), Path(path)
         write_json(path / TRANSFORMER_FILE, self.transformer.to_dict())
         save_tensors(path / MODEL_FILE, vae.state_dict())
-        write_json(path / CONFIG_FILE, {"format": FORMAT, "model": to_dict(self.config),
+        write_json(path / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION, "model": to_dict(self.config),
                                         "train": to_dict(self.train_config), "overrides": self.overrides,
                                         "fit_seconds": self.fit_seconds, "history": self.history})
         return path
@@ -203,15 +204,13 @@ class TabularVAE:
     def load(cls, path, device: str = "auto") -> "TabularVAE":
         """A saved model on `device` ('auto': the GPU where there is one, as fit chooses; the same
         seed samples the same rows as the fitted model on the same device)."""
-        from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+        from ..checkpoint import MODEL_FILE, load_weights, read_json
+        from ..saved import read_config
         from ..training import select_device
         from .transformer import TableTransformer
 
         path = Path(path)
-        config = read_json(path / CONFIG_FILE)
-        if config.get("format") != FORMAT:
-            raise CheckpointError(f"{path} is not a tabular model (format {config.get('format')!r}): "
-                                  "pass a directory written by 'vaekit tabular fit'")
+        config = read_config(path, KIND, FORMAT_VERSION)
         self = cls.__new__(cls)
         self.config = from_dict(TabularConfig, config["model"])
         self.train_config = from_dict(TrainConfig, config["train"])

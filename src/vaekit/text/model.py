@@ -10,13 +10,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
+from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
 from ..config import FORMAT_VERSION, TrainConfig, from_dict, to_dict
-from ..errors import CheckpointError
 from ..evaluation import active_units
 from ..io import write_json
 from ..likelihoods.sequence import CategoricalSequence
 from ..priors import StandardNormal
+from ..saved import read_config
 from ..semisupervised import LabelledVAE
 from ..vae import VAE
 from .config import TEXT_TRAIN, TextConfig  # noqa: F401 (re-exported)
@@ -24,7 +24,7 @@ from .networks import NoEncoder, SentenceDecoder, SentenceEncoder
 from .vocab import PAD, TokenBatches, Vocabulary, load_vocabulary, save_vocabulary
 
 VOCAB_FILE = "vocab.json"
-KIND = "text-vae"
+KIND = "text"  # config.json's kind (vaekit.saved); vaekit 0.1.0 wrote "text-vae"
 
 
 def cyclical_beta(beta: float, total_steps: int, cycles: int, ramp: float = 0.5):
@@ -89,10 +89,7 @@ def load_text_model(path: str | Path, device: str = "cpu", weights: bool = True)
     """Rebuild a saved sentence VAE from config.json, vocab.json and model.safetensors (weights=False:
     configs and vocabulary only, the networks freshly initialized)."""
     path = Path(path)
-    meta = read_json(path / CONFIG_FILE)
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{path} holds a '{meta.get('kind', 'image')}' model, not a text VAE: "
-                              "pass a folder written by 'vaekit text fit'")
+    meta = read_config(path, KIND, FORMAT_VERSION)
     # Models saved before bow_weight existed were trained without it (and have no bag-of-words head).
     config = from_dict(TextConfig, {"bow_weight": 0.0, **meta["text"]})
     train = from_dict(TrainConfig, meta["train"])
