@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from . import __version__
 from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
 from .conditioning import PairedData, binarize, parse_corruption
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
-                     resumed_train_config, to_dict)
+                     resumed_train_config, route, to_dict)
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .io import atomic_write, write_json, write_npy
@@ -59,19 +59,8 @@ class Splits:
 
 
 def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, TrainConfig, DataConfig]:
-    """Route keyword overrides to the config that owns each field; unknown names are an error."""
-    configs = list(preset(preset_name))
-    for key, value in overrides.items():
-        owner = next((i for i, c in enumerate(configs) if key in {f.name for f in fields(c)}), None)
-        if owner is None:
-            valid = sorted(f.name for c in configs for f in fields(c))
-            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
-        if isinstance(value, list):
-            value = tuple(value)
-        configs[owner] = dataclasses.replace(configs[owner], **{key: value})
-    for config in configs:
-        config.validate()
-    return tuple(configs)
+    """The preset's configs (or the defaults) with the keyword overrides routed to the config that owns each."""
+    return route(overrides, *preset(preset_name))
 
 
 def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:

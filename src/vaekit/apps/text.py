@@ -8,8 +8,7 @@ and diagnostics.jsonl (KL and active units per epoch, to watch for posterior col
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import add_command
@@ -43,23 +42,11 @@ def _sentences(source, column: str | None = None) -> list[str]:
 
 
 def _configs(options: dict):
-    """Route keyword options to TextConfig or TrainConfig; unknown names are an error."""
-    from ..config import TrainConfig
-    from ..errors import ConfigError
+    """(TextConfig, TrainConfig) with keyword options routed to the one that owns each."""
+    from ..config import route
     from ..text.config import TEXT_TRAIN, TextConfig
 
-    configs = {TextConfig: {}, TrainConfig: {}}
-    for key, value in options.items():
-        owner = next((cls for cls in configs if key in {f.name for f in fields(cls)}), None)
-        if owner is None:
-            valid = sorted(f.name for cls in configs for f in fields(cls))
-            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
-        configs[owner][key] = value
-    text = TextConfig(**configs[TextConfig])
-    train = dataclasses.replace(TEXT_TRAIN, **configs[TrainConfig])
-    text.validate()
-    train.validate()
-    return text, train
+    return route(options, TextConfig(), TEXT_TRAIN)
 
 
 def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, labelled=None,
