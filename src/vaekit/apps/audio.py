@@ -27,7 +27,7 @@ SAMPLE_FROM = ("fitted", "standard")
 
 @dataclass
 class AudioModel:
-    run: object  # vaekit.runs.Run
+    run: object  # vaekit.apps.images.Run
     format: object  # SpectrogramFormat
     mean: float  # standardization of natural-log magnitudes
     std: float
@@ -97,7 +97,7 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel."""
     import numpy as np
 
-    from .. import runs
+    from . import images
     from ..checkpoint import save_tensors
     from ..io import write_json
     from ..data.audio import SpectrogramFormat, spectrogram
@@ -106,9 +106,9 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     spec = spectrogram(clips, fmt)
     mean, std = float(spec.mean()), float(spec.std())
     model_x = ((spec - mean) / std).astype(np.float32)
-    run = runs.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
-                     likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-                     seed=seed, progress=progress, **options)
+    run = images.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
+                       likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
+                       seed=seed, progress=progress, **options)
     latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)  # train() returns the model in eval mode
     if out is not None:
         write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
@@ -128,11 +128,11 @@ def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_secon
 
 
 def load(path: str | Path) -> AudioModel:
-    from .. import runs
+    from . import images
     from ..checkpoint import load_tensors, read_json
     from ..data.audio import SpectrogramFormat
 
-    run = runs.load_run(path)
+    run = images.load_run(path)
     saved = read_json(Path(path) / AUDIO_FILE)
     # Models saved before the fitted sampler existed have no LATENT_FILE and sample from N(0, I).
     latent = load_tensors(Path(path) / LATENT_FILE) if (Path(path) / LATENT_FILE).exists() else {}

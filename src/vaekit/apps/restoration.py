@@ -142,7 +142,7 @@ def denoise(run, x, samples: int | None = None, batch_size: int = 500, seed: int
 
     from ..conditioning import NoisyCondition
     from ..errors import ConfigError
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     if samples is not None and samples < 0:
@@ -184,7 +184,7 @@ def conditional_draws(run, c, samples: int, seed: int = 0):
 def denoise_files(run, source: str | Path, out: str | Path, samples: int | None = None) -> list[Path]:
     """`vaekit denoise`: denoise an image, a .npy stack or a folder into the folder `out`
     (one .png per image; a .npy input gives one .npy)."""
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     x, names = read_images(source, run.model.data_shape[0])
@@ -202,7 +202,7 @@ def superres(run, low, samples: int = 8, seed: int = 0):
     z ~ p(z), their mean (the estimate to use) and per-pixel standard deviation (uncertainty)."""
     from ..conditioning import LowResCondition
     from ..errors import ConfigError
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     if not isinstance(run.vae.condition, LowResCondition):
@@ -222,7 +222,7 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
     import torch.nn.functional as F
 
     from ..plotting import save_image_grid
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     low, _ = read_images(source, run.model.data_shape[0])
@@ -258,7 +258,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     from ..conditioning import Corruption, downscale, parse_corruption
     from ..errors import ConfigError
     from ..plotting import save_image_grid
-    from ..runs import as_run, output_path, run_splits
+    from .images import as_run, output_path, run_splits
 
     run = as_run(run)
     out = output_path(run, out, "restore")
@@ -346,7 +346,7 @@ def _restore_eval(args) -> Path:
         raise ConfigError(f"--levels must be comma-separated numbers, got '{args.levels}'") from None
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be a positive integer, got {args.limit}")
-    from ..runs import as_run, output_path
+    from .images import as_run, output_path
 
     run = as_run(args.run)
     rows = restore_eval(run, levels, args.limit, args.out, args.samples, args.data, args.data_dir)

@@ -57,7 +57,7 @@ class Served:
     """One model behind the API: its public name and the loaded run (never shown to clients)."""
 
     name: str
-    run: object  # vaekit.runs.Run
+    run: object  # vaekit.apps.images.Run
     kind: str = field(init=False, default="core")
     shape: tuple[int, ...] = field(init=False)
     image: bool = field(init=False)
@@ -82,7 +82,7 @@ def load_models(runs, device: str = "cpu") -> dict[str, "Served | AppModel"]:
     """Load model directories ('DIR' or 'NAME=DIR'; the name defaults to the folder's name) or Run objects.
     A directory's kind comes from its files (serve_apps.detect_kind): core runs of 'vaekit train' become
     Served, tabular/recommend/text models AppModel."""
-    from ..runs import Run, load_run
+    from .images import Run, load_run
 
     models: dict[str, Served | AppModel] = {}
     for item in runs:

@@ -1,5 +1,6 @@
 """Text: a sentence VAE (Bowman et al. 2016) for generation, reconstruction, interpolation, sentence
-features and few-label classification. One API function per `vaekit text` subcommand.
+features and few-label classification. One API function per `vaekit text` verb (the `*_file` functions
+write what the verb writes).
 
 A model folder holds config.json (kind 'text-vae'), vocab.json, model.safetensors, metrics.jsonl
 and diagnostics.jsonl (KL and active units per epoch, to watch for posterior collapse).
@@ -7,26 +8,8 @@ and diagnostics.jsonl (KL and active units per epoch, to watch for posterior col
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
-
-from ..config import add_command
-
-EXAMPLES = {
-    "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
-           "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct\n"
-           "  vaekit text fit corpus.txt --labelled few.tsv -o model/   # semi-supervised: then 'text predict'\n"
-           "  vaekit text fit corpus.txt -o model/ --epochs 20 --resume   # continue a stopped fit",
-    "sample": "vaekit text sample model/ -n 20 --temperature 0.8\n  vaekit text sample model/ -n 5 --method beam",
-    "reconstruct": "vaekit text reconstruct model/ \"the company said it will buy the unit\" --method beam",
-    "interpolate": "vaekit text interpolate model/ \"sentence a\" \"sentence b\" --steps 8",
-    "embed": "vaekit text embed model/ sentences.txt -o features.npy",
-    "classify": "vaekit text classify model/ labelled.tsv --predict new.txt -o predictions.csv\n"
-                "  vaekit text classify model/ labelled.tsv --unlabelled corpus.txt --predict new.txt",
-    "predict": "vaekit text fit corpus.txt --labelled few.tsv -o model/ && vaekit text predict model/ new.txt",
-    "eval": "vaekit text eval model/ test.txt --k 100",
-}
 
 
 def _model(model):
@@ -343,132 +326,36 @@ def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int =
     return evaluate_text(model.vae, model.encode_text(_sentences(corpus, column)), k=k, seed=seed)
 
 
-# -- CLI -------------------------------------------------------------------------------------------
-def add_commands(subparsers) -> None:
-    from ..config import TrainConfig, add_arguments
-    from ..text.config import TextConfig
-
-    text = subparsers.add_parser("text", help="sentence VAE: fit, sample, reconstruct, interpolate, embed, "
-                                 "classify, predict, eval", description="A sentence VAE (Bowman et al. 2016).")
-    sub = text.add_subparsers(dest="text_command", required=True, metavar="VERB")
-
-    def command(name: str, help: str, handler) -> argparse.ArgumentParser:
-        parser = add_command(sub, name, help, EXAMPLES[name])
-        parser.set_defaults(handler=handler)
-        if name != "fit":
-            parser.add_argument("model", help="a folder written by 'vaekit text fit'")
-        return parser
-
-    def decoding(parser: argparse.ArgumentParser, default: str) -> None:
-        parser.add_argument("--method", default=default, choices=("greedy", "sample", "beam"),
-                            help=f"how to decode z into words (default: {default})")
-        parser.add_argument("--beam-size", type=int, default=5, help="beams for --method beam (default: 5)")
-        parser.add_argument("-o", "--out", help="also write the sentences to this .txt file")
-
-    p = command("fit", "fit a sentence VAE on one sentence per line (or a CSV column) and write a model folder "
-                "(text defaults: --epochs 10 --batch-size 64 --kl-warmup 2 --grad-clip 5)", _fit)
-    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("-o", "--out", required=True, help="model folder to write")
-    p.add_argument("--val", help="validation sentences (default: --val-fraction of the corpus)")
-    p.add_argument("--column", help="text column of a CSV/TSV corpus (and of --labelled)")
-    p.add_argument("--labelled", help="a few labelled sentences ('sentence<TAB>label' lines, or a CSV with --column "
-                   "and --label-column): trained with the VAE as p(y|z), so the labels shape the latent space "
-                   "(semi-supervised); then 'vaekit text predict'")
-    p.add_argument("--label-column", help="label column of a CSV --labelled file")
-    p.add_argument("--resume", action="store_true", help="continue the fit stopped in --out from its last epoch "
-                   "(same corpus, --val and --labelled; --epochs may grow)")
-    add_arguments(p.add_argument_group("text model"), TextConfig)
-    add_arguments(p.add_argument_group("training"), TrainConfig)
-
-    p = command("sample", "sentences decoded from the prior", _sample)
-    p.add_argument("-n", type=int, default=10, help="number of sentences (default: 10)")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature for sampling (default: 1)")
-    p.add_argument("--seed", type=int, default=0)
-    decoding(p, "sample")
-
-    p = command("reconstruct", "sentences decoded from their posterior means", _reconstruct)
-    p.add_argument("sentences", nargs="+", help="sentences in quotes, or one text file")
-    decoding(p, "greedy")
-
-    p = command("interpolate", "the homotopy between two sentences in latent space", _interpolate)
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included (default: 8)")
-    decoding(p, "greedy")
-
-    p = command("embed", "latent means per sentence to .npy or .csv", _embed)
-    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("--column")
-    p.add_argument("-o", "--out", help="output .npy or .csv (default: MODEL/embeddings.npy)")
-
-    p = command("classify", "logistic regression on latent means of a few labelled sentences", _classify)
-    p.add_argument("labelled", help="lines 'sentence<TAB>label', or a CSV with --text-column and --label-column")
-    p.add_argument("--text-column")
-    p.add_argument("--label-column")
-    p.add_argument("--predict", help="sentences to label (one per line)")
-    p.add_argument("--unlabelled", help="sentences without labels (one per line, or the --text-column of a CSV) "
-                   "for self-training: the few-label case, e.g. the VAE's training corpus")
-    p.add_argument("--self-training", type=float, default=SELF_TRAINING_THRESHOLD, metavar="P",
-                   help="with --unlabelled: add unlabelled sentences predicted with probability > P as labelled, "
-                        f"refit, repeat (default: {SELF_TRAINING_THRESHOLD})")
-    p.add_argument("-o", "--out", help="predictions CSV (default: MODEL/predictions.csv)")
-
-    p = command("predict", "labels from the classifier of a model fitted with --labelled", _predict)
-    p.add_argument("sentences", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("--column")
-    p.add_argument("-o", "--out", help="predictions CSV: sentence, label, one probability per class "
-                   "(default: MODEL/predictions.csv)")
-
-    p = command("eval", "test NLL (IWAE), perplexity, KL and active units on held-out sentences", _eval)
-    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("--column")
-    p.add_argument("--k", type=int, default=100, help="importance samples for the NLL (default: 100)")
-    p.add_argument("-o", "--out", help="output JSON (default: MODEL/eval.json)")
+# -- files: what the `vaekit text` verbs read and write --------------------------------------------
+def read_inputs(arguments: list[str]) -> list[str]:
+    """Sentences given on a command line: the arguments themselves, or the lines of the one file named."""
+    return _sentences(arguments[0]) if len(arguments) == 1 and Path(arguments[0]).is_file() else list(arguments)
 
 
-def _fit(args: argparse.Namespace):
-    options = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(("TextConfig.", "TrainConfig."))}
-    fit(args.corpus, args.out, val=args.val, column=args.column, labelled=args.labelled,
-        label_column=args.label_column, resume=args.resume, **options)
-    return args.out
-
-
-def _print_sentences(sentences: list[str], out: str | None):
+def write_sentences(sentences: list[str], out: str | Path) -> Path:
+    """One sentence per line into the text file `out`."""
     from ..io import atomic_write
 
-    print("\n".join(sentences))
-    if out:
-        atomic_write(out, "\n".join(sentences) + "\n")
-    return out
+    atomic_write(out, "\n".join(sentences) + "\n")
+    return Path(out)
 
 
-def _sample(args):
-    return _print_sentences(sample(args.model, args.n, args.method, args.temperature, args.beam_size, args.seed),
-                            args.out)
+def _default_out(model, out: str | Path | None, name: str) -> Path:
+    return Path(out) if out is not None else _model(model).path / name
 
 
-def _reconstruct(args):
-    inputs = args.sentences
-    if len(inputs) == 1 and Path(inputs[0]).is_file():
-        inputs = _sentences(inputs[0])
-    outputs = reconstruct(args.model, inputs, args.method, args.beam_size)
-    return _print_sentences([f"{a}\n  -> {b}" for a, b in zip(inputs, outputs)], args.out)
-
-
-def _interpolate(args):
-    return _print_sentences(interpolate(args.model, args.a, args.b, args.steps, args.method, args.beam_size),
-                            args.out)
-
-
-def _embed(args):
+def embed_file(model, corpus, out: str | Path | None = None, column: str | None = None) -> Path:
+    """Latent means of the sentences of `corpus` into `out`: .npy, or .csv with a header z0,z1,...
+    (default: MODEL/embeddings.npy)."""
     import io
 
     import numpy as np
 
     from ..io import atomic_write
 
-    features = embed(args.model, args.corpus, args.column)
-    out = Path(args.out or Path(args.model) / "embeddings.npy")
+    model = _model(model)
+    features = embed(model, corpus, column)
+    out = _default_out(model, out, "embeddings.npy")
     buffer = io.BytesIO()
     if out.suffix == ".csv":
         np.savetxt(buffer, features, delimiter=",", fmt="%.6g",
@@ -479,26 +366,31 @@ def _embed(args):
     return out
 
 
-def _classify(args):
-    result = classify(args.model, args.labelled, args.predict, args.text_column, args.label_column,
-                      unlabelled=args.unlabelled, self_training=args.self_training)
-    shown = "n/a (a class has < 2 examples)" if result.accuracy is None else f"{result.accuracy:.4f}"
-    pool = f" (self-training on {result.n_unlabelled} unlabelled)" if result.n_unlabelled else ""
-    print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences{pool}: {shown}")
-    if args.predict is None:
-        return None
-    return _write_csv(Path(args.out or Path(args.model) / "predictions.csv"), ["sentence", "label"],
-                      zip(_sentences(args.predict, args.text_column), result.predictions))
+def classify_file(model, labelled, predict=None, out: str | Path | None = None, text_column: str | None = None,
+                  label_column: str | None = None, unlabelled=None,
+                  self_training: float = SELF_TRAINING_THRESHOLD) -> tuple[Classification, Path | None]:
+    """`classify`, and with `predict` the predictions as a CSV of sentence, label into `out` (default:
+    MODEL/predictions.csv). Returns the Classification and the CSV's path (None without `predict`)."""
+    model = _model(model)
+    result = classify(model, labelled, predict, text_column, label_column, unlabelled=unlabelled,
+                      self_training=self_training)
+    if predict is None:
+        return result, None
+    return result, _write_csv(_default_out(model, out, "predictions.csv"), ["sentence", "label"],
+                              zip(_sentences(predict, text_column), result.predictions))
 
 
-def _predict(args):
-    sentences = _sentences(args.sentences, args.column)
-    result = predict(args.model, sentences)
+def predict_file(model, sentences, out: str | Path | None = None,
+                 column: str | None = None) -> tuple[list[str], Predictions, Path]:
+    """`predict`, written as a CSV of sentence, label and one probability per class into `out` (default:
+    MODEL/predictions.csv). Returns the sentences, the Predictions and the CSV's path."""
+    model = _model(model)
+    sentences = _sentences(sentences, column)
+    result = predict(model, sentences)
     rows = [[s, y, *(f"{p:.4f}" for p in ps)] for s, y, ps in zip(sentences, result.labels, result.probabilities)]
-    for sentence, label in zip(sentences[:10], result.labels):
-        print(f"{label}\t{sentence}")
-    return _write_csv(Path(args.out or Path(args.model) / "predictions.csv"),
+    path = _write_csv(_default_out(model, out, "predictions.csv"),
                       ["sentence", "label", *(f"p_{c}" for c in result.classes)], rows)
+    return sentences, result, path
 
 
 def _write_csv(out: Path, header: list[str], rows) -> Path:
@@ -515,12 +407,12 @@ def _write_csv(out: Path, header: list[str], rows) -> Path:
     return out
 
 
-def _eval(args):
+def evaluate_file(model, corpus, k: int = 100, column: str | None = None, out: str | Path | None = None):
+    """`evaluate`, written as JSON into `out` (default: MODEL/eval.json). Returns the TextEvaluation and the path."""
     from ..io import write_json
 
-    result = evaluate(args.model, args.corpus, args.k, args.column)
-    for key, value in result.to_dict().items():
-        print(f"{key:>15}  {value:.4f}" if isinstance(value, float) else f"{key:>15}  {value}")
-    out = Path(args.out or Path(args.model) / "eval.json")
+    model = _model(model)
+    result = evaluate(model, corpus, k, column)
+    out = _default_out(model, out, "eval.json")
     write_json(out, result.to_dict())
-    return out
+    return result, out
