@@ -10,9 +10,9 @@ import argparse
 import sys
 
 from ..apps import anomaly_files as anomaly
-from ..apps import audio, recommend, restoration, serve
+from ..apps import audio, restoration, serve
 from ..errors import VaekitError
-from . import compression, images, tabular, text
+from . import compression, images, recommend, tabular, text
 
 # The subcommand table: each use adds its subcommands, in this order under `vaekit --help`.
 USES = (images, anomaly, audio, compression, recommend, restoration, serve, tabular, text)
