@@ -216,12 +216,6 @@ def options_from(args: argparse.Namespace, *classes) -> dict:
     return {key.split(".", 1)[1]: value for key, value in vars(args).items() if key.startswith(prefixes)}
 
 
-def add_command(subparsers, name: str, help: str, example: str, description: str | None = None):
-    """A subcommand with its one-line help and an example under --help (for cli.py and the apps alike)."""
-    return subparsers.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
 def from_args(cls, args: argparse.Namespace, base=None):
     """Build `cls` from the flags the user gave, on top of `base` (a preset or a saved config)."""
     return with_options(base or cls(), options_from(args, cls))

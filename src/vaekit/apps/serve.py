@@ -9,7 +9,6 @@ Tabular, recommender and text model directories get their apps' calls instead (s
     vaekit serve runs/mlp digits=runs/digits --port 8000     # then open http://127.0.0.1:8000/
 """
 
-import argparse
 import base64
 import contextlib
 import dataclasses
@@ -21,13 +20,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import option
 from ..errors import ConfigError, DataError, optional_import
 from .serve_apps import ENDPOINTS, AppModel, add_routes, detect_kind, load_app_model
 
-EXAMPLE = ("vaekit serve runs/mlp --port 8000            # open http://127.0.0.1:8000/\n"
-           "  vaekit serve digits=runs/digits fashion=runs/conv --max-batch 32\n"
-           "  curl -s -X POST localhost:8000/decode -H 'content-type: application/json' "
-           "-d '{\"model\": \"mlp\", \"z\": [[0, 0]]}'")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,14 +33,17 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class ServeConfig:
     """Limits and safety switches of the API; every one applies per request."""
 
-    max_body_bytes: int = 1 << 20  # 1 MiB: 64 PNGs of 64x64 fit many times over; larger bodies get 413
-    max_batch: int = 64  # examples (images, rows, latent codes, samples) per request
-    max_k: int = 1000  # samples per example for /score; the work of a request is batch * k decodes
-    max_pixels: int = 1 << 20  # pixels of one PNG before it is decoded (decompression bombs)
-    max_values: int = 3 * 256 * 256  # values of one flat example in `x`
-    latent_limit: float = 50.0  # |z| bound: far beyond any prior's mass, keeps decoders finite
-    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; empty = CORS off
-    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")  # Host header (DNS rebinding)
+    max_body_bytes: int = option(1 << 20, "request body cap in bytes (1 MiB: 64 PNGs of 64x64 fit many times "
+                                 "over); larger bodies get 413")
+    max_batch: int = option(64, "examples (images, rows, latent codes, samples) per request")
+    max_k: int = option(1000, "samples per example for /score; the work of a request is batch * k decodes")
+    max_pixels: int = option(1 << 20, "pixels of one PNG before it is decoded (decompression bombs)", cli=False)
+    max_values: int = option(3 * 256 * 256, "values of one flat example in `x`", cli=False)
+    latent_limit: float = option(50.0, "|z| bound: far beyond any prior's mass, keeps decoders finite", cli=False)
+    cors_origins: tuple[str, ...] = option((), "allow browser calls from this origin, e.g. http://localhost:3000 "
+                                           "(repeatable); none: CORS off", flag="cors-origin")
+    allowed_hosts: tuple[str, ...] = option(("127.0.0.1", "localhost", "[::1]"), "Host header values accepted "
+                                            "(DNS rebinding)", cli=False)
 
     def validate(self) -> None:
         for name in ("max_body_bytes", "max_batch", "max_k", "max_pixels", "max_values"):
@@ -429,6 +428,7 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig |
     optional_import("fastapi", "vaekit serve", "fastapi uvicorn")
     uvicorn = optional_import("uvicorn", "vaekit serve", "fastapi uvicorn")
     config = config or ServeConfig()
+    config.validate()
     if host not in LOOPBACK:
         config = dataclasses.replace(config, allowed_hosts=("*",))
         print(f"vaekit: warning: listening on {host}: the API is reachable from other machines")
@@ -448,34 +448,3 @@ def _check_port(host: str, port: int) -> None:
         except OSError as err:
             raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}): pass another --port or --host") \
                 from None
-
-
-def add_commands(subparsers) -> None:
-    defaults = ServeConfig()
-    p = subparsers.add_parser("serve", help="HTTP API and browser page for trained runs",
-                              description="Serve trained models: JSON endpoints /models /encode /decode /sample "
-                                          "/reconstruct /score (core runs), /tabular/sample, /recommend, "
-                                          "/text/sample, the OpenAPI schema at /openapi.json, and a page at /.",
-                              epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="directory of 'vaekit train', 'vaekit tabular fit', "
-                   "'vaekit recommend fit' or 'vaekit text fit' (kind read from its files), or NAME=DIR")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="examples per request (default: %(default)s)")
-    p.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
-                   help="request body cap in bytes (default: %(default)s)")
-    p.add_argument("--max-k", type=int, default=defaults.max_k, help="samples per example for /score "
-                   "(default: %(default)s)")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow browser calls from this origin, e.g. http://localhost:3000 (repeatable; default: none)")
-    p.add_argument("--access-log", action="store_true", help="log every request")
-    p.set_defaults(handler=_serve_command)
-
-
-def _serve_command(args: argparse.Namespace):
-    config = ServeConfig(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_k=args.max_k,
-                         cors_origins=tuple(args.cors_origin))
-    config.validate()
-    serve(args.runs, args.host, args.port, config, args.device, args.access_log)
-    return None

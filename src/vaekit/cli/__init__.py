@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..apps import audio, restoration, serve
 from ..errors import VaekitError
-from . import anomaly, compression, images, recommend, tabular, text
+from . import anomaly, audio, compression, images, recommend, restoration, serve, tabular, text
 
 # The subcommand table: each use adds its subcommands, in this order under `vaekit --help`.
 USES = (images, anomaly, audio, compression, recommend, restoration, serve, tabular, text)
