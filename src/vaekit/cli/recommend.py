@@ -4,8 +4,6 @@ verb one call of vaekit.apps.recommend."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 from ..apps import recommend
 from ..apps.recommend import InteractionConfig, RecommendConfig
 from ..config import TrainConfig, add_arguments, options_from
@@ -67,7 +65,7 @@ def _evaluate_command(args: argparse.Namespace):
     print(f"{'model':<11} {'Recall@20':>9} {'Recall@50':>9} {'NDCG@100':>9} {'users':>6}")
     for name, r in results.items():
         print(f"{name:<11} {r['recall@20']:>9.4f} {r['recall@50']:>9.4f} {r['ndcg@100']:>9.4f} {r['users']:>6}")
-    return Path(args.model) / ("eval.json" if args.split == "test" else f"eval_{args.split}.json")
+    return recommend.evaluation_file(args.model, args.split)
 
 
 def _top_command(args: argparse.Namespace):
