@@ -192,7 +192,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, base=None, only: Sequenc
             continue
         kind = _parsed_type(types[f.name])
         default = f.default if base is None else getattr(base, f.name)
-        flags = [f"--{_flag(f.metadata.get('flag') or f.name)}"] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+        short = [f.metadata["short"]] if f.metadata.get("short") else []
+        flags = [f"--{_flag(f.metadata.get('flag') or f.name)}", *short]
         extra: dict = {"default": argparse.SUPPRESS, "help": f"{f.metadata['help']} (default: {_show(default)})"}
         if f.metadata.get("choices"):
             extra["choices"] = f.metadata["choices"]

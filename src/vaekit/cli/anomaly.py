@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..apps import anomaly_files as files
 from ..apps.anomaly import SCORES, VAEAnomalyDetector
 from ..config import add_arguments, options_from
-from .flags import add_command, add_parameter, add_verbs
+from .flags import add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit anomaly fit normal.csv -o det/ --epochs 50\n"
@@ -17,11 +17,8 @@ EXAMPLES = {
 
 
 def add_commands(subparsers) -> None:
-    verbs = add_verbs(subparsers, "anomaly", "VAE anomaly detection: fit, score, evaluate",
-                      "Flag rows a VAE trained on normal data explains badly.")
-
-    def verb(name: str, help: str):
-        return add_command(verbs, name, help, EXAMPLES[name])
+    verb = add_verbs(subparsers, "anomaly", "VAE anomaly detection: fit, score, evaluate",
+                     "Flag rows a VAE trained on normal data explains badly.", EXAMPLES)
 
     def labels(p, function):
         p.add_argument("--label-column", help="name (or 0-based index without a header) of the label column")

@@ -4,7 +4,7 @@ vaekit.apps.audio."""
 from __future__ import annotations
 
 from ..apps import audio
-from .flags import add_command, add_parameter, add_verbs
+from .flags import add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit audio fit recordings/ -o runs/audio --epochs 30",
@@ -15,12 +15,9 @@ EXAMPLES = {
 
 
 def add_commands(subparsers) -> None:
-    verbs = add_verbs(subparsers, "audio", "a spectrogram VAE for short sound clips (fit, sample, ...)",
-                      "Train a VAE on log-magnitude spectrograms of WAV clips and turn its outputs back into sound "
-                      "with Griffin-Lim.")
-
-    def verb(name: str, help: str):
-        return add_command(verbs, name, help, EXAMPLES[name])
+    verb = add_verbs(subparsers, "audio", "a spectrogram VAE for short sound clips (fit, sample, ...)",
+                     "Train a VAE on log-magnitude spectrograms of WAV clips and turn its outputs back into sound "
+                     "with Griffin-Lim.", EXAMPLES)
 
     p = verb("fit", "train on a folder of .wav files")
     p.add_argument("folder")

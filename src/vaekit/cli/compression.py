@@ -7,7 +7,7 @@ import argparse
 
 from ..compression.config import CoderConfig
 from ..config import add_arguments, options_from
-from .flags import add_command
+from .flags import command_maker
 
 EXAMPLES = {
     "compress": "vaekit compress runs/mnist t10k-images-idx3-ubyte.gz -o test.vae   # binary images, lossless\n"
@@ -17,12 +17,9 @@ EXAMPLES = {
 }
 
 
-def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
-    return add_command(subparsers, name, help, EXAMPLES[name])
-
-
 def add_commands(subparsers) -> None:
-    p = _command(subparsers, "compress", "compress images with a trained VAE (bits-back ANS, or lossy latent codes)")
+    command = command_maker(subparsers, EXAMPLES)
+    p = command("compress", "compress images with a trained VAE (bits-back ANS, or lossy latent codes)")
     p.add_argument("run", help="run directory written by 'vaekit train'")
     p.add_argument("data", help="images: IDX file (.gz ok), .npy/.npz, or a folder of PNG/JPEG")
     p.add_argument("-o", "--out", required=True, help="output .vae file")
@@ -33,7 +30,7 @@ def add_commands(subparsers) -> None:
     add_arguments(p, CoderConfig)
     p.set_defaults(handler=_compress)
 
-    p = _command(subparsers, "decompress", "decode a .vae file with the run that compressed it")
+    p = command("decompress", "decode a .vae file with the run that compressed it")
     p.add_argument("run", help="run directory the file was compressed with")
     p.add_argument("file", help=".vae file written by 'vaekit compress'")
     p.add_argument("-o", "--out", required=True, help="output .npy")

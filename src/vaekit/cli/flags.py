@@ -1,4 +1,4 @@
-"""What every use's flags are made of: a subcommand with an example under its --help, a command whose verbs
+"""What every use's flags are made of: subcommands with an example under their --help, a command whose verbs
 are subcommands, and a flag for a parameter of an API function, whose default is the function's own (written
 once, in the API, and shown in --help). Flags for config fields come from `config.add_arguments`."""
 
@@ -10,15 +10,20 @@ import inspect
 from ..errors import ConfigError
 
 
-def add_command(subparsers, name: str, help: str, example: str, description: str | None = None):
-    """A subcommand with its one-line help and an example under --help."""
-    return subparsers.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def command_maker(subparsers, examples: dict[str, str]):
+    """make(name, help): a subcommand of `subparsers` with its one-line help and, under its --help, its
+    example from `examples`."""
+    def make(name: str, help: str) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, help=help, description=help, epilog=f"example:\n  {examples[name]}",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    return make
 
 
-def add_verbs(subparsers, name: str, help: str, description: str, dest: str = "verb"):
-    """`vaekit NAME VERB ...`: a command whose verbs are subcommands (add them to what this returns). Without a
-    verb it names them in a one-line error."""
+def add_verbs(subparsers, name: str, help: str, description: str, examples: dict[str, str], dest: str = "verb"):
+    """`vaekit NAME VERB ...`: a command whose verbs are subcommands, with their examples from `examples`.
+    Returns make(verb, help), as `command_maker` does. Without a verb the command names them in a one-line
+    error."""
     parser = subparsers.add_parser(name, help=help, description=description)
     verbs = parser.add_subparsers(dest=dest, metavar="VERB")
 
@@ -26,7 +31,7 @@ def add_verbs(subparsers, name: str, help: str, description: str, dest: str = "v
         raise ConfigError(f"'vaekit {name}' needs a verb: {', '.join(verbs.choices)} (see vaekit {name} --help)")
 
     parser.set_defaults(handler=missing_verb)
-    return verbs
+    return command_maker(verbs, examples)
 
 
 def add_parameter(parser, function, name: str, *flags: str, help: str, **options) -> None:

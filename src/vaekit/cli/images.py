@@ -7,7 +7,7 @@ import argparse
 
 from ..apps import images
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
-from .flags import add_command, add_parameter
+from .flags import add_parameter, command_maker
 
 EXAMPLES = {
     "train": "vaekit train --data mnist --network mlp --hidden 400 --latent-dim 20 --epochs 10 --out runs/mlp\n"
@@ -28,10 +28,6 @@ EXAMPLES = {
 CONFIGS = (DataConfig, ModelConfig, TrainConfig)
 
 
-def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
-    return add_command(subparsers, name, help, EXAMPLES[name])
-
-
 def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--data and --data-dir: another dataset for a command that reads a run's data."""
     parser.add_argument("--data", help="dataset name or path (default: the run's own data)")
@@ -47,12 +43,13 @@ def _train_flags(parser: argparse.ArgumentParser, function) -> None:
 
 
 def add_commands(subparsers) -> None:
-    p = _command(subparsers, "train", "train a VAE and write a run directory")
+    command = command_maker(subparsers, EXAMPLES)
+    p = command("train", "train a VAE and write a run directory")
     _train_flags(p, images.train)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.set_defaults(handler=_train)
 
-    p = _command(subparsers, "eval", "test -ELBO, reconstruction, KL, IWAE NLL, bits/dim, active units, k-NN accuracy")
+    p = command("eval", "test -ELBO, reconstruction, KL, IWAE NLL, bits/dim, active units, k-NN accuracy")
     p.add_argument("run")
     add_parameter(p, images.evaluate, "split", choices=("test", "val", "train"), help="the split to evaluate")
     add_parameter(p, images.evaluate, "k", help="importance samples for the NLL")
@@ -60,7 +57,7 @@ def add_commands(subparsers) -> None:
     add_data_flags(p)
     p.set_defaults(handler=_eval)
 
-    p = _command(subparsers, "sample", "a PNG grid of samples decoded from the prior")
+    p = command("sample", "a PNG grid of samples decoded from the prior")
     p.add_argument("run")
     add_parameter(p, images.sample, "n", "-n", help="number of samples")
     add_parameter(p, images.sample, "out", "-o", "--out", help="output .png or .npy (default: RUN/samples.png)")
@@ -69,14 +66,14 @@ def add_commands(subparsers) -> None:
                   help="class to draw from a --condition label run (default: a row per class)")
     p.set_defaults(handler=lambda a: images.sample(a.run, a.n, a.out, a.seed, a.label))
 
-    p = _command(subparsers, "reconstruct", "test images above their reconstructions")
+    p = command("reconstruct", "test images above their reconstructions")
     p.add_argument("run")
     add_parameter(p, images.reconstruct, "n", "-n", help="number of test images")
     add_parameter(p, images.reconstruct, "out", "-o", "--out", help="output .png (default: RUN/reconstructions.png)")
     add_data_flags(p)
     p.set_defaults(handler=lambda a: images.reconstruct(a.run, a.n, a.out, a.data, a.data_dir))
 
-    p = _command(subparsers, "interpolate", "straight-line or spherical paths in latent space between test images")
+    p = command("interpolate", "straight-line or spherical paths in latent space between test images")
     p.add_argument("run")
     add_parameter(p, images.interpolate, "out", "-o", "--out", help="output .png (default: RUN/interpolation.png)")
     add_parameter(p, images.interpolate, "pairs", help="pairs of test images, one row each")
@@ -86,25 +83,25 @@ def add_commands(subparsers) -> None:
     p.set_defaults(handler=lambda a: images.interpolate(a.run, a.out, a.pairs, a.steps, a.spherical, a.data,
                                                         a.data_dir))
 
-    p = _command(subparsers, "embed", "latent means to .npy/.csv and a 2-D latent map coloured by label")
+    p = command("embed", "latent means to .npy/.csv and a 2-D latent map coloured by label")
     p.add_argument("run")
     add_parameter(p, images.embed, "out", "-o", "--out", help="output .npy or .csv (default: RUN/embeddings.npy)")
     add_parameter(p, images.embed, "split", choices=("test", "train"), help="the split to embed")
     add_data_flags(p)
     p.set_defaults(handler=lambda a: images.embed(a.run, a.out, a.data, a.data_dir, a.split))
 
-    p = _command(subparsers, "sweep", "one model per latent size, and the trade-off plotted")
+    p = command("sweep", "one model per latent size, and the trade-off plotted")
     _train_flags(p, images.sweep)
     add_parameter(p, images.sweep, "latent_dims", type=parse_ints, metavar="N[,N...]",
                   help="latent sizes to try")
     add_parameter(p, images.sweep, "k", help="importance samples for each NLL")
     p.set_defaults(handler=_sweep)
 
-    p = _command(subparsers, "report", "write RUN/report.html with metrics, curves and pictures")
+    p = command("report", "write RUN/report.html with metrics, curves and pictures")
     p.add_argument("run")
     p.set_defaults(handler=lambda a: images.report(a.run))
 
-    p = _command(subparsers, "demo", "train the default conv VAE on Fashion-MNIST and write its report")
+    p = command("demo", "train the default conv VAE on Fashion-MNIST and write its report")
     add_parameter(p, images.demo, "out", "--out", "-o", help="run directory to write")
     add_parameter(p, images.demo, "epochs", help="training epochs")
     add_parameter(p, images.demo, "k", help="importance samples for the NLL")

@@ -7,7 +7,7 @@ import argparse
 from ..apps import recommend
 from ..apps.recommend import InteractionConfig, RecommendConfig
 from ..config import TrainConfig, add_arguments, options_from
-from .flags import add_command, add_parameter, add_verbs
+from .flags import add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit recommend fit ratings.csv --min-rating 4 -o models/ml\n"
@@ -21,11 +21,8 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "precision", "seed"
 
 
 def add_commands(subparsers) -> None:
-    verbs = add_verbs(subparsers, "recommend", "Mult-VAE/DAE recommendations from user-item interactions",
-                      "Mult-VAE/DAE (Liang et al. 2018) with popularity and EASE baselines.")
-
-    def verb(name: str, help: str) -> argparse.ArgumentParser:
-        return add_command(verbs, name, help, EXAMPLES[name])
+    verb = add_verbs(subparsers, "recommend", "Mult-VAE/DAE recommendations from user-item interactions",
+                     "Mult-VAE/DAE (Liang et al. 2018) with popularity and EASE baselines.", EXAMPLES)
 
     p = verb("fit", "fit a recommender on an interaction log and write a model directory")
     p.add_argument("data", help="CSV/TSV/.dat/Parquet file of user, item[, rating or play count] rows")

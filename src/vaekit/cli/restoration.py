@@ -4,7 +4,7 @@ call of vaekit.apps.restoration."""
 from __future__ import annotations
 
 from ..apps import images, restoration
-from .flags import add_command, add_parameter
+from .flags import add_parameter, command_maker
 from .images import add_data_flags
 
 EXAMPLES = {
@@ -18,8 +18,7 @@ EXAMPLES = {
 
 
 def add_commands(subparsers) -> None:
-    def command(name: str, help: str):
-        return add_command(subparsers, name, help, EXAMPLES[name])
+    command = command_maker(subparsers, EXAMPLES)
 
     p = command("denoise", "denoise images with a trained VAE (best: one trained with --condition noisy --corrupt)")
     p.add_argument("run")

@@ -8,7 +8,7 @@ import argparse
 from ..apps import tabular
 from ..config import TrainConfig, add_arguments, options_from
 from ..tabular.config import TRAIN_DEFAULTS, TabularConfig
-from .flags import add_command, add_parameter, add_verbs
+from .flags import add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit tabular fit adult.csv -o models/adult --epochs 100 --categorical education-num --na-values '?'",
@@ -27,12 +27,9 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_commands(subparsers) -> None:
-    verbs = add_verbs(subparsers, "tabular", "mixed-type tables: synthetic rows and record compression",
-                      "A VAE for tables with continuous, integer, categorical, boolean and missing values (needs "
-                      "pandas: pip install 'vaekit[tabular]').")
-
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return add_command(verbs, name, help, EXAMPLES[name])
+    command = add_verbs(subparsers, "tabular", "mixed-type tables: synthetic rows and record compression",
+                        "A VAE for tables with continuous, integer, categorical, boolean and missing values (needs "
+                        "pandas: pip install 'vaekit[tabular]').", EXAMPLES)
 
     p = command("fit", "fit the transformer and the VAE on a table; write a model directory")
     p.add_argument("data", help="a .csv, .tsv or .parquet table with a header row")

@@ -8,7 +8,7 @@ import argparse
 from ..apps import text
 from ..config import TrainConfig, add_arguments, options_from
 from ..text.config import TEXT_TRAIN, TextConfig
-from .flags import add_command, add_parameter, add_verbs
+from .flags import add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
@@ -28,18 +28,19 @@ CORPUS = "text file, one sentence per line; or .csv/.tsv with --column"
 
 
 def add_commands(subparsers) -> None:
-    verbs = add_verbs(subparsers, "text", "sentence VAE: fit, sample, reconstruct, interpolate, embed, classify, "
-                      "predict, eval", "A sentence VAE (Bowman et al. 2016).", dest="text_command")
+    make = add_verbs(subparsers, "text", "sentence VAE: fit, sample, reconstruct, interpolate, embed, classify, "
+                     "predict, eval", "A sentence VAE (Bowman et al. 2016).", EXAMPLES, dest="text_command")
 
     def command(name: str, help: str, handler) -> argparse.ArgumentParser:
-        parser = add_command(verbs, name, help, EXAMPLES[name])
+        parser = make(name, help)
         parser.set_defaults(handler=handler)
         if name != "fit":
             parser.add_argument("model", help="a folder written by 'vaekit text fit'")
         return parser
 
     def decoding(parser: argparse.ArgumentParser, function) -> None:
-        add_parameter(parser, function, "method", choices=("greedy", "sample", "beam"), help="how to decode z into words")
+        add_parameter(parser, function, "method", choices=("greedy", "sample", "beam"),
+                      help="how to decode z into words")
         add_parameter(parser, function, "beam_size", help="beams for --method beam")
         parser.add_argument("-o", "--out", help="also write the sentences to this .txt file")
 
