@@ -1,6 +1,6 @@
 """Text: a sentence VAE (Bowman et al. 2016) for generation, reconstruction, interpolation, sentence
-features and few-label classification. One API function per `vaekit text` verb (the `*_file` functions
-write what the verb writes).
+features and few-label classification. One API function per `vaekit text` verb; text_files.py reads and
+writes what the verbs do.
 
 A model folder holds config.json (kind 'text-vae'), vocab.json, model.safetensors, metrics.jsonl
 and diagnostics.jsonl (KL and active units per epoch, to watch for posterior collapse).
@@ -12,13 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _model(model):
+def as_model(model):
+    """The TextModel itself, or the one saved in that folder."""
     from ..text.model import TextModel, load_text_model
 
     return model if isinstance(model, TextModel) else load_text_model(model)
 
 
-def _sentences(source, column: str | None = None) -> list[str]:
+def sentences_from(source, column: str | None = None) -> list[str]:
+    """The list itself, or the sentences of a file: one per line, or the `column` of a CSV/TSV."""
     from ..text.vocab import read_sentences
 
     return list(source) if isinstance(source, (list, tuple)) else read_sentences(source, column)
@@ -68,9 +70,9 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
             raise ConfigError(f"{out} already holds a model: pass --resume to continue its fit, or choose another "
                               "--out")
     torch.manual_seed(train.seed)
-    sentences = _sentences(corpus, column)
+    sentences = sentences_from(corpus, column)
     if val is not None:
-        val_sentences = _sentences(val, column)
+        val_sentences = sentences_from(val, column)
     else:
         order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(train.seed)).tolist()
         n_val = int(len(sentences) * text.val_fraction)
@@ -163,15 +165,15 @@ def sample(model, n: int = 10, method: str = "sample", temperature: float = 1.0,
     """n sentences decoded from z ~ p(z): temperature sampling, greedy or beam search."""
     import torch
 
-    model = _model(model)
+    model = as_model(model)
     z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
     return _decode_z(model, z, method, temperature, beam_size, seed)
 
 
 def reconstruct(model, sentences, method: str = "greedy", beam_size: int = 5) -> list[str]:
     """Each sentence decoded from its posterior mean E[z|x]."""
-    model = _model(model)
-    z = _means(model, _sentences(sentences))
+    model = as_model(model)
+    z = _means(model, sentences_from(sentences))
     return _decode_z(model, z, method, 1.0, beam_size, 0)
 
 
@@ -184,7 +186,7 @@ def interpolate(model, a: str, b: str, steps: int = 8, method: str = "greedy", b
 
     if steps < 2:
         raise ConfigError(f"--steps must be at least 2 (the two ends), got {steps}")
-    model = _model(model)
+    model = as_model(model)
     za, zb = _means(model, [a, b])
     t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)  # (steps, 1)
     return _decode_z(model, (1 - t) * za + t * zb, method, 1.0, beam_size, 0)
@@ -198,7 +200,7 @@ def _means(model, sentences: list[str]):
 
 def embed(model, sentences, column: str | None = None):
     """Latent means E[z|x] per sentence, a numpy array (N, latent_dim): features for other models."""
-    return _means(_model(model), _sentences(sentences, column)).cpu().numpy()
+    return _means(as_model(model), sentences_from(sentences, column)).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -267,11 +269,11 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
 
     if not 0.5 <= self_training < 1:
         raise ConfigError(f"--self-training threshold must lie in [0.5, 1), got {self_training}")
-    model = _model(model)
+    model = as_model(model)
     texts, labels = _labelled(labelled, text_column, label_column)
     classes, y = np.unique(np.asarray(labels), return_inverse=True)  # integer labels: self-training marks -1
     features = embed(model, texts)
-    pool = None if unlabelled is None else embed(model, _sentences(unlabelled, text_column))
+    pool = None if unlabelled is None else embed(model, sentences_from(unlabelled, text_column))
     folds = int(min(5, np.bincount(y).min()))
     accuracy = None
     if folds >= 2:
@@ -282,7 +284,7 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
     predictions: tuple[str, ...] = ()
     if predict is not None:
         classifier = fit_latent_classifier(features, y, pool, self_training, seed)
-        predictions = tuple(classes[classifier.predict(embed(model, _sentences(predict, text_column)))].tolist())
+        predictions = tuple(classes[classifier.predict(embed(model, sentences_from(predict, text_column)))].tolist())
     return Classification(accuracy, folds, len(y), tuple(classes.tolist()), predictions,
                           0 if pool is None else len(pool))
 
@@ -305,11 +307,11 @@ def predict(model, sentences, column: str | None = None, batch_size: int = 256) 
 
     from ..errors import ConfigError
 
-    model = _model(model)
+    model = as_model(model)
     if model.labelled is None:
         raise ConfigError("this model was fitted without labels: refit with 'vaekit text fit ... --labelled "
                           "FILE', or use 'vaekit text classify' (a classifier on latent means)")
-    data = model.encode_text(_sentences(sentences, column))
+    data = model.encode_text(sentences_from(sentences, column))
     with torch.inference_mode():
         probabilities = torch.cat([model.labelled.predict_proba(x.to(model.device))
                                    for x in data.batches(batch_size)]).cpu().numpy()
@@ -322,97 +324,5 @@ def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int =
     (<eos> counted), -ELBO, KL and active units."""
     from ..text.model import evaluate_text
 
-    model = _model(model)
-    return evaluate_text(model.vae, model.encode_text(_sentences(corpus, column)), k=k, seed=seed)
-
-
-# -- files: what the `vaekit text` verbs read and write --------------------------------------------
-def read_inputs(arguments: list[str]) -> list[str]:
-    """Sentences given on a command line: the arguments themselves, or the lines of the one file named."""
-    return _sentences(arguments[0]) if len(arguments) == 1 and Path(arguments[0]).is_file() else list(arguments)
-
-
-def write_sentences(sentences: list[str], out: str | Path) -> Path:
-    """One sentence per line into the text file `out`."""
-    from ..io import atomic_write
-
-    atomic_write(out, "\n".join(sentences) + "\n")
-    return Path(out)
-
-
-def _default_out(model, out: str | Path | None, name: str) -> Path:
-    return Path(out) if out is not None else _model(model).path / name
-
-
-def embed_file(model, corpus, out: str | Path | None = None, column: str | None = None) -> Path:
-    """Latent means of the sentences of `corpus` into `out`: .npy, or .csv with a header z0,z1,...
-    (default: MODEL/embeddings.npy)."""
-    import io
-
-    import numpy as np
-
-    from ..io import atomic_write
-
-    model = _model(model)
-    features = embed(model, corpus, column)
-    out = _default_out(model, out, "embeddings.npy")
-    buffer = io.BytesIO()
-    if out.suffix == ".csv":
-        np.savetxt(buffer, features, delimiter=",", fmt="%.6g",
-                   header=",".join(f"z{i}" for i in range(features.shape[1])), comments="")
-    else:
-        np.save(buffer, features)
-    atomic_write(out, buffer.getvalue())
-    return out
-
-
-def classify_file(model, labelled, predict=None, out: str | Path | None = None, text_column: str | None = None,
-                  label_column: str | None = None, unlabelled=None,
-                  self_training: float = SELF_TRAINING_THRESHOLD) -> tuple[Classification, Path | None]:
-    """`classify`, and with `predict` the predictions as a CSV of sentence, label into `out` (default:
-    MODEL/predictions.csv). Returns the Classification and the CSV's path (None without `predict`)."""
-    model = _model(model)
-    result = classify(model, labelled, predict, text_column, label_column, unlabelled=unlabelled,
-                      self_training=self_training)
-    if predict is None:
-        return result, None
-    return result, _write_csv(_default_out(model, out, "predictions.csv"), ["sentence", "label"],
-                              zip(_sentences(predict, text_column), result.predictions))
-
-
-def predict_file(model, sentences, out: str | Path | None = None,
-                 column: str | None = None) -> tuple[list[str], Predictions, Path]:
-    """`predict`, written as a CSV of sentence, label and one probability per class into `out` (default:
-    MODEL/predictions.csv). Returns the sentences, the Predictions and the CSV's path."""
-    model = _model(model)
-    sentences = _sentences(sentences, column)
-    result = predict(model, sentences)
-    rows = [[s, y, *(f"{p:.4f}" for p in ps)] for s, y, ps in zip(sentences, result.labels, result.probabilities)]
-    path = _write_csv(_default_out(model, out, "predictions.csv"),
-                      ["sentence", "label", *(f"p_{c}" for c in result.classes)], rows)
-    return sentences, result, path
-
-
-def _write_csv(out: Path, header: list[str], rows) -> Path:
-    import csv
-    import io
-
-    from ..io import atomic_write
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write(out, buffer.getvalue())
-    return out
-
-
-def evaluate_file(model, corpus, k: int = 100, column: str | None = None, out: str | Path | None = None):
-    """`evaluate`, written as JSON into `out` (default: MODEL/eval.json). Returns the TextEvaluation and the path."""
-    from ..io import write_json
-
-    model = _model(model)
-    result = evaluate(model, corpus, k, column)
-    out = _default_out(model, out, "eval.json")
-    write_json(out, result.to_dict())
-    return result, out
+    model = as_model(model)
+    return evaluate_text(model.vae, model.encode_text(sentences_from(corpus, column)), k=k, seed=seed)

@@ -1,11 +1,11 @@
 """`vaekit text fit|sample|reconstruct|interpolate|embed|classify|predict|eval`: the flags of the sentence VAE,
-each verb one call of vaekit.apps.text."""
+each verb one call of vaekit.apps.text (or of vaekit.apps.text_files, where the verb writes a file)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..apps import text
+from ..apps import text, text_files
 from ..config import TrainConfig, add_arguments, options_from
 from ..text.config import TEXT_TRAIN, TextConfig
 from .flags import add_parameter, add_verbs
@@ -111,7 +111,7 @@ def _fit(args: argparse.Namespace):
 
 def _print_sentences(sentences: list[str], out: str | None):
     print("\n".join(sentences))
-    return text.write_sentences(sentences, out) if out else None
+    return text_files.write_sentences(sentences, out) if out else None
 
 
 def _sample(args):
@@ -120,7 +120,7 @@ def _sample(args):
 
 
 def _reconstruct(args):
-    inputs = text.read_inputs(args.sentences)
+    inputs = text_files.read_inputs(args.sentences)
     outputs = text.reconstruct(args.model, inputs, args.method, args.beam_size)
     return _print_sentences([f"{a}\n  -> {b}" for a, b in zip(inputs, outputs)], args.out)
 
@@ -131,12 +131,13 @@ def _interpolate(args):
 
 
 def _embed(args):
-    return text.embed_file(args.model, args.corpus, args.out, args.column)
+    return text_files.embed_file(args.model, args.corpus, args.out, args.column)
 
 
 def _classify(args):
-    result, path = text.classify_file(args.model, args.labelled, args.predict, args.out, args.text_column,
-                                      args.label_column, unlabelled=args.unlabelled, self_training=args.self_training)
+    result, path = text_files.classify_file(args.model, args.labelled, args.predict, args.out,
+                                            text_column=args.text_column, label_column=args.label_column,
+                                            unlabelled=args.unlabelled, self_training=args.self_training)
     shown = "n/a (a class has < 2 examples)" if result.accuracy is None else f"{result.accuracy:.4f}"
     pool = f" (self-training on {result.n_unlabelled} unlabelled)" if result.n_unlabelled else ""
     print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences{pool}: {shown}")
@@ -144,14 +145,14 @@ def _classify(args):
 
 
 def _predict(args):
-    sentences, result, path = text.predict_file(args.model, args.sentences, args.out, args.column)
+    sentences, result, path = text_files.predict_file(args.model, args.sentences, args.out, args.column)
     for sentence, label in zip(sentences[:10], result.labels):
         print(f"{label}\t{sentence}")
     return path
 
 
 def _eval(args):
-    result, path = text.evaluate_file(args.model, args.corpus, args.k, args.column, args.out)
+    result, path = text_files.evaluate_file(args.model, args.corpus, args.out, k=args.k, column=args.column)
     for key, value in result.to_dict().items():
         print(f"{key:>15}  {value:.4f}" if isinstance(value, float) else f"{key:>15}  {value}")
     return path
