@@ -1,7 +1,8 @@
 """The command line, `vaekit COMMAND`: one module per use in this package, each holding only the flags of that
 use's subcommands and a call into its API in vaekit.apps (docs/architecture.md). No logic lives only here.
 
-Every module here imports without torch (the apps import it inside their functions), so `vaekit --help` is instant.
+Every module here imports without torch (the apps import it inside their functions; cli/compression.py imports
+its API, which needs torch at import, when a command runs), so `vaekit --help` is instant.
 """
 
 from __future__ import annotations
