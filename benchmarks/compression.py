@@ -87,7 +87,7 @@ def neg_elbo_bits_per_dim(vae, x: torch.Tensor, samples: int, seed: int = 0) -> 
 
 def lossless(run, x: torch.Tensor, elbo_samples: int) -> dict:
     """x: test images as the model sees them, (n, 1, 28, 28) float in [0, 1] (0/1, or levels k/255)."""
-    from vaekit.compression import BitsBackCoder, compress, decompress
+    from vaekit.apps.compression import BitsBackCoder, compress, decompress
 
     coder = BitsBackCoder(run.vae)
     symbols = np.rint(x.numpy() * (coder.levels - 1)).astype(np.uint8)
@@ -116,7 +116,7 @@ def lossy_curve(run, gray: np.ndarray, bits_list, qualities) -> dict:
     """Rate (bits per image) vs PSNR/SSIM on grayscale images (n, 28, 28) uint8."""
     from PIL import Image
 
-    from vaekit.compression import compress, decompress
+    from vaekit.apps.compression import compress, decompress
     from vaekit.compression.lossy import psnr, ssim
 
     target = gray.astype(np.float64) / 255
@@ -179,8 +179,9 @@ def main() -> None:
     torch.set_num_threads(1)
     if not os.environ.get("VAEKIT_DATA") or not Path(os.environ["VAEKIT_DATA"], "mnist").is_dir():
         sys.exit("set VAEKIT_DATA to a folder holding mnist/ (the IDX files)")
-    from vaekit import runs
-    from vaekit.compression import read_images
+    from vaekit.apps import images as image_runs
+    from vaekit.apps.compression import read_images
+    from vaekit.data.splits import load_splits
 
     started, started_cpu = time.perf_counter(), time.process_time()
     work = Path(tempfile.mkdtemp(prefix="vaekit-compression-"))
@@ -195,10 +196,10 @@ def main() -> None:
         data_options, levels = DATASETS[dataset]
         epochs = getattr(args, epochs_arg)
         t, cpu = time.perf_counter(), time.process_time()
-        run = runs.train(work / f"run{i}", epochs=epochs, progress=False, device="cpu", **data_options, **options)
+        run = image_runs.train(work / f"run{i}", epochs=epochs, progress=False, device="cpu", **data_options, **options)
         train_s, train_cpu = time.perf_counter() - t, time.process_time() - cpu
         n = args.n_test if levels == 2 else args.n_test_8bit
-        x = runs.load_splits(run.data, run.train.seed).x_test[:n]
+        x = load_splits(run.data, run.train.seed).x_test[:n]
         row = lossless(run, x, args.elbo_samples)
         entry = results["lossless"].setdefault(dataset, {"levels": levels, "models": {}})
         entry["models"][name] = {"options": {k: list(v) if isinstance(v, tuple) else v
@@ -212,7 +213,7 @@ def main() -> None:
         print(f"{dataset}, {name}: {row}", file=sys.stderr, flush=True)
     if best_mnist is not None and not args.only:
         gray_path = Path(os.environ["VAEKIT_DATA"], "mnist", "t10k-images-idx3-ubyte.gz")
-        best_run = runs.load_run(work / best_mnist[0], device="cpu")
+        best_run = image_runs.load_run(work / best_mnist[0], device="cpu")
         curves = lossy_curve(best_run, read_images(gray_path)[:args.n_lossy], (1, 2, 3, 4, 6, 8),
                              (1, 5, 10, 20, 40, 70, 90))
         results["lossy_model"] = f"binarized MNIST, {best_mnist[2]}"

@@ -98,7 +98,7 @@ def main() -> None:
     if not os.environ.get("VAEKIT_DATA") or not Path(os.environ["VAEKIT_DATA"], "mnist").is_dir():
         sys.exit("set VAEKIT_DATA to the folder holding mnist/ (see its README.md)")
     from vaekit.config import DataConfig
-    from vaekit.runs import load_splits
+    from vaekit.data.splits import load_splits
 
     splits = load_splits(DataConfig(data="mnist", data_dir=os.environ["VAEKIT_DATA"], val_fraction=0.1,
                                     binarize="static"), seed=0)

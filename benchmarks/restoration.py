@@ -73,7 +73,7 @@ def main() -> None:
     from vaekit.conditioning import downscale, parse_corruption
     from vaekit.data import load_dataset
     from vaekit.plotting import save_image_grid
-    from vaekit.runs import train
+    from vaekit.apps.images import train
 
     data = load_dataset("fashion-mnist")
     x_train, y_train = data.x_train[: args.train_images], data.y_train[: args.train_images]

@@ -32,7 +32,7 @@ NAME = "bench"
 def _train(out: Path) -> dict:
     import torch
 
-    from vaekit.runs import train
+    from vaekit.apps.images import train
 
     torch.set_num_threads(1)
     data = "mnist" if os.environ.get("VAEKIT_DATA") else "digits"
@@ -118,7 +118,8 @@ def main() -> None:
     import httpx
     import uvicorn
 
-    from vaekit.runs import load_run, load_splits
+    from vaekit.apps.images import load_run
+    from vaekit.data.splits import load_splits
     from vaekit.apps.serve import tensor_to_png
 
     workdir = tempfile.TemporaryDirectory(prefix="bench-serve-")

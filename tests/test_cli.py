@@ -1,6 +1,8 @@
 """Every core CLI subcommand on tiny data, and every user mistake the core issue lists:
 one line on stderr, exit code 2, no traceback, nothing overwritten."""
 
+import argparse
+import ast
 import gzip
 import json
 import os
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vaekit.cli
 from vaekit.cli import build_parser, main
 
 CORE = {"train", "eval", "sample", "reconstruct", "interpolate", "embed", "sweep", "report", "demo"}
@@ -72,6 +75,70 @@ def test_help_answers_fast_without_importing_torch():
     code = "import sys, vaekit.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def _commands(parser: argparse.ArgumentParser, argv: tuple[str, ...] = ()):
+    """(argv, parser) of every subcommand and verb under `parser`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*argv, name), sub
+                yield from _commands(sub, (*argv, name))
+
+
+def _shown(default) -> str:
+    return ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+
+
+def test_every_subcommands_help_runs_and_shows_each_flags_default(capsys):
+    commands = list(_commands(build_parser()))
+    assert len(commands) > 40
+    for argv, parser in commands:
+        with pytest.raises(SystemExit) as stop:
+            main([*argv, "--help"])
+        assert stop.value.code == 0, argv
+        assert capsys.readouterr().out.startswith(f"usage: vaekit {' '.join(argv)}"), argv
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            flag = f"vaekit {' '.join(argv)} {action.option_strings[0]}"
+            if action.default is argparse.SUPPRESS:  # a config field's flag: its default is in its help
+                assert "(default: " in action.help, flag
+            elif action.default not in (None, False, (), []):
+                assert f"(default: {_shown(action.default)})" in action.help, flag
+
+
+@pytest.mark.parametrize("command", ["anomaly", "audio", "recommend", "tabular", "text"])
+def test_a_command_without_its_verb_names_the_verbs_in_one_line(command, capsys):
+    err = _error(capsys, [command])
+    verbs = next(a for a in build_parser()._subparsers._group_actions[0].choices[command]._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices
+    assert all(verb in err for verb in verbs) and f"vaekit {command}" in err
+
+
+def test_cli_modules_only_parse_and_call_their_use_in_apps():
+    """Each cli/<use>.py imports its apps/<use>, and nothing that computes: argparse, vaekit's apps, configs
+    (vaekit.config and the light <package>.config modules), errors and the cli's own helpers."""
+    folder = Path(vaekit.cli.__file__).parent
+    uses = sorted(path for path in folder.glob("*.py") if path.stem not in ("__init__", "flags"))
+    assert {path.stem for path in uses} == {"anomaly", "audio", "compression", "images", "recommend", "restoration",
+                                            "serve", "tabular", "text"}
+    allowed = ("vaekit.apps", "vaekit.config", "vaekit.errors", "vaekit.cli", "vaekit.text.config",
+               "vaekit.tabular.config", "vaekit.compression.config")
+    for path in uses:
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level:  # from ..apps import text -> vaekit.apps.text
+                base = ".".join(["vaekit", "cli"][:3 - node.level] + ([node.module] if node.module else []))
+                imported.update(f"{base}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module)
+        app = f"vaekit.apps.{path.stem}"
+        assert any(name == app or name.startswith(f"{app}.") for name in imported), f"cli/{path.name} skips {app}"
+        strays = {name for name in imported - {"argparse", "__future__"} if not name.startswith(allowed)}
+        assert not strays, f"cli/{path.name} imports {strays}: computing belongs in apps/"
 
 
 def test_no_traceback_through_the_real_entry_point(tmp_path):

@@ -1,4 +1,4 @@
-"""vaekit.compression: bits-back round trips and rate, the file format's checks, lossy codes, the CLI."""
+"""vaekit.apps.compression and its parts in vaekit.compression: bits-back round trips and rate, the file format's checks, lossy codes, the CLI."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import torch
 
 pytest.importorskip("constriction")
 
-from vaekit import runs  # noqa: E402
+from vaekit.apps import images as image_runs  # noqa: E402
 from vaekit.cli import main  # noqa: E402
-from vaekit.compression import BitsBackCoder, CoderConfig, compress, decompress  # noqa: E402
+from vaekit.apps.compression import BitsBackCoder, CoderConfig, compress, decompress  # noqa: E402
 from vaekit.compression import container as fmt  # noqa: E402
+from vaekit.data.splits import load_splits  # noqa: E402
 from vaekit.compression.lossy import (entropy_decode, entropy_encode, index_probabilities, pack_indices,  # noqa: E402
                                       psnr, ssim, unpack_indices)
 from vaekit.config import ModelConfig, to_dict  # noqa: E402
@@ -23,7 +24,7 @@ from vaekit.vae import build_vae  # noqa: E402
 
 
 def _train(path, seed=0):
-    return runs.train(path, data="digits", binarize="static", network="mlp", hidden=(32,), latent_dim=4,
+    return image_runs.train(path, data="digits", binarize="static", network="mlp", hidden=(32,), latent_dim=4,
                       epochs=3, seed=seed, progress=False, device="cpu")
 
 
@@ -36,7 +37,7 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def binary(run):
     """Binarized digits test images, uint8 0/1 (n, 1, 8, 8)."""
-    return runs.load_splits(run.data, run.train.seed).x_test.numpy().astype(np.uint8)
+    return load_splits(run.data, run.train.seed).x_test.numpy().astype(np.uint8)
 
 
 def test_bits_back_round_trip_is_exact_and_costs_about_the_elbo(run, binary):
@@ -173,7 +174,7 @@ def bytes_run(tmp_path_factory):
     assert main(["train", "--data", str(folder / "digits8.npy"), "--likelihood", "discretized_logistic",
                  "--gaussian-scale", "decoder", "--network", "mlp", "--hidden", "32", "--latent-dim", "4",
                  "--epochs", "10", "--out", str(folder / "run")]) == 0
-    return runs.load_run(folder / "run", device="cpu"), images[:300]
+    return image_runs.load_run(folder / "run", device="cpu"), images[:300]
 
 
 def test_8bit_bits_back_round_trip_is_exact_and_costs_about_the_elbo(bytes_run):

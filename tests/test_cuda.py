@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from vaekit import runs
+from vaekit.apps import images
+from vaekit.data.splits import load_splits
 from vaekit.apps import text as text_app
 from vaekit.cli import main
 from vaekit.config import ModelConfig, TrainConfig
@@ -29,12 +30,12 @@ def _on_cuda(module) -> bool:
 
 @pytest.mark.parametrize("network, likelihood", [("mlp", "bernoulli"), ("conv", "bernoulli"), ("mlp", "gaussian")])
 def test_a_run_trained_on_cuda_scores_and_decodes_the_same_on_cpu(tmp_path, network, likelihood):
-    run = runs.train(tmp_path / "r", epochs=2, network=network, likelihood=likelihood, device="cuda", **TINY)
+    run = images.train(tmp_path / "r", epochs=2, network=network, likelihood=likelihood, device="cuda", **TINY)
     assert _on_cuda(run.vae) and all(math.isfinite(row["loss"]) for row in run.history)
-    result = runs.evaluate(tmp_path / "r", k=50)
+    result = images.evaluate(tmp_path / "r", k=50)
     assert math.isfinite(result.nll) and result.nll <= result.neg_elbo + 0.5
-    on_cpu = runs.load_run(tmp_path / "r", device="cpu")
-    on_gpu = runs.load_run(tmp_path / "r", device="cuda")
+    on_cpu = images.load_run(tmp_path / "r", device="cpu")
+    on_gpu = images.load_run(tmp_path / "r", device="cuda")
     assert _on_cuda(on_gpu.vae) and not _on_cuda(on_cpu.vae)
     z = torch.randn(16, 4)
     with torch.no_grad():
@@ -50,11 +51,11 @@ def test_a_run_trained_on_cuda_scores_and_decodes_the_same_on_cpu(tmp_path, netw
 
 
 def test_bf16_compile_and_importance_weighted_training_on_cuda(tmp_path):
-    run = runs.train(tmp_path / "r", epochs=3, network="mlp", precision="bf16", compile=True, iw_samples=5,
+    run = images.train(tmp_path / "r", epochs=3, network="mlp", precision="bf16", compile=True, iw_samples=5,
                      binarize="dynamic", device="cuda", **TINY)
     losses = [row["loss"] for row in run.history]
     assert all(map(math.isfinite, losses)) and losses[-1] < losses[0]
-    x = runs.load_splits(run.data, run.train.seed).x_test[:64].cuda()
+    x = load_splits(run.data, run.train.seed).x_test[:64].cuda()
     with torch.no_grad():
         iwae = run.vae.log_likelihood(x, k=5000, chunk_size=512)
         elbo = run.vae.elbo(x).total()
@@ -69,8 +70,8 @@ def test_resume_on_cuda_ends_where_an_uninterrupted_run_does(tmp_path, monkeypat
 
 
 def test_a_cpu_run_resumes_on_cuda(tmp_path):
-    runs.train(tmp_path / "r", epochs=1, network="mlp", device="cpu", **TINY)
-    resumed = runs.train(tmp_path / "r", epochs=2, resume=True, progress=False, device="cuda")
+    images.train(tmp_path / "r", epochs=1, network="mlp", device="cpu", **TINY)
+    resumed = images.train(tmp_path / "r", epochs=2, resume=True, progress=False, device="cuda")
     assert len(resumed.history) == 2 and _on_cuda(resumed.vae)
 
 

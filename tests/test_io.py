@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from vaekit import runs
+from vaekit.apps import images
 from vaekit.io import atomic_write
 
 
@@ -33,7 +33,7 @@ def test_an_atomic_write_gets_the_mode_the_umask_gives(tmp_path, umask, mask, mo
 
 def test_every_file_of_a_run_is_readable_by_others_under_umask_022(tmp_path, umask):
     umask(0o022)
-    runs.train(tmp_path / "r", epochs=1, data="digits", hidden=(16,), latent_dim=2, batch_size=64, progress=False)
+    images.train(tmp_path / "r", epochs=1, data="digits", hidden=(16,), latent_dim=2, batch_size=64, progress=False)
     files = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
     assert len(files) >= 4
     assert {p.name: _mode(p) for p in files} == {p.name: 0o644 for p in files}

@@ -35,10 +35,10 @@ def test_the_import_contract_holds():
 def test_the_contract_catches_an_upward_import_and_a_circle(tmp_path):
     shutil.copytree(PACKAGE, tmp_path / "vaekit", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     vae = tmp_path / "vaekit" / "vae.py"
-    vae.write_text(vae.read_text() + "\nfrom . import runs  # noqa: E402 (the core reaching an application)\n")
+    vae.write_text(vae.read_text() + "\nfrom .apps import images  # noqa: E402 (the core reaching an application)\n")
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "vaekit.vae is not allowed to import vaekit.runs" in result.stdout
+    assert "vaekit.vae is not allowed to import vaekit.apps" in result.stdout
     assert "No cycles are allowed in vaekit" in result.stdout
 
 

@@ -37,16 +37,16 @@ def test_without_scikit_learn_digits_says_how_to_install_it(monkeypatch):
 
 
 def test_without_scikit_learn_training_and_the_latent_map_still_work(tmp_path, monkeypatch):
-    from vaekit import runs
+    from vaekit.apps import images
 
     monkeypatch.setitem(sys.modules, "sklearn", None)
     rng = np.random.default_rng(0)
     table = np.column_stack([rng.random((200, 16)), rng.integers(0, 3, 200)])  # 16 pixels and a label
     np.savetxt(tmp_path / "x.csv", table, delimiter=",", header=",".join([f"p{i}" for i in range(16)] + ["label"]),
                comments="")
-    runs.train(tmp_path / "r", data=str(tmp_path / "x.csv"), epochs=1, hidden=(8,), latent_dim=3, batch_size=32,
+    images.train(tmp_path / "r", data=str(tmp_path / "x.csv"), epochs=1, hidden=(8,), latent_dim=3, batch_size=32,
                progress=False)
-    result = runs.evaluate(tmp_path / "r", k=4, progress=False)
+    result = images.evaluate(tmp_path / "r", k=4, progress=False)
     assert 0 <= result.knn_accuracy <= 1
-    _, picture = runs.embed(tmp_path / "r")
+    _, picture = images.embed(tmp_path / "r")
     assert picture.stat().st_size > 1000

@@ -15,7 +15,7 @@ from scipy import sparse
 
 from vaekit import cli
 from vaekit import recommend as rec
-from vaekit.config import TrainConfig
+from vaekit.config import TrainConfig, route
 from vaekit.data.interactions import SparseRows, read_interactions, strong_split
 from vaekit.errors import CheckpointError, ConfigError, DataError
 from vaekit.likelihoods.multinomial import Multinomial
@@ -23,6 +23,11 @@ from vaekit.training import Trainer
 
 torch.set_num_threads(1)
 SMALL = dict(hidden=(16,), latent_dim=4, batch_size=32, seed=0)
+
+
+def recommend_config(**options) -> rec.RecommendConfig:
+    """A RecommendConfig with options routed to it and to the TrainConfig it holds (epochs, batch_size, seed)."""
+    return route(options, rec.RecommendConfig())[0]
 
 
 def clustered_log(path: Path, n_users: int = 120, n_items: int = 40, seed: int = 0, sep: str = ",") -> Path:
@@ -54,28 +59,28 @@ def test_multinomial_log_prob_matches_torch_and_the_paper():
 
 def test_mult_vae_and_dae_compose_the_core_vae():
     x = (torch.rand(5, 30) < 0.2).float()
-    vae = rec.build_model(30, rec.RecommendConfig(model="vae", **SMALL)).vae
+    vae = rec.build_model(30, recommend_config(model="vae", **SMALL)).vae
     assert vae.elbo(x).reconstruction.shape == (5,) and vae.loss(x, beta=0.2).loss.isfinite()
-    dae = rec.build_model(30, rec.RecommendConfig(model="dae", **SMALL)).vae
+    dae = rec.build_model(30, recommend_config(model="dae", **SMALL)).vae
     with torch.no_grad():
         qz = dae.encode(x)
     assert float(qz.stddev.max()) < 1e-6 and float(qz.mean.abs().max()) <= 1  # tanh code, no noise
     out = dae.loss(x, beta=0.0)
     torch.testing.assert_close(out.loss, -out.reconstruction)
-    scorer = rec.build_model(30, rec.RecommendConfig(model="vae", **SMALL)).eval()
+    scorer = rec.build_model(30, recommend_config(model="vae", **SMALL)).eval()
     torch.testing.assert_close(scorer(x), scorer(x))  # no input dropout, no sampling at test time
     assert not torch.equal(scorer.train()(x), scorer(x))  # dropout on the input while training
 
 
 def test_kl_schedule_reproduces_the_papers_anneal_to_cap():
     steps_per_epoch, anneal = 7, 200
-    config = rec.RecommendConfig(beta_cap=0.2, anneal_steps=anneal, epochs=10)
+    config = recommend_config(beta_cap=0.2, anneal_steps=anneal, epochs=10)
     beta, warmup = rec.kl_schedule(config, steps_per_epoch)
     trainer = Trainer(torch.nn.Linear(1, 1), TrainConfig(beta=beta, kl_warmup=warmup, progress=False))
     for step in (0, 10, 39, 40, 41, 69):
         assert trainer.kl_weight(step, steps_per_epoch) == pytest.approx(min(0.2, (step + 1) / anneal))
     assert rec.kl_schedule(rec.RecommendConfig(model="dae"), 7) == (0.0, 0.0)
-    assert rec.kl_schedule(rec.RecommendConfig(epochs=50), 7) == (0.2, 40.0)
+    assert rec.kl_schedule(recommend_config(epochs=50), 7) == (0.2, 40.0)
 
 
 # -- reading and splitting ----------------------------------------------------------------------------

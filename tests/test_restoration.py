@@ -14,7 +14,7 @@ from vaekit.conditioning import Batch, PairedData, downscale, parse_corruption
 from vaekit.config import ModelConfig
 from vaekit.data import load_dataset
 from vaekit.errors import ConfigError, DataError
-from vaekit.runs import load_run
+from vaekit.apps.images import load_run
 from vaekit.vae import build_vae
 
 TINY = ["--data", "digits", "--network", "conv", "--conv-channels", "8,16", "--latent-dim", "4", "--epochs", "2"]
@@ -260,6 +260,6 @@ def test_user_mistakes_are_one_line_errors(runs, tmp_path, capsys):
         assert err.startswith("vaekit: error: ") and "\n" not in err and message in err, (argv, err)
     assert not (tmp_path / "w").exists()  # the refused noisy run wrote nothing
     with pytest.raises(DataError, match="labelled"):
-        from vaekit import runs as api
+        from vaekit.apps import images as api
         api.train(None, data=np.random.default_rng(0).random((40, 1, 8, 8)), condition="label", epochs=1,
                   progress=False)

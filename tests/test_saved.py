@@ -27,8 +27,9 @@ LEGACY_MARKS = {"core": {}, "audio": {}, "tabular": {"format": "vaekit.tabular/1
 
 def own_loader(kind: str):
     """Each kind's own loader, as its commands call it."""
-    from vaekit import recommend, runs
+    from vaekit import recommend
     from vaekit.apps import anomaly, audio
+    from vaekit.apps import images as runs
     from vaekit.tabular import TabularVAE
     from vaekit.text.model import load_text_model
 
@@ -94,7 +95,7 @@ def test_a_legacy_model_saved_again_names_kind_and_version_and_gives_the_same_an
 
 
 def _fit_core(out: Path):
-    from vaekit import runs
+    from vaekit.apps import images as runs
 
     x = (torch.rand(48, 1, 8, 8, generator=torch.Generator().manual_seed(0)) > 0.5).float().numpy()
     runs.train(out, data=x, epochs=1, network="conv", conv_channels=(2, 4), latent_dim=2, progress=False,
@@ -197,7 +198,7 @@ def test_unknown_kind_missing_config_and_newer_format(saved, tmp_path, capsys):
 def _types() -> dict:
     from vaekit import recommend
     from vaekit.apps import anomaly, audio
-    from vaekit.runs import Run
+    from vaekit.apps.images import Run
     from vaekit.tabular import TabularVAE
     from vaekit.text.model import TextModel
 

@@ -24,7 +24,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from vaekit.apps.serve import ServeConfig, create_app, load_models, png_to_tensor, tensor_to_png  # noqa: E402
 from vaekit.cli import main  # noqa: E402
 from vaekit.errors import CheckpointError, ConfigError  # noqa: E402
-from vaekit.runs import load_run, load_splits, train  # noqa: E402
+from vaekit.apps.images import load_run, train  # noqa: E402
+from vaekit.data.splits import load_splits  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 LOCAL = "http://127.0.0.1"

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from vaekit.apps import text as app
+from vaekit.cli import text as text_cli
 from vaekit.cli import main
 from vaekit.errors import CheckpointError, ConfigError, DataError
 from vaekit.likelihoods.sequence import CategoricalSequence
@@ -305,7 +306,7 @@ def test_cli_every_subcommand(model_dir, tmp_path, capsys):
     assert result["n_sentences"] == 20 and result["n_tokens"] == 20 * 7  # six words and <eos>
     assert result["perplexity"] == pytest.approx(math.exp(result["nll"] * 20 / 140), rel=1e-6)
     assert result["nll"] <= result["neg_elbo"] + 1.0  # the IWAE bound is at least as tight, up to noise
-    assert set(app.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "predict", "eval"}
+    assert set(text_cli.EXAMPLES) == {"fit", "sample", "reconstruct", "interpolate", "embed", "classify", "predict", "eval"}
 
 
 def test_a_resumed_fit_repeats_the_uninterrupted_one(tmp_path, capsys):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaekit import runs
+from vaekit.apps import images
+from vaekit.data.splits import load_splits
 from vaekit.conditioning import binarize
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
@@ -45,7 +46,7 @@ def test_binarize_draws_bernoulli_with_the_pixel_as_probability():
 def assert_resume_is_exact(folder, monkeypatch, epochs: int = 4, die_after: int = 2, **options) -> None:
     """A run trained straight, and the same run killed after checkpoint `die_after` and resumed, end with the
     same metrics and weights (a schedule spans --epochs, so both must be the same run)."""
-    straight = runs.train(folder / "a", epochs=epochs, **options)
+    straight = images.train(folder / "a", epochs=epochs, **options)
     with monkeypatch.context() as patch:
         def save_then_die(trainer, save=Trainer.save_checkpoint):
             save(trainer)
@@ -53,8 +54,8 @@ def assert_resume_is_exact(folder, monkeypatch, epochs: int = 4, die_after: int 
                 raise KeyboardInterrupt
         patch.setattr(Trainer, "save_checkpoint", save_then_die)
         with pytest.raises(KeyboardInterrupt):
-            runs.train(folder / "b", epochs=epochs, **options)
-    resumed = runs.train(folder / "b", epochs=epochs, resume=True, progress=False)
+            images.train(folder / "b", epochs=epochs, **options)
+    resumed = images.train(folder / "b", epochs=epochs, resume=True, progress=False)
     drop = ("epoch_seconds", "samples_per_s")
     strip = lambda history: [{k: v for k, v in row.items() if k not in drop} for row in history]  # noqa: E731
     assert strip(resumed.history) == strip(straight.history)
@@ -73,29 +74,29 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypat
 
 
 def test_resume_refuses_changed_model_options_but_accepts_repeated_ones(tmp_path):
-    runs.train(tmp_path / "r", epochs=1, **TINY)
+    images.train(tmp_path / "r", epochs=1, **TINY)
     with pytest.raises(ConfigError, match="only.*latent_dim"):
-        runs.train(tmp_path / "r", epochs=2, resume=True, latent_dim=5)
-    resumed = runs.train(tmp_path / "r", epochs=2, resume=True, **TINY)  # the options it started with
+        images.train(tmp_path / "r", epochs=2, resume=True, latent_dim=5)
+    resumed = images.train(tmp_path / "r", epochs=2, resume=True, **TINY)  # the options it started with
     assert len(resumed.history) == 2
 
 
 def test_existing_run_is_not_overwritten(tmp_path):
-    runs.train(tmp_path / "r", epochs=1, **TINY)
+    images.train(tmp_path / "r", epochs=1, **TINY)
     before = (tmp_path / "r" / "model.safetensors").read_bytes()
     with pytest.raises(ConfigError, match="--resume"):
-        runs.train(tmp_path / "r", epochs=1, **TINY)
+        images.train(tmp_path / "r", epochs=1, **TINY)
     assert (tmp_path / "r" / "model.safetensors").read_bytes() == before
 
 
 def test_early_stopping_stops_and_keeps_the_best_weights(tmp_path):
     # A learning rate this high makes validation -ELBO stop improving quickly.
-    run = runs.train(tmp_path / "r", epochs=40, early_stopping=2, lr=0.05, **TINY)
+    run = images.train(tmp_path / "r", epochs=40, early_stopping=2, lr=0.05, **TINY)
     assert len(run.history) < 40
     best = min(row["val_neg_elbo"] for row in run.history)
     assert run.history[-1]["val_neg_elbo"] > best
-    reloaded = runs.load_run(tmp_path / "r", device="cpu")
-    splits = runs.load_splits(reloaded.data, reloaded.train.seed)
+    reloaded = images.load_run(tmp_path / "r", device="cpu")
+    splits = load_splits(reloaded.data, reloaded.train.seed)
     from vaekit.evaluation import negative_elbo
 
     torch.manual_seed(0)
@@ -132,23 +133,23 @@ def test_lr_warmup_ramps_the_scheduled_rate_linearly():
 
 
 def test_a_constant_rate_with_warmup_logs_its_rising_learning_rate(tmp_path):
-    run = runs.train(tmp_path / "r", epochs=2, lr_warmup=2, **TINY)
+    run = images.train(tmp_path / "r", epochs=2, lr_warmup=2, **TINY)
     rates = [row["lr"] for row in run.history]
     assert rates[0] < rates[1] <= 1e-3
 
 
 def test_a_cosine_run_logs_its_falling_learning_rate(tmp_path):
-    run = runs.train(tmp_path / "r", epochs=3, lr_schedule="cosine", lr_end_factor=0.1, **TINY)
+    run = images.train(tmp_path / "r", epochs=3, lr_schedule="cosine", lr_end_factor=0.1, **TINY)
     rates = [row["lr"] for row in run.history]
     assert rates[0] < 1e-3 and rates[-1] == pytest.approx(1e-4) and rates[0] > rates[1] > rates[2]
     with pytest.warns(UserWarning, match="schedule now spans 5 epochs"):
-        runs.train(tmp_path / "r", epochs=5, resume=True, progress=False)
+        images.train(tmp_path / "r", epochs=5, resume=True, progress=False)
     with pytest.raises(ConfigError, match="--lr-schedule must be one of"):
-        runs.train(tmp_path / "bad", epochs=1, lr_schedule="step", **TINY)
+        images.train(tmp_path / "bad", epochs=1, lr_schedule="step", **TINY)
 
 
 def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    run = runs.train(tmp_path / "r", epochs=1, **TINY)
+    run = images.train(tmp_path / "r", epochs=1, **TINY)
     saved = (tmp_path / "r" / "model.safetensors").read_bytes()
     original = type(run.vae).loss
 
@@ -158,41 +159,41 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_p
 
     monkeypatch.setattr(type(run.vae), "loss", poisoned)
     with pytest.raises(TrainingDiverged, match="--lr"):
-        runs.train(tmp_path / "r", epochs=2, resume=True, progress=False)
+        images.train(tmp_path / "r", epochs=2, resume=True, progress=False)
     assert (tmp_path / "r" / "model.safetensors").read_bytes() == saved
     assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["epoch"] == 1
 
 
 def test_saved_run_reloads_to_the_same_model(tmp_path):
-    run = runs.train(tmp_path / "r", epochs=1, device="cpu", **TINY)  # across devices: tests/test_cuda.py
-    again = runs.load_run(tmp_path / "r", device="cpu")
+    run = images.train(tmp_path / "r", epochs=1, device="cpu", **TINY)  # across devices: tests/test_cuda.py
+    again = images.load_run(tmp_path / "r", device="cpu")
     x = torch.rand(4, 1, 8, 8)
     torch.testing.assert_close(run.vae.reconstruct(x), again.vae.reconstruct(x))
     assert json.loads((tmp_path / "r" / "config.json").read_text())["model"]["data_shape"] == [1, 8, 8]
 
 
 def test_mismatched_checkpoint_is_a_checkpoint_error(tmp_path):
-    runs.train(tmp_path / "a", epochs=1, **TINY)
-    runs.train(tmp_path / "b", epochs=1, **{**TINY, "latent_dim": 5})
+    images.train(tmp_path / "a", epochs=1, **TINY)
+    images.train(tmp_path / "b", epochs=1, **{**TINY, "latent_dim": 5})
     (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="different runs"):
-        runs.load_run(tmp_path / "a")
+        images.load_run(tmp_path / "a")
     (tmp_path / "b" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="corrupt"):
-        runs.load_run(tmp_path / "b")
+        images.load_run(tmp_path / "b")
 
 
 def test_a_time_limit_is_a_budget_no_epoch_is_started_that_would_overrun_it(monkeypatch):
     clock = itertools.count()  # every read of the clock advances it by 1 s: each epoch takes 1 s
     monkeypatch.setattr("vaekit.training.time.perf_counter", lambda: float(next(clock)))
-    run = runs.train(None, epochs=10, time_limit=3.5 / 60, **TINY)
+    run = images.train(None, epochs=10, time_limit=3.5 / 60, **TINY)
     assert len(run.history) == 3  # a 4th epoch would end at 4 s, past the 3.5 s budget
 
 
 def test_a_schedule_under_a_time_limit_falls_with_the_clock_when_that_budget_runs_out_first(monkeypatch):
     clock = itertools.count()  # each epoch takes 1 s, as above; the schedule is planned over 1,000 epochs
     monkeypatch.setattr("vaekit.training.time.perf_counter", lambda: float(next(clock)))
-    run = runs.train(None, epochs=1000, time_limit=3.5 / 60, lr_schedule="cosine", **TINY)
+    run = images.train(None, epochs=1000, time_limit=3.5 / 60, lr_schedule="cosine", **TINY)
     rates = [row["lr"] for row in run.history]
     assert len(rates) == 3 and rates[0] > 0.99e-3  # the first epoch has no pace to go by: the step budget rules
     assert rates[0] > rates[1] > rates[2] and rates[2] < 1e-4  # about 6/7 of the clock spent by the last step
@@ -213,7 +214,7 @@ def test_convolutions_train_in_channels_last_on_a_cpu_with_their_adam_moments_al
 def test_in_memory_arrays_train_through_the_api(tmp_path):
     rng = np.random.default_rng(0)
     x = (rng.random((300, 6)) < 0.3).astype(np.float32)
-    run = runs.train(None, data=x, epochs=2, hidden=(8,), latent_dim=2, progress=False)
+    run = images.train(None, data=x, epochs=2, hidden=(8,), latent_dim=2, progress=False)
     assert len(run.history) == 2 and run.path is None
     assert np.isfinite(run.history[-1]["loss"])
 
@@ -227,13 +228,13 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     with pytest.warns(UserWarning, match="eager"):
-        run = runs.train(None, data="digits", epochs=1, compile=True, **{k: v for k, v in TINY.items() if k != "data"})
-    eager = runs.train(None, data="digits", epochs=1, **{k: v for k, v in TINY.items() if k != "data"})
+        run = images.train(None, data="digits", epochs=1, compile=True, **{k: v for k, v in TINY.items() if k != "data"})
+    eager = images.train(None, data="digits", epochs=1, **{k: v for k, v in TINY.items() if k != "data"})
     assert run.history[0]["loss"] == eager.history[0]["loss"]
 
 
 def test_compiled_loss_draws_the_noise_an_eager_loss_draws():
-    vae = runs.train(None, epochs=1, **TINY).vae
+    vae = images.train(None, epochs=1, **TINY).vae
     x = torch.rand(64, *vae.likelihood.data_shape)
     compiled, losses = _Compiled(vae.loss), []
     for seed, loss in [(0, vae.loss), (0, compiled), (1, compiled)]:
@@ -243,7 +244,7 @@ def test_compiled_loss_draws_the_noise_an_eager_loss_draws():
 
 
 def test_bf16_mixed_precision_trains_fp32_weights_to_the_fp32_loss_within_a_percent():
-    fp32, bf16 = (runs.train(None, epochs=3, precision=precision, **TINY) for precision in ("fp32", "bf16"))
+    fp32, bf16 = (images.train(None, epochs=3, precision=precision, **TINY) for precision in ("fp32", "bf16"))
     assert all(p.dtype == torch.float32 for p in bf16.vae.parameters())
     losses = fp32.history[-1]["loss"], bf16.history[-1]["loss"]
     assert losses[0] != losses[1]  # the products did run in bfloat16

@@ -1,6 +1,6 @@
-"""Typed configs. Each field's default and help are written once here; the CLI flags and
-config.json are generated from the fields, and `add_command` makes a subcommand for the CLI and the
-apps alike. This module imports no torch (fast --help)."""
+"""Typed configs. Each field's default and help are written once here; the CLI flags (`add_arguments`)
+and config.json (`to_dict`, `from_dict`) are generated from the fields, and `route` hands keyword options
+to the config that owns each. This module imports no torch (fast --help)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,13 @@ LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
 
 
-def option(default, help: str, cli: bool = True, short: str | None = None):
-    """A config field with its CLI help. `cli=False` keeps it out of the command line."""
-    return field(default=default, metadata={"help": help, "cli": cli, "short": short})
+def option(default, help: str, cli: bool = True, short: str | None = None, flag: str | None = None,
+           choices: Sequence[str] | None = None):
+    """A config field with its CLI help. `cli=False` keeps it out of the command line; `flag` names its
+    flag when that differs from the field's name (e.g. `seed` for scikit-learn's `random_state`);
+    `choices` are the values its flag accepts."""
+    return field(default=default, metadata={"help": help, "cli": cli, "short": short, "flag": flag,
+                                            "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -172,19 +176,33 @@ def _field_types(cls) -> dict[str, object]:
     return typing.get_type_hints(cls)
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
-    """Add one flag per CLI field of config class `cls`; unset flags stay out of the namespace."""
+def _parsed_type(kind):
+    """The type a flag parses: int for a field typed `int | None`."""
+    args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return args[0] if len(args) == 1 and type(None) in typing.get_args(kind) else kind
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls, base=None, only: Sequence[str] | None = None) -> None:
+    """Add one flag per CLI field of config class `cls` (per field named in `only`, when given), its help
+    showing the default of `base` (an instance of `cls` holding a use's own defaults) or else the field's;
+    unset flags stay out of the namespace (`options_from` reads the ones given)."""
     types = _field_types(cls)
     for f in fields(cls):
-        if not f.metadata.get("cli", True):
+        if not (f.name in only if only is not None else f.metadata.get("cli", True)):
             continue
-        kind = types[f.name]
-        flags = [f"--{_flag(f.name)}"] + ([f.metadata["short"]] if f.metadata.get("short") else [])
-        extra: dict = {"default": argparse.SUPPRESS, "help": f"{f.metadata['help']} (default: {_show(f.default)})"}
-        if kind is bool:
+        kind = _parsed_type(types[f.name])
+        default = f.default if base is None else getattr(base, f.name)
+        short = [f.metadata["short"]] if f.metadata.get("short") else []
+        flags = [f"--{_flag(f.metadata.get('flag') or f.name)}", *short]
+        extra: dict = {"default": argparse.SUPPRESS, "help": f"{f.metadata['help']} (default: {_show(default)})"}
+        if f.metadata.get("choices"):
+            extra["choices"] = f.metadata["choices"]
+        elif kind is bool:
             extra["action"] = argparse.BooleanOptionalAction
         elif kind == tuple[int, ...]:
             extra.update(type=parse_ints, metavar="N[,N...]")
+        elif kind == tuple[str, ...]:
+            extra.update(action="append", metavar="VALUE")
         elif kind in (int, float):
             extra.update(type=kind, metavar=kind.__name__.upper())
         else:
@@ -192,10 +210,16 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
         parser.add_argument(*flags, dest=f"{cls.__name__}.{f.name}", **extra)
 
 
-def add_command(subparsers, name: str, help: str, example: str, description: str | None = None):
-    """A subcommand with its one-line help and an example under --help (for cli.py and the apps alike)."""
-    return subparsers.add_parser(name, help=help, description=description or help, epilog=f"example:\n  {example}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def options_from(args: argparse.Namespace, *classes) -> dict:
+    """The options given on the command line through the flags `add_arguments` made for `classes`:
+    {field name: value}."""
+    prefixes = tuple(f"{cls.__name__}." for cls in classes)
+    return {key.split(".", 1)[1]: value for key, value in vars(args).items() if key.startswith(prefixes)}
+
+
+def from_args(cls, args: argparse.Namespace, base=None):
+    """Build `cls` from the flags the user gave, on top of `base` (a preset or a saved config)."""
+    return with_options(base or cls(), options_from(args, cls))
 
 
 RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit")
@@ -224,28 +248,70 @@ def resumed_train_config(saved: tuple, train: TrainConfig, options: dict) -> Tra
 
 
 def _show(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
 
 
-def from_args(cls, args: argparse.Namespace, base=None):
-    """Build `cls` from the flags the user gave, on top of `base` (a preset or a saved config)."""
-    prefix = f"{cls.__name__}."
-    given = {k[len(prefix):]: v for k, v in vars(args).items() if k.startswith(prefix)}
-    return dataclasses.replace(base or cls(), **given)
+def option_names(config) -> set[str]:
+    """The option names of a config (class or instance): its fields', with a config it holds (a field whose
+    default is a config) contributing that config's names in place of its own."""
+    names: set[str] = set()
+    for f in fields(config):
+        names |= option_names(f.default) if dataclasses.is_dataclass(f.default) else {f.name}
+    return names
+
+
+def with_options(config, options: dict):
+    """`config` with `options` set, lists as tuples; the options of a config it holds are set in that one."""
+    changes = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            held = {key: v for key, v in options.items() if key in option_names(value)}
+            if held:
+                changes[f.name] = with_options(value, held)
+        elif f.name in options:
+            changes[f.name] = tuple(options[f.name]) if isinstance(options[f.name], list) else options[f.name]
+    return dataclasses.replace(config, **changes)
+
+
+def route(options: dict, *configs) -> tuple:
+    """`configs` with each keyword option set in the config that has it, each validated: the one place
+    where the keyword options of an API call (`train(latent_dim=8, epochs=5)`) reach their configs.
+    An unknown name is a ConfigError listing the valid ones."""
+    routed: list[dict] = [{} for _ in configs]
+    for key, value in options.items():
+        owner = next((i for i, config in enumerate(configs) if key in option_names(config)), None)
+        if owner is None:
+            valid = sorted(set().union(*map(option_names, configs)))
+            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
+        routed[owner][key] = value
+    configs = tuple(with_options(config, given) for config, given in zip(configs, routed))
+    for config in configs:
+        config.validate()
+    return configs
 
 
 def from_dict(cls, data: dict):
     """Rebuild a config from its JSON form; lists become tuples. Unknown keys are an error."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
+    unknown = set(data) - option_names(cls)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}: the file comes from another vaekit version")
-    types = _field_types(cls)
-    return cls(**{k: tuple(v) if types[k] == tuple[int, ...] else v for k, v in data.items()})
+    return with_options(cls(), data)
 
 
 def to_dict(config) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    """The JSON form of a config: tuples as lists, and the fields of a config it holds beside its own (one flat
+    object, as `from_dict` reads it)."""
+    data = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            data.update(to_dict(value))
+        else:
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+    return data
 
 
 def preset(name: str | None) -> tuple[ModelConfig, TrainConfig, DataConfig]:

@@ -1,2 +1,3 @@
-"""Applications: thin compositions of a trained VAE and a data adapter, one module per use.
-A module that defines `add_commands(subparsers)` adds its CLI subcommands automatically."""
+"""Applications: one module per use, its Python API (no argparse): a trained VAE composed with a data adapter.
+Each use's flags live in vaekit.cli.<use>; apps import torch inside their functions, so the CLI reads their
+signatures for --help without it."""

@@ -9,17 +9,19 @@ TableTransformer and MixedLikelihood; images in [0, 1] use a Bernoulli likelihoo
 threshold) + model.safetensors + scores.safetensors; nothing is pickled.
 
 CLI: `vaekit anomaly fit|score|evaluate`, each verb one function of `vaekit.apps.anomaly_files`
-(fit_file, score_file, evaluate_file), which reads tables in chunks so files of any size stream and
-adds the subcommands.
+(fit_file, score_file, evaluate_file), which reads tables in chunks so files of any size stream. Each
+parameter is written once, as a field (its default and its help, from which the fit flags are made).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, DataError
+from ..config import option
+from ..errors import CheckpointError, ConfigError, DataError
 from .anomaly_data import Standardizer, as_examples, is_mixed_table, mixed_rows
 
 __all__ = ["Standardizer", "VAEAnomalyDetector", "as_examples"]
@@ -30,7 +32,6 @@ if TYPE_CHECKING:
 
 
 # torch and the core modules are imported inside methods: the CLI imports this module for --help.
-
 SCORES = ("elbo", "iwae", "reconstruction", "deviance")  # what decision_function can report
 LIKELIHOODS = ("auto", "gaussian", "bernoulli")
 KIND = "anomaly"  # config.json's kind (vaekit.saved); vaekit 0.1.0 wrote "vaekit.anomaly"
@@ -39,6 +40,7 @@ FORMAT_VERSION = 2  # 2: robust scaler and the clipping encoder (its weight name
 ENCODER_CLIP = 20.0  # standardized units: the encoder sees values clipped to +-this, the likelihood the real ones
 
 
+@dataclass(eq=False)
 class VAEAnomalyDetector:
     """A VAE-based anomaly detector with the PyOD conventions.
 
@@ -66,45 +68,53 @@ class VAEAnomalyDetector:
     (1 - contamination) quantile of the training scores (`decision_scores_`), or set with
     `set_threshold(X_val, quantile)`; predict(X) is 1 where the score exceeds it.
 
-    Parameters: latent_dim, hidden (MLP sizes; images use a conv net when network='auto'),
-    likelihood ('auto': bernoulli for images in [0, 1], mixed for a DataFrame with non-numeric
-    columns, else gaussian with a learned per-feature scale floored at `min_scale` standardized
-    units), scaler ('robust': median and IQR / 1.349, or 'standard': mean and std; numeric tables),
-    epochs (None: enough for about `steps` gradient steps, between 5 and 200 epochs), batch_size,
-    lr, weight_decay, beta, val_fraction (share of the rows held out to stop training after
-    `patience` epochs without a better validation -ELBO and keep the best epoch's weights; no labels
-    are used; 0 trains for all epochs), score, n_samples, k, contamination, random_state (weights,
-    split, shuffling and scoring draws), device, verbose.
+    Parameters: the fields below, each with its default and what it does. likelihood='auto' is bernoulli
+    for images in [0, 1], mixed for a DataFrame with non-numeric columns, else gaussian with a learned
+    per-feature scale floored at `min_scale`; scaler='robust' is median and IQR / 1.349 (numeric tables);
+    val_fraction holds out rows to stop training after `patience` epochs without a better validation
+    -ELBO and keep the best epoch's weights (no labels are used; 0 trains for all epochs).
 
     Mixed-type tables (a pandas DataFrame with a categorical, string, boolean or datetime column):
     decision_function needs a DataFrame with the same columns; a category never seen at fit time
     has probability 0, so its row gets the largest float64 score; explain() is not available.
     """
 
-    def __init__(self, latent_dim: int = 8, hidden: tuple[int, ...] = (64, 32), network: str = "auto",
-                 likelihood: str = "auto", min_scale: float = 0.01, epochs: int | None = None, steps: int = 3000,
-                 batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0, score: str = "auto",
-                 n_samples: int = 8, k: int = 64, contamination: float = 0.1, random_state: int = 0,
-                 device: str = "cpu", verbose: bool = False, scaler: str = "robust", val_fraction: float = 0.1,
-                 patience: int = 10, weight_decay: float = 0.0):
-        self.latent_dim, self.hidden, self.network = latent_dim, tuple(hidden), network
-        self.likelihood, self.min_scale = likelihood, min_scale
-        self.epochs, self.steps, self.batch_size, self.lr, self.beta = epochs, steps, batch_size, lr, beta
-        self.score, self.n_samples, self.k = score, n_samples, k
-        self.contamination, self.random_state, self.device, self.verbose = contamination, random_state, device, verbose
-        self.scaler, self.val_fraction, self.patience, self.weight_decay = scaler, val_fraction, patience, weight_decay
+    latent_dim: int = option(8, "size of z")
+    hidden: tuple[int, ...] = option((64, 32), "MLP hidden sizes")
+    network: str = option("auto", "mlp or conv; auto: conv for images", cli=False)
+    likelihood: str = option("auto", "auto, gaussian or bernoulli", cli=False)
+    min_scale: float = option(0.01, "floor of the Gaussian scale, in standardized units", cli=False)
+    epochs: int | None = option(None, "training epochs; None: enough for about `steps` gradient steps")
+    steps: int = option(3000, "gradient steps that set the epochs when epochs is None", cli=False)
+    batch_size: int = option(128, "rows per gradient step", cli=False)
+    lr: float = option(1e-3, "Adam learning rate", cli=False)
+    beta: float = option(1.0, "weight of the KL term", cli=False)
+    score: str = option("auto", "default score kind: auto = deviance for images, elbo for tables",
+                        choices=("auto", *SCORES))
+    n_samples: int = option(8, "posterior draws per row for the elbo and deviance scores", cli=False)
+    k: int = option(64, "importance samples per row for the iwae score", cli=False)
+    contamination: float = option(0.1, "share of training rows above the threshold")
+    random_state: int = option(0, "seed of the weights, the split, shuffling and scoring draws", flag="seed")
+    device: str = option("cpu", "cpu, cuda or cuda:N", cli=False)
+    verbose: bool = option(False, "show training progress", cli=False)
+    scaler: str = option("robust", "column scaling: median/IQR (robust) or mean/std (standard)",
+                         choices=("robust", "standard"))
+    val_fraction: float = option(0.1, "share of rows held out for early stopping on -ELBO; 0 disables")
+    patience: int = option(10, "epochs without a better validation -ELBO before training stops", cli=False)
+    weight_decay: float = option(0.0, "L2 penalty in Adam", cli=False)
+
+    def __post_init__(self) -> None:
+        self.hidden = tuple(self.hidden)
 
     # -- scikit-learn plumbing -------------------------------------------------------------------
-    _PARAMS = ("latent_dim", "hidden", "network", "likelihood", "min_scale", "epochs", "steps", "batch_size",
-               "lr", "beta", "score", "n_samples", "k", "contamination", "random_state", "device", "verbose", "scaler", "val_fraction", "patience", "weight_decay")
-
     def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in self._PARAMS}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def set_params(self, **params) -> VAEAnomalyDetector:
+        names = [f.name for f in fields(self)]
         for name, value in params.items():
-            if name not in self._PARAMS:
-                raise ConfigError(f"unknown parameter '{name}': use one of {', '.join(self._PARAMS)}")
+            if name not in names:
+                raise ConfigError(f"unknown parameter '{name}': use one of {', '.join(names)}")
             setattr(self, name, value)
         return self
 

@@ -1,9 +1,9 @@
 """Files for the anomaly detector: chunked table reading, the CLI verbs as functions
-(fit_file, score_file, evaluate_file) and their subcommands, metrics and the evaluation plots.
+(fit_file, score_file, evaluate_file), metrics and the evaluation plots.
 
 CSV files (optionally gzipped) are read `chunk_rows` rows at a time, so scoring and evaluation
 stream files that do not fit in memory; .npy/.npz and image folders are read whole.
-Imports stay light (numpy only) because the CLI imports every module in vaekit.apps.
+Imports stay light (numpy inside the functions): the CLI imports this module for --help.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import add_command, parse_ints
 from ..errors import DataError
-from .anomaly import SCORES, VAEAnomalyDetector, as_examples
+from .anomaly import VAEAnomalyDetector, as_examples
 
 if TYPE_CHECKING:
     import numpy as np
@@ -277,80 +276,3 @@ def _is_number(cell: str) -> bool:
     from ..data.readers import is_number
 
     return is_number(cell)
-
-
-# -- CLI ------------------------------------------------------------------------------------------
-EXAMPLES = {
-    "fit": "vaekit anomaly fit normal.csv -o det/ --epochs 50\n"
-           "  vaekit anomaly fit train.csv --label-column y --normal-label 0 -o det/   # normal rows only",
-    "score": "vaekit anomaly score det/ new.csv -o scores.csv --chunk-rows 50000",
-    "evaluate": "vaekit anomaly evaluate det/ test.csv --label-column y -o det/evaluation",
-}
-
-
-def add_commands(subparsers) -> None:
-    """`vaekit anomaly fit|score|evaluate`."""
-
-    app = subparsers.add_parser("anomaly", help="VAE anomaly detection: fit, score, evaluate",
-                                description="Flag rows a VAE trained on normal data explains badly.")
-    verbs = app.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    def verb(name: str, help: str):
-        return add_command(verbs, name, help, EXAMPLES[name])
-
-    def labels(p, required: bool = False):
-        p.add_argument("--label-column", required=required,
-                       help="name (or 0-based index without a header) of the label column")
-        p.add_argument("--normal-label", default="0", help="label value of normal rows; others are anomalies (default: 0)")
-
-    def scoring(p):
-        p.add_argument("--chunk-rows", type=int, default=10000, help="rows read and scored at a time (default: 10000)")
-        p.add_argument("--score", choices=SCORES, help="score kind (default: the one chosen at fit time)")
-
-    p = verb("fit", "train a detector on normal data (.csv/.csv.gz, .npy/.npz or an image folder)")
-    p.add_argument("data")
-    p.add_argument("-o", "--out", required=True, help="folder to write the detector to")
-    labels(p)
-    defaults = VAEAnomalyDetector().get_params()
-    p.add_argument("--latent-dim", type=int, default=defaults["latent_dim"], help="size of z (default: 8)")
-    p.add_argument("--hidden", type=parse_ints, default=defaults["hidden"], help="MLP hidden sizes (default: 64,32)")
-    p.add_argument("--epochs", type=int, help="training epochs (default: enough for about 3000 steps)")
-    p.add_argument("--score", choices=("auto", *SCORES), default="auto",
-                   help="default score kind (default: auto = deviance for images, elbo for tables)")
-    p.add_argument("--contamination", type=float, default=0.1,
-                   help="share of training rows above the threshold (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="random_state (default: 0)")
-    p.add_argument("--scaler", choices=("robust", "standard"), default=defaults["scaler"],
-                   help="column scaling: median/IQR or mean/std (default: robust)")
-    p.add_argument("--val-fraction", type=float, default=defaults["val_fraction"],
-                   help="share of rows held out for early stopping on -ELBO; 0 disables (default: 0.1)")
-    p.set_defaults(handler=lambda a: fit_file(
-        a.data, a.out, a.label_column, a.normal_label, latent_dim=a.latent_dim, hidden=a.hidden, epochs=a.epochs,
-        score=a.score, contamination=a.contamination, random_state=a.seed, scaler=a.scaler,
-        val_fraction=a.val_fraction))
-
-    p = verb("score", "write a CSV with a score and a 0/1 flag per row, streaming the input in chunks")
-    p.add_argument("detector")
-    p.add_argument("data")
-    p.add_argument("-o", "--out", required=True, help="output CSV")
-    p.add_argument("--label-column", help="a column to skip when scoring (e.g. the label)")
-    scoring(p)
-    p.set_defaults(handler=lambda a: score_file(a.detector, a.data, a.out, a.chunk_rows, a.label_column, a.score))
-
-    p = verb("evaluate", "ROC-AUC, average precision, precision/recall/F1 at the threshold, ROC and histogram PNGs")
-    p.add_argument("detector")
-    p.add_argument("data")
-    labels(p, required=False)
-    p.add_argument("-o", "--out", help="output folder (default: DETECTOR/evaluation)")
-    scoring(p)
-    p.set_defaults(handler=_evaluate)
-
-
-def _evaluate(args):
-    metrics, paths = evaluate_file(args.detector, args.data, args.label_column, args.normal_label, args.out,
-                                   args.chunk_rows, args.score)
-    print(f"rows {metrics.n}, anomalies {metrics.anomalies}: ROC-AUC {metrics.roc_auc:.4f}, average precision "
-          f"{metrics.average_precision:.4f}; at threshold {metrics.threshold:.4g}: precision {metrics.precision:.3f}, "
-          f"recall {metrics.recall:.3f}, F1 {metrics.f1:.3f}")
-    return paths
-

@@ -11,7 +11,6 @@ do the modelling; this module only converts between sound and spectrogram images
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +27,7 @@ SAMPLE_FROM = ("fitted", "standard")
 
 @dataclass
 class AudioModel:
-    run: object  # vaekit.runs.Run
+    run: object  # vaekit.apps.images.Run
     format: object  # SpectrogramFormat
     mean: float  # standardization of natural-log magnitudes
     std: float
@@ -99,7 +98,7 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel."""
     import numpy as np
 
-    from .. import runs
+    from . import images
     from ..checkpoint import CONFIG_FILE, read_json, save_tensors
     from ..io import write_json
     from ..data.audio import SpectrogramFormat, spectrogram
@@ -108,9 +107,9 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     spec = spectrogram(clips, fmt)
     mean, std = float(spec.mean()), float(spec.std())
     model_x = ((spec - mean) / std).astype(np.float32)
-    run = runs.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
-                     likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-                     seed=seed, progress=progress, **options)
+    run = images.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
+                       likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
+                       seed=seed, progress=progress, **options)
     latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)  # train() returns the model in eval mode
     if out is not None:
         write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
@@ -132,14 +131,14 @@ def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_secon
 
 
 def load(path: str | Path, device: str = "auto") -> AudioModel:
-    from .. import runs
+    from . import images
     from ..checkpoint import load_tensors, read_json
     from ..config import FORMAT_VERSION
     from ..data.audio import SpectrogramFormat
     from ..saved import read_config
 
     read_config(path, KIND, FORMAT_VERSION)  # config.json is the core run's, in its format
-    run = runs.load_run(path, device=device)
+    run = images.load_run(path, device=device)
     saved = read_json(Path(path) / AUDIO_FILE)
     # Models saved before the fitted sampler existed have no LATENT_FILE and sample from N(0, I).
     latent = load_tensors(Path(path) / LATENT_FILE) if (Path(path) / LATENT_FILE).exists() else {}
@@ -210,51 +209,3 @@ def interpolate(path: str | Path, first: str | Path, second: str | Path, steps: 
     t = torch.linspace(0, 1, steps, device=z.device)[:, None]
     spectrograms = model.decode(z[0] + t * (z[1] - z[0]))
     return [*_to_wavs(model, spectrograms, out, "morph"), _pictures(out / "morph.png", spectrograms, steps)]
-
-
-def add_commands(subparsers) -> None:
-    parser = subparsers.add_parser("audio", help="a spectrogram VAE for short sound clips (fit, sample, ...)",
-                                   description="Train a VAE on log-magnitude spectrograms of WAV clips and turn "
-                                   "its outputs back into sound with Griffin-Lim.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    example = lambda text: {"epilog": f"example:\n  {text}",  # noqa: E731
-                            "formatter_class": argparse.RawDescriptionHelpFormatter}
-
-    p = verbs.add_parser("fit", help="train on a folder of .wav files",
-                         **example("vaekit audio fit recordings/ -o runs/audio --epochs 30"))
-    p.add_argument("folder")
-    p.add_argument("-o", "--out", required=True, help="model directory to write")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--latent-dim", type=int, default=32)
-    p.add_argument("--sample-rate", type=int, default=8000, help="clips are resampled to this rate (Hz)")
-    p.add_argument("--clip-seconds", type=float, default=0.768, help="clips are trimmed or padded to this length")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=lambda a: fit(a.folder, a.out, a.sample_rate, a.clip_seconds, epochs=a.epochs,
-                                         latent_dim=a.latent_dim, seed=a.seed).run.path)
-
-    p = verbs.add_parser("sample", help="generate WAV clips from the prior",
-                         **example("vaekit audio sample runs/audio -n 8 -o samples/"))
-    p.add_argument("model")
-    p.add_argument("-n", type=int, default=8)
-    p.add_argument("-o", "--out", default="audio_samples", help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--from", dest="source", choices=SAMPLE_FROM,
-                   help="latent draws: fitted (a Gaussian fitted to the training clips' posteriors; the default "
-                   "when the model has one) or standard (the prior N(0, I))")
-    p.set_defaults(handler=lambda a: tuple(sample(a.model, a.n, a.out, a.seed, a.source)))
-
-    p = verbs.add_parser("reconstruct", help="encode and decode one clip",
-                         **example("vaekit audio reconstruct runs/audio clip.wav -o clip_vae.wav"))
-    p.add_argument("model")
-    p.add_argument("clip")
-    p.add_argument("-o", "--out", help="output .wav (default: CLIP_reconstruction.wav)")
-    p.set_defaults(handler=lambda a: tuple(reconstruct(a.model, a.clip, a.out)))
-
-    p = verbs.add_parser("interpolate", help="morph between two clips through the latent space",
-                         **example("vaekit audio interpolate runs/audio a.wav b.wav --steps 8 -o morph/"))
-    p.add_argument("model")
-    p.add_argument("first")
-    p.add_argument("second")
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("-o", "--out", default="audio_morph", help="output folder")
-    p.set_defaults(handler=lambda a: tuple(interpolate(a.model, a.first, a.second, a.steps, a.out)))

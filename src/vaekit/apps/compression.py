@@ -1,59 +1,228 @@
-"""`vaekit compress` and `vaekit decompress`: the CLI of vaekit.compression (one API function each)."""
+"""Compression with a trained VAE: lossless bits-back coding (BB-ANS) and lossy latent codes, a run plus
+image files in, a .vae file out, and back (`vaekit compress`, `vaekit decompress`).
+
+    from vaekit.apps.compression import compress, decompress
+    compress("runs/mnist", "t10k-images-idx3-ubyte.gz", "test.vae")        # binary images, lossless
+    compress("runs/mnist", images, "test-lossy.vae", lossy_bits=6)          # 6 bits per latent
+    decompress("runs/mnist", "test.vae", "restored.npy")
+
+The parts (coder, lossy codes, file format) live in vaekit.compression. Needs the `compression` extra
+(constriction).
+"""
 
 from __future__ import annotations
 
-import argparse
+import copy
+import dataclasses
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
 
-from ..config import add_command
+import numpy as np
+import torch
 
-EXAMPLES = {
-    "compress": "vaekit compress runs/mnist t10k-images-idx3-ubyte.gz -o test.vae   # binary images, lossless\n"
-                "  vaekit compress runs/mnist images.npy -o small.vae --lossy-bits 6     # lossy latent code\n"
-                "  vaekit compress runs/mnist images.npy -o smaller.vae --lossy-bits 6 --entropy-code",
-    "decompress": "vaekit decompress runs/mnist test.vae -o restored.npy",
-}
+from ..compression import container as fmt
+from ..compression import lossy
+from ..compression.bbans import BitsBackCoder, deterministic_torch
+from ..compression.config import CoderConfig
+from ..config import to_dict
+from ..errors import ConfigError, DataError, optional_import
+from ..io import atomic_write
 
-
-def _command(subparsers, name: str, help: str) -> argparse.ArgumentParser:
-    return add_command(subparsers, name, help, EXAMPLES[name])
-
-
-def add_commands(subparsers) -> None:
-    p = _command(subparsers, "compress", "compress images with a trained VAE (bits-back ANS, or lossy latent codes)")
-    p.add_argument("run", help="run directory written by 'vaekit train'")
-    p.add_argument("data", help="images: IDX file (.gz ok), .npy/.npz, or a folder of PNG/JPEG")
-    p.add_argument("-o", "--out", required=True, help="output .vae file")
-    p.add_argument("--lossy-bits", type=int, help="store B bits per informative latent per image instead of "
-                   "coding losslessly")
-    p.add_argument("--entropy-code", action="store_true", help="lossy: ANS-code the latent indices with a Gaussian "
-                   "model of the latent means fitted to these images (saves bits where the means don't fill the prior)")
-    p.add_argument("--step-log2", type=int, default=10, help="lossless: latent bucket width 2^-N (default: 10)")
-    p.set_defaults(handler=_compress)
-
-    p = _command(subparsers, "decompress", "decode a .vae file with the run that compressed it")
-    p.add_argument("run", help="run directory the file was compressed with")
-    p.add_argument("file", help=".vae file written by 'vaekit compress'")
-    p.add_argument("-o", "--out", required=True, help="output .npy")
-    p.set_defaults(handler=_decompress)
+__all__ = ["BitsBackCoder", "CoderConfig", "Compressed", "compress", "decompress", "read_images"]
 
 
-def _api():
-    from ..errors import optional_import
+@dataclass(frozen=True)
+class Compressed:
+    """What `compress` wrote: the file, the number of images, and its size."""
 
+    path: Path
+    n: int
+    bytes: int
+    values_per_image: int
+
+    @property
+    def bits_per_dim(self) -> float:
+        """File size in bits per data value (header included)."""
+        return 8 * self.bytes / (self.n * self.values_per_image)
+
+
+def read_images(path: str | Path) -> np.ndarray:
+    """The array stored in an IDX file (raw or .gz), .npy/.npz, or an image folder, as stored."""
+    from ..data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
+
+    path = Path(path)
+    if path.is_dir():
+        return read_image_folder(path)[0]
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return read_arrays(path)[0]
+    return read_idx(path)
+
+
+def _cpu_run(run):
+    from .images import Run, load_run
+
+    if not isinstance(run, Run):
+        return load_run(run, device="cpu")
+    if next(run.vae.parameters()).device.type != "cpu":
+        run = dataclasses.replace(run, vae=copy.deepcopy(run.vae).cpu())
+    return run
+
+
+def _model_hash(run) -> bytes:
+    return fmt.model_hash(run.vae, to_dict(run.model))
+
+
+def _to_model_layout(x: np.ndarray, shape: tuple[int, ...], source) -> tuple[np.ndarray, bool]:
+    """(n, *shape) view of x and whether channels-last images were transposed to channels-first."""
+    if x.ndim < 2 or len(x) == 0:
+        raise DataError(f"{source} holds an array of shape {x.shape}: give a stack of images (n, ...)")
+    if x.shape[1:] == shape:
+        return x, False
+    if x.ndim == 4 and len(shape) == 3 and x.shape[1:] == (shape[1], shape[2], shape[0]):
+        return x.transpose(0, 3, 1, 2), True
+    if math.prod(x.shape[1:]) == math.prod(shape):
+        return x.reshape(len(x), *shape), False
+    raise DataError(f"{source} holds examples of shape {x.shape[1:]} but the model codes {shape}: "
+                    "pass data shaped like the run's training data")
+
+
+def _from_model_layout(x: np.ndarray, shape: tuple[int, ...], transposed: bool) -> np.ndarray:
+    return x.transpose(0, 2, 3, 1) if transposed else x.reshape(shape)
+
+
+def _symbols(x: np.ndarray, levels: int, source) -> tuple[np.ndarray, float]:
+    """uint8 symbols 0..levels-1 of x and `top`, the value of the highest symbol: binary images hold
+    0 and 1 (or 0 and 255 in uint8), 8-bit images 0..255 in uint8 or the floats k/255."""
+    if levels == 2:
+        values = np.unique(x)
+        top = 255 if x.dtype == np.uint8 and values.max(initial=0) == 255 else 1
+        odd = values[(values != 0) & (values != top)]
+        if odd.size:
+            raise DataError(f"{source} holds values other than 0 and {top} (e.g. {odd[0]}): lossless coding with a "
+                            "Bernoulli model needs binary images; binarize them first or use --lossy-bits")
+        return (x == top).astype(np.uint8), float(top)
+    top = 255 if np.issubdtype(x.dtype, np.integer) else 1
+    symbols = np.clip(np.rint(x.astype(np.float64) * ((levels - 1) / top)), 0, levels - 1).astype(np.uint8)
+    if not np.array_equal(_values(symbols, levels, top, x.dtype), x):
+        raise DataError(f"{source} holds values that are not 8-bit levels (uint8 0..255, or floats k/255 in [0, 1]): "
+                        "lossless coding with a discretized logistic model needs 8-bit images; or use --lossy-bits")
+    return symbols, float(top)
+
+
+def _values(symbols: np.ndarray, levels: int, top: float, dtype: np.dtype) -> np.ndarray:
+    """The inverse of `_symbols`: the array of dtype whose symbols these are."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return (symbols.astype(dtype) * dtype.type(int(top) // (levels - 1))).astype(dtype)
+    return (symbols.astype(dtype) * dtype.type(top) / dtype.type(levels - 1)).astype(dtype)
+
+
+def _unit_range(x: np.ndarray, source) -> tuple[np.ndarray, float]:
+    scale = 255.0 if x.dtype == np.uint8 else 1.0
+    x = x.astype(np.float32) / np.float32(scale)
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise DataError(f"{source} holds values outside [0, 1]: pass uint8 images or floats scaled to [0, 1]")
+    return x, scale
+
+
+def compress(run, data, out: str | Path, lossy_bits: int | None = None,
+             coder: CoderConfig = CoderConfig(), entropy_code: bool = False) -> Compressed:
+    """Compress images with a trained run (`vaekit compress`).
+
+    data: a path (IDX, .npy/.npz, image folder) or an array (n, ...) shaped like the training data.
+    lossy_bits=None: lossless bits-back coding, exact round trip: binary images with a Bernoulli
+    likelihood, 8-bit images (uint8, or floats k/255) with a discretized logistic one.
+    lossy_bits=B: B bits per informative latent dimension per image (see `lossy`); with
+    entropy_code=True the indices are ANS-coded with a Gaussian model of the latent means instead.
+    """
     optional_import("constriction", "compression", "constriction")
-    from .. import compression
+    if entropy_code and lossy_bits is None:
+        raise ConfigError("--entropy-code codes lossy latent indices: add --lossy-bits B")
+    run = _cpu_run(run)
+    source = data if isinstance(data, (str, Path)) else "the array"
+    raw = read_images(data) if isinstance(data, (str, Path)) else np.asarray(data)
+    shape = tuple(run.model.data_shape)
+    x, transposed = _to_model_layout(raw, shape, source)
+    meta = {"n": len(x), "shape": list(raw.shape), "dtype": raw.dtype.str, "transposed": transposed}
+    if lossy_bits is None:
+        bbans = BitsBackCoder(run.vae, coder)
+        symbols, top = _symbols(x, bbans.levels, source)
+        payload = bbans.encode(symbols).astype("<u4").tobytes()
+        meta.update(levels=bbans.levels, top=top, coder=dataclasses.asdict(coder))
+        kind = fmt.LOSSLESS
+    else:
+        values, scale = _unit_range(x, source)
+        with deterministic_torch():
+            xt = torch.from_numpy(np.ascontiguousarray(values))
+            mask = lossy.informative_dims(run.vae, xt)
+            indices = lossy.quantize(run.vae, xt, mask, lossy_bits)
+            model = lossy.index_model(run.vae, xt, mask) if entropy_code else None
+        if model is None:
+            payload = lossy.pack_indices(indices, lossy_bits)
+        else:
+            # the model's float32 numbers lead the payload (8 bytes per dimension), then the ANS words
+            words = lossy.entropy_encode(indices, lossy.index_probabilities(model, lossy_bits))
+            payload = model.astype("<f4").tobytes() + words
+            meta.update(entropy_coded=True)
+        meta.update(scale=scale, bits=lossy_bits, mask=mask.astype(int).tolist())
+        kind = fmt.LOSSY
+    blob = fmt.pack(fmt.Container(kind, _model_hash(run), fmt.array_hash(raw), meta, payload))
+    out = Path(out)
+    atomic_write(out, blob)
+    return Compressed(out, len(x), len(blob), math.prod(shape))
 
-    return compression
 
+def decompress(run, path: str | Path, out: str | Path) -> Path:
+    """Decode a .vae file with the run that wrote it into an .npy array (`vaekit decompress`).
 
-def _compress(args: argparse.Namespace):
-    api = _api()
-    result = api.compress(args.run, args.data, args.out, args.lossy_bits, api.CoderConfig(step_log2=args.step_log2),
-                          entropy_code=args.entropy_code)
-    print(f"{result.n} images, {result.bytes} bytes: {result.bits_per_dim:.4f} bits/dim, "
-          f"{8 * result.bytes / result.n:.1f} bits per image")
-    return result.path
-
-
-def _decompress(args: argparse.Namespace):
-    return _api().decompress(args.run, args.file, args.out)
+    Lossless files give back the original array (dtype, shape and values), checked against the
+    hash in the header; lossy files give E[x|z] as float32 in [0, 1] (uint8 0..255 for uint8 input).
+    """
+    optional_import("constriction", "compression", "constriction")
+    run = _cpu_run(run)
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"cannot read {path} ({err.strerror or err}): pass a file written by 'vaekit compress'") from None
+    box = fmt.unpack(blob, path)
+    fmt.check_model(box, _model_hash(run), path)
+    meta, shape = box.meta, tuple(run.model.data_shape)
+    n, original, dtype = meta["n"], tuple(meta["shape"]), np.dtype(meta["dtype"])
+    if box.kind == fmt.LOSSLESS:
+        words = np.frombuffer(box.payload, "<u4").astype(np.uint32)
+        bbans = BitsBackCoder(run.vae, CoderConfig(**meta["coder"]))
+        try:
+            symbols, clean = bbans.decode(words, n, shape)
+        except (ValueError, RuntimeError):  # constriction refuses an invalid stack
+            clean = False
+        if not clean:
+            raise DataError(f"{path} did not decode cleanly: decompress on the kind of machine and torch build "
+                            "that compressed it (BB-ANS needs bit-identical model outputs)")
+        x = _values(symbols, meta.get("levels", 2), meta.get("top", meta.get("one")), dtype)  # older files: "one"
+        x = _from_model_layout(x, original, meta["transposed"])
+        if fmt.array_hash(x) != box.data_hash:
+            raise DataError(f"{path} decoded to data that does not match its hash: decompress on the kind of "
+                            "machine and torch build that compressed it")
+    elif box.kind == fmt.LOSSY:
+        mask = np.array(meta["mask"], dtype=bool)
+        if meta.get("entropy_coded"):
+            size = 8 * int(mask.sum())
+            model = np.frombuffer(box.payload[:size], "<f4").reshape(2, -1).astype(np.float32)
+            indices = lossy.entropy_decode(box.payload[size:], n, lossy.index_probabilities(model, meta["bits"]))
+        else:
+            indices = lossy.unpack_indices(box.payload, (n, int(mask.sum())), meta["bits"])
+        with deterministic_torch():
+            mean = lossy.dequantize(run.vae, indices, mask, meta["bits"]).numpy()
+        x = np.round(mean * 255).astype(np.uint8) if meta["scale"] == 255 else mean.astype(np.float32)
+        x = _from_model_layout(x, original, meta["transposed"])
+    else:
+        raise DataError(f"{path} holds an unknown kind of code ({box.kind}): decompress it with a newer vaekit")
+    out = Path(out)
+    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
+    buffer = io.BytesIO()
+    np.save(buffer, x)
+    atomic_write(out, buffer.getvalue())
+    return out

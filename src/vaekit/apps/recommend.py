@@ -1,74 +1,14 @@
-"""`vaekit recommend fit|evaluate|top`: the command line of vaekit.recommend (Mult-VAE/DAE, EASE,
-popularity). The recommender package is imported inside the handlers so `vaekit --help` stays fast."""
+"""Recommendation from user-item interactions, the API behind `vaekit recommend fit|evaluate|top`: Mult-VAE and
+Mult-DAE with popularity and EASE baselines. The recommender package vaekit.recommend holds it (models, metrics,
+fitting, saving); this module names the use's entry points, as every apps/<use> does."""
 
-from __future__ import annotations
-
-import argparse
 from pathlib import Path
 
-from ..config import add_arguments, add_command, from_args, to_dict
-from ..recommend import InteractionConfig, RecommendConfig, evaluate, fit, top
+from ..recommend import InteractionConfig, RecommendConfig, Recommender, evaluate, fit, load, top
 
-EXAMPLES = {
-    "fit": "vaekit recommend fit ratings.csv --min-rating 4 -o models/ml\n"
-           "  vaekit recommend fit user_artists.dat --model dae --weighting log -o models/lastfm",
-    "evaluate": "vaekit recommend evaluate models/ml --baselines",
-    "top": "vaekit recommend top models/ml --user 42 -k 10\n"
-           "  vaekit recommend top models/ml --items 1,260,1196 -k 10   # a new user, no retraining",
-}
+__all__ = ["InteractionConfig", "RecommendConfig", "Recommender", "evaluate", "evaluation_file", "fit", "load", "top"]
 
 
-def add_commands(subparsers) -> None:
-    app = subparsers.add_parser("recommend", help="Mult-VAE/DAE recommendations from user-item interactions",
-                                description="Mult-VAE/DAE (Liang et al. 2018) with popularity and EASE baselines.")
-    verbs = app.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    def verb(name: str, help: str) -> argparse.ArgumentParser:
-        return add_command(verbs, name, help, EXAMPLES[name])
-
-    p = verb("fit", "fit a recommender on an interaction log and write a model directory")
-    p.add_argument("data", help="CSV/TSV/.dat/Parquet file of user, item[, rating or play count] rows")
-    p.add_argument("-o", "--out", required=True, help="model directory to write")
-    add_arguments(p.add_argument_group("data"), InteractionConfig)
-    add_arguments(p.add_argument_group("model"), RecommendConfig)
-    p.set_defaults(handler=_fit_command)
-
-    p = verb("evaluate", "Recall@20/50 and NDCG@100 on the held-out users")
-    p.add_argument("model", help="model directory written by 'vaekit recommend fit'")
-    p.add_argument("--split", default="test", choices=("test", "val"))
-    p.add_argument("--baselines", action="store_true", help="also fit and score popularity and EASE on the same split")
-    p.set_defaults(handler=_evaluate_command)
-
-    p = verb("top", "the top-k items for a known user or a new user's items")
-    p.add_argument("model", help="model directory written by 'vaekit recommend fit'")
-    p.add_argument("--user", help="a user id as in the data")
-    p.add_argument("--items", help="comma-separated item ids of a new user")
-    p.add_argument("-k", type=int, default=10, help="number of items (default: 10)")
-    p.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=True,
-                   help="leave out items the user already has (default: on)")
-    p.set_defaults(handler=_top_command)
-
-
-def _fit_command(args: argparse.Namespace):
-    config = from_args(RecommendConfig, args)
-    model = fit(args.data, args.out, from_args(InteractionConfig, args), progress=True, **to_dict(config))
-    n_users, n_items = model.data.matrix.shape
-    print(f"{config.model}: {n_users} users x {n_items} items, {model.data.matrix.nnz} interactions")
-    if model.history and "val_ndcg@100" in model.history[0]:
-        print(f"best validation NDCG@100 {max(r['val_ndcg@100'] for r in model.history):.4f}")
-    return model.path
-
-
-def _evaluate_command(args: argparse.Namespace):
-    results = evaluate(args.model, args.split, args.baselines)
-    print(f"{'model':<11} {'Recall@20':>9} {'Recall@50':>9} {'NDCG@100':>9} {'users':>6}")
-    for name, r in results.items():
-        print(f"{name:<11} {r['recall@20']:>9.4f} {r['recall@50']:>9.4f} {r['ndcg@100']:>9.4f} {r['users']:>6}")
-    return Path(args.model) / ("eval.json" if args.split == "test" else f"eval_{args.split}.json")
-
-
-def _top_command(args: argparse.Namespace):
-    items = [i.strip() for i in args.items.split(",") if i.strip()] if args.items is not None else None
-    for rank, (item, score) in enumerate(top(args.model, args.user, items, args.k, args.exclude_seen), 1):
-        print(f"{rank:>3}  {item}  {score:.4f}")
-    return None
+def evaluation_file(model: str | Path, split: str) -> Path:
+    """The JSON file that `evaluate` writes into the model folder `model` for `split`."""
+    return Path(model) / ("eval.json" if split == "test" else f"eval_{split}.json")

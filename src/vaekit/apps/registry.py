@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def _core(path, device: str):
-    from ..runs import load_run
+    from .images import load_run
 
     return load_run(path, device=device)
 

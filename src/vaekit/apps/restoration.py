@@ -13,16 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import add_command
-
-EXAMPLES = {
-    "denoise": "vaekit train --condition noisy --corrupt gaussian:0.3 --network conv --epochs 10 --out runs/dvae\n"
-               "  vaekit denoise runs/dvae noisy.png -o clean/            # also a .npy or a folder of images",
-    "superres": "vaekit train --condition lowres:2 --network conv --epochs 10 --out runs/sr2\n"
-                "  vaekit superres runs/sr2 low.png -o high.png --samples 8",
-    "restore-eval": "vaekit restore-eval runs/dvae --levels 0.1,0.2,0.3,0.5 --limit 1000\n"
-                    "  vaekit restore-eval runs/sr2 -o runs/sr2/restore   # super-resolution: vs bicubic",
-}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -142,7 +132,7 @@ def denoise(run, x, samples: int | None = None, batch_size: int = 500, seed: int
 
     from ..conditioning import NoisyCondition
     from ..errors import ConfigError
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     if samples is not None and samples < 0:
@@ -184,7 +174,7 @@ def conditional_draws(run, c, samples: int, seed: int = 0):
 def denoise_files(run, source: str | Path, out: str | Path, samples: int | None = None) -> list[Path]:
     """`vaekit denoise`: denoise an image, a .npy stack or a folder into the folder `out`
     (one .png per image; a .npy input gives one .npy)."""
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     x, names = read_images(source, run.model.data_shape[0])
@@ -202,7 +192,7 @@ def superres(run, low, samples: int = 8, seed: int = 0):
     z ~ p(z), their mean (the estimate to use) and per-pixel standard deviation (uncertainty)."""
     from ..conditioning import LowResCondition
     from ..errors import ConfigError
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     if not isinstance(run.vae.condition, LowResCondition):
@@ -222,7 +212,7 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
     import torch.nn.functional as F
 
     from ..plotting import save_image_grid
-    from ..runs import as_run
+    from .images import as_run
 
     run = as_run(run)
     low, _ = read_images(source, run.model.data_shape[0])
@@ -250,7 +240,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     draws); any other run denoises the test images corrupted at each of `levels` (the run's noise
     kind, Gaussian sigma by default) and is compared with the noisy input. Writes
     restore_eval.json and a grid per setting (rows of 8: input, output, ground truth) into `out`
-    (default RUN/restore); returns the table rows."""
+    (default RUN/restore); returns the table rows. `levels` may be a comma-separated string."""
     import torch
     import torch.nn.functional as F
 
@@ -258,8 +248,15 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     from ..conditioning import Corruption, downscale, parse_corruption
     from ..errors import ConfigError
     from ..plotting import save_image_grid
-    from ..runs import as_run, output_path, run_splits
+    from .images import as_run, output_path, run_splits
 
+    if isinstance(levels, str):
+        try:
+            levels = [float(v) for v in levels.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--levels must be comma-separated numbers, got '{levels}'") from None
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be a positive integer, got {limit}")
     run = as_run(run)
     out = output_path(run, out, "restore")
     x = run_splits(run, data, data_dir).x_test[:limit]
@@ -300,55 +297,3 @@ def format_table(rows: list[dict]) -> str:
     lines = [f"{'setting':<16} {'method':<10} {'PSNR dB':>8} {'SSIM':>7}"]
     lines += [f"{r['setting']:<16} {r['method']:<10} {r['psnr']:>8.2f} {r['ssim']:>7.4f}" for r in rows]
     return "\n".join(lines)
-
-
-# -- command line -----------------------------------------------------------------------------------
-def add_commands(subparsers) -> None:
-    """`vaekit denoise`, `vaekit superres`, `vaekit restore-eval`."""
-
-    def command(name: str, help: str):
-        return add_command(subparsers, name, help, EXAMPLES[name])
-
-    p = command("denoise", "denoise images with a trained VAE (best: one trained with --condition noisy --corrupt)")
-    p.add_argument("run")
-    p.add_argument("source", help="a .png/.jpg image, a .npy array (N, C, H, W) or a folder of images")
-    p.add_argument("-o", "--out", required=True, help="folder to write the denoised images to")
-    p.add_argument("--samples", type=int, default=None,
-                   help="average this many draws: posterior draws for a plain or --corrupt run (default 0: decode "
-                        "E[z|x]), prior draws for a --condition noisy run (default 8)")
-    p.set_defaults(handler=lambda a: tuple(denoise_files(a.run, a.source, a.out, a.samples)))
-
-    p = command("superres", "super-resolve images with a --condition lowres:F run: draws, mean, uncertainty")
-    p.add_argument("run")
-    p.add_argument("source", help="a low-resolution .png/.jpg, a .npy array or a folder of images")
-    p.add_argument("-o", "--out", required=True, help="output .png (or .npy); OUT_uncertainty and OUT_samples beside it")
-    p.add_argument("--samples", type=int, default=8, help="plausible high-resolution draws (default: 8)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(handler=lambda a: tuple(superres_files(a.run, a.source, a.out, a.samples, a.seed)))
-
-    p = command("restore-eval", "PSNR/SSIM of denoising or super-resolution on test images, with grids")
-    p.add_argument("run")
-    p.add_argument("--levels", default="0.1,0.2,0.3,0.5", help="noise levels to test (default: 0.1,0.2,0.3,0.5)")
-    p.add_argument("--limit", type=int, default=1000, help="test images to use (default: 1000)")
-    p.add_argument("--samples", type=int, default=8, help="super-resolution draws averaged (default: 8)")
-    p.add_argument("-o", "--out", help="output folder (default: RUN/restore)")
-    p.add_argument("--data", help="dataset name or path (default: the run's own data)")
-    p.add_argument("--data-dir", help="folder holding datasets (also $VAEKIT_DATA)")
-    p.set_defaults(handler=_restore_eval)
-
-
-def _restore_eval(args) -> Path:
-    from ..errors import ConfigError
-
-    try:
-        levels = [float(v) for v in args.levels.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"--levels must be comma-separated numbers, got '{args.levels}'") from None
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit must be a positive integer, got {args.limit}")
-    from ..runs import as_run, output_path
-
-    run = as_run(args.run)
-    rows = restore_eval(run, levels, args.limit, args.out, args.samples, args.data, args.data_dir)
-    print(format_table(rows))
-    return output_path(run, args.out, "restore") / "restore_eval.json"

@@ -4,16 +4,14 @@ A thin composition: each endpoint turns JSON (images as base64 PNG, or flat arra
 shape (batch, *data_shape), calls one VAE method (encode, decode_mean, reconstruct, elbo,
 log_likelihood) and answers JSON. Models are loaded once, at start, from the run directories named
 on the command line; clients name a model, never a path. Scores are in nats per example.
-Tabular, recommender and text model directories get their apps' calls instead (see serve_apps.py).
+Tabular, recommender and text model directories get their apps' calls instead (see serve_apps.py); PNGs and
+the body limit are in serve_http.py.
 
     vaekit serve runs/mlp digits=runs/digits --port 8000     # then open http://127.0.0.1:8000/
 """
 
-import argparse
-import base64
 import contextlib
 import dataclasses
-import io
 import math
 import re
 import socket
@@ -21,30 +19,30 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import option
 from ..errors import ConfigError, DataError, optional_import
 from .serve_apps import ENDPOINTS, AppModel, add_routes, served_kind
+from .serve_http import BodyLimit, png_to_tensor, tensor_to_png
 
-EXAMPLE = ("vaekit serve runs/mlp --port 8000            # open http://127.0.0.1:8000/\n"
-           "  vaekit serve digits=runs/digits fashion=runs/conv --max-batch 32\n"
-           "  curl -s -X POST localhost:8000/decode -H 'content-type: application/json' "
-           "-d '{\"model\": \"mlp\", \"z\": [[0, 0]]}'")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
 class ServeConfig:
     """Limits and safety switches of the API; every one applies per request."""
 
-    max_body_bytes: int = 1 << 20  # 1 MiB: 64 PNGs of 64x64 fit many times over; larger bodies get 413
-    max_batch: int = 64  # examples (images, rows, latent codes, samples) per request
-    max_k: int = 1000  # samples per example for /score; the work of a request is batch * k decodes
-    max_pixels: int = 1 << 20  # pixels of one PNG before it is decoded (decompression bombs)
-    max_values: int = 3 * 256 * 256  # values of one flat example in `x`
-    latent_limit: float = 50.0  # |z| bound: far beyond any prior's mass, keeps decoders finite
-    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call the API; empty = CORS off
-    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")  # Host header (DNS rebinding)
+    max_body_bytes: int = option(1 << 20, "request body cap in bytes (1 MiB: 64 PNGs of 64x64 fit many times "
+                                 "over); larger bodies get 413")
+    max_batch: int = option(64, "examples (images, rows, latent codes, samples) per request")
+    max_k: int = option(1000, "samples per example for /score; the work of a request is batch * k decodes")
+    max_pixels: int = option(1 << 20, "pixels of one PNG before it is decoded (decompression bombs)", cli=False)
+    max_values: int = option(3 * 256 * 256, "values of one flat example in `x`", cli=False)
+    latent_limit: float = option(50.0, "|z| bound: far beyond any prior's mass, keeps decoders finite", cli=False)
+    cors_origins: tuple[str, ...] = option((), "allow browser calls from this origin, e.g. http://localhost:3000 "
+                                           "(repeatable); none: CORS off", flag="cors-origin")
+    allowed_hosts: tuple[str, ...] = option(("127.0.0.1", "localhost", "[::1]"), "Host header values accepted "
+                                            "(DNS rebinding)", cli=False)
 
     def validate(self) -> None:
         for name in ("max_body_bytes", "max_batch", "max_k", "max_pixels", "max_values"):
@@ -57,7 +55,7 @@ class Served:
     """One model behind the API: its public name and the loaded run (never shown to clients)."""
 
     name: str
-    run: object  # vaekit.runs.Run
+    run: object  # vaekit.apps.images.Run
     kind: str = field(init=False, default="core")
     shape: tuple[int, ...] = field(init=False)
     image: bool = field(init=False)
@@ -82,7 +80,7 @@ def load_models(runs, device: str = "cpu") -> dict[str, "Served | AppModel"]:
     """Load model directories ('DIR' or 'NAME=DIR'; the name defaults to the folder's name) or Run objects.
     A directory's kind comes from its config.json (serve_apps.served_kind): core runs of 'vaekit train' (and
     audio models) become Served, tabular/recommend/text models AppModel."""
-    from ..runs import Run
+    from .images import Run
     from .registry import LOADERS
 
     models: dict[str, Served | AppModel] = {}
@@ -104,49 +102,6 @@ def load_models(runs, device: str = "cpu") -> dict[str, "Served | AppModel"]:
         raise ConfigError("no model to serve: pass at least one directory written by 'vaekit train', "
                           "'vaekit tabular fit', 'vaekit recommend fit' or 'vaekit text fit'")
     return models
-
-
-def png_to_tensor(text: str, shape: tuple[int, ...], resize: bool = False, max_pixels: int = 1 << 20,
-                  label: str = "image"):
-    """A base64 PNG -> float tensor (C, H, W) in [0, 1] for a model of data shape (C, H, W)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    channels, height, width = shape
-    try:
-        data = base64.b64decode(text, validate=True)
-    except ValueError:
-        raise DataError(f"{label} is not valid base64: send the PNG file's bytes base64-encoded") from None
-    if not data.startswith(_PNG_SIGNATURE):
-        raise DataError(f"{label} is not a PNG: convert it to PNG first")
-    try:
-        picture = Image.open(io.BytesIO(data))
-        if picture.width * picture.height > max_pixels:
-            raise DataError(f"{label} has {picture.width}x{picture.height} pixels, more than {max_pixels}: shrink it")
-        picture = picture.convert("L" if channels == 1 else "RGB")
-    except DataError:
-        raise
-    except Exception:  # untrusted bytes: Pillow raises many kinds of errors on corrupt files
-        raise DataError(f"{label} is not a readable PNG") from None
-    if picture.size != (width, height):
-        if not resize:
-            raise DataError(f"{label} is {picture.width}x{picture.height} but the model takes {width}x{height}: "
-                            "send images of that size or set resize=true")
-        picture = picture.resize((width, height), Image.Resampling.BILINEAR)
-    array = np.asarray(picture, dtype=np.float32) / 255
-    return torch.from_numpy(array.reshape(height, width, channels).transpose(2, 0, 1).copy())
-
-
-def tensor_to_png(image) -> str:
-    """A tensor (C, H, W) with C in {1, 3}, values clipped to [0, 1] -> base64 PNG."""
-    import numpy as np
-    from PIL import Image
-
-    array = (image.detach().clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8).transpose(1, 2, 0)
-    buffer = io.BytesIO()
-    Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 _RNG_LOCK = threading.Lock()
@@ -383,37 +338,6 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
     return app
 
 
-class BodyLimit:
-    """ASGI middleware: answer 413 when a request body exceeds `limit` bytes, by Content-Length
-    up front or by counting a streamed body."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        from fastapi import HTTPException
-        from starlette.responses import JSONResponse
-
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.limit:
-            response = JSONResponse({"detail": f"request body over {self.limit} bytes: send fewer or smaller "
-                                               "examples"}, status_code=413)
-            return await response(scope, receive, send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise HTTPException(413, f"request body over {self.limit} bytes: send fewer or smaller examples")
-            return message
-
-        await self.app(scope, counted, send)
-
-
 def _device(served: Served):
     return next(served.vae.parameters()).device
 
@@ -430,6 +354,7 @@ def serve(runs, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig |
     optional_import("fastapi", "vaekit serve", "fastapi uvicorn")
     uvicorn = optional_import("uvicorn", "vaekit serve", "fastapi uvicorn")
     config = config or ServeConfig()
+    config.validate()
     if host not in LOOPBACK:
         config = dataclasses.replace(config, allowed_hosts=("*",))
         print(f"vaekit: warning: listening on {host}: the API is reachable from other machines")
@@ -449,34 +374,3 @@ def _check_port(host: str, port: int) -> None:
         except OSError as err:
             raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}): pass another --port or --host") \
                 from None
-
-
-def add_commands(subparsers) -> None:
-    defaults = ServeConfig()
-    p = subparsers.add_parser("serve", help="HTTP API and browser page for trained runs",
-                              description="Serve trained models: JSON endpoints /models /encode /decode /sample "
-                                          "/reconstruct /score (core runs), /tabular/sample, /recommend, "
-                                          "/text/sample, the OpenAPI schema at /openapi.json, and a page at /.",
-                              epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="directory of 'vaekit train', 'vaekit tabular fit', "
-                   "'vaekit recommend fit' or 'vaekit text fit' (kind read from its files), or NAME=DIR")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="examples per request (default: %(default)s)")
-    p.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes,
-                   help="request body cap in bytes (default: %(default)s)")
-    p.add_argument("--max-k", type=int, default=defaults.max_k, help="samples per example for /score "
-                   "(default: %(default)s)")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow browser calls from this origin, e.g. http://localhost:3000 (repeatable; default: none)")
-    p.add_argument("--access-log", action="store_true", help="log every request")
-    p.set_defaults(handler=_serve_command)
-
-
-def _serve_command(args: argparse.Namespace):
-    config = ServeConfig(max_body_bytes=args.max_body_bytes, max_batch=args.max_batch, max_k=args.max_k,
-                         cors_origins=tuple(args.cors_origin))
-    config.validate()
-    serve(args.runs, args.host, args.port, config, args.device, args.access_log)
-    return None

@@ -1,5 +1,6 @@
 """Text: a sentence VAE (Bowman et al. 2016) for generation, reconstruction, interpolation, sentence
-features and few-label classification. One API function per `vaekit text` subcommand.
+features and few-label classification. One API function per `vaekit text` verb; text_files.py reads and
+writes what the verbs do.
 
 A model folder holds config.json (kind 'text'), vocab.json, model.safetensors, metrics.jsonl
 and diagnostics.jsonl (KL and active units per epoch, to watch for posterior collapse).
@@ -7,59 +8,30 @@ and diagnostics.jsonl (KL and active units per epoch, to watch for posterior col
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import add_command
 
-EXAMPLES = {
-    "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
-           "  vaekit text fit reviews.csv --column text -o model/ --tokenizer wordpunct\n"
-           "  vaekit text fit corpus.txt --labelled few.tsv -o model/   # semi-supervised: then 'text predict'\n"
-           "  vaekit text fit corpus.txt -o model/ --epochs 20 --resume   # continue a stopped fit",
-    "sample": "vaekit text sample model/ -n 20 --temperature 0.8\n  vaekit text sample model/ -n 5 --method beam",
-    "reconstruct": "vaekit text reconstruct model/ \"the company said it will buy the unit\" --method beam",
-    "interpolate": "vaekit text interpolate model/ \"sentence a\" \"sentence b\" --steps 8",
-    "embed": "vaekit text embed model/ sentences.txt -o features.npy",
-    "classify": "vaekit text classify model/ labelled.tsv --predict new.txt -o predictions.csv\n"
-                "  vaekit text classify model/ labelled.tsv --unlabelled corpus.txt --predict new.txt",
-    "predict": "vaekit text fit corpus.txt --labelled few.tsv -o model/ && vaekit text predict model/ new.txt",
-    "eval": "vaekit text eval model/ test.txt --k 100",
-}
-
-
-def _model(model):
+def as_model(model):
+    """The TextModel itself, or the one saved in that folder."""
     from ..text.model import TextModel, load_text_model
 
     return model if isinstance(model, TextModel) else load_text_model(model)
 
 
-def _sentences(source, column: str | None = None) -> list[str]:
+def sentences_from(source, column: str | None = None) -> list[str]:
+    """The list itself, or the sentences of a file: one per line, or the `column` of a CSV/TSV."""
     from ..text.vocab import read_sentences
 
     return list(source) if isinstance(source, (list, tuple)) else read_sentences(source, column)
 
 
 def _configs(options: dict):
-    """Route keyword options to TextConfig or TrainConfig; unknown names are an error."""
-    from ..config import TrainConfig
-    from ..errors import ConfigError
+    """(TextConfig, TrainConfig) with keyword options routed to the one that owns each."""
+    from ..config import route
     from ..text.config import TEXT_TRAIN, TextConfig
 
-    configs = {TextConfig: {}, TrainConfig: {}}
-    for key, value in options.items():
-        owner = next((cls for cls in configs if key in {f.name for f in fields(cls)}), None)
-        if owner is None:
-            valid = sorted(f.name for cls in configs for f in fields(cls))
-            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
-        configs[owner][key] = value
-    text = TextConfig(**configs[TextConfig])
-    train = dataclasses.replace(TEXT_TRAIN, **configs[TrainConfig])
-    text.validate()
-    train.validate()
-    return text, train
+    return route(options, TextConfig(), TEXT_TRAIN)
 
 
 def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, labelled=None,
@@ -98,9 +70,9 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
             raise ConfigError(f"{out} already holds a model: pass --resume to continue its fit, or choose another "
                               "--out")
     torch.manual_seed(train.seed)
-    sentences = _sentences(corpus, column)
+    sentences = sentences_from(corpus, column)
     if val is not None:
-        val_sentences = _sentences(val, column)
+        val_sentences = sentences_from(val, column)
     else:
         order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(train.seed)).tolist()
         n_val = int(len(sentences) * text.val_fraction)
@@ -193,15 +165,15 @@ def sample(model, n: int = 10, method: str = "sample", temperature: float = 1.0,
     """n sentences decoded from z ~ p(z): temperature sampling, greedy or beam search."""
     import torch
 
-    model = _model(model)
+    model = as_model(model)
     z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
     return _decode_z(model, z, method, temperature, beam_size, seed)
 
 
 def reconstruct(model, sentences, method: str = "greedy", beam_size: int = 5) -> list[str]:
     """Each sentence decoded from its posterior mean E[z|x]."""
-    model = _model(model)
-    z = _means(model, _sentences(sentences))
+    model = as_model(model)
+    z = _means(model, sentences_from(sentences))
     return _decode_z(model, z, method, 1.0, beam_size, 0)
 
 
@@ -214,7 +186,7 @@ def interpolate(model, a: str, b: str, steps: int = 8, method: str = "greedy", b
 
     if steps < 2:
         raise ConfigError(f"--steps must be at least 2 (the two ends), got {steps}")
-    model = _model(model)
+    model = as_model(model)
     za, zb = _means(model, [a, b])
     t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)  # (steps, 1)
     return _decode_z(model, (1 - t) * za + t * zb, method, 1.0, beam_size, 0)
@@ -228,7 +200,7 @@ def _means(model, sentences: list[str]):
 
 def embed(model, sentences, column: str | None = None):
     """Latent means E[z|x] per sentence, a numpy array (N, latent_dim): features for other models."""
-    return _means(_model(model), _sentences(sentences, column)).cpu().numpy()
+    return _means(as_model(model), sentences_from(sentences, column)).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -297,11 +269,11 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
 
     if not 0.5 <= self_training < 1:
         raise ConfigError(f"--self-training threshold must lie in [0.5, 1), got {self_training}")
-    model = _model(model)
+    model = as_model(model)
     texts, labels = _labelled(labelled, text_column, label_column)
     classes, y = np.unique(np.asarray(labels), return_inverse=True)  # integer labels: self-training marks -1
     features = embed(model, texts)
-    pool = None if unlabelled is None else embed(model, _sentences(unlabelled, text_column))
+    pool = None if unlabelled is None else embed(model, sentences_from(unlabelled, text_column))
     folds = int(min(5, np.bincount(y).min()))
     accuracy = None
     if folds >= 2:
@@ -312,7 +284,7 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
     predictions: tuple[str, ...] = ()
     if predict is not None:
         classifier = fit_latent_classifier(features, y, pool, self_training, seed)
-        predictions = tuple(classes[classifier.predict(embed(model, _sentences(predict, text_column)))].tolist())
+        predictions = tuple(classes[classifier.predict(embed(model, sentences_from(predict, text_column)))].tolist())
     return Classification(accuracy, folds, len(y), tuple(classes.tolist()), predictions,
                           0 if pool is None else len(pool))
 
@@ -335,11 +307,11 @@ def predict(model, sentences, column: str | None = None, batch_size: int = 256) 
 
     from ..errors import ConfigError
 
-    model = _model(model)
+    model = as_model(model)
     if model.labelled is None:
         raise ConfigError("this model was fitted without labels: refit with 'vaekit text fit ... --labelled "
                           "FILE', or use 'vaekit text classify' (a classifier on latent means)")
-    data = model.encode_text(_sentences(sentences, column))
+    data = model.encode_text(sentences_from(sentences, column))
     with torch.inference_mode():
         probabilities = torch.cat([model.labelled.predict_proba(x.to(model.device))
                                    for x in data.batches(batch_size)]).cpu().numpy()
@@ -352,188 +324,5 @@ def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int =
     (<eos> counted), -ELBO, KL and active units."""
     from ..text.model import evaluate_text
 
-    model = _model(model)
-    return evaluate_text(model.vae, model.encode_text(_sentences(corpus, column)), k=k, seed=seed)
-
-
-# -- CLI -------------------------------------------------------------------------------------------
-def add_commands(subparsers) -> None:
-    from ..config import TrainConfig, add_arguments
-    from ..text.config import TextConfig
-
-    text = subparsers.add_parser("text", help="sentence VAE: fit, sample, reconstruct, interpolate, embed, "
-                                 "classify, predict, eval", description="A sentence VAE (Bowman et al. 2016).")
-    sub = text.add_subparsers(dest="text_command", required=True, metavar="VERB")
-
-    def command(name: str, help: str, handler) -> argparse.ArgumentParser:
-        parser = add_command(sub, name, help, EXAMPLES[name])
-        parser.set_defaults(handler=handler)
-        if name != "fit":
-            parser.add_argument("model", help="a folder written by 'vaekit text fit'")
-        return parser
-
-    def decoding(parser: argparse.ArgumentParser, default: str) -> None:
-        parser.add_argument("--method", default=default, choices=("greedy", "sample", "beam"),
-                            help=f"how to decode z into words (default: {default})")
-        parser.add_argument("--beam-size", type=int, default=5, help="beams for --method beam (default: 5)")
-        parser.add_argument("-o", "--out", help="also write the sentences to this .txt file")
-
-    p = command("fit", "fit a sentence VAE on one sentence per line (or a CSV column) and write a model folder "
-                "(text defaults: --epochs 10 --batch-size 64 --kl-warmup 2 --grad-clip 5)", _fit)
-    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("-o", "--out", required=True, help="model folder to write")
-    p.add_argument("--val", help="validation sentences (default: --val-fraction of the corpus)")
-    p.add_argument("--column", help="text column of a CSV/TSV corpus (and of --labelled)")
-    p.add_argument("--labelled", help="a few labelled sentences ('sentence<TAB>label' lines, or a CSV with --column "
-                   "and --label-column): trained with the VAE as p(y|z), so the labels shape the latent space "
-                   "(semi-supervised); then 'vaekit text predict'")
-    p.add_argument("--label-column", help="label column of a CSV --labelled file")
-    p.add_argument("--resume", action="store_true", help="continue the fit stopped in --out from its last epoch "
-                   "(same corpus, --val and --labelled; --epochs may grow)")
-    add_arguments(p.add_argument_group("text model"), TextConfig)
-    add_arguments(p.add_argument_group("training"), TrainConfig)
-
-    p = command("sample", "sentences decoded from the prior", _sample)
-    p.add_argument("-n", type=int, default=10, help="number of sentences (default: 10)")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature for sampling (default: 1)")
-    p.add_argument("--seed", type=int, default=0)
-    decoding(p, "sample")
-
-    p = command("reconstruct", "sentences decoded from their posterior means", _reconstruct)
-    p.add_argument("sentences", nargs="+", help="sentences in quotes, or one text file")
-    decoding(p, "greedy")
-
-    p = command("interpolate", "the homotopy between two sentences in latent space", _interpolate)
-    p.add_argument("a")
-    p.add_argument("b")
-    p.add_argument("--steps", type=int, default=8, help="points on the path, both ends included (default: 8)")
-    decoding(p, "greedy")
-
-    p = command("embed", "latent means per sentence to .npy or .csv", _embed)
-    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("--column")
-    p.add_argument("-o", "--out", help="output .npy or .csv (default: MODEL/embeddings.npy)")
-
-    p = command("classify", "logistic regression on latent means of a few labelled sentences", _classify)
-    p.add_argument("labelled", help="lines 'sentence<TAB>label', or a CSV with --text-column and --label-column")
-    p.add_argument("--text-column")
-    p.add_argument("--label-column")
-    p.add_argument("--predict", help="sentences to label (one per line)")
-    p.add_argument("--unlabelled", help="sentences without labels (one per line, or the --text-column of a CSV) "
-                   "for self-training: the few-label case, e.g. the VAE's training corpus")
-    p.add_argument("--self-training", type=float, default=SELF_TRAINING_THRESHOLD, metavar="P",
-                   help="with --unlabelled: add unlabelled sentences predicted with probability > P as labelled, "
-                        f"refit, repeat (default: {SELF_TRAINING_THRESHOLD})")
-    p.add_argument("-o", "--out", help="predictions CSV (default: MODEL/predictions.csv)")
-
-    p = command("predict", "labels from the classifier of a model fitted with --labelled", _predict)
-    p.add_argument("sentences", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("--column")
-    p.add_argument("-o", "--out", help="predictions CSV: sentence, label, one probability per class "
-                   "(default: MODEL/predictions.csv)")
-
-    p = command("eval", "test NLL (IWAE), perplexity, KL and active units on held-out sentences", _eval)
-    p.add_argument("corpus", help="text file, one sentence per line; or .csv/.tsv with --column")
-    p.add_argument("--column")
-    p.add_argument("--k", type=int, default=100, help="importance samples for the NLL (default: 100)")
-    p.add_argument("-o", "--out", help="output JSON (default: MODEL/eval.json)")
-
-
-def _fit(args: argparse.Namespace):
-    options = {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(("TextConfig.", "TrainConfig."))}
-    fit(args.corpus, args.out, val=args.val, column=args.column, labelled=args.labelled,
-        label_column=args.label_column, resume=args.resume, **options)
-    return args.out
-
-
-def _print_sentences(sentences: list[str], out: str | None):
-    from ..io import atomic_write
-
-    print("\n".join(sentences))
-    if out:
-        atomic_write(out, "\n".join(sentences) + "\n")
-    return out
-
-
-def _sample(args):
-    return _print_sentences(sample(args.model, args.n, args.method, args.temperature, args.beam_size, args.seed),
-                            args.out)
-
-
-def _reconstruct(args):
-    inputs = args.sentences
-    if len(inputs) == 1 and Path(inputs[0]).is_file():
-        inputs = _sentences(inputs[0])
-    outputs = reconstruct(args.model, inputs, args.method, args.beam_size)
-    return _print_sentences([f"{a}\n  -> {b}" for a, b in zip(inputs, outputs)], args.out)
-
-
-def _interpolate(args):
-    return _print_sentences(interpolate(args.model, args.a, args.b, args.steps, args.method, args.beam_size),
-                            args.out)
-
-
-def _embed(args):
-    import io
-
-    import numpy as np
-
-    from ..io import atomic_write
-
-    features = embed(args.model, args.corpus, args.column)
-    out = Path(args.out or Path(args.model) / "embeddings.npy")
-    buffer = io.BytesIO()
-    if out.suffix == ".csv":
-        np.savetxt(buffer, features, delimiter=",", fmt="%.6g",
-                   header=",".join(f"z{i}" for i in range(features.shape[1])), comments="")
-    else:
-        np.save(buffer, features)
-    atomic_write(out, buffer.getvalue())
-    return out
-
-
-def _classify(args):
-    result = classify(args.model, args.labelled, args.predict, args.text_column, args.label_column,
-                      unlabelled=args.unlabelled, self_training=args.self_training)
-    shown = "n/a (a class has < 2 examples)" if result.accuracy is None else f"{result.accuracy:.4f}"
-    pool = f" (self-training on {result.n_unlabelled} unlabelled)" if result.n_unlabelled else ""
-    print(f"{result.folds}-fold accuracy on {result.n_labelled} labelled sentences{pool}: {shown}")
-    if args.predict is None:
-        return None
-    return _write_csv(Path(args.out or Path(args.model) / "predictions.csv"), ["sentence", "label"],
-                      zip(_sentences(args.predict, args.text_column), result.predictions))
-
-
-def _predict(args):
-    sentences = _sentences(args.sentences, args.column)
-    result = predict(args.model, sentences)
-    rows = [[s, y, *(f"{p:.4f}" for p in ps)] for s, y, ps in zip(sentences, result.labels, result.probabilities)]
-    for sentence, label in zip(sentences[:10], result.labels):
-        print(f"{label}\t{sentence}")
-    return _write_csv(Path(args.out or Path(args.model) / "predictions.csv"),
-                      ["sentence", "label", *(f"p_{c}" for c in result.classes)], rows)
-
-
-def _write_csv(out: Path, header: list[str], rows) -> Path:
-    import csv
-    import io
-
-    from ..io import atomic_write
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    atomic_write(out, buffer.getvalue())
-    return out
-
-
-def _eval(args):
-    from ..io import write_json
-
-    result = evaluate(args.model, args.corpus, args.k, args.column)
-    for key, value in result.to_dict().items():
-        print(f"{key:>15}  {value:.4f}" if isinstance(value, float) else f"{key:>15}  {value}")
-    out = Path(args.out or Path(args.model) / "eval.json")
-    write_json(out, result.to_dict())
-    return out
+    model = as_model(model)
+    return evaluate_text(model.vae, model.encode_text(sentences_from(corpus, column)), k=k, seed=seed)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,30 +37,8 @@ import torch
 from ..errors import ConfigError
 from ..likelihoods.discrete import Bernoulli
 from ..likelihoods.discretized import LEVELS, DiscretizedLogistic, DiscretizedLogisticDistribution
+from .config import CoderConfig
 from .lossy import gaussian_prior
-
-
-@dataclass(frozen=True)
-class CoderConfig:
-    """Latent discretization of the bits-back coder (stored in each file's header)."""
-
-    step_log2: int = 10  # bucket width 2**-step_log2 in z units: fine enough to track posteriors with std ~0.01
-    z_max: float = 8.0  # latents are clipped to [-z_max, z_max] (8 prior standard deviations)
-    seed: int = 0  # seed of the initial random words the first image's bits back are drawn from
-
-    @property
-    def step(self) -> float:
-        return 2.0 ** -self.step_log2
-
-    @property
-    def max_symbol(self) -> int:
-        return int(round(self.z_max / self.step))
-
-    def validate(self) -> None:
-        if not 1 <= self.step_log2 <= 14:
-            raise ConfigError(f"step_log2 must be in 1..14, got {self.step_log2}")
-        if not 0 < self.z_max <= 32:
-            raise ConfigError(f"z_max must be in (0, 32], got {self.z_max}")
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import from_dict, to_dict
+from ..config import from_dict, route, to_dict
 from ..errors import CheckpointError, ConfigError, DataError
 from .models import (CONFIG_FILE, DATA_FILE, EASE_GRID, EASE_MAX_ITEMS, FORMAT_VERSION, IDS_FILE, METRICS_FILE, MODEL_FILE,
                      KIND, InteractionConfig, RecommendConfig, build_model, device_of, ease_weights, ranking_metrics)
@@ -38,7 +38,8 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
 
     data: a CSV/TSV/Parquet path or a pandas DataFrame of user, item[, rating] rows.
     data_config: an InteractionConfig (reading, thresholds, filters, split); options: fields of
-    RecommendConfig (model='vae'|'dae'|'ease'|'popularity', epochs=..., beta_cap=...).
+    RecommendConfig (model='vae'|'dae'|'ease'|'popularity', beta_cap=...) and of the TrainConfig it
+    holds (epochs=..., batch_size=...).
     Mult-VAE/DAE keep the weights of the epoch with the best validation NDCG@100.
     """
     import torch
@@ -46,22 +47,20 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
     from ..data.interactions import SparseRows, read_interactions, strong_split
     from ..training import select_device
 
-    config = dataclasses.replace(RecommendConfig(), **{k: tuple(v) if isinstance(v, list) else v
-                                                       for k, v in options.items()})
-    config.validate()
+    (config,) = route(options, RecommendConfig())
     data_config = data_config or InteractionConfig()
     if out is not None and (Path(out) / CONFIG_FILE).exists():
         raise ConfigError(f"{out} already holds a model: choose another -o/--out or delete it")
     data_config.validate()
     reading = {k: v for k, v in to_dict(data_config).items() if not k.startswith("heldout")}
     interactions, split = strong_split(read_interactions(data, **reading), data_config.heldout_fraction,
-                                       data_config.heldout_prop, config.seed)
+                                       data_config.heldout_prop, config.train.seed)
     n_items = interactions.matrix.shape[1]
     if config.model == "ease" and n_items > EASE_MAX_ITEMS:
         raise ConfigError(f"EASE needs a dense {n_items} x {n_items} matrix: raise --min-item-count to keep "
                           f"at most {EASE_MAX_ITEMS} items")
-    device = select_device(config.device)
-    torch.manual_seed(config.seed)
+    device = select_device(config.train.device)
+    torch.manual_seed(config.train.seed)
     model = Recommender(None, build_model(n_items, config).to(device), config, data_config, interactions, split, [])
     train = model.part("train")
     val = (model.part("val", "foldin"), model.part("val", "heldout"))
@@ -100,22 +99,17 @@ def kl_schedule(config: RecommendConfig, steps_per_epoch: int) -> tuple[float, f
         return 0.0, 0.0
     if config.anneal_steps > 0:
         return config.beta_cap, config.beta_cap * config.anneal_steps / steps_per_epoch
-    return config.beta_cap, 0.8 * config.epochs
+    return config.beta_cap, 0.8 * config.train.epochs
 
 
 def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
     """Train with the core Trainer; beta = min(cap, step / anneal_steps) is the Trainer's linear
     warm-up with beta=cap and kl_warmup = cap * anneal_steps / steps_per_epoch epochs."""
-    import torch
-
-    from ..config import TrainConfig
     from ..training import Trainer
 
     cfg = model.config
-    beta, warmup = kl_schedule(cfg, math.ceil(len(train) / min(cfg.batch_size, len(train))))
-    train_config = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                               beta=beta, kl_warmup=warmup, precision=cfg.precision, seed=cfg.seed, device=str(device),
-                               progress=progress)
+    beta, warmup = kl_schedule(cfg, math.ceil(len(train) / min(cfg.train.batch_size, len(train))))
+    train_config = dataclasses.replace(cfg.train, beta=beta, kl_warmup=warmup, device=str(device), progress=progress)
     best = {"ndcg": -1.0, "state": None}
 
     def validate(row: dict) -> None:

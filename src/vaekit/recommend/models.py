@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import math
 from dataclasses import dataclass
 
-from ..config import PRECISIONS, one_of, option
+from ..config import TrainConfig, option
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -45,6 +45,12 @@ class InteractionConfig:
             raise ConfigError("--min-user-count must be >= 1 and --min-item-count >= 0")
 
 
+# The recommender's training defaults, where they differ from TrainConfig's: 100 passes over the training users
+# (the paper: 200) of 500 users per step (the paper's). Weight decay stays 0 (the authors' code: 0 for Mult-VAE,
+# 0.02/500 for Mult-DAE); --precision bf16 trains the VAE/DAE in mixed precision, scores and metrics stay fp32.
+RECOMMEND_TRAIN = TrainConfig(epochs=100, batch_size=500)
+
+
 @dataclass(frozen=True)
 class RecommendConfig:
     model: str = option("vae", "vae (Mult-VAE), dae (Mult-DAE), ease (closed-form linear) or popularity")
@@ -54,28 +60,21 @@ class RecommendConfig:
     beta_cap: float = option(0.2, "Mult-VAE's KL weight is annealed linearly from 0 up to this cap (the paper: 0.2)")
     anneal_steps: int = option(0, "steps for beta to reach 1 at the paper's slope (200000 on ML-20M); "
                                "0 reaches the cap at 80%% of training, where the paper's schedule reached it")
-    epochs: int = option(100, "passes over the training users (the paper: 200)")
-    batch_size: int = option(500, "users per step (the paper: 500)")
-    lr: float = option(1e-3, "Adam learning rate")
-    weight_decay: float = option(0.0, "L2 penalty in Adam (the authors' code: 0 for Mult-VAE, 0.02/500 for Mult-DAE)")
     ease_lambda: float = option(0.0, "EASE's L2 weight; 0 picks the best of 50,150,500,1500 on validation users")
     coefficient: bool = option(True, "include the multinomial coefficient so the reported ELBO is in true nats")
-    precision: str = option("fp32", "fp32, or bf16 mixed precision for the VAE/DAE's training (as vaekit train's "
-                            "--precision); scores and metrics are fp32")
-    seed: int = option(0, "seed of the user split, initialization and shuffling")
-    device: str = option("auto", "cpu, cuda or auto")
+    train: TrainConfig = option(RECOMMEND_TRAIN, "the Mult-VAE/DAE's training (epochs, batch_size, lr, seed, "
+                                "device, ...; beta and kl_warmup follow beta_cap and anneal_steps)", cli=False)
 
     def validate(self) -> None:
-
         if self.model not in MODELS:
             raise ConfigError(f"unknown --model '{self.model}': use one of {', '.join(MODELS)}")
-        if self.latent_dim < 1 or self.epochs < 1 or self.batch_size < 1 or min(self.hidden, default=1) < 1:
-            raise ConfigError("--latent-dim, --epochs, --batch-size and --hidden sizes must be positive")
+        if self.latent_dim < 1 or min(self.hidden, default=1) < 1:
+            raise ConfigError("--latent-dim and --hidden sizes must be positive")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.beta_cap < 0 or self.anneal_steps < 0 or self.ease_lambda < 0:
             raise ConfigError("--beta-cap, --anneal-steps and --ease-lambda must be >= 0")
-        one_of(self, "precision", PRECISIONS)
+        self.train.validate()
 
 
 # -- models ---------------------------------------------------------------------------------------

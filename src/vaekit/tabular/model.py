@@ -8,13 +8,12 @@ A model directory holds config.json, transformer.json and model.safetensors (no 
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
-from ..config import TrainConfig, from_dict, to_dict
-from ..errors import ConfigError, DataError
+from ..config import TrainConfig, from_dict, route, to_dict
+from ..errors import CheckpointError, ConfigError, DataError
 from .config import TRAIN_DEFAULTS, TabularConfig
 
 KIND = "tabular"  # config.json's kind (vaekit.saved)
@@ -22,17 +21,7 @@ FORMAT_VERSION = 1  # vaekit 0.1.0 wrote {"format": "vaekit.tabular/1"} instead 
 TRANSFORMER_FILE = "transformer.json"
 def split_options(options: dict) -> tuple[TabularConfig, TrainConfig]:
     """Keyword options -> (TabularConfig, TrainConfig); an unknown name is a ConfigError."""
-    model_names = {f.name for f in fields(TabularConfig)}
-    train_names = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(options) - model_names - train_names)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)}: use fields of TabularConfig or TrainConfig "
-                          f"({', '.join(sorted(model_names | train_names))})")
-    model = TabularConfig(**{k: v for k, v in options.items() if k in model_names})
-    train = TrainConfig(**{**TRAIN_DEFAULTS, **{k: v for k, v in options.items() if k in train_names}})
-    model.validate()
-    train.validate()
-    return model, train
+    return route(options, TabularConfig(), TrainConfig(**TRAIN_DEFAULTS))
 
 
 class TabularVAE:

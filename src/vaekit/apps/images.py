@@ -1,10 +1,13 @@
-"""The Python API behind each CLI subcommand. A run is a directory written by `train`:
+"""The image workflow: the Python API behind `vaekit train`, `eval`, `sample`, `reconstruct`, `interpolate`,
+`embed`, `sweep`, `report` and `demo`. A run is a directory written by `train`:
 
     config.json          model, train and data configs (the schema to rebuild the model)
     model.safetensors    weights (best validation epoch)
     metrics.jsonl        one JSON row per epoch
     checkpoint/          optimizer, RNG and last weights, for --resume
     curves.png, eval.json, samples.png, ... report.html   written by the other commands
+
+torch and the core are imported inside the functions, as in every app: the CLI reads their signatures for --help.
 """
 
 from __future__ import annotations
@@ -12,26 +15,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from .. import __version__
+from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
+                      resumed_train_config, route, to_dict)
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import atomic_write, write_json, write_npy
+from ..saved import read_config
 
-from . import __version__
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
-from .conditioning import PairedData, binarize, parse_corruption
-from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
-                     resumed_train_config, to_dict)
-from .distributed import is_main_process
-from .errors import CheckpointError, ConfigError, DataError
-from .io import atomic_write, write_json, write_npy
-from .networks import prefer_fast_layout
-from .saved import read_config
-from .training import METRICS_FILE, Trainer, select_device
-from .vae import VAE, build_vae
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
-IN_MEMORY = "<array>"
+    from ..data.splits import Splits
+    from ..evaluation import Evaluation
+    from ..vae import VAE
+
 KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
 
 
@@ -47,83 +49,9 @@ class Run:
     history: list[dict]
 
 
-@dataclass(frozen=True)
-class Splits:
-    """Tensors of one dataset, split and preprocessed as a run saw them."""
-
-    x_train: torch.Tensor
-    x_val: torch.Tensor
-    x_test: torch.Tensor
-    y_train: np.ndarray | None
-    y_test: np.ndarray | None
-    class_names: tuple[str, ...] | None = None
-    y_val: np.ndarray | None = None
-
-
 def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, TrainConfig, DataConfig]:
-    """Route keyword overrides to the config that owns each field; unknown names are an error."""
-    configs = list(preset(preset_name))
-    for key, value in overrides.items():
-        owner = next((i for i, c in enumerate(configs) if key in {f.name for f in fields(c)}), None)
-        if owner is None:
-            valid = sorted(f.name for c in configs for f in fields(c))
-            raise ConfigError(f"unknown option '{key}': valid options are {', '.join(valid)}")
-        if isinstance(value, list):
-            value = tuple(value)
-        configs[owner] = dataclasses.replace(configs[owner], **{key: value})
-    for config in configs:
-        config.validate()
-    return tuple(configs)
-
-
-def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
-    """Load and split data as `data` says; `arrays` (x, or (x, y)) replaces the named dataset."""
-    from .data import load_dataset, split_validation
-
-    if arrays is not None:
-        x, y = arrays if isinstance(arrays, tuple) else (arrays, None)
-        dataset = _dataset_from_array(np.asarray(x), None if y is None else np.asarray(y), seed)
-    else:
-        size = _parse_size(data.image_size)
-        dataset = load_dataset(data.data, data_dir=data.data_dir, image_size=size, seed=seed)
-    x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, data.val_fraction, seed)
-    tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (x_train, x_val, dataset.x_test)]
-    if data.binarize != "none":
-        _check_unit_range(tensors[0])
-        generator = torch.Generator().manual_seed(seed + 1)
-        # Validation and test are binarized once with a fixed seed, the field's convention.
-        start = 0 if data.binarize == "static" else 1
-        tensors[start:] = [binarize(t, generator) for t in tensors[start:]]
-    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val)
-
-
-def _dataset_from_array(x: np.ndarray, y, seed: int):
-    from .data import Dataset, split_validation
-
-    if x.dtype == np.uint8:
-        x = x.astype(np.float32) / 255
-    x = x.astype(np.float32)
-    if x.ndim == 3:
-        x = x[:, None]
-    if not np.isfinite(x).all():
-        raise DataError(f"the data holds {int((~np.isfinite(x)).sum())} NaN or infinite values: clean or impute them")
-    x_train, y_train, x_test, y_test = split_validation(x, y, 0.2, seed)
-    return Dataset(name=IN_MEMORY, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-
-
-def _check_unit_range(x: torch.Tensor) -> None:
-    if float(x.min()) < 0 or float(x.max()) > 1:
-        raise DataError("--binarize needs data in [0, 1]: rescale the data or use --binarize none")
-
-
-def _parse_size(text: str | None):
-    if text is None:
-        return None
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--image-size must look like 64x64, got '{text}'") from None
-    return height, width
+    """The preset's configs (or the defaults) with the keyword overrides routed to the config that owns each."""
+    return route(overrides, *preset(preset_name))
 
 
 def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple = "fashion-mnist",
@@ -134,6 +62,15 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
     With resume=True the configs are read from `out` and training continues where it stopped.
     """
+    import numpy as np
+    import torch
+
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
+    from ..data.splits import IN_MEMORY, load_splits, model_data
+    from ..distributed import is_main_process
+    from ..training import Trainer
+    from ..vae import build_vae
+
     arrays = None if isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
     tensorboard = options.pop("tensorboard", False)
@@ -174,27 +111,16 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     if out is not None:
         load_weights(vae, out / MODEL_FILE)
         if history and is_main_process():
-            from .plotting import save_curves
+            from ..plotting import save_curves
 
             save_curves(out / "curves.png", history)
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
 
 
-def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | None = 0, binarize: bool = False):
-    """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
-    condition taken from the data (labels y, x downscaled, or x corrupted) and the corruption of `data`, drawn
-    once with `seed` (None: afresh on every read, as training wants)."""
-    corruption = parse_corruption(data.corrupt)
-    if vae.condition is None and corruption is None:
-        return x
-    c = None if vae.condition is None else vae.condition.from_data(x, y)
-    paired = PairedData(x, c, corruption, binarize=binarize,
-                        corrupt_condition=getattr(vae.condition, "corrupts", False))
-    return paired if seed is None else paired.fixed(seed)
-
-
 def _resumed_configs(out: Path | None, options: dict):
+    from ..checkpoint import CONFIG_FILE
+
     if out is None or not (out / CONFIG_FILE).exists():
         raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new run")
     saved = load_run(out, device="cpu", weights=False)
@@ -221,6 +147,11 @@ def _tensorboard_logger(out: Path | None):
 
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
+    from ..networks import prefer_fast_layout
+    from ..training import METRICS_FILE, select_device
+    from ..vae import build_vae
+
     path = Path(path)
     saved = read_config(path, KIND, FORMAT_VERSION)
     try:
@@ -245,6 +176,8 @@ def as_run(run: Run | str | Path) -> Run:
 
 def run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -> Splits:
     """The run's data split as in training, or `data` (from `data_dir`) instead; it must fit the model."""
+    from ..data.splits import IN_MEMORY, load_splits
+
     config = run.data
     if data is not None or data_dir is not None:
         config = dataclasses.replace(config, **{k: v for k, v in (("data", data), ("data_dir", data_dir)) if v})
@@ -267,10 +200,11 @@ def output_path(run: Run, out: str | Path | None, default: str) -> Path:
 
 
 def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: str | None = None,
-             data_dir: str | None = None, progress: bool = True, limit: int | None = None) -> "Evaluation":
+             data_dir: str | None = None, progress: bool = True, limit: int | None = None) -> Evaluation:
     """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory.
     `limit` evaluates only the first `limit` examples of the split (a quick look)."""
-    from .evaluation import evaluate as evaluate_model
+    from ..data.splits import model_data
+    from ..evaluation import evaluate as evaluate_model
 
     run = as_run(run)
     if k < 1:
@@ -296,7 +230,7 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
 
 def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
     """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
-    from .plotting import save_image_grid
+    from ..plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy" or array.ndim != 4:
@@ -308,6 +242,8 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
            label: int | None = None) -> Path:
     """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`). A label-conditional
     run draws class `label`, or without one a row per class."""
+    import torch
+
     run = as_run(run)
     if n < 1:
         raise ConfigError(f"-n must be a positive integer, got {n}")
@@ -331,6 +267,10 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
                 data_dir: str | None = None) -> Path:
     """Test images (top rows) above their reconstructions (bottom rows) (`vaekit reconstruct`)."""
+    import torch
+
+    from ..data.splits import model_data
+
     run = as_run(run)
     splits = run_splits(run, data, data_dir)
     y = None if splits.y_test is None else splits.y_test[:n]
@@ -344,6 +284,8 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between rows of a and b (batch, d) at fractions t (steps,) -> (batch, steps, d)."""
+    import torch
+
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).clamp(-1 + 1e-7, 1 - 1e-7)
     omega = torch.acos(cos)[:, None, None]
     t = t[None, :, None]
@@ -353,6 +295,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int = 6, steps: int = 10,
                 spherical: bool = False, data: str | None = None, data_dir: str | None = None) -> Path:
     """Paths in latent space between pairs of test images, one row per pair (`vaekit interpolate`)."""
+    import torch
+
     run = as_run(run)
     if run.vae.condition is not None:
         raise ConfigError(f"interpolate needs an unconditional run; this one is conditioned on {run.model.condition}")
@@ -374,8 +318,12 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     """Latent means of a split to .npy or .csv, plus a 2-D map coloured by label (`vaekit embed`).
 
     The map shows the latent itself when it is 2-D, else its first two principal components."""
-    from .evaluation import latent_means
-    from .plotting import save_latent_map
+    import numpy as np
+    import torch
+
+    from ..data.splits import model_data
+    from ..evaluation import latent_means
+    from ..plotting import save_latent_map
 
     run = as_run(run)
     splits = run_splits(run, data, data_dir)
@@ -402,7 +350,7 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
 
 def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 100, **options) -> list[dict]:
     """Train one model per latent size, evaluate each, and plot the trade-off (`vaekit sweep`)."""
-    from .plotting import save_tradeoff
+    from ..plotting import save_tradeoff
 
     out = Path(out)
     rows = []
@@ -416,7 +364,7 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
 
 def report(run: Run | str | Path) -> Path:
     """Gather metrics, curves and pictures of a run into report.html (`vaekit report`)."""
-    from .html_report import write_report
+    from ..html_report import write_report
 
     return write_report(as_run(run))
 
@@ -426,6 +374,8 @@ def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str
     """The README's main job: train the default conv VAE on Fashion-MNIST, evaluate it (the IWAE
     NLL on the first `limit` test images, to stay within minutes), draw every picture and write
     report.html. Returns the report's path."""
+    from ..checkpoint import CONFIG_FILE
+
     out = Path(out)
     options = {"data_dir": data_dir} if data_dir else {}
     run = train(out, data=data, network="conv", epochs=epochs, resume=(out / CONFIG_FILE).exists(), **options)

@@ -1,0 +1,51 @@
+"""The command line, `vaekit COMMAND`: one module per use in this package, each holding only the flags of that
+use's subcommands and a call into its API in vaekit.apps (docs/architecture.md). No logic lives only here.
+
+Every module here imports without torch (the apps import it inside their functions; cli/compression.py imports
+its API, which needs torch at import, when a command runs), so `vaekit --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import VaekitError
+from . import anomaly, audio, compression, images, recommend, restoration, serve, tabular, text
+
+# The subcommand table: each use adds its subcommands, in this order under `vaekit --help`.
+USES = (images, anomaly, audio, compression, recommend, restoration, serve, tabular, text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders: train, evaluate, "
+                                     "sample, reconstruct, interpolate, embed.")
+    parser.add_argument("--version", action="version", version=f"vaekit {_version()}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for use in USES:
+        use.add_commands(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        written = args.handler(args)
+    except VaekitError as err:
+        print(f"vaekit: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vaekit: interrupted; the last completed checkpoint is intact (resume with --resume)", file=sys.stderr)
+        return 130
+    from ..distributed import is_main_process
+
+    for path in written if isinstance(written, tuple) else (written,):
+        if path is not None and is_main_process():
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,140 @@
+"""`vaekit train|eval|sample|reconstruct|interpolate|embed|sweep|report|demo`: the flags of the image
+workflow, each subcommand one call of vaekit.apps.images."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..apps import images
+from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
+from .flags import add_parameter, command_maker
+
+EXAMPLES = {
+    "train": "vaekit train --data mnist --network mlp --hidden 400 --latent-dim 20 --epochs 10 --out runs/mlp\n"
+             "  vaekit train --preset burda-mlp --data mnist --iw-samples 5 --out runs/iwae\n"
+             "  vaekit train --out runs/mlp --epochs 20 --resume   # continue a stopped run\n"
+             "  vaekit train --condition label --out runs/cvae     # class-conditional: vaekit sample runs/cvae --label 3\n"
+             "  vaekit train --condition noisy --corrupt gaussian:0.3 --out runs/dvae  # denoising: vaekit denoise "
+             "runs/dvae noisy.png",
+    "eval": "vaekit eval runs/mlp --k 1000",
+    "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16",
+    "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
+    "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
+    "embed": "vaekit embed runs/mlp -o latents.csv",
+    "sweep": "vaekit sweep --latent-dims 2,8,16,32 --data fashion-mnist --epochs 5 --out runs/sweep",
+    "report": "vaekit report runs/mlp   # writes runs/mlp/report.html",
+    "demo": "vaekit demo --out runs/demo --epochs 3",
+}
+CONFIGS = (DataConfig, ModelConfig, TrainConfig)
+
+
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """--data and --data-dir: another dataset for a command that reads a run's data."""
+    parser.add_argument("--data", help="dataset name or path (default: the run's own data)")
+    parser.add_argument("--data-dir", help="folder holding datasets (also $VAEKIT_DATA)")
+
+
+def _train_flags(parser: argparse.ArgumentParser, function) -> None:
+    add_parameter(parser, function, "out", "--out", "-o", help="run directory to write")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a reference design from the tutorials")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard)")
+    for cls, title in zip(CONFIGS, ("data", "model", "training")):
+        add_arguments(parser.add_argument_group(title), cls)
+
+
+def add_commands(subparsers) -> None:
+    command = command_maker(subparsers, EXAMPLES)
+    p = command("train", "train a VAE and write a run directory")
+    _train_flags(p, images.train)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.set_defaults(handler=_train)
+
+    p = command("eval", "test -ELBO, reconstruction, KL, IWAE NLL, bits/dim, active units, k-NN accuracy")
+    p.add_argument("run")
+    add_parameter(p, images.evaluate, "split", choices=("test", "val", "train"), help="the split to evaluate")
+    add_parameter(p, images.evaluate, "k", help="importance samples for the NLL")
+    add_parameter(p, images.evaluate, "limit", type=int, help="evaluate only the first N examples (a quick look)")
+    add_data_flags(p)
+    p.set_defaults(handler=_eval)
+
+    p = command("sample", "a PNG grid of samples decoded from the prior")
+    p.add_argument("run")
+    add_parameter(p, images.sample, "n", "-n", help="number of samples")
+    add_parameter(p, images.sample, "out", "-o", "--out", help="output .png or .npy (default: RUN/samples.png)")
+    add_parameter(p, images.sample, "seed", help="seed of the draws")
+    add_parameter(p, images.sample, "label", type=int,
+                  help="class to draw from a --condition label run (default: a row per class)")
+    p.set_defaults(handler=lambda a: images.sample(a.run, a.n, a.out, a.seed, a.label))
+
+    p = command("reconstruct", "test images above their reconstructions")
+    p.add_argument("run")
+    add_parameter(p, images.reconstruct, "n", "-n", help="number of test images")
+    add_parameter(p, images.reconstruct, "out", "-o", "--out", help="output .png (default: RUN/reconstructions.png)")
+    add_data_flags(p)
+    p.set_defaults(handler=lambda a: images.reconstruct(a.run, a.n, a.out, a.data, a.data_dir))
+
+    p = command("interpolate", "straight-line or spherical paths in latent space between test images")
+    p.add_argument("run")
+    add_parameter(p, images.interpolate, "out", "-o", "--out", help="output .png (default: RUN/interpolation.png)")
+    add_parameter(p, images.interpolate, "pairs", help="pairs of test images, one row each")
+    add_parameter(p, images.interpolate, "steps", help="images per path, both ends included")
+    add_parameter(p, images.interpolate, "spherical", help="spherical (slerp) instead of straight-line paths")
+    add_data_flags(p)
+    p.set_defaults(handler=lambda a: images.interpolate(a.run, a.out, a.pairs, a.steps, a.spherical, a.data,
+                                                        a.data_dir))
+
+    p = command("embed", "latent means to .npy/.csv and a 2-D latent map coloured by label")
+    p.add_argument("run")
+    add_parameter(p, images.embed, "out", "-o", "--out", help="output .npy or .csv (default: RUN/embeddings.npy)")
+    add_parameter(p, images.embed, "split", choices=("test", "train"), help="the split to embed")
+    add_data_flags(p)
+    p.set_defaults(handler=lambda a: images.embed(a.run, a.out, a.data, a.data_dir, a.split))
+
+    p = command("sweep", "one model per latent size, and the trade-off plotted")
+    _train_flags(p, images.sweep)
+    add_parameter(p, images.sweep, "latent_dims", type=parse_ints, metavar="N[,N...]",
+                  help="latent sizes to try")
+    add_parameter(p, images.sweep, "k", help="importance samples for each NLL")
+    p.set_defaults(handler=_sweep)
+
+    p = command("report", "write RUN/report.html with metrics, curves and pictures")
+    p.add_argument("run")
+    p.set_defaults(handler=lambda a: images.report(a.run))
+
+    p = command("demo", "train the default conv VAE on Fashion-MNIST and write its report")
+    add_parameter(p, images.demo, "out", "--out", "-o", help="run directory to write")
+    add_parameter(p, images.demo, "epochs", help="training epochs")
+    add_parameter(p, images.demo, "k", help="importance samples for the NLL")
+    add_parameter(p, images.demo, "limit", help="test images for the NLL")
+    add_parameter(p, images.demo, "data", help="dataset name or path")
+    add_parameter(p, images.demo, "data_dir", help="folder holding datasets (also $VAEKIT_DATA)")
+    p.set_defaults(handler=lambda a: images.demo(a.out, a.epochs, a.k, a.data, a.data_dir, a.limit))
+
+
+def _train(args: argparse.Namespace):
+    run = images.train(args.out, preset=args.preset, resume=args.resume, tensorboard=args.tensorboard,
+                       **options_from(args, *CONFIGS))
+    if run.history:
+        last = run.history[-1]
+        summary = f"epoch {last['epoch']}: loss {last['loss']:.2f}"
+        if "val_neg_elbo" in last:
+            summary += f", validation -ELBO {last['val_neg_elbo']:.2f} nats"
+        print(summary)
+    return run.path
+
+
+def _eval(args: argparse.Namespace):
+    result = images.evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit)
+    for key, value in result.to_dict().items():
+        print(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
+    return None
+
+
+def _sweep(args: argparse.Namespace):
+    options = {k: v for k, v in options_from(args, *CONFIGS).items() if k != "latent_dim"}
+    rows = images.sweep(args.latent_dims, args.out, args.k, preset=args.preset, **options)
+    print(f"{'latent':>6} {'-ELBO':>9} {'NLL':>9} {'recon':>9} {'KL':>8} {'active':>6}")
+    for row in rows:
+        print(f"{row['latent_dim']:>6} {row['neg_elbo']:>9.2f} {row['nll']:>9.2f} {-row['reconstruction']:>9.2f} "
+              f"{row['kl']:>8.2f} {row['active_units']:>6}")
+    return f"{args.out}/sweep.png"

@@ -1,0 +1,93 @@
+"""A run's data as training saw it: the dataset loaded, split, binarized, and paired with the condition a
+conditional model reads (`model_data`). The image workflow (vaekit.apps.images) and the apps built on its runs
+read their tensors here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..conditioning import PairedData, binarize, parse_corruption
+from ..config import DataConfig
+from ..errors import ConfigError, DataError
+from .datasets import Dataset, load_dataset, split_validation
+
+if TYPE_CHECKING:
+    from ..vae import VAE
+
+IN_MEMORY = "<array>"
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Tensors of one dataset, split and preprocessed as a run saw them."""
+
+    x_train: torch.Tensor
+    x_val: torch.Tensor
+    x_test: torch.Tensor
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
+    class_names: tuple[str, ...] | None = None
+    y_val: np.ndarray | None = None
+
+
+def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
+    """Load and split data as `data` says; `arrays` (x, or (x, y)) replaces the named dataset."""
+    if arrays is not None:
+        x, y = arrays if isinstance(arrays, tuple) else (arrays, None)
+        dataset = _dataset_from_array(np.asarray(x), None if y is None else np.asarray(y), seed)
+    else:
+        size = _parse_size(data.image_size)
+        dataset = load_dataset(data.data, data_dir=data.data_dir, image_size=size, seed=seed)
+    x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, data.val_fraction, seed)
+    tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (x_train, x_val, dataset.x_test)]
+    if data.binarize != "none":
+        _check_unit_range(tensors[0])
+        generator = torch.Generator().manual_seed(seed + 1)
+        # Validation and test are binarized once with a fixed seed, the field's convention.
+        start = 0 if data.binarize == "static" else 1
+        tensors[start:] = [binarize(t, generator) for t in tensors[start:]]
+    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val)
+
+
+def _dataset_from_array(x: np.ndarray, y, seed: int):
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255
+    x = x.astype(np.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    if not np.isfinite(x).all():
+        raise DataError(f"the data holds {int((~np.isfinite(x)).sum())} NaN or infinite values: clean or impute them")
+    x_train, y_train, x_test, y_test = split_validation(x, y, 0.2, seed)
+    return Dataset(name=IN_MEMORY, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+
+
+def _check_unit_range(x: torch.Tensor) -> None:
+    if float(x.min()) < 0 or float(x.max()) > 1:
+        raise DataError("--binarize needs data in [0, 1]: rescale the data or use --binarize none")
+
+
+def _parse_size(text: str | None):
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--image-size must look like 64x64, got '{text}'") from None
+    return height, width
+
+
+def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | None = 0, binarize: bool = False):
+    """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
+    condition taken from the data (labels y, x downscaled, or x corrupted) and the corruption of `data`, drawn
+    once with `seed` (None: afresh on every read, as training wants)."""
+    corruption = parse_corruption(data.corrupt)
+    if vae.condition is None and corruption is None:
+        return x
+    c = None if vae.condition is None else vae.condition.from_data(x, y)
+    paired = PairedData(x, c, corruption, binarize=binarize,
+                        corrupt_condition=getattr(vae.condition, "corrupts", False))
+    return paired if seed is None else paired.fixed(seed)
