@@ -1,5 +1,5 @@
-"""vaekit's C kernels (vaekit/native.c): each against torch's own function, the conv decoder with and without
-them, and the build's fallbacks (no compiler, a failed build, switched off)."""
+"""vaekit's C kernels (vaekit/accel/native.c): each against torch's own function, the conv decoder with and
+without them, and the build's fallbacks (no compiler, a failed build, switched off)."""
 
 import subprocess
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vaekit import native, networks
+from vaekit.accel import accelerate, native
 from vaekit.config import ModelConfig
 from vaekit.vae import build_vae
 
@@ -79,12 +79,12 @@ def test_the_last_layer_and_its_gradients_through_the_relu_are_torchs(channels, 
 
 
 @pytest.mark.parametrize("shape, channels", [((1, 28, 28), (32, 64)), ((1, 8, 12), (16, 48))])
-def test_the_conv_decoder_is_the_same_with_and_without_the_kernels(shape, channels, kernels, monkeypatch):
+def test_the_conv_decoder_is_the_same_with_and_without_the_kernels(shape, channels, kernels, onednn_paths,
+                                                                  monkeypatch):
     """Values and every parameter's gradient, the kernels' path taken (its one Function for the last layers)."""
     torch.manual_seed(0)
     vae = build_vae(ModelConfig(network="conv", data_shape=shape, conv_channels=channels, latent_dim=4))
-    networks.prefer_fast_layout(vae, "cpu")  # as the Trainer lays it out
-    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)  # vaekit's CPU paths, whatever this CPU's instructions
+    accelerate(vae, "cpu")  # as the Trainer runs it
     z = torch.randn(6, 4)
 
     def run(with_kernels: bool):
@@ -125,12 +125,11 @@ def test_a_grayscale_images_first_layer_and_its_gradients_through_the_relu_are_t
         torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-4)
 
 
-def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, monkeypatch):
+def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, onednn_paths, monkeypatch):
     """Values and every parameter's gradient; an image that takes a gradient itself goes through torch."""
     torch.manual_seed(0)
     vae = build_vae(ModelConfig(network="conv", data_shape=(1, 12, 10), conv_channels=(32, 16), latent_dim=4))
-    networks.prefer_fast_layout(vae, "cpu")
-    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)
+    accelerate(vae, "cpu")
     x, library = torch.rand(5, 1, 12, 10), native.library
 
     def run(with_kernels: bool):
@@ -142,16 +141,17 @@ def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, monk
     torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-5)
     for (name, _), a, b in zip(vae.encoder.named_parameters(), our_grads, torch_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m: f"{name}: {m}")
-    first = vae.encoder._convolve(vae.encoder.convs[0], vae.encoder.convs[1], x)
+    convs = vae.encoder.convs
+    first = convs.convolve(convs[0], convs[1], x)
     assert type(first.grad_fn).__name__.startswith("FromOneChannelReLUFunction")
     image = x.clone().requires_grad_()
-    assert vae.encoder._convolve(vae.encoder.convs[0], vae.encoder.convs[1], image).grad_fn.name() == "ReluBackward0"
+    assert convs.convolve(convs[0], convs[1], image).grad_fn.name() == "ReluBackward0"
 
 
-def test_the_compiled_decoder_computes_what_the_eager_one_does(kernels):
+def test_the_compiled_decoder_computes_what_the_eager_one_does(kernels, onednn_paths):
     torch.manual_seed(0)
     vae = build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32), latent_dim=3))
-    networks.prefer_fast_layout(vae, "cpu")
+    accelerate(vae, "cpu")
     z = torch.randn(4, 3)
     torch.testing.assert_close(torch.compile(vae.decoder)(z), vae.decoder(z), rtol=1e-5, atol=1e-4)
 
@@ -187,5 +187,6 @@ def test_without_a_compiler_or_switched_off_vaekit_keeps_torchs_kernels(monkeypa
     monkeypatch.delenv("CC")
     assert native.library() is None
     torch.manual_seed(0)  # and the decoder still runs, on torch's kernels
-    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32), latent_dim=3))
+    vae = accelerate(build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32),
+                                           latent_dim=3)), "cpu")
     assert vae.decoder(torch.randn(2, 3)).shape == (2, 1, 8, 8)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .accel import accelerate
 from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
 from .conditioning import PairedData, binarize, parse_corruption
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
@@ -26,7 +27,6 @@ from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_
 from .distributed import is_main_process
 from .errors import CheckpointError, ConfigError, DataError
 from .io import atomic_write, write_json, write_npy
-from .networks import prefer_fast_layout
 from .training import METRICS_FILE, Trainer, select_device
 from .vae import VAE, build_vae
 
@@ -235,7 +235,7 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     if weights:
         load_weights(vae, path / MODEL_FILE)
     target = select_device(device)
-    prefer_fast_layout(vae.to(target), target).eval()
+    accelerate(vae.to(target), target).eval()  # as the Trainer ran it
     history_file = path / METRICS_FILE
     history = [json.loads(line) for line in history_file.read_text().splitlines() if line] if history_file.exists() else []
     return Run(path, vae, model_cfg, train_cfg, data_cfg, history)

@@ -333,7 +333,7 @@ class VAEAnomalyDetector:
     def load(cls, path: str | Path, device: str = "cpu") -> VAEAnomalyDetector:
         """Rebuild a detector written by save()."""
         from ..checkpoint import MODEL_FILE, load_tensors, load_weights, read_json
-        from ..networks import prefer_fast_layout
+        from ..accel import accelerate
 
         path = Path(path)
         meta = read_json(path / "config.json")
@@ -356,7 +356,7 @@ class VAEAnomalyDetector:
             detector.transformer_ = TableTransformer.from_dict(meta["transformer"])
         detector._build()
         load_weights(detector.vae_, path / MODEL_FILE)
-        prefer_fast_layout(detector.vae_, device).eval()
+        accelerate(detector.vae_, device).eval()  # as the Trainer ran it
         detector.decision_scores_ = load_tensors(path / SCORES_FILE)["decision_scores"].numpy()
         return detector
 

@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .io import cache_dir
+from ..io import cache_dir
+from .switches import NATIVE, switched_on
 
 SOURCE = Path(__file__).with_name("native.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
@@ -42,10 +43,6 @@ TAPS_BYTES = 4 << 20  # the stride-2 forward makes its taps this many bytes at a
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | bool | None = None  # False once a build was tried and failed
-
-
-def enabled() -> bool:
-    return os.environ.get("VAEKIT_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def library() -> ctypes.CDLL | None:
@@ -70,7 +67,7 @@ def _cpu_signature() -> str:
 def _build_and_load() -> ctypes.CDLL | None:
     # torch's Linux wheels bring GNU OpenMP, which a gcc -fopenmp library then shares (one thread team)
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not enabled() or sys.platform != "linux" or not compiler:
+    if not switched_on(NATIVE) or sys.platform != "linux" or not compiler:
         return None
     source = SOURCE.read_bytes()
     command = [*shlex.split(compiler), *FLAGS]  # $CC may carry words of its own ("ccache gcc")
