@@ -1,7 +1,10 @@
 """vaekit's C kernels (vaekit/accel/native.c): each against torch's own function, the conv decoder with and
-without them, and the build's fallbacks (no compiler, a failed build, switched off)."""
+without them, and the build's fallbacks (no compiler or ninja, a failed build, switched off)."""
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,30 +165,46 @@ def _fresh_build(monkeypatch, tmp_path):
     return native.library()
 
 
-def test_the_kernels_are_built_once_into_the_cache_then_loaded(kernels, monkeypatch, tmp_path):
-    assert _fresh_build(monkeypatch, tmp_path) is not None
-    built = list((tmp_path / "native").glob("kernels-*.so"))
-    assert len(built) == 1 and not list((tmp_path / "native").glob("tmp*"))  # no build folder left behind
+_LOAD_SCRIPT = "from vaekit.accel import native; print(native.library()._name)"
 
-    def no_compiler(*args, **kwargs):
-        raise AssertionError("the cached library was built again")
 
-    monkeypatch.setattr(subprocess, "run", no_compiler)
-    assert _fresh_build(monkeypatch, tmp_path) is not None
+def test_the_kernels_are_built_once_into_the_cache_then_loaded(kernels, tmp_path):
+    def load_in_a_new_process() -> Path:
+        out = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT], capture_output=True, text=True, check=True,
+                             env={**os.environ, "VAEKIT_CACHE": str(tmp_path)})
+        return Path(out.stdout.strip())
+
+    built = load_in_a_new_process()
+    assert built.parent.parent == tmp_path / "native"  # a folder per source, flags, compiler and CPU
+    made = built.stat().st_mtime_ns
+    assert load_in_a_new_process() == built  # cpp_extension's ninja finds nothing to build
+    assert built.stat().st_mtime_ns == made and len(list(tmp_path.rglob("*.so"))) == 1
+
+
+def test_every_kernel_call_is_checked(kernels):
+    y = torch.rand(1, 8, 3, 3)  # 8 channels: native.c has no kernel for them, its entry point says -1
+    with pytest.raises(RuntimeError, match="to_one_channel returned -1"):
+        native.to_one_channel(y, torch.randn(8, 1, 3, 3), torch.zeros(1))
 
 
 def test_without_a_compiler_or_switched_off_vaekit_keeps_torchs_kernels(monkeypatch, tmp_path):
+    from torch.utils import cpp_extension
+
     monkeypatch.setenv("VAEKIT_NATIVE", "0")
     assert _fresh_build(monkeypatch, tmp_path) is None
     monkeypatch.delenv("VAEKIT_NATIVE")
-    monkeypatch.setenv("CC", "false")  # a compiler that fails
-    with pytest.warns(RuntimeWarning, match="did not build"):
+    monkeypatch.setenv("CXX", "false")  # a compiler that fails
+    if cpp_extension.is_ninja_available():
+        with pytest.warns(RuntimeWarning, match="did not build"):
+            assert _fresh_build(monkeypatch, tmp_path) is None
+        assert not list(tmp_path.rglob("*.so"))
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="need ninja"):
         assert _fresh_build(monkeypatch, tmp_path) is None
-    assert not list(tmp_path.rglob("*.so"))
-    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.delenv("CXX")
     monkeypatch.setattr(native.shutil, "which", lambda name: None)
-    monkeypatch.delenv("CC")
-    assert native.library() is None
+    with pytest.warns(RuntimeWarning, match="need a C\\+\\+ compiler"):
+        assert _fresh_build(monkeypatch, tmp_path) is None
     torch.manual_seed(0)  # and the decoder still runs, on torch's kernels
     vae = accelerate(build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32),
                                            latent_dim=3)), "cpu")

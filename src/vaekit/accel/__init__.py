@@ -9,7 +9,7 @@ accelerated model loads into plain networks, and the other way round):
 - on a CPU with AVX-512 and oneDNN, the networks' layers become vaekit's fast ones (layers.py): Linear layers
   of 128 units or more multiply in oneDNN, transposed convolutions add their bias outside oneDNN's kernel and
   fuse the ReLU after them, and the conv networks' memory-bound passes run in C kernels (native.c, built on
-  first use into vaekit's cache).
+  first use by torch.utils.cpp_extension into vaekit's cache).
 
 `process_settings(device, ...)` holds two process-wide settings for the length of a fit, each a TrainConfig
 option: denormals as zero on every intra-op thread (denormals.py) and glibc's malloc keeping freed memory
