@@ -11,7 +11,7 @@ against the kernel's output; the variants take turns call by call, medians of --
   stride-2 transposed conv: sub-pixel (a 2x2 conv to 4x the channels, then pixel_shuffle);
   stride-1 transposed conv: the same conv with its kernel flipped, as a plain conv.
 Since round 15 the channels_last column is vaekit's own path: the last layer's forward runs as one
-product and shifted sums (vaekit.fused.TapsConvTranspose2dFunction).
+product and shifted sums (vaekit.accel.onednn.TapsConvTranspose2dFunction).
 Table 2, vaekit's whole training step (channels_last, as its Trainer runs it) under torch.profiler,
 grouped by operator, against the step time that 1.5x pythae's samples/s (the issue's target) allows,
 pythae's figure read from benchmarks/results/speed_conv_<--speed-results>.json.
@@ -48,9 +48,11 @@ def _layers():
     """The five convolutions of vaekit's conv design, as its Trainer runs them."""
     from torch import nn
 
+    from vaekit.accel import accelerate
     from vaekit.networks import build_networks
 
     encoder, decoder = build_networks("conv", (1, 28, 28), 20, 1, conv_channels=(32, 64))
+    accelerate(nn.ModuleList([encoder, decoder]), "cpu")
     convs = [m for m in [*encoder.modules(), *decoder.modules()] if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     for conv in convs:
         conv.relu = False  # the convolution alone (vaekit fuses the decoder's ReLUs into it since round 15)
@@ -62,8 +64,9 @@ def _rewrite(layer):
     import torch
     import torch.nn.functional as F
 
-    from vaekit.fused import OneDNNLinearFunction
+    from vaekit.accel.onednn import OneDNNLinearFunction, register_ops
 
+    register_ops()
     weight, bias = layer.weight, layer.bias
     if not isinstance(layer, torch.nn.ConvTranspose2d):
         def im2col(x):
@@ -149,13 +152,13 @@ def conv_design():
     """vaekit's conv VAE of the speed benchmark (seed 0), in the layout its Trainer gives it on a CPU."""
     import torch
 
+    from vaekit.accel import accelerate
     from vaekit.config import ModelConfig
-    from vaekit.networks import prefer_fast_layout
     from vaekit.vae import build_vae
 
     torch.manual_seed(0)
-    return prefer_fast_layout(build_vae(ModelConfig(data_shape=(1, 28, 28), network="conv", latent_dim=20,
-                                                    conv_channels=(32, 64), encoder_padding="same")), "cpu")
+    return accelerate(build_vae(ModelConfig(data_shape=(1, 28, 28), network="conv", latent_dim=20,
+                                            conv_channels=(32, 64), encoder_padding="same")), "cpu")
 
 
 def step_rows(batch: int, repeat: int) -> tuple[list[dict], float]:

@@ -18,7 +18,7 @@ Table 3, the 64->32 transposed convolution alone (the largest layer), its kernel
 same inputs, taking turns call by call: the forward as four stride-1 convolutions, one per output phase
 (oneDNN's forward kernels), with and without interleaving them into the output; the weight gradient as the
 weight gradients of those four convolutions.
-Round 17, printed first (alone with --part native): vaekit's step with its C kernels (vaekit/native.c) against
+Round 17, printed first (alone with --part native): vaekit's step with its C kernels (vaekit/accel/native.c) against
 the same step on torch's kernels alone (native.library() made None), taking turns step by step, medians of
 --repeat; and the time per step inside each C kernel (timed around its calls, unprofiled). Since round 17
 vaekit's step in tables 1-3 runs those kernels, which the decoder-head trim bypasses (it calls the decoder's
@@ -89,7 +89,7 @@ def _conv_relu_function():
 def _unmasked_function():
     import torch
 
-    from vaekit.fused import _conv_transpose_backward
+    from vaekit.accel.onednn import conv_transpose_backward
 
     class Unmasked(torch.autograd.Function):
         """The fused ReLU transposed convolution with its backward's ReLU mask left out (a wrong gradient)."""
@@ -104,7 +104,7 @@ def _unmasked_function():
         @staticmethod
         def backward(ctx, grad):
             x, weight = ctx.saved_tensors
-            return (*_conv_transpose_backward(ctx, grad, x, weight, *ctx.geometry), grad.sum((0, 2, 3)),
+            return (*conv_transpose_backward(ctx, grad, x, weight, *ctx.geometry), grad.sum((0, 2, 3)),
                     None, None, None)
 
     return Unmasked
@@ -115,7 +115,7 @@ def _variants(vae) -> dict[str, tuple[dict, str | None]]:
     import torch
     import torch.nn.functional as F
 
-    from vaekit.fused import OneDNNLinearFunction
+    from vaekit.accel.onednn import OneDNNLinearFunction
 
     encoder, decoder = vae.encoder, vae.decoder
     conv_relu, unmasked = _conv_relu_function(), _unmasked_function()
@@ -153,7 +153,7 @@ def _variants(vae) -> dict[str, tuple[dict, str | None]]:
 def step_rows(batch: int, repeat: int) -> tuple[list[dict], dict]:
     import torch
 
-    from vaekit.heap import keeping_freed_memory
+    from vaekit.accel.heap import keeping_freed_memory
 
     vae, optimizer = _model()
     params, threads = list(vae.parameters()), torch.get_num_threads()
@@ -293,13 +293,13 @@ def native_rows(batch: int, repeat: int) -> tuple[list[dict], list[dict]]:
 
     import torch
 
-    from vaekit import native
-    from vaekit.denormals import flushing_denormals
-    from vaekit.heap import keeping_freed_memory
+    from vaekit.accel import native
+    from vaekit.accel.denormals import flushing_denormals
+    from vaekit.accel.heap import keeping_freed_memory
 
     library = native.library()
     if library is None:
-        raise SystemExit("vaekit's C kernels are not available here (no C compiler, or VAEKIT_NATIVE=0)")
+        raise SystemExit("vaekit's C kernels are not available here (no C++ compiler or ninja, or VAEKIT_NATIVE=0)")
     images = (torch.rand(60_000, 1, 28, 28) > 0.5).float()
     models = {name: _model() for name in ("with its C kernels", "on torch's kernels alone")}
 

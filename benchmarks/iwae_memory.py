@@ -20,13 +20,13 @@ from benchmarks.common import markdown_table, write_results
 def measure(design: str, k: int, images: int) -> dict:
     import torch
 
+    from vaekit.accel import accelerate
     from vaekit.config import ModelConfig
     from vaekit.evaluation import importance_weighted_nll
-    from vaekit.networks import prefer_fast_layout
     from vaekit.vae import build_vae
 
     torch.manual_seed(0)
-    vae = prefer_fast_layout(build_vae(ModelConfig(network=design, data_shape=(1, 28, 28))), "cpu").eval()
+    vae = accelerate(build_vae(ModelConfig(network=design, data_shape=(1, 28, 28))), "cpu").eval()
     x = torch.rand(images, 1, 28, 28)
     started = time.perf_counter()
     importance_weighted_nll(vae, x, k=k)

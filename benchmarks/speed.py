@@ -11,7 +11,7 @@ mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-
       zero while training (its `flush_denormals` default); "vaekit-noftz" turns that off and
       "plain-fused-ftz" turns it on in the plain loop, to show what that alone is worth. On an
       AVX-512 CPU vaekit's fp32 Linear layers of 128+ units run their products in oneDNN
-      (vaekit.networks.Linear); "-mkl" rows turn that off (VAEKIT_ONEDNN_LINEAR=0) to show its worth.
+      (vaekit.accel's OneDNNLinear); "-mkl" rows turn that off (VAEKIT_ONEDNN_LINEAR=0) to show its worth.
       The fp32 ceilings are given twice: at torch.mm's rates (MKL: the issue's definition) and at
       the faster of torch.mm and oneDNN for each product.
 conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
@@ -19,7 +19,7 @@ conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, trans
       wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only). vaekit keeps
       freed memory mapped while training (its `keep_freed_memory` default); "vaekit-conv-nokeep"
       leaves glibc's malloc to its own thresholds, to show what that alone is worth; "vaekit-conv-nonative"
-      runs without vaekit's C kernels (VAEKIT_NATIVE=0, vaekit/native.py), to show theirs.
+      runs without vaekit's C kernels (VAEKIT_NATIVE=0, vaekit/accel/native.py), to show theirs.
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling (each
       product at the faster of torch.mm and oneDNN; and at torch.mm's rates alone).
 
@@ -152,7 +152,7 @@ def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=Fal
     import torch.nn.functional as F
     from torch import nn
 
-    from vaekit.denormals import set_flush_denormal
+    from vaekit.accel.denormals import set_flush_denormal
 
     set_flush_denormal(flush)  # the "-ftz" ablation: vaekit's denormals-as-zero (every thread) in a plain loop
 
@@ -339,7 +339,7 @@ def _timed(fn, repeat=100) -> float:
 def gemm_seconds(gemms, dtype=None, onednn=False) -> tuple[float, float]:
     """(seconds, flops) of the (m, k, n) matrix products at this machine's measured rates (fp32 unless
     dtype says otherwise). onednn: each product at the faster of torch.mm and oneDNN's dense linear
-    with a transposed right operand (the layouts of vaekit.networks.Linear)."""
+    with a transposed right operand (the layouts of vaekit.accel's OneDNNLinear)."""
     import torch
 
     seconds = flops = 0.0
@@ -347,9 +347,10 @@ def gemm_seconds(gemms, dtype=None, onednn=False) -> tuple[float, float]:
         a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         taken = _timed(lambda: torch.mm(a, b))
         if onednn:
-            from vaekit.fused import _onednn_linear
+            from vaekit.accel.onednn import onednn_linear, register_ops
 
-            taken = min(taken, _timed(lambda: _onednn_linear(a, b.t())))
+            register_ops()
+            taken = min(taken, _timed(lambda: onednn_linear(a, b.t())))
         seconds += taken
         flops += 2 * m * k * n
     return seconds, flops

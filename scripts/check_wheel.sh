@@ -12,7 +12,7 @@ py="$work/venv/bin/python"
 "$py" -m pip install --quiet --constraint constraints/test.txt build
 "$py" -m build --sdist --wheel --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 wheel=$(ls "$work"/dist/vaekit-*.whl)
-for inside in vaekit/native.c vaekit/apps/static/; do
+for inside in vaekit/accel/native.c vaekit/apps/static/; do
     unzip -l "$wheel" | grep -q "$inside" || { echo "check_wheel: $inside is missing from $(basename "$wheel")" >&2; exit 1; }
 done
 "$py" -m pip install --quiet "torch==2.13.0"

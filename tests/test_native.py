@@ -1,13 +1,16 @@
-"""vaekit's C kernels (vaekit/native.c): each against torch's own function, the conv decoder with and without
-them, and the build's fallbacks (no compiler, a failed build, switched off)."""
+"""vaekit's C kernels (vaekit/accel/native.c): each against torch's own function, the conv decoder with and
+without them, and the build's fallbacks (no compiler or ninja, a failed build, switched off)."""
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vaekit import native, networks
+from vaekit.accel import accelerate, native
 from vaekit.config import ModelConfig
 from vaekit.vae import build_vae
 
@@ -79,12 +82,12 @@ def test_the_last_layer_and_its_gradients_through_the_relu_are_torchs(channels, 
 
 
 @pytest.mark.parametrize("shape, channels", [((1, 28, 28), (32, 64)), ((1, 8, 12), (16, 48))])
-def test_the_conv_decoder_is_the_same_with_and_without_the_kernels(shape, channels, kernels, monkeypatch):
+def test_the_conv_decoder_is_the_same_with_and_without_the_kernels(shape, channels, kernels, onednn_paths,
+                                                                  monkeypatch):
     """Values and every parameter's gradient, the kernels' path taken (its one Function for the last layers)."""
     torch.manual_seed(0)
     vae = build_vae(ModelConfig(network="conv", data_shape=shape, conv_channels=channels, latent_dim=4))
-    networks.prefer_fast_layout(vae, "cpu")  # as the Trainer lays it out
-    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)  # vaekit's CPU paths, whatever this CPU's instructions
+    accelerate(vae, "cpu")  # as the Trainer runs it
     z = torch.randn(6, 4)
 
     def run(with_kernels: bool):
@@ -125,12 +128,11 @@ def test_a_grayscale_images_first_layer_and_its_gradients_through_the_relu_are_t
         torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-4)
 
 
-def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, monkeypatch):
+def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, onednn_paths, monkeypatch):
     """Values and every parameter's gradient; an image that takes a gradient itself goes through torch."""
     torch.manual_seed(0)
     vae = build_vae(ModelConfig(network="conv", data_shape=(1, 12, 10), conv_channels=(32, 16), latent_dim=4))
-    networks.prefer_fast_layout(vae, "cpu")
-    monkeypatch.setattr(networks, "ONEDNN_LINEAR", True)
+    accelerate(vae, "cpu")
     x, library = torch.rand(5, 1, 12, 10), native.library
 
     def run(with_kernels: bool):
@@ -142,16 +144,17 @@ def test_the_conv_encoder_is_the_same_with_and_without_the_kernels(kernels, monk
     torch.testing.assert_close(ours, torchs, rtol=1e-5, atol=1e-5)
     for (name, _), a, b in zip(vae.encoder.named_parameters(), our_grads, torch_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4, msg=lambda m: f"{name}: {m}")
-    first = vae.encoder._convolve(vae.encoder.convs[0], vae.encoder.convs[1], x)
+    convs = vae.encoder.convs
+    first = convs.convolve(convs[0], convs[1], x)
     assert type(first.grad_fn).__name__.startswith("FromOneChannelReLUFunction")
     image = x.clone().requires_grad_()
-    assert vae.encoder._convolve(vae.encoder.convs[0], vae.encoder.convs[1], image).grad_fn.name() == "ReluBackward0"
+    assert convs.convolve(convs[0], convs[1], image).grad_fn.name() == "ReluBackward0"
 
 
-def test_the_compiled_decoder_computes_what_the_eager_one_does(kernels):
+def test_the_compiled_decoder_computes_what_the_eager_one_does(kernels, onednn_paths):
     torch.manual_seed(0)
     vae = build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32), latent_dim=3))
-    networks.prefer_fast_layout(vae, "cpu")
+    accelerate(vae, "cpu")
     z = torch.randn(4, 3)
     torch.testing.assert_close(torch.compile(vae.decoder)(z), vae.decoder(z), rtol=1e-5, atol=1e-4)
 
@@ -162,30 +165,47 @@ def _fresh_build(monkeypatch, tmp_path):
     return native.library()
 
 
-def test_the_kernels_are_built_once_into_the_cache_then_loaded(kernels, monkeypatch, tmp_path):
-    assert _fresh_build(monkeypatch, tmp_path) is not None
-    built = list((tmp_path / "native").glob("kernels-*.so"))
-    assert len(built) == 1 and not list((tmp_path / "native").glob("tmp*"))  # no build folder left behind
+_LOAD_SCRIPT = "from vaekit.accel import native; print(native.library()._name)"
 
-    def no_compiler(*args, **kwargs):
-        raise AssertionError("the cached library was built again")
 
-    monkeypatch.setattr(subprocess, "run", no_compiler)
-    assert _fresh_build(monkeypatch, tmp_path) is not None
+def test_the_kernels_are_built_once_into_the_cache_then_loaded(kernels, tmp_path):
+    def load_in_a_new_process() -> Path:
+        out = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT], capture_output=True, text=True, check=True,
+                             env={**os.environ, "VAEKIT_CACHE": str(tmp_path)})
+        return Path(out.stdout.strip())
+
+    built = load_in_a_new_process()
+    assert built.parent.parent == tmp_path / "native"  # a folder per source, flags, compiler and CPU
+    made = built.stat().st_mtime_ns
+    assert load_in_a_new_process() == built  # cpp_extension's ninja finds nothing to build
+    assert built.stat().st_mtime_ns == made and len(list(tmp_path.rglob("*.so"))) == 1
+
+
+def test_every_kernel_call_is_checked(kernels):
+    y = torch.rand(1, 8, 3, 3)  # 8 channels: native.c has no kernel for them, its entry point says -1
+    with pytest.raises(RuntimeError, match="to_one_channel returned -1"):
+        native.to_one_channel(y, torch.randn(8, 1, 3, 3), torch.zeros(1))
 
 
 def test_without_a_compiler_or_switched_off_vaekit_keeps_torchs_kernels(monkeypatch, tmp_path):
+    from torch.utils import cpp_extension
+
     monkeypatch.setenv("VAEKIT_NATIVE", "0")
     assert _fresh_build(monkeypatch, tmp_path) is None
     monkeypatch.delenv("VAEKIT_NATIVE")
-    monkeypatch.setenv("CC", "false")  # a compiler that fails
-    with pytest.warns(RuntimeWarning, match="did not build"):
+    monkeypatch.setenv("CXX", "false")  # a compiler that fails
+    if cpp_extension.is_ninja_available():
+        with pytest.warns(RuntimeWarning, match="did not build"):
+            assert _fresh_build(monkeypatch, tmp_path) is None
+        assert not list(tmp_path.rglob("*.so"))
+    monkeypatch.setattr(cpp_extension, "is_ninja_available", lambda: False)
+    with pytest.warns(RuntimeWarning, match="need ninja"):
         assert _fresh_build(monkeypatch, tmp_path) is None
-    assert not list(tmp_path.rglob("*.so"))
-    monkeypatch.setattr(native, "_library", None)
+    monkeypatch.delenv("CXX")
     monkeypatch.setattr(native.shutil, "which", lambda name: None)
-    monkeypatch.delenv("CC")
-    assert native.library() is None
+    with pytest.warns(RuntimeWarning, match="need a C\\+\\+ compiler"):
+        assert _fresh_build(monkeypatch, tmp_path) is None
     torch.manual_seed(0)  # and the decoder still runs, on torch's kernels
-    vae = build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32), latent_dim=3))
+    vae = accelerate(build_vae(ModelConfig(network="conv", data_shape=(1, 8, 8), conv_channels=(16, 32),
+                                           latent_dim=3)), "cpu")
     assert vae.decoder(torch.randn(2, 3)).shape == (2, 1, 8, 8)

@@ -282,7 +282,7 @@ def test_bf16_on_a_gpu_without_bfloat16_is_a_config_error_before_training(monkey
 @pytest.mark.parametrize("flush", [True, False])
 def test_training_on_cpu_flushes_denormals_on_every_thread_only_while_it_runs(flush):
     from vaekit.config import ModelConfig
-    from vaekit.denormals import denormals_flushed
+    from vaekit.accel.denormals import denormals_flushed
     from vaekit.vae import build_vae
 
     supported = torch.set_flush_denormal(False)  # x86 with SSE3; elsewhere the option is a no-op
@@ -343,7 +343,7 @@ def test_ema_averages_the_weights_after_every_step_and_is_what_is_saved_and_retu
 
 _KEPT_MEMORY_SCRIPT = """
 import os, sys, torch
-from vaekit.heap import keeping_freed_memory
+from vaekit.accel.heap import keeping_freed_memory
 
 def resident_mb():
     with open("/proc/self/statm") as statm:
@@ -366,7 +366,7 @@ def test_training_keeps_freed_memory_mapped_only_while_it_runs(keep):
     import subprocess
     import sys
 
-    from vaekit import heap
+    from vaekit.accel import heap
 
     if heap._glibc() is None:
         pytest.skip(f"the C library here ({ctypes.util.find_library('c')}) is not glibc: the option is a no-op")

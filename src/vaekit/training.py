@@ -20,16 +20,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .accel import accelerate, process_settings
 from .checkpoint import MODEL_FILE, STATE_DIR, load_tensors, optimizer_state, read_json, restore_optimizer, save_tensors
 from .conditioning import binarize
 from .config import TrainConfig
-from .denormals import flushing_denormals
 from .distributed import Group, from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
-from .heap import keeping_freed_memory
 from .io import atomic_write, write_json
-from .networks import prefer_fast_layout
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -97,7 +95,7 @@ class Trainer:
         self.group = from_environment(select_device(config.device))  # world_size 1 outside torchrun
         self.device = self.group.device
         check_precision(config.precision, self.device)
-        self.vae = prefer_fast_layout(vae.to(self.device), self.device)
+        self.vae = accelerate(vae.to(self.device), self.device)  # vaekit.accel's CPU paths, in place
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.dynamic_binarization = dynamic_binarization
         self.on_epoch = on_epoch
@@ -196,9 +194,9 @@ class Trainer:
         which may regroup each epoch's shuffled order with `batch_order(order, batch_size, generator)`
         (sentences by length).
         """
-        with flushing_denormals(self.config.flush_denormals and self.device.type == "cpu"), \
-                deterministic_algorithms(self.config.deterministic), \
-                keeping_freed_memory(self.config.keep_freed_memory and self.device.type == "cpu"):
+        with process_settings(self.device, flush_denormals=self.config.flush_denormals,
+                              keep_freed_memory=self.config.keep_freed_memory), \
+                deterministic_algorithms(self.config.deterministic):
             return self._fit(x_train, x_val)
 
     def _fit(self, x_train, x_val) -> list[dict]:

@@ -342,8 +342,8 @@ class VAEAnomalyDetector:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> VAEAnomalyDetector:
         """Rebuild a detector written by save()."""
+        from ..accel import accelerate
         from ..checkpoint import MODEL_FILE, load_tensors, load_weights
-        from ..networks import prefer_fast_layout
         from ..saved import read_config
 
         path = Path(path)
@@ -361,7 +361,7 @@ class VAEAnomalyDetector:
             detector.transformer_ = TableTransformer.from_dict(meta["transformer"])
         detector._build()
         load_weights(detector.vae_, path / MODEL_FILE)
-        prefer_fast_layout(detector.vae_, device).eval()
+        accelerate(detector.vae_, device).eval()  # as the Trainer ran it
         detector.decision_scores_ = load_tensors(path / SCORES_FILE)["decision_scores"].numpy()
         return detector
 

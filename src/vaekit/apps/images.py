@@ -147,8 +147,8 @@ def _tensorboard_logger(out: Path | None):
 
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
+    from ..accel import accelerate
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
-    from ..networks import prefer_fast_layout
     from ..training import METRICS_FILE, select_device
     from ..vae import build_vae
 
@@ -163,7 +163,7 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     if weights:
         load_weights(vae, path / MODEL_FILE)
     target = select_device(device)
-    prefer_fast_layout(vae.to(target), target).eval()
+    accelerate(vae.to(target), target).eval()  # as the Trainer ran it
     history_file = path / METRICS_FILE
     history = [json.loads(line) for line in history_file.read_text().splitlines() if line] if history_file.exists() else []
     return Run(path, vae, model_cfg, train_cfg, data_cfg, history)

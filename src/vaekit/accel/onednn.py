@@ -1,48 +1,62 @@
-"""Autograd Functions that run a layer's passes fused on a CPU, for networks.py's layers: oneDNN's products
-and kernels called directly (registered as ops of their own, so torch.compile keeps each whole), and
-native.c's kernels (native.py). Each computes what torch's modules compute, to float rounding; networks.py
-decides where each one runs (fp32 on a CPU with AVX-512, channels_last)."""
+"""oneDNN's products and kernels called directly, as autograd Functions for vaekit's fast layers (layers.py),
+and native.c's kernels (native.py) inside them. Each computes what torch's modules compute, to float rounding;
+layers.py decides where each one runs (fp32 on a CPU, channels_last).
+
+oneDNN's ops are registered as ops of vaekit's own (`register_ops`, called by accelerate before the first
+fast layer is put in place, never at import), so torch.compile keeps each one whole."""
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
 from . import native
+from .switches import ONEDNN, switched_on
 
 
-# The oneDNN product as an op of its own, so torch.compile keeps it as one opaque call (inductor's
-# lowering of mkldnn._linear_pointwise expects prepacked weights and fails on these).
-if not hasattr(torch.ops.vaekit, "onednn_linear"):
-    _library = torch.library.Library("vaekit", "FRAGMENT")
-    _library.define("onednn_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
-    _library.impl("onednn_linear", lambda x, weight, bias: torch.ops.mkldnn._linear_pointwise(
-        x, weight, bias, "none", [], ""), "CPU")
-    torch.library.register_fake("vaekit::onednn_linear", lambda x, weight, bias: x.new_empty(
-        (*x.shape[:-1], weight.shape[0])), lib=_library)
+def available() -> bool:
+    """True on a CPU with AVX-512 where this torch has oneDNN's dense linear op, unless VAEKIT_ONEDNN_LINEAR
+    is 0 (or false/no/off). Measured on an AMD EPYC (Zen 5), where MKL's sgemm runs its AVX2 code (~185
+    GFLOP/s on 2 threads at the MLP's 784x400 shapes) and oneDNN its AVX-512 code (~350)."""
+    return (switched_on(ONEDNN) and torch.backends.mkldnn.is_available()
+            and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
-def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    return torch.ops.vaekit.onednn_linear(x, weight, bias)
-
-
-# Likewise oneDNN's transposed convolution with its bias and a ReLU inside the kernel.
 def _conv_transpose_relu_shape(x, weight, bias, stride, padding, output_padding):
     sizes = ((size - 1) * s - 2 * p + k + q
              for size, s, p, k, q in zip(x.shape[2:], stride, padding, weight.shape[2:], output_padding))
     return x.new_empty((x.shape[0], weight.shape[1], *sizes)).contiguous(memory_format=torch.channels_last)
 
 
-if not hasattr(torch.ops.vaekit, "onednn_conv_transpose_relu"):
-    _conv_library = torch.library.Library("vaekit", "FRAGMENT")  # a library's ops live as long as its object
-    _conv_library.define("onednn_conv_transpose_relu(Tensor x, Tensor weight, Tensor bias, int[] stride, "
-                         "int[] padding, int[] output_padding) -> Tensor")
-    _conv_library.impl("onednn_conv_transpose_relu", lambda x, weight, bias, stride, padding, output_padding:
-                       torch.ops.mkldnn._convolution_transpose_pointwise(
-                           x, weight, bias, padding, output_padding, stride, [1, 1], 1, "relu", [], ""), "CPU")
-    torch.library.register_fake("vaekit::onednn_conv_transpose_relu", _conv_transpose_relu_shape, lib=_conv_library)
+@functools.cache
+def register_ops() -> torch.library.Library:
+    """vaekit::onednn_linear (oneDNN's product) and vaekit::onednn_conv_transpose_relu (its transposed
+    convolution with the bias and a ReLU inside the kernel), once per process. Ops of their own, so
+    torch.compile keeps each as one opaque call (inductor's lowering of mkldnn._linear_pointwise expects
+    prepacked weights and fails on these). Returns the library, whose ops live as long as it does."""
+    library = torch.library.Library("vaekit", "FRAGMENT")
+    library.define("onednn_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor")
+    library.impl("onednn_linear", lambda x, weight, bias: torch.ops.mkldnn._linear_pointwise(
+        x, weight, bias, "none", [], ""), "CPU")
+    torch.library.register_fake("vaekit::onednn_linear", lambda x, weight, bias: x.new_empty(
+        (*x.shape[:-1], weight.shape[0])), lib=library)
+    library.define("onednn_conv_transpose_relu(Tensor x, Tensor weight, Tensor bias, int[] stride, "
+                   "int[] padding, int[] output_padding) -> Tensor")
+    library.impl("onednn_conv_transpose_relu", lambda x, weight, bias, stride, padding, output_padding:
+                 torch.ops.mkldnn._convolution_transpose_pointwise(
+                     x, weight, bias, padding, output_padding, stride, [1, 1], 1, "relu", [], ""), "CPU")
+    torch.library.register_fake("vaekit::onednn_conv_transpose_relu", _conv_transpose_relu_shape, lib=library)
+    return library
 
 
-def _conv_transpose_backward(ctx, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride, padding,
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight.T + bias by oneDNN (register_ops first)."""
+    return torch.ops.vaekit.onednn_linear(x, weight, bias)
+
+
+def conv_transpose_backward(ctx, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, stride, padding,
                              output_padding, needs: tuple[bool, bool] | None = None
                              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Input and weight gradients of a bias-free transposed convolution, by torch's own kernel, each only
@@ -83,7 +97,7 @@ class ConvTranspose2dReLUFunction(torch.autograd.Function):
         stride, padding, output_padding = ctx.geometry
         grad = torch.ops.aten.threshold_backward(grad, out, 0)
         grad_bias = grad.sum((0, 2, 3)) if ctx.needs_input_grad[2] else None
-        return (*_conv_transpose_backward(ctx, grad, x, weight, stride, padding, output_padding), grad_bias,
+        return (*conv_transpose_backward(ctx, grad, x, weight, stride, padding, output_padding), grad_bias,
                 None, None, None)
 
 
@@ -122,7 +136,7 @@ class UpsamplingToOneChannelFunction(torch.autograd.Function):
         layer_grads: list[torch.Tensor | None] = []
         for index in reversed(range(len(weights))):
             x = outputs[index - 1] if index else h
-            grad_x, grad_weight = _conv_transpose_backward(ctx, grad_u, x, weights[index], *ctx.geometries[index],
+            grad_x, grad_weight = conv_transpose_backward(ctx, grad_u, x, weights[index], *ctx.geometries[index],
                                                            needs=(index > 0 or ctx.needs_input_grad[0], True))
             layer_grads[:0] = [grad_weight, grad_bias]
             if index:  # the ReLU before this layer, in place on the gradient made just now
@@ -158,15 +172,15 @@ class OneDNNLinearFunction(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _onednn_linear(x, weight, bias)
+        return onednn_linear(x, weight, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
         grad_rows, x_rows = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-        grad_x = _onednn_linear(grad, weight.t()) if ctx.needs_input_grad[0] else None
-        grad_weight = _onednn_linear(grad_rows.t(), x_rows.t()) if ctx.needs_input_grad[1] else None
+        grad_x = onednn_linear(grad, weight.t()) if ctx.needs_input_grad[0] else None
+        grad_weight = onednn_linear(grad_rows.t(), x_rows.t()) if ctx.needs_input_grad[1] else None
         grad_bias = grad_rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
 
@@ -184,7 +198,7 @@ class TapsConvTranspose2dFunction(torch.autograd.Function):
         batch, channels, height, width = x.shape
         out_channels, (kh, kw), (ph, pw) = weight.shape[1], weight.shape[2:], padding
         rows = x.permute(0, 2, 3, 1).reshape(-1, channels)  # a view in channels_last
-        taps = _onednn_linear(weight.reshape(channels, -1).t().contiguous(), rows)
+        taps = onednn_linear(weight.reshape(channels, -1).t().contiguous(), rows)
         taps = taps.view(out_channels, kh, kw, batch, height, width)
         out_h, out_w = height + kh - 1 - 2 * ph, width + kw - 1 - 2 * pw
         out = taps.new_zeros(out_channels, batch, out_h, out_w)
@@ -199,4 +213,4 @@ class TapsConvTranspose2dFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         x, weight = ctx.saved_tensors
-        return (*_conv_transpose_backward(ctx, grad, x, weight, (1, 1), ctx.padding, (0, 0)), None)
+        return (*conv_transpose_backward(ctx, grad, x, weight, (1, 1), ctx.padding, (0, 0)), None)

@@ -1,9 +1,14 @@
 /* vaekit's C kernels for the conv networks' memory-bound passes: the decoder's stride-2 upsampling from its
    taps, its last layer to one channel and that layer's backward through the ReLU before it, and a grayscale
-   image's first layer, each one pass where torch takes two to five (native.py compiles this file on first
-   use and calls it through ctypes). fp32, channels_last, C channels a multiple of 16 up to 64: the loops over
+   image's first layer, each one pass where torch takes two to five (native.py builds this file on first
+   use with torch.utils.cpp_extension and calls it through ctypes). fp32, channels_last, C channels a multiple of 16 up to 64: the loops over
    a pixel's channels are whole 16-float vectors, which the compiler keeps in registers. */
 #include <string.h>
+
+#ifdef __cplusplus /* cpp_extension builds with the C++ compiler: C's restrict, and C names for ctypes */
+#define restrict __restrict__
+extern "C" {
+#endif
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef int i16 __attribute__((vector_size(64)));
@@ -244,3 +249,7 @@ int from_one_channel_backward(const float *x, const float *y, const float *g, fl
     BY_CHANNELS(C, CALL)
 #undef CALL
 }
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,4 +1,4 @@
-"""C kernels for the conv networks' memory-bound passes (native.c), compiled on first use.
+"""C kernels for the conv networks' memory-bound passes (native.c), built on first use.
 
 On the conv design's fp32 training step much of the time outside oneDNN's convolution kernels was passes
 over the 28x28x32 activation that each read and write it whole: the last layer's taps and their shifted
@@ -8,10 +8,14 @@ its taps (a GEMM near this CPU's peak, where oneDNN's transposed-convolution ker
 that adds the taps into the output; and a grayscale image's first layer, for which oneDNN's kernels ran far
 below their rate (benchmarks/README.md, issue 3, round 17).
 
-The library is built by the system C compiler (`$CC`, else `cc`) with OpenMP, for this CPU
-(`-march=native`), into vaekit's cache (`$VAEKIT_CACHE`, default `~/.cache/vaekit`), once per source,
-compiler and CPU; it shares torch's OpenMP runtime and thread count. Where there is no compiler, the build fails, the
-platform is not Linux, or `VAEKIT_NATIVE=0`, `library()` is None and vaekit keeps torch's kernels.
+torch.utils.cpp_extension builds the library (ninja, and the C++ compiler `$CXX`, else `c++`, with OpenMP,
+for this CPU: `-march=native`) into vaekit's cache (`$VAEKIT_CACHE`, default `~/.cache/vaekit`), once per
+source, flags, compiler and CPU, under its file lock, so concurrent processes build it once. The kernels
+keep a C interface called through ctypes, every return code checked: they take raw float arrays, and leaving
+out torch's C++ headers keeps the build to a few seconds (a torch op with those headers took ~30 s on 2 cores).
+They share torch's OpenMP runtime and thread count. Where there is no compiler or ninja, the build or the
+load fails, the platform is not Linux, or `VAEKIT_NATIVE=0`, `library()` is None (with one warning, except for
+the switch) and vaekit keeps torch's kernels.
 """
 
 from __future__ import annotations
@@ -20,11 +24,8 @@ import ctypes
 import hashlib
 import os
 import platform
-import shlex
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -32,20 +33,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .io import cache_dir
+from ..io import cache_dir
+from .switches import NATIVE, switched_on
 
 SOURCE = Path(__file__).with_name("native.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno", "-fno-trapping-math",
-         "-fassociative-math", "-fno-signed-zeros")
+NAME = "vaekit_kernels"
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
+         "-fno-signed-zeros")
 CHANNELS = (16, 32, 48, 64)  # the channel counts native.c has kernels for
 TAPS_BYTES = 4 << 20  # the stride-2 forward makes its taps this many bytes at a time, so they stay in cache
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | bool | None = None  # False once a build was tried and failed
-
-
-def enabled() -> bool:
-    return os.environ.get("VAEKIT_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def library() -> ctypes.CDLL | None:
@@ -67,31 +66,56 @@ def _cpu_signature() -> str:
     return "\n".join(sorted({line for line in lines if line.startswith(("model name", "flags"))}))
 
 
-def _build_and_load() -> ctypes.CDLL | None:
-    # torch's Linux wheels bring GNU OpenMP, which a gcc -fopenmp library then shares (one thread team)
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not enabled() or sys.platform != "linux" or not compiler:
+def _unavailable(why: str) -> None:
+    warnings.warn(f"vaekit's C kernels {why}; using torch's kernels (VAEKIT_NATIVE=0 skips them)", RuntimeWarning,
+                  stacklevel=2)
+
+
+def _build() -> str | None:
+    """The built library's path (cpp_extension's cached build when there is one), None with a warning."""
+    compiler = os.environ.get("CXX", "c++")  # cpp_extension's choice
+    try:
+        from torch.utils import cpp_extension  # it imports setuptools
+    except ImportError as error:
+        _unavailable(f"need torch.utils.cpp_extension to build ({error})")
+        return None
+    missing = [what for what, there in ((f"a C++ compiler ({compiler})", shutil.which(compiler.split()[0])),
+                                        ("ninja (pip install ninja)", cpp_extension.is_ninja_available())) if not there]
+    if missing:
+        _unavailable(f"need {' and '.join(missing)} to build")
         return None
     source = SOURCE.read_bytes()
-    command = [*shlex.split(compiler), *FLAGS]  # $CC may carry words of its own ("ccache gcc")
-    key = hashlib.sha256(b"\0".join([source, " ".join(command).encode(), _cpu_signature().encode()]))
-    path = cache_dir() / "native" / f"kernels-{key.hexdigest()[:16]}.so"
+    key = hashlib.sha256(b"\0".join([source, " ".join((compiler, *FLAGS)).encode(), _cpu_signature().encode()]))
+    folder = cache_dir() / "native" / key.hexdigest()[:16]
     try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:  # built aside, then renamed: never half there
-                built = Path(tmp) / path.name
-                result = subprocess.run([*command, "-o", str(built), str(SOURCE)], capture_output=True, text=True,
-                                        timeout=300)
-                if result.returncode != 0:
-                    warnings.warn(f"vaekit's C kernels did not build ({compiler}: {result.stderr.strip()[-300:]}); "
-                                  "using torch's kernels", RuntimeWarning, stacklevel=3)
-                    return None
-                os.replace(built, path)
-        lib = ctypes.CDLL(str(path))
-    except (OSError, subprocess.SubprocessError) as error:
-        warnings.warn(f"vaekit's C kernels could not be loaded ({error}); using torch's kernels", RuntimeWarning,
-                      stacklevel=3)
+        folder.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():  # its C++ ABI checks: these kernels have a C interface
+            warnings.simplefilter("ignore")
+            return cpp_extension.load(NAME, [str(SOURCE)], extra_cflags=list(FLAGS), extra_ldflags=["-fopenmp"],
+                                      build_directory=str(folder), is_python_module=False)
+    except Exception as error:  # noqa: BLE001 - a failed build raises RuntimeError with its log, a compiler that
+        # fails its version check CalledProcessError, a folder that cannot be written OSError: all mean no kernels
+        _unavailable(f"did not build ({compiler}: {type(error).__name__}: {str(error).strip()[-300:]})")
+        return None
+
+
+def _checked(result: int, function, arguments) -> int:
+    """ctypes' errcheck for every kernel: each returns 0, or -1 for a channel count it has no kernel for."""
+    if result != 0:
+        raise RuntimeError(f"vaekit's C kernel {function.__name__} returned {result}: no kernel for these channels")
+    return result
+
+
+def _build_and_load() -> ctypes.CDLL | None:
+    if not switched_on(NATIVE) or sys.platform != "linux":
+        return None
+    path = _build()
+    if path is None:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as error:
+        _unavailable(f"could not be loaded ({error})")
         return None
     pointer, size = ctypes.c_void_p, ctypes.c_long
     signatures = {"stride2_taps_to_output": [pointer, pointer, pointer, size, size, size, size, ctypes.c_int,
@@ -100,9 +124,13 @@ def _build_and_load() -> ctypes.CDLL | None:
                   "to_one_channel_backward": [pointer] * 5 + [size] * 4 + [ctypes.c_int],
                   "from_one_channel": [pointer] * 4 + [size] * 4 + [ctypes.c_int],
                   "from_one_channel_backward": [pointer] * 4 + [size] * 4 + [ctypes.c_int]}
-    for name, argtypes in signatures.items():
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, ctypes.c_int
+    try:
+        for name, argtypes in signatures.items():
+            function = getattr(lib, name)
+            function.argtypes, function.restype, function.errcheck = argtypes, ctypes.c_int, _checked
+    except AttributeError as error:  # a library without an entry point this file expects
+        _unavailable(f"could not be loaded ({error})")
+        return None
     return lib
 
 
