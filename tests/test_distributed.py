@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import distributed_worker as worker
+from vaekit.checkpoint import read_checkpoint
 from vaekit.config import TrainConfig
 from vaekit.data.shards import NpyShards, write_npy_shards
 from vaekit.distributed import DistributedError, Group, from_environment
@@ -49,8 +50,8 @@ def _single(run_dir, epochs, resume=False):
 def _model(run_dir) -> dict:
     from safetensors.torch import load_file
 
-    return {k: v for k, v in load_file(str(run_dir / "checkpoint" / "state.safetensors")).items()
-            if k.startswith("model.")}
+    state = read_checkpoint(run_dir / "checkpoint").files["state.safetensors"]
+    return {k: v for k, v in load_file(str(state)).items() if k.startswith("model.")}
 
 
 def _assert_close(a: dict, b: dict):

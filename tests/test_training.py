@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from vaekit import runs
+from vaekit.checkpoint import read_checkpoint
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
 from vaekit.training import Trainer, TrainingDiverged, _Compiled, binarize
@@ -159,7 +160,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_p
     with pytest.raises(TrainingDiverged, match="--lr"):
         runs.train(tmp_path / "r", epochs=2, resume=True, progress=False)
     assert (tmp_path / "r" / "model.safetensors").read_bytes() == saved
-    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    assert read_checkpoint(tmp_path / "r" / "checkpoint").epoch == 1
 
 
 def test_saved_run_reloads_to_the_same_model(tmp_path):
