@@ -80,3 +80,26 @@ def test_a_pair_of_old_checkpoint_files_from_different_epochs_is_refused(tmp_pat
     with pytest.raises(CheckpointError, match="holds 42 optimizer steps but state.json says 1 epochs of 21: the two "
                                               "files are from different epochs"):
         runs.train(run, epochs=3, resume=True, progress=False)
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_with_resume(tmp_path, monkeypatch):
+    from vaekit.errors import ConfigError
+    from vaekit.training import Trainer
+
+    straight = runs.train(tmp_path / "straight", epochs=2, **TINY)
+    with monkeypatch.context() as patch:
+        def die_before_saving(trainer):
+            raise KeyboardInterrupt
+        patch.setattr(Trainer, "save_checkpoint", die_before_saving)
+        with pytest.raises(KeyboardInterrupt):
+            runs.train(tmp_path / "r", epochs=2, **TINY)
+    assert (tmp_path / "r" / "config.json").exists() and not (tmp_path / "r" / "checkpoint").exists()
+    with pytest.raises(ConfigError, match="already holds a run: pass --resume"):
+        runs.train(tmp_path / "r", epochs=2, **TINY)
+    with pytest.raises(ConfigError, match="only .* may change"):  # the saved configuration is checked
+        runs.train(tmp_path / "r", epochs=2, resume=True, latent_dim=5)
+    with pytest.warns(UserWarning, match="holds no checkpoint .* starts again from epoch 1"):
+        resumed = runs.train(tmp_path / "r", epochs=2, resume=True, progress=False)
+    strip = lambda history: [{k: v for k, v in row.items() if k not in TIMING} for row in history]  # noqa: E731
+    assert strip(resumed.history) == strip(straight.history)
+    assert (tmp_path / "r" / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()

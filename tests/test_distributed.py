@@ -130,6 +130,47 @@ def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
     assert "Traceback" not in survivor
 
 
+_DIE_IN_THE_FIRST_EPOCH = """
+import os, signal, sys
+from vaekit import cli, vae
+loss, calls = vae.VAE.loss, [0]
+def dying(self, *args, **kwargs):
+    calls[0] += 1
+    if os.environ["RANK"] == "1" and calls[0] > 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return loss(self, *args, **kwargs)
+vae.VAE.loss = dying
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_lost_before_the_first_checkpoint_is_recovered_as_the_message_says_with_resume(tmp_path, capsys):
+    from vaekit import cli, runs
+
+    options = ["--data", "digits", "--network", "mlp", "--hidden", "8", "--latent-dim", "2", "--epochs", "2",
+               "--batch-size", "64", "--device", "cpu"]
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", _DIE_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"),
+                               *options], stderr=subprocess.PIPE, text=True,
+                              env=_env(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                                       MASTER_PORT=str(port)))
+             for rank in range(2)]
+    try:
+        survivor = procs[0].communicate(timeout=90)[1]
+        procs[1].wait(timeout=30)
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert procs[1].returncode == -9 and procs[0].returncode == 2, survivor
+    assert "then restart with --resume" in survivor and not (tmp_path / "run" / "checkpoint").exists()
+    with pytest.warns(UserWarning, match="starts again from epoch 1"):
+        assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 0
+    runs.train(tmp_path / "straight", epochs=2, data="digits", network="mlp", hidden=(8,), latent_dim=2, batch_size=64,
+               device="cpu")
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == (
+        tmp_path / "straight" / "model.safetensors").read_bytes()
+
+
 def test_outside_torchrun_the_trainer_is_one_process_and_bad_settings_are_clear(monkeypatch):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, write_json
+from .checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, read_json, write_json
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
                      resumed_train_config, to_dict)
 from .distributed import is_main_process
@@ -128,7 +129,8 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     `data` is a dataset name or path, or in-memory arrays x or (x, y); `options` are any field of
     ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
-    With resume=True the configs are read from `out` and training continues where it stopped.
+    With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
+    again from the first epoch if it stopped before saving one.
     """
     arrays = None if isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
@@ -164,8 +166,11 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
                                        "data": to_dict(data_cfg)})
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
                       on_epoch=_tensorboard_logger(out) if tensorboard else None)
-    if resume:
+    if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
+    elif resume and is_main_process():
+        warnings.warn(f"{out} holds no checkpoint (the run stopped in its first epoch): it starts again from epoch 1 "
+                      "with its saved configuration")
     history = trainer.fit(x_train, x_val)
     if out is not None:
         load_weights(vae, out / MODEL_FILE)
