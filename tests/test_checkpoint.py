@@ -1,4 +1,5 @@
-"""Checkpoints: one atomic step per epoch, verified on resume, and the layout before manifests still read."""
+"""Checkpoints: one atomic step per epoch, verified on resume, the layout before manifests still read, and
+leftovers of interrupted writes removed."""
 
 import json
 import shutil
@@ -103,3 +104,21 @@ def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_with_resume
     strip = lambda history: [{k: v for k, v in row.items() if k not in TIMING} for row in history]  # noqa: E731
     assert strip(resumed.history) == strip(straight.history)
     assert (tmp_path / "r" / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
+
+
+def test_start_and_resume_remove_only_what_interrupted_writes_left(tmp_path):
+    run = tmp_path / "r"
+    runs.train(run, epochs=1, **TINY)
+    committed = read_checkpoint(run / "checkpoint").files["state.json"].parent
+    leftovers = [run / ".model.safetensors.k2_x9abc.tmp", run / ".config.json.abcdefgh.tmp",
+                 run / "checkpoint" / ".latest.json.0123abcd.tmp", run / "checkpoint" / "epoch-000002-0badc0de"]
+    kept = [run / ".eval.json.abcdefgh.tmp", run / "notes.tmp", run / ".model.safetensors.tmp",
+            run / "checkpoint" / "epoch-2", run / "checkpoint" / "mine.txt"]
+    for path in leftovers[:3] + kept[:3] + kept[4:]:
+        path.write_text("x")
+    for path in (leftovers[3], kept[3]):
+        path.mkdir()
+        (path / "state.json").write_text("{}")
+    runs.train(run, epochs=1, resume=True, progress=False)  # nothing to train: the cleaning alone
+    assert [p for p in leftovers if p.exists()] == [] and all(p.exists() for p in kept)
+    assert committed.exists()

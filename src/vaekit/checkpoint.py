@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,6 +225,19 @@ def read_checkpoint(state_dir: Path) -> SavedCheckpoint | None:
                 f"{folder / name} {what}, but {MANIFEST_FILE} names {size} bytes with sha256 {digest[:12]}...: the "
                 "checkpoint's files do not belong together; restore the run directory from a copy, or retrain")
     return SavedCheckpoint(epoch, {name: folder / name for name in expected})
+
+
+def remove_leftovers(run_dir: Path, names: Iterable[str]) -> None:
+    """Delete what interrupted writes left in a run directory: temporary_beside's files for `names` in run_dir,
+    and in its checkpoint/ every temporary and every folder that the manifest does not name. Nothing else."""
+    for name in names:
+        _remove_temporaries(run_dir, name)
+    state_dir = run_dir / STATE_DIR
+    if not state_dir.is_dir():
+        return
+    committed = _manifest(state_dir).get("folder") if (state_dir / MANIFEST_FILE).exists() else None
+    if committed is None or _FOLDER.fullmatch(str(committed)):  # else a damaged manifest: keep all, resume says so
+        _remove_uncommitted(state_dir, committed)
 
 
 def _manifest(state_dir: Path) -> dict:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, read_json, write_json
+from .checkpoint import (CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, read_json, remove_leftovers,
+                         write_json)
 from .config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
                      resumed_train_config, to_dict)
 from .distributed import is_main_process
@@ -30,6 +31,7 @@ from .training import METRICS_FILE, Trainer, binarize, select_device
 from .vae import VAE, build_vae
 
 IN_MEMORY = "<array>"
+CURVES_FILE = "curves.png"
 
 
 @dataclass
@@ -130,7 +132,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     `data` is a dataset name or path, or in-memory arrays x or (x, y); `options` are any field of
     ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
     With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
-    again from the first epoch if it stopped before saving one.
+    again from the first epoch if it stopped before saving one. Temporaries that a killed run left are removed.
     """
     arrays = None if isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
@@ -160,10 +162,12 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
-    if out is not None and not resume and is_main_process():
-        write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
-                                       "model": to_dict(model_cfg), "train": to_dict(train_cfg),
-                                       "data": to_dict(data_cfg)})
+    if out is not None and is_main_process():
+        remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
+        if not resume:
+            write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
+                                           "model": to_dict(model_cfg), "train": to_dict(train_cfg),
+                                           "data": to_dict(data_cfg)})
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
                       on_epoch=_tensorboard_logger(out) if tensorboard else None)
     if resume and has_checkpoint(out / STATE_DIR):
@@ -177,7 +181,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         if history and is_main_process():
             from .plotting import save_curves
 
-            save_curves(out / "curves.png", history)
+            save_curves(out / CURVES_FILE, history)
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
 
