@@ -111,10 +111,10 @@ def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shard
     _assert_close(_model(tmp_path / "a"), _model(tmp_path / "b"))
 
 
-def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
+def _rank_1_dies(*args: str) -> tuple[list[subprocess.Popen], str]:
+    """Start `python ARGS` as ranks 0 and 1 of a 2-process job whose rank 1 dies; the processes and rank 0's stderr."""
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, WORKER, str(tmp_path / "run"), "3", "--die-rank", "1",
-                               "--die-step", "2"], stderr=subprocess.PIPE, text=True,
+    procs = [subprocess.Popen([sys.executable, *args], stderr=subprocess.PIPE, text=True,
                               env=_env(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank),
                                        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
              for rank in range(2)]
@@ -124,6 +124,11 @@ def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
     finally:
         for proc in procs:
             proc.kill()
+    return procs, survivor
+
+
+def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
+    procs, survivor = _rank_1_dies(WORKER, str(tmp_path / "run"), "3", "--die-rank", "1", "--die-step", "2")
     assert procs[1].returncode == -9
     assert procs[0].returncode == 2, survivor
     assert "rank 0 of 2: the gradient all-reduce failed because another process died" in survivor
@@ -149,18 +154,7 @@ def test_a_rank_lost_before_the_first_checkpoint_is_recovered_as_the_message_say
 
     options = ["--data", "digits", "--network", "mlp", "--hidden", "8", "--latent-dim", "2", "--epochs", "2",
                "--batch-size", "64", "--device", "cpu"]
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, "-c", _DIE_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"),
-                               *options], stderr=subprocess.PIPE, text=True,
-                              env=_env(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                                       MASTER_PORT=str(port)))
-             for rank in range(2)]
-    try:
-        survivor = procs[0].communicate(timeout=90)[1]
-        procs[1].wait(timeout=30)
-    finally:
-        for proc in procs:
-            proc.kill()
+    procs, survivor = _rank_1_dies("-c", _DIE_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"), *options)
     assert procs[1].returncode == -9 and procs[0].returncode == 2, survivor
     assert "then restart with --resume" in survivor and not (tmp_path / "run" / "checkpoint").exists()
     with pytest.warns(UserWarning, match="starts again from epoch 1"):
