@@ -32,7 +32,9 @@ MODEL_FILE = "model.safetensors"
 STATE_DIR = "checkpoint"
 MANIFEST_FILE = "latest.json"  # in STATE_DIR: names the committed checkpoint; replacing it is the commit
 MANIFEST_VERSION = 1
-LEGACY_FILES = ("state.safetensors", "state.json")  # checkpoint/ before manifests: two files renamed one by one
+# A training state's files: in a checkpoint folder; before manifests, in checkpoint/ itself, renamed one by one
+STATE_TENSORS, STATE_META = "state.safetensors", "state.json"
+LEGACY_FILES = (STATE_TENSORS, STATE_META)
 _FOLDER = re.compile(r"epoch-\d+-[0-9a-f]{8}")  # a checkpoint folder, committed or not
 _RANDOM = r"[a-z0-9_]{8}"  # the random part of mkstemp's names, as temporary_beside makes them
 
@@ -197,14 +199,14 @@ def write_checkpoint(state_dir: Path, epoch: int, files: dict[str, bytes]) -> No
 
 def has_checkpoint(state_dir: Path) -> bool:
     """Whether state_dir holds a committed checkpoint (of either layout)."""
-    return (state_dir / MANIFEST_FILE).exists() or (state_dir / LEGACY_FILES[1]).exists()
+    return (state_dir / MANIFEST_FILE).exists() or (state_dir / STATE_META).exists()
 
 
 def read_checkpoint(state_dir: Path) -> SavedCheckpoint | None:
     """The committed checkpoint in state_dir, each file checked against the manifest's size and sha256; None when
     there is none. A checkpoint of the layout before manifests (state.safetensors + state.json) is read as it is."""
     if not (state_dir / MANIFEST_FILE).exists():
-        if not (state_dir / LEGACY_FILES[1]).exists():
+        if not (state_dir / STATE_META).exists():
             return None
         return SavedCheckpoint(None, {name: state_dir / name for name in LEGACY_FILES})
     manifest = _manifest(state_dir)
@@ -233,10 +235,10 @@ def remove_leftovers(run_dir: Path, names: Iterable[str]) -> None:
     for name in names:
         _remove_temporaries(run_dir, name)
     state_dir = run_dir / STATE_DIR
-    if not state_dir.is_dir():
-        return
     committed = _manifest(state_dir).get("folder") if (state_dir / MANIFEST_FILE).exists() else None
-    if committed is None or _FOLDER.fullmatch(str(committed)):  # else a damaged manifest: keep all, resume says so
+    if (state_dir / MANIFEST_FILE).exists() and not _FOLDER.fullmatch(str(committed)):
+        return  # a damaged manifest: keep whatever it may have named; a resume says what is wrong
+    if state_dir.is_dir():
         _remove_uncommitted(state_dir, committed)
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import (MODEL_FILE, STATE_DIR, atomic_write, load_tensors, optimizer_state, read_checkpoint, read_json,
-                         restore_optimizer, tensor_bytes, write_checkpoint)
+from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, atomic_write, load_tensors, optimizer_state,
+                         read_checkpoint, read_json, restore_optimizer, tensor_bytes, write_checkpoint)
 from .config import TrainConfig
 from .denormals import flushing_denormals
 from .distributed import Group, from_environment
@@ -30,7 +30,6 @@ from .heap import keeping_freed_memory
 from .networks import prefer_fast_layout
 
 METRICS_FILE = "metrics.jsonl"
-STATE_TENSORS, STATE_META = "state.safetensors", "state.json"  # a checkpoint's files, with the best weights (MODEL_FILE)
 
 
 class TrainingDiverged(VaekitError):
