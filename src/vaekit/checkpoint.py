@@ -191,9 +191,10 @@ def write_checkpoint(state_dir: Path, epoch: int, files: dict[str, bytes]) -> No
             f.flush()
             os.fsync(f.fileno())
     _sync_folder(folder)
-    write_json(state_dir / MANIFEST_FILE, {
-        "format_version": MANIFEST_VERSION, "epoch": epoch, "folder": folder.name,
-        "files": {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in files.items()}})
+    fingerprints = {name: {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                    for name, data in files.items()}
+    write_json(state_dir / MANIFEST_FILE, {"format_version": MANIFEST_VERSION, "epoch": epoch, "folder": folder.name,
+                                           "files": fingerprints})
     _remove_uncommitted(state_dir, folder.name)
 
 
