@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import distributed_worker as worker
+from vaekit.checkpoint import read_checkpoint
 from vaekit.config import TrainConfig
 from vaekit.data.shards import NpyShards, write_npy_shards
 from vaekit.distributed import DistributedError, Group, from_environment
@@ -49,8 +50,8 @@ def _single(run_dir, epochs, resume=False):
 def _model(run_dir) -> dict:
     from safetensors.torch import load_file
 
-    return {k: v for k, v in load_file(str(run_dir / "checkpoint" / "state.safetensors")).items()
-            if k.startswith("model.")}
+    state = read_checkpoint(run_dir / "checkpoint").files["state.safetensors"]
+    return {k: v for k, v in load_file(str(state)).items() if k.startswith("model.")}
 
 
 def _assert_close(a: dict, b: dict):
@@ -110,10 +111,10 @@ def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shard
     _assert_close(_model(tmp_path / "a"), _model(tmp_path / "b"))
 
 
-def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
+def _rank_1_dies(*args: str) -> tuple[list[subprocess.Popen], str]:
+    """Start `python ARGS` as ranks 0 and 1 of a 2-process job whose rank 1 dies; the processes and rank 0's stderr."""
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, WORKER, str(tmp_path / "run"), "3", "--die-rank", "1",
-                               "--die-step", "2"], stderr=subprocess.PIPE, text=True,
+    procs = [subprocess.Popen([sys.executable, *args], stderr=subprocess.PIPE, text=True,
                               env=_env(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank),
                                        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
              for rank in range(2)]
@@ -123,10 +124,46 @@ def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
     finally:
         for proc in procs:
             proc.kill()
+    return procs, survivor
+
+
+def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
+    procs, survivor = _rank_1_dies(WORKER, str(tmp_path / "run"), "3", "--die-rank", "1", "--die-step", "2")
     assert procs[1].returncode == -9
     assert procs[0].returncode == 2, survivor
     assert "rank 0 of 2: the gradient all-reduce failed because another process died" in survivor
     assert "Traceback" not in survivor
+
+
+_DIE_IN_THE_FIRST_EPOCH = """
+import os, signal, sys
+from vaekit import cli, vae
+loss, calls = vae.VAE.loss, [0]
+def dying(self, *args, **kwargs):
+    calls[0] += 1
+    if os.environ["RANK"] == "1" and calls[0] > 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return loss(self, *args, **kwargs)
+vae.VAE.loss = dying
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_rank_lost_before_the_first_checkpoint_is_recovered_as_the_message_says_with_resume(tmp_path, capsys):
+    from vaekit import cli
+    from vaekit.apps import images as runs
+
+    options = ["--data", "digits", "--network", "mlp", "--hidden", "8", "--latent-dim", "2", "--epochs", "2",
+               "--batch-size", "64", "--device", "cpu"]
+    procs, survivor = _rank_1_dies("-c", _DIE_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"), *options)
+    assert procs[1].returncode == -9 and procs[0].returncode == 2, survivor
+    assert "then restart with --resume" in survivor and not (tmp_path / "run" / "checkpoint").exists()
+    with pytest.warns(UserWarning, match="starts again from epoch 1"):
+        assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 0
+    runs.train(tmp_path / "straight", epochs=2, data="digits", network="mlp", hidden=(8,), latent_dim=2, batch_size=64,
+               device="cpu")
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == (
+        tmp_path / "straight" / "model.safetensors").read_bytes()
 
 
 def test_outside_torchrun_the_trainer_is_one_process_and_bad_settings_are_clear(monkeypatch):

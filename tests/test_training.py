@@ -12,6 +12,7 @@ import torch
 from vaekit.apps import images
 from vaekit.data.splits import load_splits
 from vaekit.conditioning import binarize
+from vaekit.checkpoint import read_checkpoint
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
 from vaekit.training import Trainer, TrainingDiverged, _Compiled
@@ -161,7 +162,7 @@ def test_divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_p
     with pytest.raises(TrainingDiverged, match="--lr"):
         images.train(tmp_path / "r", epochs=2, resume=True, progress=False)
     assert (tmp_path / "r" / "model.safetensors").read_bytes() == saved
-    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    assert read_checkpoint(tmp_path / "r" / "checkpoint").epoch == 1
 
 
 def test_saved_run_reloads_to_the_same_model(tmp_path):

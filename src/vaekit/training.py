@@ -21,13 +21,14 @@ import torch
 from torch import nn
 
 from .accel import accelerate, process_settings
-from .checkpoint import MODEL_FILE, STATE_DIR, load_tensors, optimizer_state, read_json, restore_optimizer, save_tensors
+from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, load_tensors, optimizer_state,
+                         read_checkpoint, read_json, restore_optimizer, tensor_bytes, write_checkpoint)
 from .conditioning import binarize
 from .config import TrainConfig
-from .distributed import Group, from_environment
+from .distributed import from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
-from .io import atomic_write, write_json
+from .io import atomic_write
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -85,7 +86,11 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
 class Trainer:
     """Fit a VAE. `run_dir` (optional) receives model.safetensors (best validation weights, or the
     last ones without validation; the weights' average under `ema`), metrics.jsonl, and checkpoint/ with
-    everything needed to resume."""
+    everything needed to resume.
+
+    After each epoch one checkpoint is committed atomically (checkpoint.write_checkpoint): the weights, optimizer,
+    RNG states, counters and history, with the best weights beside them. model.safetensors and metrics.jsonl are
+    then copied out of it, and again by a resume, so a kill between the commit and those copies loses nothing."""
 
     def __init__(self, vae: nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
                  dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None,
@@ -106,8 +111,10 @@ class Trainer:
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.epoch = 0  # epochs completed
         self.best_val = math.inf
+        self.best_epoch = 0  # the epoch whose weights model.safetensors holds (0: none yet)
         self.bad_epochs = 0
         self.history: list[dict] = []
+        self._legacy_steps: int | None = None  # optimizer steps of a resumed checkpoint without a manifest
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _rng_tensors(self) -> dict[str, torch.Tensor]:
@@ -117,6 +124,8 @@ class Trainer:
         return rng
 
     def save_checkpoint(self) -> None:
+        """Commit the state after `epoch` epochs as one checkpoint, then show its best weights and history in
+        model.safetensors and metrics.jsonl."""
         if self.run_dir is None or not self.group.is_main:
             return
         tensors, meta = optimizer_state(self.optimizer)
@@ -124,30 +133,61 @@ class Trainer:
         if self.averaged is not None:
             tensors.update({f"averaged.{k}": v for k, v in self.averaged.module.state_dict().items()})
         tensors.update(self._rng_tensors())
-        state_dir = self.run_dir / STATE_DIR
-        save_tensors(state_dir / "state.safetensors", tensors)
-        write_json(state_dir / "state.json", {"epoch": self.epoch, "best_val": self.best_val,
-                                              "bad_epochs": self.bad_epochs, "optimizer": meta})
+        state = {"epoch": self.epoch, "best_val": self.best_val, "bad_epochs": self.bad_epochs,
+                 "best_epoch": self.best_epoch, "optimizer": meta, "history": self.history}
+        files = {STATE_TENSORS: tensor_bytes(tensors), STATE_META: json.dumps(state).encode()}
+        shown = self.run_dir / MODEL_FILE  # until this commit, the last checkpoint's best weights
+        best = tensor_bytes(self.scored.state_dict()) if self.best_epoch == self.epoch else (
+            shown.read_bytes() if shown.exists() else None)
+        if best is not None:
+            files[MODEL_FILE] = best
+        write_checkpoint(self.run_dir / STATE_DIR, self.epoch, files)
+        self._show(best)
 
     def resume(self) -> None:
-        """Restore model, optimizer, RNG and counters from run_dir/checkpoint."""
-        if self.run_dir is None or not (self.run_dir / STATE_DIR / "state.json").exists():
-            raise CheckpointError(f"nothing to resume in {self.run_dir}: no {STATE_DIR}/state.json; "
+        """Restore model, optimizer, RNG, counters and history from run_dir/checkpoint, once its files are verified to
+        be one checkpoint."""
+        saved = read_checkpoint(self.run_dir / STATE_DIR) if self.run_dir is not None else None
+        if saved is None:
+            raise CheckpointError(f"nothing to resume in {self.run_dir}: no checkpoint saved in {STATE_DIR}/; "
                                   "drop --resume to start a new run")
-        meta = read_json(self.run_dir / STATE_DIR / "state.json")
-        tensors = load_tensors(self.run_dir / STATE_DIR / "state.safetensors")
+        meta = read_json(saved.files[STATE_META])
+        tensors = load_tensors(saved.files[STATE_TENSORS])
+        try:
+            epoch, optimizer = meta["epoch"], meta["optimizer"]
+            self.best_val, self.bad_epochs = meta["best_val"], meta["bad_epochs"]
+        except (KeyError, TypeError) as err:
+            raise CheckpointError(f"{saved.files[STATE_META]} is not a whole training state (no {err}): the checkpoint "
+                                  "is damaged; retrain") from None
+        if saved.epoch is not None and epoch != saved.epoch:
+            raise CheckpointError(f"{saved.files[STATE_META]} is of epoch {epoch} but its checkpoint's manifest says "
+                                  f"{saved.epoch}: the files do not belong together; retrain")
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         self.vae.load_state_dict(model_state)
         if self.averaged is not None:
             self.averaged.module.load_state_dict({k[len("averaged."):]: v for k, v in tensors.items()
                                            if k.startswith("averaged.")})
-        restore_optimizer(self.optimizer, tensors, meta["optimizer"])
+        restore_optimizer(self.optimizer, tensors, optimizer)
         torch.set_rng_state(tensors["rng.cpu"])
         self.shuffle.set_state(tensors["rng.shuffle"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        self.epoch, self.best_val, self.bad_epochs = meta["epoch"], meta["best_val"], meta["bad_epochs"]
-        self.history = [row for row in self._read_metrics() if row["epoch"] <= self.epoch]
+        self.epoch, self.best_epoch = epoch, meta.get("best_epoch", 0)
+        if "history" in meta:
+            self.history = meta["history"]
+        else:  # the layout before manifests kept the history in metrics.jsonl only
+            self.history = [row for row in self._read_metrics() if row["epoch"] <= self.epoch]
+            self._legacy_steps = _steps_taken(self.optimizer)
+        best = saved.files.get(MODEL_FILE)
+        if self.group.is_main:
+            self._show(best.read_bytes() if best is not None else None)
+
+    def _show(self, best: bytes | None) -> None:
+        """Bring model.safetensors (to `best`, unless None) and metrics.jsonl in line with the checkpoint just
+        committed or loaded."""
+        shown = self.run_dir / MODEL_FILE
+        if best is not None and not (shown.exists() and shown.read_bytes() == best):
+            atomic_write(shown, best)
         self._write_metrics()
 
     def _read_metrics(self) -> list[dict]:
@@ -210,6 +250,7 @@ class Trainer:
         steps_per_epoch = math.ceil(n / batch_size)
         check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU
         training_seconds = sum(row["epoch_seconds"] for row in self.history)
+        self._check_legacy_steps(steps_per_epoch)
         while self.epoch < cfg.epochs:
             self.vae.train()
             started = time.perf_counter()
@@ -298,13 +339,20 @@ class Trainer:
             self.best_val, self.bad_epochs = row["val_neg_elbo"], 0
         elif has_val:
             self.bad_epochs += 1
+        if improved:
+            self.best_epoch = self.epoch
         self.history.append(row)
-        if self.run_dir is not None and self.group.is_main:
-            if improved:
-                save_tensors(self.run_dir / MODEL_FILE, self.scored.state_dict())
-            self._write_metrics()
-            self.save_checkpoint()
+        self.save_checkpoint()
         return self.config.early_stopping > 0 and self.bad_epochs >= self.config.early_stopping
+
+    def _check_legacy_steps(self, steps_per_epoch: int) -> None:
+        """A checkpoint without a manifest is two files renamed one after the other: a kill between the renames left
+        the tensors one epoch ahead of state.json. Adam's step count tells; resuming from such a pair is inexact."""
+        if self._legacy_steps is not None and self._legacy_steps != self.epoch * steps_per_epoch:
+            raise CheckpointError(
+                f"{self.run_dir / STATE_DIR / STATE_TENSORS} holds {self._legacy_steps} optimizer steps but "
+                f"{STATE_META} says {self.epoch} epochs of {steps_per_epoch}: the two files are from different epochs "
+                "(a kill between their writes), so this run cannot resume exactly; retrain it")
 
     def _diverged(self, step: int) -> None:
         raise TrainingDiverged(
@@ -347,6 +395,11 @@ class _Compiled:
                 warnings.warn(f"torch.compile failed ({type(err).__name__}); training continues in eager mode")
                 self.compiled = None
         return self.eager(x, beta=beta, **kwargs)
+
+
+def _steps_taken(optimizer: torch.optim.Optimizer) -> int | None:
+    """Adam's step count (None before its first step)."""
+    return max((int(slots["step"]) for slots in optimizer.state.values() if "step" in slots), default=None)
 
 
 def _summary(row: dict, epochs: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ..vae import VAE
 
 KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
+CURVES_FILE = "curves.png"
 
 
 @dataclass
@@ -60,15 +62,16 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     `data` is a dataset name or path, or in-memory arrays x or (x, y); `options` are any field of
     ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
-    With resume=True the configs are read from `out` and training continues where it stopped.
+    With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
+    again from the first epoch if it stopped before saving one. Temporaries that a killed run left are removed.
     """
     import numpy as np
     import torch
 
-    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, remove_leftovers
     from ..data.splits import IN_MEMORY, load_splits, model_data
     from ..distributed import is_main_process
-    from ..training import Trainer
+    from ..training import METRICS_FILE, Trainer
     from ..vae import build_vae
 
     arrays = None if isinstance(data, (str, Path)) else data
@@ -99,21 +102,26 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
-    if out is not None and not resume and is_main_process():
-        write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION, "vaekit_version": __version__,
-                                       "model": to_dict(model_cfg), "train": to_dict(train_cfg),
-                                       "data": to_dict(data_cfg)})
+    if out is not None and is_main_process():
+        remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
+        if not resume:
+            write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
+                                           "vaekit_version": __version__, "model": to_dict(model_cfg),
+                                           "train": to_dict(train_cfg), "data": to_dict(data_cfg)})
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
                       on_epoch=_tensorboard_logger(out) if tensorboard else None)
-    if resume:
+    if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
+    elif resume and is_main_process():
+        warnings.warn(f"{out} holds no checkpoint (the run stopped in its first epoch): it starts again from epoch 1 "
+                      "with its saved configuration")
     history = trainer.fit(x_train, x_val)
     if out is not None:
         load_weights(vae, out / MODEL_FILE)
         if history and is_main_process():
             from ..plotting import save_curves
 
-            save_curves(out / "curves.png", history)
+            save_curves(out / CURVES_FILE, history)
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
 
