@@ -3,6 +3,10 @@ one epoch, exported in both formats and run in onnxruntime and as a loaded torch
 sizes, agrees with the run as vaekit loads it to 1e-5; what export refuses, it refuses in one line."""
 
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from vaekit.apps.export import MANIFEST, export
 from vaekit.apps.export.graphs import parameters
 from vaekit.errors import ConfigError
 
+DOCS = Path(__file__).parents[1] / "docs" / "export.md"
 TOLERANCE = 1e-5  # max abs error against eager PyTorch
 BATCHES = (1, 7)  # the graphs were traced at 2 rows: both differ from it
 # Every likelihood on both designs; a scale the decoder predicts doubles the networks' output, so it runs on
@@ -129,3 +134,15 @@ def test_onnx_files_carry_the_opset_asked_for(tmp_path):
     for graph in manifest["graphs"].values():
         model = onnx.load(tmp_path / "out" / graph["file"])
         assert {o.domain: o.version for o in model.opset_import}[""] == 18
+
+
+def test_the_docs_export_a_run_and_serve_its_decoder_without_torch(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="the ONNX files run in onnxruntime: pip install 'vaekit[export]'")
+    pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript: pip install 'vaekit[export]'")
+    monkeypatch.chdir(tmp_path)
+    _train(tmp_path / "runs" / "digits")  # the run the page exports: random 8x8 images stand in for the digits
+    exporting, serving = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
+    exec(compile(exporting, str(DOCS), "exec"), {})
+    check = "\nimport sys\nassert 'torch' not in sys.modules and 'vaekit' not in sys.modules, 'imported torch'\n"
+    subprocess.run([sys.executable, "-c", serving + check], check=True, cwd=tmp_path)
+    assert (tmp_path / "samples.pgm").read_bytes().startswith(b"P5 64 64 255\n")
