@@ -121,8 +121,7 @@ def test_cli_modules_only_parse_and_call_their_use_in_apps():
     (vaekit.config and the light <package>.config modules), errors and the cli's own helpers."""
     folder = Path(vaekit.cli.__file__).parent
     uses = sorted(path for path in folder.glob("*.py") if path.stem not in ("__init__", "flags"))
-    assert {path.stem for path in uses} == {"anomaly", "audio", "compression", "images", "recommend", "restoration",
-                                            "serve", "tabular", "text"}
+    assert {path.stem for path in uses} == {use.__name__.rpartition(".")[2] for use in vaekit.cli.USES}
     allowed = ("vaekit.apps", "vaekit.config", "vaekit.errors", "vaekit.cli", "vaekit.text.config",
                "vaekit.tabular.config", "vaekit.compression.config")
     for path in uses:

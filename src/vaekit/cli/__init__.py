@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from ..errors import VaekitError
-from . import anomaly, audio, compression, images, recommend, restoration, serve, tabular, text
+from . import anomaly, audio, compression, export, images, recommend, restoration, serve, tabular, text
 
 # The subcommand table: each use adds its subcommands, in this order under `vaekit --help`.
-USES = (images, anomaly, audio, compression, recommend, restoration, serve, tabular, text)
+USES = (images, anomaly, audio, compression, export, recommend, restoration, serve, tabular, text)
 
 
 def build_parser() -> argparse.ArgumentParser:
