@@ -20,6 +20,8 @@ conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, trans
       freed memory mapped while training (its `keep_freed_memory` default); "vaekit-conv-nokeep"
       leaves glibc's malloc to its own thresholds, to show what that alone is worth; "vaekit-conv-nonative"
       runs without vaekit's C kernels (VAEKIT_NATIVE=0, vaekit/accel/native.py), to show theirs.
+      "-noaccel" rows (both designs) turn vaekit.accel off entirely (VAEKIT_ACCEL=0): the core's plain torch
+      networks, Adam fused and the data path unchanged.
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling (each
       product at the faster of torch.mm and oneDNN; and at torch.mm's rates alone).
 
@@ -50,11 +52,12 @@ from benchmarks.common import markdown_table, peak_rss_mb, write_results
 D, H, Z = 784, 400, 20
 CHANNELS = (32, 64)
 PEERS = {
-    "mlp": ("vaekit", "vaekit-mkl", "vaekit-noftz", "vaekit-bf16", "vaekit-compile", "vaekit-b512-compile",
-            "vaekit-b512-bf16-compile",
+    "mlp": ("vaekit", "vaekit-noaccel", "vaekit-mkl", "vaekit-noftz", "vaekit-bf16", "vaekit-compile",
+            "vaekit-b512-compile", "vaekit-b512-bf16-compile",
             "plain", "plain-dataloader", "plain-fused", "plain-fused-ftz", "plain-fused-bf16", "plain-b512-compile",
             "pythae", "keras"),
-    "conv": ("vaekit-conv", "vaekit-conv-nonative", "vaekit-conv-nokeep", "vaekit-conv-bf16", "vaekit-conv-nchw",
+    "conv": ("vaekit-conv", "vaekit-conv-noaccel", "vaekit-conv-nonative", "vaekit-conv-nokeep", "vaekit-conv-bf16",
+             "vaekit-conv-nchw",
              "pythae-conv", "pythae-conv-bf16"),
 }
 
@@ -302,8 +305,10 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
 
 
 def worker(args) -> None:
-    if "-mkl" in args.peer:  # read when vaekit.networks is first imported, below
+    if "-mkl" in args.peer:  # read when vaekit.accel first accelerates a model
         os.environ["VAEKIT_ONEDNN_LINEAR"] = "0"
+    if "-noaccel" in args.peer:  # vaekit.accel.accelerate does nothing: the core's plain torch networks
+        os.environ["VAEKIT_ACCEL"] = "0"
     if "-nonative" in args.peer:
         os.environ["VAEKIT_NATIVE"] = "0"
     import torch
