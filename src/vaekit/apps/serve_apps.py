@@ -95,7 +95,7 @@ def add_routes(app, config, pick, errors: dict) -> None:
 
 def _schemas(config) -> SimpleNamespace:
     """The three endpoints' request and response models, bounded by `config` (a ServeConfig)."""
-    # One flat list of declarations (66 lines), easier to check against the endpoints read together than split.
+    # One flat list of declarations, easier to check against the endpoints read together than split.
     from typing import Annotated, Literal
 
     from pydantic import (
