@@ -8,13 +8,11 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,8 +23,9 @@ from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, load_
                          read_checkpoint, read_json, restore_optimizer, tensor_bytes, write_checkpoint)
 from .conditioning import binarize
 from .config import TrainConfig
+from .devices import check_precision, deterministic_algorithms, select_device
 from .distributed import from_environment
-from .errors import CheckpointError, ConfigError, VaekitError
+from .errors import CheckpointError, VaekitError
 from .evaluation import negative_elbo
 from .io import atomic_write
 
@@ -37,50 +36,12 @@ class TrainingDiverged(VaekitError):
     """The loss became NaN or infinite."""
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """'auto' is cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VaekitError(f"--device {name} asked for CUDA but no CUDA device is available: use --device cpu")
-    return device
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """bf16 autocast on a GPU without bfloat16 would fail at the first step: say so before training."""
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; "
-                          "use --precision fp32")
-
-
 def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """Adam with L2 weight decay; the fused kernel where this torch build has it for the device."""
     try:
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-
-
-@contextlib.contextmanager
-def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """PyTorch's deterministic kernels inside the block, cuDNN's included; the caller's settings after.
-    An operation without a deterministic kernel warns rather than fails. cuBLAS needs a fixed workspace
-    for this, set here where the caller has not chosen one."""
-    if not enabled:
-        yield
-        return
-    cudnn = torch.backends.cudnn
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             cudnn.deterministic, cudnn.benchmark)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    cudnn.deterministic, cudnn.benchmark = True, False
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
 
 
 class Trainer:
@@ -248,55 +209,12 @@ class Trainer:
         x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
         steps_per_epoch = math.ceil(n / batch_size)
-        check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU
         training_seconds = sum(row["epoch_seconds"] for row in self.history)
         self._check_legacy_steps(steps_per_epoch)
         while self.epoch < cfg.epochs:
             self.vae.train()
             started = time.perf_counter()
-            order = torch.randperm(n, generator=self.shuffle)  # the same on every rank
-            if hasattr(x_train, "batch_order"):  # the data's own grouping, e.g. sentences of similar length
-                order = x_train.batch_order(order, batch_size, self.shuffle)
-            if group.distributed:  # each rank its own noise, reproducible per epoch whatever the history
-                torch.manual_seed(cfg.seed + 1_000_003 * (self.epoch + 1) + 7919 * group.rank)
-            if torch.is_tensor(x_train):
-                order = order.to(x_train.device)
-            sums = torch.zeros(3, device=self.device)
-            # time spent per step at the last epoch's pace: the same number on every rank and after a resume
-            pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
-            bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
-            for step in range(steps_per_epoch):
-                index = order[step * batch_size:(step + 1) * batch_size]
-                share, count = group.shard(index)  # this rank's part of the global batch
-                batch = _rows(x_train, share).to(self.device, non_blocking=True)
-                if self.dynamic_binarization:
-                    batch = binarize(batch)
-                global_step = self.epoch * steps_per_epoch + step
-                beta = self.kl_weight(global_step, steps_per_epoch)
-                if cfg.lr_schedule != "constant" or cfg.lr_warmup > 0:
-                    lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
-                    for param_group in self.optimizer.param_groups:
-                        param_group["lr"] = lr
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                    out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss = out.loss * group.loss_scale(count, len(index)) if group.distributed else out.loss
-                with group.guard("the gradient all-reduce"):
-                    loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
-                if step % check_every == 0:  # the one host read of the step: finiteness and the bar
-                    loss_value = float(out.loss.detach())
-                    if not math.isfinite(loss_value):
-                        self._diverged(step)
-                    if bar is not None and step % 50 == 0:
-                        bar.set_postfix(loss=f"{loss_value:.2f}")
-                self.optimizer.step()
-                if self.averaged is not None:
-                    self.averaged.update(self.vae, global_step)
-                sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
-                if bar is not None:
-                    bar.update()
+            sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch, training_seconds)
             seconds = time.perf_counter() - started
             if group.distributed:  # every rank takes the same decisions from the same numbers
                 group.all_reduce(sums)
@@ -326,6 +244,57 @@ class Trainer:
             self.vae.load_state_dict(self.averaged.module.state_dict())
         group.barrier()  # rank 0's files are complete before any rank reads them
         return self.history
+
+    def _steps(self, objective, x_train, batch_size: int, steps_per_epoch: int, training_seconds: float):
+        """One epoch's optimizer steps: the example-weighted sums of loss, reconstruction and KL (on the device,
+        read by the caller once), the last step's beta, and the progress bar (open, or None)."""
+        cfg, group = self.config, self.group
+        n = len(x_train)
+        check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU
+        order = torch.randperm(n, generator=self.shuffle)  # the same on every rank
+        if hasattr(x_train, "batch_order"):  # the data's own grouping, e.g. sentences of similar length
+            order = x_train.batch_order(order, batch_size, self.shuffle)
+        if group.distributed:  # each rank its own noise, reproducible per epoch whatever the history
+            torch.manual_seed(cfg.seed + 1_000_003 * (self.epoch + 1) + 7919 * group.rank)
+        if torch.is_tensor(x_train):
+            order = order.to(x_train.device)
+        sums = torch.zeros(3, device=self.device)
+        # time spent per step at the last epoch's pace: the same number on every rank and after a resume
+        pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
+        bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
+        for step in range(steps_per_epoch):
+            index = order[step * batch_size:(step + 1) * batch_size]
+            share, count = group.shard(index)  # this rank's part of the global batch
+            batch = _rows(x_train, share).to(self.device, non_blocking=True)
+            if self.dynamic_binarization:
+                batch = binarize(batch)
+            global_step = self.epoch * steps_per_epoch + step
+            beta = self.kl_weight(global_step, steps_per_epoch)
+            if cfg.lr_schedule != "constant" or cfg.lr_warmup > 0:
+                lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
+                for param_group in self.optimizer.param_groups:
+                    param_group["lr"] = lr
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = out.loss * group.loss_scale(count, len(index)) if group.distributed else out.loss
+            with group.guard("the gradient all-reduce"):
+                loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
+            if step % check_every == 0:  # the one host read of the step: finiteness and the bar
+                loss_value = float(out.loss.detach())
+                if not math.isfinite(loss_value):
+                    self._diverged(step)
+                if bar is not None and step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss_value:.2f}")
+            self.optimizer.step()
+            if self.averaged is not None:
+                self.averaged.update(self.vae, global_step)
+            sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
+            if bar is not None:
+                bar.update()
+        return sums, beta, bar
 
     @property
     def scored(self) -> nn.Module:

@@ -5,7 +5,7 @@ shape (batch, *data_shape), calls one VAE method (encode, decode_mean, reconstru
 log_likelihood) and answers JSON. Models are loaded once, at start, from the run directories named
 on the command line; clients name a model, never a path. Scores are in nats per example.
 Tabular, recommender and text model directories get their apps' calls instead (see serve_apps.py); PNGs and
-the body limit are in serve_http.py.
+the body limit are in serve_http.py, the core endpoints' JSON bodies in serve_schemas.py.
 
     vaekit serve runs/mlp digits=runs/digits --port 8000     # then open http://127.0.0.1:8000/
 """
@@ -119,95 +119,34 @@ def _seeded(seed: int):
 
 def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
     """The ASGI app (FastAPI) serving `runs` (see load_models). OpenAPI schema at /openapi.json."""
-    from typing import Annotated, Literal, Optional
+    from fastapi import FastAPI
 
-    import torch
-    from fastapi import FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-    from ..errors import VaekitError
+    from .serve_schemas import core_schemas
 
     config = config or ServeConfig()
     config.validate()
     models = load_models(runs, device)
-    batch = dict(min_length=1, max_length=config.max_batch)
-    Value = Annotated[float, Field(allow_inf_nan=False)]
-    Latent = Annotated[float, Field(ge=-config.latent_limit, le=config.latent_limit, allow_inf_nan=False)]
-    Format = Literal["png", "array"]
+    schemas = core_schemas(config)
+    model = _picker(models)
+    errors = {404: {"description": "unknown model"}, 409: {"description": "model of another kind"}, 413: {"description": "body too large"},
+              422: {"description": "invalid request; 'detail' says what was wrong"}}
+    app = FastAPI(title="vaekit serve", version=_version(), docs_url=None, redoc_url=None,
+                  description="Encode, decode, sample, reconstruct and score with trained vaekit models. "
+                              "Images are base64 PNG; scores are nats per example.")
+    _add_error_handlers(app)
+    _add_page(app)
+    _add_listing(app, models, schemas)
+    _add_codec_routes(app, config, model, schemas, errors)
+    _add_scoring_routes(app, config, model, schemas, errors)
+    add_routes(app, config, model, errors)
+    _add_middleware(app, config)
+    app.state.models = models
+    return app
 
-    class Strict(BaseModel):
-        model_config = ConfigDict(extra="forbid")
 
-    class Inputs(Strict):
-        model: str = Field(description="a name from GET /models")
-        images: Optional[list[str]] = Field(None, **batch, description="PNG files, base64 (image models)")
-        x: Optional[list[Annotated[list[Value], Field(min_length=1, max_length=config.max_values)]]] = Field(
-            None, **batch, description="examples flattened to rows of prod(data_shape) values")
-        resize: bool = Field(False, description="resize images to the model's size instead of rejecting them")
-
-        @model_validator(mode="after")
-        def _one_input(self):
-            if (self.images is None) == (self.x is None):
-                raise ValueError("send exactly one of 'images' (base64 PNG) or 'x' (flat arrays)")
-            return self
-
-    class DecodeRequest(Strict):
-        model: str
-        z: list[Annotated[list[Latent], Field(min_length=1, max_length=4096)]] = Field(
-            ..., **batch, description="latent codes, rows of latent_dim values")
-        format: Format = Field("png", description="png (image models) or array")
-
-    class SampleRequest(Strict):
-        model: str
-        n: int = Field(16, ge=1, le=config.max_batch)
-        seed: int = Field(0, ge=0, le=2**63 - 1)
-        format: Format = "png"
-
-    class ReconstructRequest(Inputs):
-        format: Format = "png"
-
-    class ScoreRequest(Inputs):
-        method: Literal["elbo", "iwae"] = Field("elbo", description="negative ELBO, or IWAE estimate of -log p(x)")
-        k: int = Field(100, ge=1, le=config.max_k, description="reconstruction draws (elbo) or importance samples")
-        seed: int = Field(0, ge=0, le=2**63 - 1)
-
-    class Outputs(BaseModel):
-        images: Optional[list[str]] = Field(None, description="base64 PNG per example (format=png)")
-        x: Optional[list[list[float]]] = Field(None, description="flat E[x|z] per example (format=array)")
-
-    class EncodeResponse(BaseModel):
-        loc: list[list[float]] = Field(description="posterior means E[z|x], (batch, latent_dim)")
-        scale: list[list[float]] = Field(description="posterior standard deviations, (batch, latent_dim)")
-
-    class SampleResponse(Outputs):
-        z: list[list[float]]
-
-    class ScoreResponse(BaseModel):
-        scores: list[float] = Field(description="anomaly score per example in nats: higher is more unusual")
-        method: str
-        k: int
-        unit: str = "nats"
-
-    class ModelInfo(BaseModel):
-        name: str
-        kind: Literal["core", "tabular", "recommend", "text"] = Field(
-            description="core: /encode /decode /sample /reconstruct /score; tabular: /tabular/sample; "
-                        "recommend: /recommend; text: /text/sample")
-        image: bool
-        data_shape: Optional[list[int]] = None
-        latent_dim: Optional[int] = None
-        likelihood: Optional[str] = None
-        network: Optional[str] = None
-        prior: Optional[str] = None
-        dataset: Optional[str] = None
-        epochs: Optional[int] = None
-        val_neg_elbo: Optional[float] = None
-        columns: Optional[list[str]] = Field(None, description="tabular: the table's columns")
-        n_users: Optional[int] = Field(None, description="recommend: training users")
-        n_items: Optional[int] = Field(None, description="recommend: items in the catalogue")
-        vocab_size: Optional[int] = Field(None, description="text: words in the vocabulary")
+def _picker(models: dict):
+    """`model(name, kind)`: the served model, or a 404 (unknown name) or 409 (a model of another kind)."""
+    from fastapi import HTTPException
 
     def model(name: str, kind: str = "core"):
         if name not in models:
@@ -217,41 +156,52 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
                                      f"{ENDPOINTS[models[name].kind]}, or pick a {kind} model (GET /models)")
         return models[name]
 
-    def inputs(request: Inputs, served: Served) -> torch.Tensor:
-        if request.images is not None:
-            if not served.image:
-                raise DataError(f"model '{served.name}' takes arrays of shape {served.shape}, not images: send 'x'")
-            x = torch.stack([png_to_tensor(text, served.shape, request.resize, config.max_pixels, f"images[{i}]")
-                             for i, text in enumerate(request.images)])
-        else:
-            values = math.prod(served.shape)
-            for i, row in enumerate(request.x):
-                if len(row) != values:
-                    raise DataError(f"x[{i}] has {len(row)} values but model '{served.name}' takes {values} "
-                                    f"(data shape {served.shape}, flattened)")
-            x = torch.tensor(request.x, dtype=torch.float32).view(-1, *served.shape)
-        served.vae.likelihood.check_data(x)
-        return x.to(_device(served))
+    return model
 
-    def outputs(served: Served, x: torch.Tensor, format: str) -> dict:
-        if format == "png":
-            if not served.image:
-                raise DataError(f"model '{served.name}' is not an image model: ask for format='array'")
-            return {"images": [tensor_to_png(image) for image in x]}
-        return {"x": x.reshape(len(x), -1).tolist()}
 
-    def latents(served: Served, z: list[list[float]]) -> torch.Tensor:
-        for i, row in enumerate(z):
-            if len(row) != served.vae.latent_dim:
-                raise DataError(f"z[{i}] has {len(row)} values but model '{served.name}' has latent_dim "
-                                f"{served.vae.latent_dim}")
-        return torch.tensor(z, dtype=torch.float32, device=_device(served))
+def _inputs(request, served: Served, config: ServeConfig):
+    import torch
 
-    errors = {404: {"description": "unknown model"}, 409: {"description": "model of another kind"}, 413: {"description": "body too large"},
-              422: {"description": "invalid request; 'detail' says what was wrong"}}
-    app = FastAPI(title="vaekit serve", version=_version(), docs_url=None, redoc_url=None,
-                  description="Encode, decode, sample, reconstruct and score with trained vaekit models. "
-                              "Images are base64 PNG; scores are nats per example.")
+    if request.images is not None:
+        if not served.image:
+            raise DataError(f"model '{served.name}' takes arrays of shape {served.shape}, not images: send 'x'")
+        x = torch.stack([png_to_tensor(text, served.shape, request.resize, config.max_pixels, f"images[{i}]")
+                         for i, text in enumerate(request.images)])
+    else:
+        values = math.prod(served.shape)
+        for i, row in enumerate(request.x):
+            if len(row) != values:
+                raise DataError(f"x[{i}] has {len(row)} values but model '{served.name}' takes {values} "
+                                f"(data shape {served.shape}, flattened)")
+        x = torch.tensor(request.x, dtype=torch.float32).view(-1, *served.shape)
+    served.vae.likelihood.check_data(x)
+    return x.to(_device(served))
+
+
+def _outputs(served: Served, x, format: str) -> dict:
+    if format == "png":
+        if not served.image:
+            raise DataError(f"model '{served.name}' is not an image model: ask for format='array'")
+        return {"images": [tensor_to_png(image) for image in x]}
+    return {"x": x.reshape(len(x), -1).tolist()}
+
+
+def _latents(served: Served, z: list[list[float]]):
+    import torch
+
+    for i, row in enumerate(z):
+        if len(row) != served.vae.latent_dim:
+            raise DataError(f"z[{i}] has {len(row)} values but model '{served.name}' has latent_dim "
+                            f"{served.vae.latent_dim}")
+    return torch.tensor(z, dtype=torch.float32, device=_device(served))
+
+
+def _add_error_handlers(app) -> None:
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    from ..errors import VaekitError
 
     @app.exception_handler(VaekitError)
     async def _user_error(request: Request, err: VaekitError):
@@ -263,6 +213,10 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in err.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
 
+
+def _add_page(app) -> None:
+    from fastapi.responses import HTMLResponse
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
         from importlib.resources import files
@@ -273,48 +227,61 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
                                        "style-src 'unsafe-inline'; script-src 'unsafe-inline'",
             "X-Content-Type-Options": "nosniff"})
 
-    @app.get("/models", response_model=list[ModelInfo])
+
+def _add_listing(app, models: dict, schemas) -> None:
+    @app.get("/models", response_model=list[schemas.ModelInfo])
     def list_models():
         """The models this server holds, with their data shape and latent size."""
         return [served.info() for served in models.values()]
 
-    @app.post("/encode", response_model=EncodeResponse, responses=errors)
-    def encode(request: Inputs):
+
+def _add_codec_routes(app, config: ServeConfig, model, schemas, errors: dict) -> None:
+    """POST /encode, /decode and /sample: between data and latent codes."""
+    import torch
+
+    @app.post("/encode", response_model=schemas.EncodeResponse, responses=errors)
+    def encode(request: schemas.Inputs):
         """q(z|x) per example: posterior mean and standard deviation."""
         served = model(request.model)
         with torch.inference_mode():
-            qz = served.vae.encode(inputs(request, served))
+            qz = served.vae.encode(_inputs(request, served, config))
         return {"loc": qz.mean.tolist(), "scale": qz.stddev.tolist()}
 
-    @app.post("/decode", response_model=Outputs, responses=errors, response_model_exclude_none=True)
-    def decode(request: DecodeRequest):
+    @app.post("/decode", response_model=schemas.Outputs, responses=errors, response_model_exclude_none=True)
+    def decode(request: schemas.DecodeRequest):
         """E[x|z] for each latent code."""
         served = model(request.model)
         with torch.inference_mode():
-            return outputs(served, served.vae.decode_mean(latents(served, request.z)), request.format)
+            return _outputs(served, served.vae.decode_mean(_latents(served, request.z)), request.format)
 
-    @app.post("/sample", response_model=SampleResponse, responses=errors, response_model_exclude_none=True)
-    def sample(request: SampleRequest):
+    @app.post("/sample", response_model=schemas.SampleResponse, responses=errors, response_model_exclude_none=True)
+    def sample(request: schemas.SampleRequest):
         """n draws z ~ p(z) (reproducible by seed) and their decodings E[x|z]."""
         served = model(request.model)
         with _seeded(request.seed), torch.inference_mode():
             z = served.vae.prior.sample(request.n)  # (n, latent)
         with torch.inference_mode():
-            return {"z": z.tolist(), **outputs(served, served.vae.decode_mean(z), request.format)}
+            return {"z": z.tolist(), **_outputs(served, served.vae.decode_mean(z), request.format)}
 
-    @app.post("/reconstruct", response_model=SampleResponse, responses=errors, response_model_exclude_none=True)
-    def reconstruct(request: ReconstructRequest):
+
+def _add_scoring_routes(app, config: ServeConfig, model, schemas, errors: dict) -> None:
+    """POST /reconstruct and /score: data back through the model."""
+    import torch
+
+    @app.post("/reconstruct", response_model=schemas.SampleResponse, responses=errors,
+              response_model_exclude_none=True)
+    def reconstruct(request: schemas.ReconstructRequest):
         """E[x|z] at the posterior mean z = E[z|x], returned with z."""
         served = model(request.model)
         with torch.inference_mode():
-            z = served.vae.encode(inputs(request, served)).mean
-            return {"z": z.tolist(), **outputs(served, served.vae.decode_mean(z), request.format)}
+            z = served.vae.encode(_inputs(request, served, config)).mean
+            return {"z": z.tolist(), **_outputs(served, served.vae.decode_mean(z), request.format)}
 
-    @app.post("/score", response_model=ScoreResponse, responses=errors)
-    def score(request: ScoreRequest):
+    @app.post("/score", response_model=schemas.ScoreResponse, responses=errors)
+    def score(request: schemas.ScoreRequest):
         """Anomaly score per example in nats: -ELBO (k reconstruction draws) or the IWAE bound on -log p(x)."""
         served = model(request.model)
-        x = inputs(request, served)
+        x = _inputs(request, served, config)
         with _seeded(request.seed), torch.inference_mode():
             if request.method == "iwae":
                 scores = -served.vae.log_likelihood(x, k=request.k)
@@ -322,8 +289,8 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
                 scores = -served.vae.elbo(x, n_samples=request.k).total()
         return {"scores": scores.tolist(), "method": request.method, "k": request.k}
 
-    add_routes(app, config, model, errors)
 
+def _add_middleware(app, config: ServeConfig) -> None:
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -334,8 +301,6 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
-    app.state.models = models
-    return app
 
 
 def _device(served: Served):

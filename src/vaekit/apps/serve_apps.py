@@ -7,6 +7,7 @@ POST /tabular/sample (TabularVAE.sample), POST /recommend (recommend.top), POST 
 """
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from ..errors import CheckpointError
 from ..saved import EXTENDS, saved_kind, use_instead
@@ -53,6 +54,48 @@ class AppModel:
 def add_routes(app, config, pick, errors: dict) -> None:
     """POST /tabular/sample, /recommend and /text/sample on `app`; `pick(name, kind)` returns the model
     or raises a 4xx (unknown name, or a model of another kind naming its endpoint)."""
+    schemas = _schemas(config)
+
+    @app.post("/tabular/sample", response_model=schemas.TabularSampleResponse, responses=errors)
+    def tabular_sample(request: schemas.TabularSampleRequest):
+        """n synthetic rows (reproducible by seed), optionally conditioned on categorical/boolean values."""
+        import json
+
+        served = pick(request.model, "tabular")
+        frame = served.model.sample(request.n, conditions=request.conditions, seed=request.seed,
+                                    batch_size=1000, max_draws=MAX_DRAWS)
+        # pandas' JSON writer turns NaN/NaT into null, timestamps into ISO strings and numpy scalars into numbers.
+        return {"columns": [str(c) for c in frame.columns],
+                "rows": json.loads(frame.to_json(orient="records", date_format="iso"))}
+
+    @app.post("/recommend", response_model=schemas.RecommendResponse, responses=errors)
+    def recommend_top(request: schemas.RecommendRequest):
+        """The k best items for a known user, or for a new user given their items (no retraining)."""
+        from ..recommend import api as recommend
+
+        served = pick(request.model, "recommend")
+        items = None if request.items is None else [str(item) for item in request.items]
+        best = recommend.top(served.model, user=request.user, items=items, k=request.k,
+                             exclude_seen=request.exclude_seen)
+        return {"items": [{"item": item, "score": score} for item, score in best]}
+
+    @app.post("/text/sample", response_model=schemas.TextSampleResponse, responses=errors)
+    def text_sample(request: schemas.TextSampleRequest):
+        """n sentences decoded from z ~ p(z) (reproducible by seed): temperature sampling, greedy or beam."""
+        import torch
+
+        from . import text
+
+        served = pick(request.model, "text")
+        with torch.inference_mode():
+            sentences = text.sample(served.model, request.n, request.method, request.temperature,
+                                    request.beam_size, request.seed)
+        return {"sentences": sentences}
+
+
+def _schemas(config) -> SimpleNamespace:
+    """The three endpoints' request and response models, bounded by `config` (a ServeConfig)."""
+    # One flat list of declarations, easier to check against the endpoints read together than split.
     from typing import Annotated, Literal
 
     from pydantic import (
@@ -114,38 +157,6 @@ def add_routes(app, config, pick, errors: dict) -> None:
     class TextSampleResponse(BaseModel):
         sentences: list[str]
 
-    @app.post("/tabular/sample", response_model=TabularSampleResponse, responses=errors)
-    def tabular_sample(request: TabularSampleRequest):
-        """n synthetic rows (reproducible by seed), optionally conditioned on categorical/boolean values."""
-        import json
-
-        served = pick(request.model, "tabular")
-        frame = served.model.sample(request.n, conditions=request.conditions, seed=request.seed,
-                                    batch_size=1000, max_draws=MAX_DRAWS)
-        # pandas' JSON writer turns NaN/NaT into null, timestamps into ISO strings and numpy scalars into numbers.
-        return {"columns": [str(c) for c in frame.columns],
-                "rows": json.loads(frame.to_json(orient="records", date_format="iso"))}
-
-    @app.post("/recommend", response_model=RecommendResponse, responses=errors)
-    def recommend_top(request: RecommendRequest):
-        """The k best items for a known user, or for a new user given their items (no retraining)."""
-        from ..recommend import api as recommend
-
-        served = pick(request.model, "recommend")
-        items = None if request.items is None else [str(item) for item in request.items]
-        best = recommend.top(served.model, user=request.user, items=items, k=request.k,
-                             exclude_seen=request.exclude_seen)
-        return {"items": [{"item": item, "score": score} for item, score in best]}
-
-    @app.post("/text/sample", response_model=TextSampleResponse, responses=errors)
-    def text_sample(request: TextSampleRequest):
-        """n sentences decoded from z ~ p(z) (reproducible by seed): temperature sampling, greedy or beam."""
-        import torch
-
-        from . import text
-
-        served = pick(request.model, "text")
-        with torch.inference_mode():
-            sentences = text.sample(served.model, request.n, request.method, request.temperature,
-                                    request.beam_size, request.seed)
-        return {"sentences": sentences}
+    return SimpleNamespace(TabularSampleRequest=TabularSampleRequest, TabularSampleResponse=TabularSampleResponse,
+                           RecommendRequest=RecommendRequest, RecommendResponse=RecommendResponse,
+                           TextSampleRequest=TextSampleRequest, TextSampleResponse=TextSampleResponse)

@@ -43,6 +43,7 @@ def _train_flags(parser: argparse.ArgumentParser, function) -> None:
 
 
 def add_commands(subparsers) -> None:
+    # Long: a flat list of commands and their flags, easier to read in order than split.
     command = command_maker(subparsers, EXAMPLES)
     p = command("train", "train a VAE and write a run directory")
     _train_flags(p, images.train)

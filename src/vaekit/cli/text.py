@@ -28,6 +28,7 @@ CORPUS = "text file, one sentence per line; or .csv/.tsv with --column"
 
 
 def add_commands(subparsers) -> None:
+    # Long: a flat list of verbs and their flags, easier to read in order than split.
     make = add_verbs(subparsers, "text", "sentence VAE: fit, sample, reconstruct, interpolate, embed, classify, "
                      "predict, eval", "A sentence VAE (Bowman et al. 2016).", EXAMPLES, dest="text_command")
 

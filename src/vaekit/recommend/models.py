@@ -87,6 +87,7 @@ def _torch():
 
 def build_model(n_items: int, config: RecommendConfig):
     """The scoring module for config.model: (users, items) interactions -> (users, items) scores."""
+    # Long because its four small modules close over config and n_items and need torch imported here.
     torch, nn = _torch()
     from ..networks import MLP
     from ..likelihoods.multinomial import Multinomial

@@ -26,6 +26,7 @@ def fit_dp_mixture(values: np.ndarray, n_components: int, concentration: float =
     concentration: the Dirichlet-process prior's gamma (small: few modes). Iterates until the lower
     bound (nats, summed over values) changes by less than tol, or max_iter updates; k-means starts it.
     """
+    # Long because m_step, e_step and lower_bound share x and the priors: one algorithm, read in one place.
     from ..errors import optional_import
 
     optional_import("sklearn", "vaekit tabular's numeric modes", "scikit-learn")
