@@ -61,6 +61,11 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
     if problems:
         raise CheckpointError(f"{path} does not match the model in config.json (mismatched: {', '.join(problems[:4])}"
                               f"{', ...' if len(problems) > 4 else ''}): the files come from different runs")
+    broken = next((name for name, _ in module.named_parameters()
+                   if tensors[name].is_floating_point() and not torch.isfinite(tensors[name]).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({broken}): the training diverged; retrain it, "
+                              "e.g. with a lower --lr or --grad-clip 10")
     module.load_state_dict(tensors)
 
 

@@ -258,7 +258,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be a positive integer, got {limit}")
     run = as_run(run)
-    out = output_path(run, out, "restore")
+    out = output_path(run, out, "restore", None)
     x = run_splits(run, data, data_dir).x_test[:limit]
     rows, grids = [], []
 
