@@ -441,8 +441,9 @@ def cases() -> list[tuple[str, str, str, list[str]]]:
                 if name.startswith("-"):
                     argv = [*base, name, value]
                 else:
-                    argv = [value if token == _positional(command, table, name) else token for token in base]
-                found.append((command, name, value, [*command.split(), *argv[len(command.split()):]]))
+                    argv = list(base)
+                    argv[_positional(command, name)] = value
+                found.append((command, name, value, argv))
         for combo in table.combos:
             found.append((command, "combination", " ".join(combo), [*base, *combo]))
     return found
@@ -452,13 +453,12 @@ def _tokens(line: str) -> list[str]:
     return shlex.split(line.replace("{run_flags}", RUN_FLAGS).replace("{text_flags}", TEXT_FLAGS))
 
 
-def _positional(command: str, table: Table, name: str) -> str:
-    """The token of `table.base` that holds positional `name`."""
+def _positional(command: str, name: str) -> int:
+    """The index in a base command line of positional `name` (positionals come first in every base, in the
+    parser's order)."""
     parser = dict(commands())[command]
     order = [a.dest for a in parser._actions if not a.option_strings and not isinstance(a, argparse._HelpAction)]
-    tokens = [t for t in _tokens(table.base)[len(command.split()):] if not t.startswith("-")]
-    # positionals come first in every base, in the parser's order
-    return tokens[order.index(name)]
+    return len(command.split()) + order.index(name)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -620,7 +620,7 @@ if __name__ == "__main__":
                 continue
             outcome = run_case(case[3], world_paths, use_subprocess, timeout=60)
             results.append((case, outcome))
-            if outcome.verdict != "clean" or outcome.changed:
+            if outcome.verdict != "clean" or outcome.changed or "--all" in sys.argv:
                 last = outcome.lines[-1][:240] if outcome.lines else ""
                 print(f"{outcome.verdict:>9} {'DAMAGED ' if outcome.changed else ''}{case[0]} {case[1]} {case[2]!r}: "
                       f"{last}", flush=True)
