@@ -222,7 +222,7 @@ TABLES: dict[str, Table] = {
                        "--label-column": ["nope"], "--tokenizer": CHOICE, "--max-vocab": POSITIVE,
                        "--min-count": POSITIVE, "--max-len": POSITIVE_CAPPED, "--embed-dim": POSITIVE_CAPPED,
                        "--cell": CHOICE, "--hidden": POSITIVE_CAPPED, "--encoder-hidden": NON_NEGATIVE,
-                       "--layers": POSITIVE, "--latent-dim": POSITIVE_CAPPED, "--dropout": FRACTION,
+                       "--layers": POSITIVE, "--latent-dim": [*NON_NEGATIVE, HUGE], "--dropout": FRACTION,
                        "--word-dropout": FRACTION, "--bow-weight": NON_NEGATIVE_FLOAT, "--kl-schedule": CHOICE,
                        "--kl-cycles": POSITIVE, "--label-weight": NON_NEGATIVE_FLOAT,
                        "--labelled-per-batch": POSITIVE, "--val-fraction": FRACTION, **TRAIN_FLAGS},

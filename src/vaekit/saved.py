@@ -116,9 +116,9 @@ def check_new_folder(path, overwrite: bool = False, resume: bool = False) -> Pat
     except CheckpointError:
         raise ConfigError(f"{path} holds a {CONFIG_FILE} that vaekit cannot read: choose another folder") from None
     if not overwrite:
-        also = " (or --resume to continue it)" if resume else ""
-        raise ConfigError(f"{path} already holds {found}: pass --overwrite to replace it{also}, or choose another "
-                          "folder")
+        resuming = "--resume to continue it, " if resume else ""
+        raise ConfigError(f"{path} already holds a model: pass {resuming}--overwrite to replace it, or choose "
+                          f"another folder (it holds {found})")
     return path
 
 
