@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -48,7 +49,7 @@ FRACTION = ["-0.1", "1", "1.5", "nan", "x"]
 CHOICE = ["bogus", ""]
 SIZES = ["0", "-1", "x", "", "8,0", HUGE]  # comma-separated layer sizes
 BAD_FOLDER = ["{missing}", "{file}", "{emptydir}"]  # where a saved model folder is expected
-BAD_RUN = [*BAD_FOLDER, "{text}", "{config_list}", "{config_wrong_type}", "{nan_weights}"]
+BAD_RUN = [*BAD_FOLDER, "{text}", "{config_list}", "{config_wrong_type}", "{nan_weights}", "{corrupt_metrics}"]
 BAD_DATA_DIR = ["{missing}", "{file}"]
 BAD_OUT_FILE = ["{emptydir}", "{file}/x.png", ""]  # where an output file is expected
 BAD_OUT_FOLDER = ["{file}", ""]  # where an output folder is expected
@@ -95,7 +96,9 @@ TABLES: dict[str, Table] = {
     "train": Table("train {run_flags} --out {new}/run",
                    {"--out": [*BAD_MODEL_OUT, "{run}"], **IMAGE_FLAGS},
                    [*IMAGE_COMBOS, ["--resume"], ["--out", "{run}", "--resume", "--data", "mnist"],
-                    ["--out", "{run}", "--resume", "--latent-dim", "3"]]),
+                    ["--out", "{run}", "--resume", "--latent-dim", "3"],
+                    ["--out", "{corrupt_metrics}", "--resume", "--epochs", "2"],
+                    ["--out", "{no_optimizer}", "--resume", "--epochs", "2"]]),
     "eval": Table("eval {run} --k 2 --limit 10",
                   {"run": BAD_RUN, "--split": CHOICE, "--k": POSITIVE_CAPPED, "--limit": POSITIVE,
                    "--data": ["{missing}", "{file}", "{wide_npy}"], "--data-dir": BAD_DATA_DIR},
@@ -309,6 +312,13 @@ def make_world(root: Path) -> dict[str, str]:
             config = json.loads((w["run"] / "config.json").read_text())
             config["model"]["latent_dim"] = "four"
         (w[name] / "config.json").write_text(json.dumps(config))
+    w["corrupt_metrics"] = root / "corrupt_metrics"
+    shutil.copytree(w["run"], w["corrupt_metrics"])
+    (w["corrupt_metrics"] / "metrics.jsonl").write_text('{"epoch": 1, "loss": 4\n')
+    w["no_optimizer"] = root / "no_optimizer"
+    shutil.copytree(w["run"], w["no_optimizer"])
+    state = w["no_optimizer"] / "checkpoint" / "state.json"
+    state.write_text(json.dumps({k: v for k, v in json.loads(state.read_text()).items() if k != "optimizer"}))
     w["nan_weights"] = root / "nan_weights"
     shutil.copytree(w["run"], w["nan_weights"])
     from safetensors.numpy import load_file, save_file
@@ -431,6 +441,7 @@ def inputs(parser: argparse.ArgumentParser) -> list[str]:
     return names
 
 
+@functools.cache
 def cases() -> list[tuple[str, str, str, list[str]]]:
     """(command, input, value, argv template) of every bad input of TABLES."""
     found = []
@@ -453,10 +464,15 @@ def _tokens(line: str) -> list[str]:
     return shlex.split(line.replace("{run_flags}", RUN_FLAGS).replace("{text_flags}", TEXT_FLAGS))
 
 
+@functools.cache
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    return dict(commands())
+
+
 def _positional(command: str, name: str) -> int:
     """The index in a base command line of positional `name` (positionals come first in every base, in the
     parser's order)."""
-    parser = dict(commands())[command]
+    parser = _parsers()[command]
     order = [a.dest for a in parser._actions if not a.option_strings and not isinstance(a, argparse._HelpAction)]
     return len(command.split()) + order.index(name)
 

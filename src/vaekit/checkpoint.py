@@ -32,6 +32,26 @@ def read_json(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"cannot read {path} ({err}): the run directory is damaged; retrain") from None
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a saved folder's JSON-lines file (metrics.jsonl); a missing file has none, a damaged one is a
+    CheckpointError naming its first bad line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row = ...
+        if row is ... or (row is not None and not (isinstance(row, dict) and isinstance(row.get("epoch"), int))):
+            raise CheckpointError(f"{path} line {number} is damaged: delete the line (a resumed run rewrites the "
+                                  "file from its checkpoint) or restore the file")
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> None:
     """Write tensors as safetensors; a tensor sharing memory with an earlier one (tied weights) is written as a
     copy, since safetensors refuses aliases and load_state_dict fills both names of a tied weight alike."""

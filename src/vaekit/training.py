@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import MODEL_FILE, STATE_DIR, load_tensors, optimizer_state, read_json, restore_optimizer, save_tensors
+from .checkpoint import (MODEL_FILE, STATE_DIR, load_tensors, optimizer_state, read_json, read_jsonl, restore_optimizer,
+                         save_tensors)
 from .conditioning import binarize
 from .config import TrainConfig
 from .denormals import flushing_denormals
@@ -137,6 +138,9 @@ class Trainer:
             raise CheckpointError(f"nothing to resume in {self.run_dir}: no {STATE_DIR}/state.json; "
                                   "drop --resume to start a new run")
         meta = read_json(self.run_dir / STATE_DIR / "state.json")
+        if not (isinstance(meta, dict) and {"epoch", "best_val", "bad_epochs", "optimizer"} <= set(meta)):
+            raise CheckpointError(f"{self.run_dir / STATE_DIR / 'state.json'} is damaged (it lacks the epoch, counters "
+                                  "or optimizer state): the run cannot resume exactly; start it again with --overwrite")
         tensors = load_tensors(self.run_dir / STATE_DIR / "state.safetensors")
         model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         self.vae.load_state_dict(model_state)
@@ -153,8 +157,7 @@ class Trainer:
         self._write_metrics()
 
     def _read_metrics(self) -> list[dict]:
-        path = self.run_dir / METRICS_FILE
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        return read_jsonl(self.run_dir / METRICS_FILE)
 
     def _write_metrics(self) -> None:
         if self.run_dir is not None and self.group.is_main:

@@ -13,7 +13,6 @@ torch and the core are imported inside the functions, as in every app: the CLI r
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -165,7 +164,7 @@ def _tensorboard_logger(out: Path | None):
 
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
-    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_jsonl
     from ..networks import prefer_fast_layout
     from ..training import METRICS_FILE, select_device
     from ..vae import build_vae
@@ -182,8 +181,7 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
         load_weights(vae, path / MODEL_FILE)
     target = select_device(device)
     prefer_fast_layout(vae.to(target), target).eval()
-    history_file = path / METRICS_FILE
-    history = [json.loads(line) for line in history_file.read_text().splitlines() if line] if history_file.exists() else []
+    history = read_jsonl(path / METRICS_FILE)
     return Run(path, vae, model_cfg, train_cfg, data_cfg, history)
 
 

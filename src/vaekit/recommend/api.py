@@ -160,7 +160,7 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
     import numpy as np
     from scipy import sparse
 
-    from ..checkpoint import load_tensors, load_weights, read_json
+    from ..checkpoint import load_tensors, load_weights, read_json, read_jsonl
     from ..data.interactions import Interactions, StrongSplit
     from ..saved import read_config
     from ..training import select_device
@@ -180,9 +180,7 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
     split = StrongSplit(t["role"].numpy(), t["heldout"].numpy().astype(bool))
     scorer = build_model(matrix.shape[1], config)
     load_weights(scorer, path / MODEL_FILE)
-    history_file = path / METRICS_FILE
-    history = [json.loads(line) for line in history_file.read_text().splitlines() if line.strip()] \
-        if history_file.exists() else []
+    history = read_jsonl(path / METRICS_FILE)
     return Recommender(path, scorer.to(select_device(device)).eval(), config, data_config, data, split, history)
 
 
