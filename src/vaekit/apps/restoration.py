@@ -230,8 +230,8 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
     from ..saved import check_output_file
     from .images import PICTURES, as_run
 
-    out = check_output_file(out, PICTURES)
     run = as_run(run)
+    out = check_output_file(out, PICTURES)
     low, _ = read_images(source, run.model.data_shape[0])
     draws, mean, std = superres(run, low, samples, seed)
     stem = out.with_suffix("")

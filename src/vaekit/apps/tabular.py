@@ -44,8 +44,9 @@ def sample_file(model, out, n: int = 1000, conditions: dict | None = None, seed:
     from ..tabular import TabularVAE, write_table
     from ..tabular.io import SUFFIXES
 
+    model = TabularVAE.load(model)
     out = check_output_file(out, SUFFIXES)
-    return write_table(TabularVAE.load(model).sample(n, conditions, seed=seed), out)
+    return write_table(model.sample(n, conditions, seed=seed), out)
 
 
 def encode_file(model, data, out, na_values=()) -> Path:
@@ -55,8 +56,9 @@ def encode_file(model, data, out, na_values=()) -> Path:
 
     from ..tabular import TabularVAE, read_table
 
-    check_output_file(out, (".npy", ".csv"))
-    codes = TabularVAE.load(model).encode(read_table(data, na_values))
+    model = TabularVAE.load(model)
+    check_output_file(out)
+    codes = model.encode(read_table(data, na_values))
     buffer = io.BytesIO()
     if str(out).endswith(".csv"):
         np.savetxt(buffer, codes, delimiter=",", fmt="%.7g")
@@ -73,13 +75,14 @@ def decode_file(model, codes, out) -> Path:
     from ..tabular import TabularVAE, write_table
     from ..tabular.io import SUFFIXES
 
+    model = TabularVAE.load(model)
     out = check_output_file(out, SUFFIXES)
     try:
         z = np.loadtxt(codes, delimiter=",", ndmin=2) if str(codes).endswith(".csv") else np.load(codes)
     except (OSError, ValueError) as err:
         raise DataError(f"cannot read codes from {codes} ({str(err).splitlines()[0]}): "
                         "pass a .npy or .csv written by 'vaekit tabular encode'") from None
-    return write_table(TabularVAE.load(model).decode(z), out)
+    return write_table(model.decode(z), out)
 
 
 def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out="quality", na_values=()):
