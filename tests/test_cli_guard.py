@@ -25,7 +25,6 @@ import shutil
 import struct
 import sys
 import traceback
-import wave
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +191,8 @@ TABLES: dict[str, Table] = {
                            "--samples": POSITIVE, "-o": BAD_OUT_FOLDER, "--data": ["{missing}", "{wide_npy}"],
                            "--data-dir": BAD_DATA_DIR}),
     "serve": Table("serve {run} --port 0",
-                   {"runs": [*(r for r in BAD_RUN if r != "{text}"), "bad name={run}", "{file}={run}"], "--host": ["not a host", ""],
+                   {"runs": [*(r for r in BAD_RUN if r != "{text}"), "bad name={run}", "{file}={run}"],
+                    "--host": ["not a host", ""],
                     "--port": ["99999", "-1", "x"], "--device": ["bogus", ""], "--max-body-bytes": POSITIVE,
                     "--max-batch": POSITIVE, "--max-k": POSITIVE, "--cors-origin": ["", "not a url"]}),
     "tabular fit": Table("tabular fit {table_csv} -o {new}/tab --epochs 1",

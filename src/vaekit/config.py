@@ -48,7 +48,8 @@ class ModelConfig:
                                             "(per value) or decoder")
     prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
     condition: str = option("none", "none; label (a class-conditional VAE: sample --label N), lowres:F (the "
-                                    "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) or noisy (the image "
+                                    "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) "
+                                    "or noisy (the image "
                                     "corrupted by --corrupt: conditional denoising)")
     data_shape: tuple[int, ...] = option((), "shape of one example, set from the data", cli=False)
     n_classes: int = option(0, "classes of --condition label, set from the data", cli=False)
@@ -115,8 +116,7 @@ class TrainConfig:
         check_values(self)
         for name in ("epochs", "batch_size", "iw_samples"):
             _positive(self, name)
-        if self.seed < 0:
-            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed}")
+        check_count("--seed", self.seed, 0)
         check_device(self.device)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
@@ -259,9 +259,16 @@ def one_of(config, name: str, choices: Sequence[str]) -> None:
         raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}, got '{getattr(config, name)}'")
 
 
+def check_count(flag: str, value: int, minimum: int = 1, why: str = "") -> None:
+    """ConfigError unless the count `value` of option `flag` is at least `minimum` (1: a positive integer, 0: a
+    non-negative one; `why` says the reason of another minimum)."""
+    if value < minimum:
+        need = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"at least {minimum} ({why})")
+        raise ConfigError(f"{flag} must be {need}, got {value}")
+
+
 def _positive(config, name: str) -> None:
-    if getattr(config, name) < 1:
-        raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(config, name)}")
+    check_count(f"--{_flag(name)}", getattr(config, name))
 
 
 def parse_ints(text: str) -> tuple[int, ...]:

@@ -158,7 +158,8 @@ def check_output_folder(path, flag: str = "-o") -> Path:
 def _check_parents(path: Path, flag: str = "") -> None:
     blocking = next((parent for parent in path.absolute().parents if parent.exists()), None)
     if blocking is not None and not blocking.is_dir():
-        raise ConfigError(f"{(flag + ' ') if flag else ''}{path}: {blocking} is a file, not a folder: pass another path")
+        named = f"{flag} {path}" if flag else str(path)
+        raise ConfigError(f"{named}: {blocking} is a file, not a folder: pass another path")
 
 
 def _example(path: Path, suffixes: tuple[str, ...]) -> str:

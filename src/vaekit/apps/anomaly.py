@@ -119,7 +119,7 @@ class VAEAnomalyDetector:
         return self
 
     def _validate(self) -> None:
-        from ..config import check_device, check_values
+        from ..config import check_count, check_device, check_values
 
         check_values(self)
         check_device(self.device)
@@ -138,8 +138,7 @@ class VAEAnomalyDetector:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"hidden must list positive sizes, got {self.hidden}")
-        if self.random_state < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.random_state}")
+        check_count("seed", self.random_state, 0)
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be a positive integer or None, got {self.epochs}")
 

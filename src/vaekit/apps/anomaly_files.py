@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import check_count
 from ..errors import ConfigError, DataError
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder
 from .anomaly import VAEAnomalyDetector, as_examples
@@ -112,8 +113,7 @@ def read_chunks(path, chunk_rows: int = 10000, label_column: str | None = None, 
 
     from ..data.readers import read_arrays, read_image_folder
 
-    if chunk_rows < 1:
-        raise ConfigError(f"--chunk-rows must be a positive integer, got {chunk_rows}")
+    check_count("--chunk-rows", chunk_rows)
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file or folder {path}; check the path")

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import check_count
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -191,13 +193,10 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
     'fitted' (the aggregate-posterior Gaussian, the default when saved) or 'standard' (N(0, I))."""
     import torch
 
-    from ..errors import ConfigError
     from ..saved import check_output_folder
 
-    if n < 1:
-        raise ConfigError(f"-n must be a positive integer, got {n}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    check_count("-n", n)
+    check_count("--seed", seed, 0)
     out = check_output_folder(out)
     model = load(path)
     _check_clips(model, n, f"-n {n} clips")
@@ -229,11 +228,9 @@ def interpolate(path: str | Path, first: str | Path, second: str | Path, steps: 
     import torch
 
     from ..data.audio import fit_length, read_wav
-    from ..errors import ConfigError
     from ..saved import check_output_folder
 
-    if steps < 2:
-        raise ConfigError(f"--steps must be at least 2 (both ends of the morph), got {steps}")
+    check_count("--steps", steps, 2, "both ends of the morph")
     out = check_output_folder(out)
     model = load(path)
     _check_clips(model, steps, f"--steps {steps} clips")

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_likelihood_data, from_dict,
-                      preset, resumed_train_config, route, to_dict)
+from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
+                      from_dict, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write, write_json, write_npy, write_npy_chunks
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
@@ -225,8 +225,8 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     from ..evaluation import check_importance_samples
 
     check_importance_samples(k)
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+    if limit is not None:
+        check_count("--limit", limit)
     run = as_run(run)
     splits = run_splits(run, data, data_dir)
     x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
@@ -282,15 +282,13 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
 
     from ..limits import check_disk
 
-    if n < 1:
-        raise ConfigError(f"-n must be a positive integer, got {n}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    check_count("-n", n)
+    check_count("--seed", seed, 0)
     run = as_run(run)
     path = output_path(run, out, "samples.png", PICTURES)
     device = next(run.vae.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    columns, c = None, None
+    columns = None
     if run.model.condition == "label":
         classes = run.model.n_classes
         if label is not None and not 0 <= label < classes:
@@ -302,9 +300,11 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         tool = "denoise" if run.model.condition == "noisy" else "superres"
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
 
-    def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1, each row's class as in one draw of n
+    def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
         rows = torch.arange(start, stop, device=device)
-        c = None if columns is None and label is None else (rows // columns if label is None else torch.full_like(rows, label))
+        c = None if columns is None else rows // columns
+        if label is not None:
+            c = torch.full_like(rows, label)
         return run.vae.sample(stop - start, generator=generator, c=c).detach()
 
     if _as_array(run, path):
@@ -324,8 +324,7 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
 
     from ..data.splits import model_data
 
-    if n < 1:
-        raise ConfigError(f"-n must be a positive integer, got {n}")
+    check_count("-n", n)
     run = as_run(run)
     path = output_path(run, out, "reconstructions.png", PICTURES)
     splits = run_splits(run, data, data_dir)
@@ -353,10 +352,8 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
     """Paths in latent space between pairs of test images, one row per pair (`vaekit interpolate`)."""
     import torch
 
-    if pairs < 1:
-        raise ConfigError(f"--pairs must be a positive integer, got {pairs}")
-    if steps < 2:
-        raise ConfigError(f"--steps must be at least 2 (both ends of a path), got {steps}")
+    check_count("--pairs", pairs)
+    check_count("--steps", steps, 2, "both ends of a path")
     run = as_run(run)
     if run.vae.condition is not None:
         raise ConfigError(f"interpolate needs an unconditional run; this one is conditioned on {run.model.condition}")
@@ -452,8 +449,8 @@ def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str
     from ..evaluation import check_importance_samples
 
     check_importance_samples(k)
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+    if limit is not None:
+        check_count("--limit", limit)
     out = Path(out)
     options = {"data_dir": data_dir} if data_dir else {}
     run = train(out, data=data, network="conv", epochs=epochs, resume=not overwrite and (out / CONFIG_FILE).exists(),

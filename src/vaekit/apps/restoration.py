@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import check_count
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -144,8 +146,8 @@ def denoise(run, x, samples: int | None = None, batch_size: int = 500, seed: int
     from .images import as_run
 
     run = as_run(run)
-    if samples is not None and samples < 0:
-        raise ConfigError(f"--samples must be >= 0, got {samples}")
+    if samples is not None:
+        check_count("--samples", samples, 0)
     conditional = isinstance(run.vae.condition, NoisyCondition)
     if run.vae.condition is not None and not conditional:
         raise ConfigError(f"denoise needs an unconditional or --condition noisy run; this one is conditioned on "
@@ -209,10 +211,8 @@ def superres(run, low, samples: int = 8, seed: int = 0):
     run = as_run(run)
     if not isinstance(run.vae.condition, LowResCondition):
         raise ConfigError("superres needs a run trained with --condition lowres:2 (or lowres:4)")
-    if samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {samples}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    check_count("--samples", samples)
+    check_count("--seed", seed, 0)
     _check_shape(low, run.vae.condition.feature_shape, "the low-resolution images")
     _check_draws(run, len(low), samples, f"--samples {samples} draws of {len(low)} images")
     draws = conditional_draws(run, low, samples, seed)
@@ -271,10 +271,9 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
             levels = [float(v) for v in levels.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--levels must be comma-separated numbers, got '{levels}'") from None
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be a positive integer, got {limit}")
-    if samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {samples}")
+    if limit is not None:
+        check_count("--limit", limit)
+    check_count("--samples", samples)
     run = as_run(run)
     out = output_path(run, out, "restore", None)
     x = run_splits(run, data, data_dir).x_test[:limit]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import check_count
+
 
 def as_model(model):
     """The TextModel itself, or the one saved in that folder."""
@@ -172,8 +174,7 @@ def _check_decoding(model, n: int, method: str, temperature: float, beam_size: i
         raise ConfigError(f"--temperature must be a positive number, got {temperature}")
     if not 1 <= beam_size <= len(model.vocabulary):
         raise ConfigError(f"--beam-size must be in 1..{len(model.vocabulary)} (the vocabulary), got {beam_size}")
-    if seed < 0:
-        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    check_count("--seed", seed, 0)
     beams = beam_size if method == "beam" else 1
     check_memory(4 * 4 * n * beams * (len(model.vocabulary) + model.config.max_len), f"decoding {n} sentences",
                  "ask for fewer")
@@ -193,10 +194,8 @@ def sample(model, n: int = 10, method: str = "sample", temperature: float = 1.0,
     """n sentences decoded from z ~ p(z): temperature sampling, greedy or beam search."""
     import torch
 
-    from ..errors import ConfigError
 
-    if n < 1:
-        raise ConfigError(f"-n must be a positive integer, got {n}")
+    check_count("-n", n)
     model = as_model(model)
     _check_decoding(model, n, method, temperature, beam_size, seed)
     z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
@@ -217,10 +216,8 @@ def interpolate(model, a: str, b: str, steps: int = 8, method: str = "greedy", b
     from E[z|a] to E[z|b], `steps` points including both ends."""
     import torch
 
-    from ..errors import ConfigError
 
-    if steps < 2:
-        raise ConfigError(f"--steps must be at least 2 (the two ends), got {steps}")
+    check_count("--steps", steps, 2, "the two ends")
     model = as_model(model)
     _check_decoding(model, steps, method, 1.0, beam_size, 0)
     za, zb = _means(model, [a, b])

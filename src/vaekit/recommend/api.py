@@ -65,8 +65,8 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
                           f"at most {EASE_MAX_ITEMS} items")
     device = select_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    scorer = build_within_memory(lambda: build_model(n_items, config), f"a recommender of these sizes for {n_items} items",
-                                 "lower --latent-dim or --hidden")
+    scorer = build_within_memory(lambda: build_model(n_items, config),
+                                 f"a recommender of these sizes for {n_items} items", "lower --latent-dim or --hidden")
     model = Recommender(None, scorer.to(device), config, data_config, interactions, split, [])
     train = model.part("train")
     val = (model.part("val", "foldin"), model.part("val", "heldout"))

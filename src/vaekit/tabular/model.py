@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import TrainConfig, from_dict, route, to_dict
+from ..config import TrainConfig, check_count, from_dict, route, to_dict
 from ..errors import CheckpointError, ConfigError, DataError
 from .config import TRAIN_DEFAULTS, TabularConfig
 
@@ -92,8 +92,8 @@ class TabularVAE:
         vae = self._fitted()
         if n < 1:
             raise ConfigError(f"-n must be positive, got {n}")
-        if seed is not None and seed < 0:
-            raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+        if seed is not None:
+            check_count("--seed", seed, 0)
         check_memory(n * (12 * self.transformer.width + 64 * len(self.transformer.columns)), f"-n {n} rows",
                      "ask for fewer")
         device = next(vae.parameters()).device
