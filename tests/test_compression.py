@@ -19,7 +19,7 @@ from vaekit.data.splits import load_splits  # noqa: E402
 from vaekit.compression.lossy import (entropy_decode, entropy_encode, index_probabilities, pack_indices,  # noqa: E402
                                       psnr, ssim, unpack_indices)
 from vaekit.config import ModelConfig, to_dict  # noqa: E402
-from vaekit.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from vaekit.errors import CheckpointError, ConfigError, DataError, VaekitError  # noqa: E402
 from vaekit.vae import build_vae  # noqa: E402
 
 
@@ -108,6 +108,29 @@ def test_bad_inputs_are_typed_errors(run, binary, tmp_path):
         BitsBackCoder(run.vae, CoderConfig(step_log2=0))
     with pytest.raises(ConfigError, match="lossy-bits"):
         compress(run, binary, tmp_path / "x.vae", lossy_bits=0)
+
+
+CRAFTED = [  # (lossy?, header changes, field the error names): each allocated gigabytes or crashed before
+    (False, dict(n=10 ** 9), "shape"), (False, dict(n=10 ** 9, shape=[10 ** 9, 1, 8, 8]), "memory"),
+    (False, dict(shape=[10 ** 6, 10 ** 6]), "shape"), (False, dict(levels=0), "levels"),
+    (False, dict(dtype="|O"), "dtype"), (False, dict(coder={"step_log2": 10 ** 6}), "coder"),
+    (False, dict(coder={"bogus": 1}), "coder"), (False, dict(n="many"), "n"), (False, dict(top=0), "top"),
+    (False, dict(transposed="yes"), "transposed"), (True, dict(n=10 ** 9, shape=[10 ** 9, 1, 8, 8]), "n"),
+    (True, dict(bits=0), "bits"),
+    (True, dict(mask=[1] * 10 ** 5), "mask"), (True, dict(shape=[20, 10 ** 6]), "shape"),
+    (True, dict(scale="big"), "scale"), (True, dict(entropy_coded=1), "entropy_coded"),
+]
+
+
+@pytest.mark.parametrize("lossy, changes, field", CRAFTED)
+def test_crafted_headers_with_valid_checksums_are_refused_before_allocating(run, binary, tmp_path, lossy, changes,
+                                                                            field):
+    box = fmt.unpack(compress(run, binary[:20], tmp_path / "x.vae", lossy_bits=4 if lossy else None).path.read_bytes())
+    crafted = fmt.pack(fmt.Container(box.kind, box.model_hash, box.data_hash, {**box.meta, **changes}, box.payload))
+    (tmp_path / "crafted.vae").write_bytes(crafted)
+    with pytest.raises(VaekitError, match=f"\\({field} = |{field}"):
+        decompress(run, tmp_path / "crafted.vae", tmp_path / "y.npy")
+    assert not (tmp_path / "y.npy").exists()
 
 
 def test_lossy_codes_approach_the_unquantized_reconstruction(run, binary, tmp_path):

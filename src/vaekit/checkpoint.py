@@ -48,6 +48,26 @@ def read_json(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"cannot read {path} ({err}): the run directory is damaged; retrain") from None
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a saved folder's JSON-lines file (metrics.jsonl); a missing file has none, a damaged one is a
+    CheckpointError naming its first bad line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row = ...
+        if row is ... or (row is not None and not (isinstance(row, dict) and isinstance(row.get("epoch"), int))):
+            raise CheckpointError(f"{path} line {number} is damaged: delete the line (a resumed run rewrites the "
+                                  "file from its checkpoint) or restore the file")
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
 def tensor_bytes(tensors: dict[str, torch.Tensor]) -> bytes:
     """Tensors as the bytes of a safetensors file; a tensor sharing memory with an earlier one (tied weights) is
     stored as a copy, since safetensors refuses aliases and load_state_dict fills both names of a tied weight alike."""
@@ -82,6 +102,11 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
     if problems:
         raise CheckpointError(f"{path} does not match the model in config.json (mismatched: {', '.join(problems[:4])}"
                               f"{', ...' if len(problems) > 4 else ''}): the files come from different runs")
+    broken = next((name for name, _ in module.named_parameters()
+                   if tensors[name].is_floating_point() and not torch.isfinite(tensors[name]).all()), None)
+    if broken is not None:
+        raise CheckpointError(f"{path} holds NaN or infinite weights ({broken}): the training diverged; retrain it, "
+                              "e.g. with a lower --lr or --grad-clip 10")
     module.load_state_dict(tensors)
 
 

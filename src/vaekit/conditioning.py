@@ -16,6 +16,8 @@ inputs, `binarize` and a `Corruption`, live here too (the Trainer's dynamic bina
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -74,6 +76,12 @@ class LowResCondition(nn.Module):
         if len(data_shape) != 3 or factor < 2 or min(data_shape[1:]) // factor < 1:
             raise ConfigError(f"--condition lowres:{factor} needs images (C, H, W) at least {factor} pixels on a "
                               f"side and an integer factor >= 2; got data of shape {tuple(data_shape)}")
+        if data_shape[1] % factor or data_shape[2] % factor:
+            dividing = [f"lowres:{f}" for f in (2, 4, 3, 5) if data_shape[1] % f == 0 and data_shape[2] % f == 0]
+            fix = f"use {' or '.join(dividing[:2])}" if dividing else "resize the images (--image-size)"
+            raise ConfigError(f"--condition lowres:{factor} needs a factor that divides the image size "
+                              f"{data_shape[1]}x{data_shape[2]} (so each low-resolution pixel covers whole pixels): "
+                              f"{fix}")
         self.factor = factor
         self.feature_shape = (data_shape[0], data_shape[1] // factor, data_shape[2] // factor)
 
@@ -170,7 +178,7 @@ def parse_corruption(spec: str) -> Corruption | None:
         return None
     kind, amount = parse_spec(spec, CORRUPTIONS, "--corrupt")
     amount = CORRUPTIONS[kind] if amount is None else amount
-    if amount < 0 or (kind != "gaussian" and amount > 1):
+    if not 0 <= amount < math.inf or (kind != "gaussian" and amount > 1):
         raise ConfigError(f"--corrupt {spec}: the amount must be >= 0 (and <= 1 for a share)")
     return Corruption(kind, amount)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import re
 import typing
 import warnings
 from collections.abc import Sequence
@@ -16,6 +18,11 @@ from .errors import ConfigError
 FORMAT_VERSION = 1
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
+NETWORKS = ("auto", "mlp", "conv")
+PADDINGS = ("same", "valid")
+SCALE_MODES = ("learned", "decoder")  # or a positive number: a fixed scale
+MAX_INT = 2 ** 31 - 1  # no count, size or seed of a config is larger: a bigger one is a typo
+DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 def option(default, help: str, cli: bool = True, short: str | None = None, flag: str | None = None,
@@ -41,17 +48,22 @@ class ModelConfig:
                                             "(per value) or decoder")
     prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
     condition: str = option("none", "none; label (a class-conditional VAE: sample --label N), lowres:F (the "
-                                    "image downscaled F times, F=2 or 4: super-resolution) or noisy (the image "
+                                    "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) "
+                                    "or noisy (the image "
                                     "corrupted by --corrupt: conditional denoising)")
     data_shape: tuple[int, ...] = option((), "shape of one example, set from the data", cli=False)
     n_classes: int = option(0, "classes of --condition label, set from the data", cli=False)
 
     def validate(self) -> None:
+        check_values(self)
         _positive(self, "latent_dim")
         if not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"--hidden must list positive sizes, got {self.hidden}")
         if not self.conv_channels or min(self.conv_channels) < 1:
             raise ConfigError(f"--conv-channels must list positive sizes, got {self.conv_channels}")
+        one_of(self, "network", NETWORKS)
+        one_of(self, "encoder_padding", PADDINGS)
+        check_scale(self.gaussian_scale, "--gaussian-scale")
         if self.condition != "none":
             from .conditioning import CONDITIONS, parse_spec
 
@@ -101,8 +113,11 @@ class TrainConfig:
     progress: bool = option(True, "show a progress bar", cli=False)
 
     def validate(self) -> None:
+        check_values(self)
         for name in ("epochs", "batch_size", "iw_samples"):
             _positive(self, name)
+        check_count("--seed", self.seed, 0)
+        check_device(self.device)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         one_of(self, "lr_schedule", LR_SCHEDULES)
@@ -128,6 +143,8 @@ class DataConfig:
                                   "gaussian:SIGMA, salt-pepper:SHARE or mask:SHARE, e.g. gaussian:0.3")
 
     def validate(self) -> None:
+        check_values(self)
+        parse_image_size(self.image_size)
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.binarize not in ("none", "dynamic", "static"):
@@ -136,6 +153,14 @@ class DataConfig:
             from .conditioning import parse_corruption
 
             parse_corruption(self.corrupt)
+
+
+def check_likelihood_data(model: ModelConfig, data: DataConfig) -> None:
+    """The likelihood must model the values the data config makes: two levels after --binarize, which a
+    discretized logistic (256 levels) would model as a waste of 254 and cost bits it reports as nats."""
+    if model.likelihood == "discretized_logistic" and data.binarize != "none":
+        raise ConfigError(f"--likelihood discretized_logistic models 8-bit levels, but --binarize {data.binarize} "
+                          "leaves two: use --likelihood bernoulli for binarized data, or --binarize none")
 
 
 PRESETS: dict[str, dict[str, dict]] = {
@@ -154,14 +179,96 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def _declared(kind, value) -> bool:
+    """Whether `value` has the declared type `kind` of a config field (what a hand-edited config.json may break)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is tuple:
+        return isinstance(value, (tuple, list)) and all(_declared(args[0], item) for item in value)
+    if type(None) in args:
+        return value is None or any(_declared(arg, value) for arg in args if arg is not type(None))
+    return True  # a field holding another config, or a type this check does not know
+
+
+def check_values(config) -> None:
+    """What every field of every config needs, whatever it means: a value of its declared type (a config.json
+    edited by hand may say "four" for an int), a finite float, and an int (or each int of a list) within
+    +-MAX_INT. Each config's `validate` starts here."""
+    types = _field_types(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            continue
+        if not _declared(types[f.name], value):
+            raise ConfigError(f"{f.name} must be {_type_name(types[f.name])}, got {value!r}")
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"--{_flag(f.name)} must be a finite number, got {item}")
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
+                raise ConfigError(f"--{_flag(f.name)} {item} is beyond {MAX_INT:,}: give a smaller number")
+
+
+def _type_name(kind) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if typing.get_origin(kind) is tuple:
+        return "a list of integers" if typing.get_args(kind)[0] is int else "a list of strings"
+    args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    return f"{names.get(args[0], str(args[0]))} or null" if args else names.get(kind, str(kind))
+
+
+def check_device(name: str, flag: str = "--device") -> None:
+    """A device's name must be auto, cpu, mps, cuda or cuda:N; whether it is there is for the one that uses it."""
+    if not DEVICE.match(str(name)):
+        raise ConfigError(f"{flag} must be auto, cpu, cuda or cuda:N, got '{name}'")
+
+
+def check_scale(value: str, flag: str) -> None:
+    """A likelihood's scale: learned, decoder or a positive number (a fixed scale)."""
+    if value in SCALE_MODES:
+        return
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ConfigError(f"{flag} must be {', '.join(SCALE_MODES)} or a positive number, got '{value}'")
+
+
+def parse_image_size(text: str | None) -> tuple[int, int] | None:
+    """'64x64' -> (64, 64): the size --image-size resizes images to; None stays None."""
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--image-size must look like 64x64, got '{text}'") from None
+    if not (0 < height <= 65535 and 0 < width <= 65535):
+        raise ConfigError(f"--image-size sides must be in 1..65535, got '{text}'")
+    return height, width
+
+
 def one_of(config, name: str, choices: Sequence[str]) -> None:
     if getattr(config, name) not in choices:
         raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}, got '{getattr(config, name)}'")
 
 
+def check_count(flag: str, value: int, minimum: int = 1, why: str = "") -> None:
+    """ConfigError unless the count `value` of option `flag` is at least `minimum` (1: a positive integer, 0: a
+    non-negative one; `why` says the reason of another minimum)."""
+    if value < minimum:
+        need = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"at least {minimum} ({why})")
+        raise ConfigError(f"{flag} must be {need}, got {value}")
+
+
 def _positive(config, name: str) -> None:
-    if getattr(config, name) < 1:
-        raise ConfigError(f"--{_flag(name)} must be a positive integer, got {getattr(config, name)}")
+    check_count(f"--{_flag(name)}", getattr(config, name))
 
 
 def parse_ints(text: str) -> tuple[int, ...]:
@@ -294,11 +401,16 @@ def route(options: dict, *configs) -> tuple:
 
 
 def from_dict(cls, data: dict):
-    """Rebuild a config from its JSON form; lists become tuples. Unknown keys are an error."""
+    """Rebuild a config from its JSON form; lists become tuples. Unknown keys and values of the wrong type are
+    an error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
     unknown = set(data) - option_names(cls)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}: the file comes from another vaekit version")
-    return with_options(cls(), data)
+    config = with_options(cls(), data)
+    check_values(config)
+    return config
 
 
 def to_dict(config) -> dict:

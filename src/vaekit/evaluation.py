@@ -12,7 +12,19 @@ import torch
 from torch import nn
 
 from .distributed import Group
+from .errors import ConfigError
 from .vae import VAE
+
+# Importance samples per example at most: the bound's gap to -log p(x) shrinks like 1/k, so far below this it moves
+# in the last digits (the literature's largest is 5,000), while the work grows with k.
+MAX_IMPORTANCE_SAMPLES = 100_000
+
+
+def check_importance_samples(k: int, flag: str = "--k") -> None:
+    """ConfigError unless 1 <= k <= MAX_IMPORTANCE_SAMPLES."""
+    if not 1 <= k <= MAX_IMPORTANCE_SAMPLES:
+        raise ConfigError(f"{flag} must be in 1..{MAX_IMPORTANCE_SAMPLES:,} importance samples per example, got {k}: "
+                          "beyond some thousands the bound no longer moves while the work grows with it")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ A leaf: it imports nothing from vaekit, so any layer may use it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -41,7 +42,8 @@ def temporary_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb"):
     """Open a temporary file beside `path` for writing; on a clean exit it is synced and renamed to
-    `path`, on any error it is removed, so `path` is never half-written."""
+    `path`, on any error it is removed, so `path` is never half-written. A full disk is an OSError
+    (ENOSPC) that names `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = temporary_beside(path)
@@ -51,6 +53,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno == errno.ENOSPC and not err.filename:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from None
+        raise
     finally:
         Path(tmp).unlink(missing_ok=True)
 
@@ -67,6 +73,19 @@ def write_npy(path: str | os.PathLike, array) -> Path:
 
     with atomic_open(path) as f:
         np.save(f, array)
+    return Path(path)
+
+
+def write_npy_chunks(path: str | os.PathLike, shape: tuple[int, ...], dtype: str, chunks) -> Path:
+    """Save an array of `shape` and `dtype`, given as numpy chunks along its first axis, as .npy, atomically,
+    holding one chunk at a time (the bytes np.save would write for the whole array)."""
+    import numpy as np
+
+    with atomic_open(path) as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                 "shape": tuple(shape)})
+        for chunk in chunks:
+            f.write(np.ascontiguousarray(chunk, dtype=dtype).tobytes())
     return Path(path)
 
 

@@ -46,11 +46,16 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2,
     return np.kron(grid, np.ones((scale, scale, 1), np.uint8)) if scale > 1 else grid
 
 
+def grid_scale(width: int) -> int:
+    """How many times `save_image_grid` enlarges images `width` pixels wide: small ones to about 56 pixels."""
+    return max(1, 56 // width)
+
+
 def save_image_grid(path: str | Path, images: np.ndarray, columns: int | None = None) -> Path:
     """Write images (N, C, H, W) in [0, 1] as a PNG grid; grey for C=1, RGB for C=3."""
     from PIL import Image
 
-    grid = image_grid(images, columns, scale=max(1, 56 // images.shape[-1]))
+    grid = image_grid(images, columns, scale=grid_scale(images.shape[-1]))
     return _save_png(path, Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid[..., :3]))
 
 

@@ -5,14 +5,19 @@ a folder is before it reads the rest, and a folder of another kind is told which
 Each kind's loader starts with `read_config(path, KIND, FORMAT_VERSION)`; `vaekit.apps.registry` maps
 every kind to its loader for `vaekit.load` and `vaekit serve`. Folders saved by vaekit 0.1.0, before the
 contract, are recognised by the markers they carry (`saved_kind`). docs/architecture.md has the table.
+
+Where a command writes is checked here too, before it works: a new model never replaces a saved one unless
+the caller says `overwrite` (`check_new_folder`, then `clear_folder` just before the first write), and an
+output file or folder must be one (`check_output_file`, `check_output_folder`).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,70 @@ def read_config(path, kind: str, format_version: int) -> dict:
         raise CheckpointError(f"{path} holds {KINDS[found].noun} of format version {version}, this vaekit reads "
                               f"version {format_version}: refit it with `{KINDS[found].fit}`")
     return config
+
+
+def check_new_folder(path, overwrite: bool = False, resume: bool = False) -> Path:
+    """Before a command fits a model to save in the folder `path`: a file there, or a folder holding a saved
+    model (of any kind) without `overwrite`, is a ConfigError; `resume` says the command can continue that model.
+    A config.json vaekit cannot read is refused even with `overwrite`, since vaekit did not write the folder."""
+    from .checkpoint import CONFIG_FILE
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file: pass a folder for the model (it is made if missing)")
+    _check_parents(path)
+    if not (path / CONFIG_FILE).exists():
+        return path
+    try:
+        found = f"{KINDS[saved_kind(path)].noun}"
+    except CheckpointError:
+        raise ConfigError(f"{path} holds a {CONFIG_FILE} that vaekit cannot read: choose another folder") from None
+    if not overwrite:
+        resuming = "--resume to continue it, " if resume else ""
+        raise ConfigError(f"{path} already holds a model: pass {resuming}--overwrite to replace it, or choose "
+                          f"another folder (it holds {found})")
+    return path
+
+
+def clear_folder(path, overwrite: bool) -> None:
+    """With `overwrite`, remove the saved model in `path` (checked by `check_new_folder`) just before a new one
+    is written there, so that no file of the old one stays beside it."""
+    from .checkpoint import CONFIG_FILE
+
+    path = Path(path)
+    if overwrite and (path / CONFIG_FILE).exists():
+        saved_kind(path)  # only a folder vaekit saved is removed
+        shutil.rmtree(path)
+
+
+def check_output_file(path, suffixes: tuple[str, ...] = (), flag: str = "-o") -> Path:
+    """An output file's path, after checking that it can be one: not a folder, below folders (not files), and
+    ending in one of `suffixes` when given. An existing file is replaced, as a picture or a table is."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path} is a folder: pass a file name{_example(path, suffixes)}")
+    _check_parents(path, flag)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{flag} {path} must end in {' or '.join(suffixes)}")
+    return path
+
+
+def check_output_folder(path, flag: str = "-o") -> Path:
+    """An output folder's path (made if missing), after checking that it is not a file. Files in it that the
+    command writes are replaced."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file: pass a folder (it is made if missing)")
+    _check_parents(path, flag)
+    return path
+
+
+def _check_parents(path: Path, flag: str = "") -> None:
+    blocking = next((parent for parent in path.absolute().parents if parent.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        named = f"{flag} {path}" if flag else str(path)
+        raise ConfigError(f"{named}: {blocking} is a file, not a folder: pass another path")
+
+
+def _example(path: Path, suffixes: tuple[str, ...]) -> str:
+    return f", e.g. {path / ('output' + suffixes[0])}" if suffixes else ""

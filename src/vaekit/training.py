@@ -20,7 +20,7 @@ from torch import nn
 
 from .accel import accelerate, process_settings
 from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, load_tensors, optimizer_state,
-                         read_checkpoint, read_json, restore_optimizer, tensor_bytes, write_checkpoint)
+                         read_checkpoint, read_json, read_jsonl, restore_optimizer, tensor_bytes, write_checkpoint)
 from .conditioning import binarize
 from .config import TrainConfig
 from .devices import check_precision, deterministic_algorithms, select_device
@@ -152,8 +152,7 @@ class Trainer:
         self._write_metrics()
 
     def _read_metrics(self) -> list[dict]:
-        path = self.run_dir / METRICS_FILE
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        return read_jsonl(self.run_dir / METRICS_FILE)
 
     def _write_metrics(self) -> None:
         if self.run_dir is not None and self.group.is_main:

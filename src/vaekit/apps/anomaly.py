@@ -119,6 +119,10 @@ class VAEAnomalyDetector:
         return self
 
     def _validate(self) -> None:
+        from ..config import check_count, check_device, check_values
+
+        check_values(self)
+        check_device(self.device)
         if self.score not in ("auto", *SCORES):
             raise ConfigError(f"unknown score '{self.score}': use one of auto, {', '.join(SCORES)}")
         if self.likelihood not in LIKELIHOODS:
@@ -132,6 +136,9 @@ class VAEAnomalyDetector:
         for name in ("latent_dim", "steps", "batch_size", "n_samples", "k", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not self.hidden or min(self.hidden) < 1:
+            raise ConfigError(f"hidden must list positive sizes, got {self.hidden}")
+        check_count("seed", self.random_state, 0)
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be a positive integer or None, got {self.epochs}")
 
@@ -141,7 +148,7 @@ class VAEAnomalyDetector:
             return self.likelihood
         return "bernoulli" if x.ndim == 4 and x.min() >= 0 and x.max() <= 1 else "gaussian"
 
-    def _build(self) -> None:
+    def _network(self):
         from ..likelihoods import Bernoulli, Gaussian
         from ..likelihoods.mixed import MixedLikelihood
         from ..networks import build_networks
@@ -159,7 +166,13 @@ class VAEAnomalyDetector:
             from torch import nn
 
             encoder = nn.Sequential(nn.Hardtanh(-ENCODER_CLIP, ENCODER_CLIP), encoder)
-        self.vae_ = VAE(encoder, decoder, likelihood, StandardNormal(self.latent_dim)).to(self.device)
+        return VAE(encoder, decoder, likelihood, StandardNormal(self.latent_dim))
+
+    def _build(self) -> None:
+        from ..limits import build_within_memory
+
+        self.vae_ = build_within_memory(self._network, "a detector of these sizes",
+                                        "lower --latent-dim or --hidden").to(self.device)
 
     def fit(self, X, y=None) -> VAEAnomalyDetector:
         """Train on X (mostly normal rows); y is ignored (PyOD convention). Sets decision_scores_ and threshold_."""

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import DataError
+from ..config import check_count
+from ..errors import ConfigError, DataError
+from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder
 from .anomaly import VAEAnomalyDetector, as_examples
 
 if TYPE_CHECKING:
@@ -111,6 +113,7 @@ def read_chunks(path, chunk_rows: int = 10000, label_column: str | None = None, 
 
     from ..data.readers import read_arrays, read_image_folder
 
+    check_count("--chunk-rows", chunk_rows)
     path = Path(path)
     if not path.exists():
         raise DataError(f"no such file or folder {path}; check the path")
@@ -131,10 +134,17 @@ def is_anomaly(labels: np.ndarray, normal_label: str) -> np.ndarray:
     return (~normal).astype(np.int64)
 
 
-def fit_file(data, out, label_column: str | None = None, normal_label: str = "0", **params) -> Path:
-    """Fit a VAEAnomalyDetector on a file and save it to `out`. With `label_column`, only the rows
-    labelled `normal_label` are used (and the label column is dropped). Returns `out`."""
+def fit_file(data, out, label_column: str | None = None, normal_label: str | None = None, overwrite: bool = False,
+             **params) -> Path:
+    """Fit a VAEAnomalyDetector on a file and save it to `out` (a folder holding a saved model is refused unless
+    `overwrite`). With `label_column`, only the rows labelled `normal_label` (default "0") are used (and the
+    label column is dropped). Returns `out`."""
     import numpy as np
+
+    if normal_label is not None and label_column is None:
+        raise ConfigError("--normal-label picks the normal rows by their label: add --label-column")
+    normal_label = "0" if normal_label is None else normal_label
+    check_new_folder(out, overwrite)
     header, parts = None, []
     for header, chunk in read_chunks(data, label_column=label_column):
         parts.append(chunk.x if chunk.labels is None or label_column is None
@@ -146,6 +156,7 @@ def fit_file(data, out, label_column: str | None = None, normal_label: str = "0"
     if header is not None:
         label = _label_index(header, label_column, data)
         detector.feature_names_ = [h for i, h in enumerate(header) if i != label]
+    clear_folder(out, overwrite)
     return detector.save(out)
 
 
@@ -167,8 +178,9 @@ def score_file(detector_dir, data, out, chunk_rows: int = 10000, label_column: s
     `chunk_rows` rows so the input never has to fit in memory."""
     from ..io import atomic_open
 
+    out = check_output_file(out)
     detector = VAEAnomalyDetector.load(detector_dir)
-    out = Path(out)
+    next(read_chunks(data, chunk_rows, label_column), None)  # the file's mistakes before the output is opened
     with atomic_open(out, "w") as f:
         f.write("row,score,anomaly\n")
         row = 0
@@ -248,26 +260,27 @@ def save_evaluation_plots(out_dir: Path, y: np.ndarray, scores: np.ndarray, metr
     return roc, save_figure(out_dir / "scores.png", fig)
 
 
-def evaluate_file(detector_dir, data, label_column: str | None = None, normal_label: str = "0", out=None,
+def evaluate_file(detector_dir, data, label_column: str | None = None, normal_label: str | None = None, out=None,
                   chunk_rows: int = 10000, score: str | None = None, progress: bool = True):
     """Score a labelled file (streamed) and write metrics.json, roc.png and scores.png to `out`
-    (default: detector_dir/evaluation). Returns (AnomalyMetrics, paths written)."""
+    (default: detector_dir/evaluation); rows labelled `normal_label` (default "0") are normal. Returns
+    (AnomalyMetrics, paths written)."""
     from dataclasses import asdict
 
     import numpy as np
 
     from ..io import write_json
 
+    out = check_output_folder(out if out else Path(detector_dir) / "evaluation")
     detector = VAEAnomalyDetector.load(detector_dir)
     ys, all_scores = [], []
     for chunk, scores in _scored_chunks(detector, data, chunk_rows, label_column, score, progress):
         if chunk.labels is None:
             raise DataError(f"{data} has no labels: pass --label-column NAME (a CSV column; .npz files use 'y')")
-        ys.append(is_anomaly(chunk.labels, normal_label))
+        ys.append(is_anomaly(chunk.labels, "0" if normal_label is None else normal_label))
         all_scores.append(scores)
     y, scores = np.concatenate(ys), np.concatenate(all_scores)
     metrics = anomaly_metrics(y, scores, detector.threshold_)
-    out = Path(out) if out else Path(detector_dir) / "evaluation"
     write_json(out / "metrics.json", {**asdict(metrics), "score": score or detector.score, "data": str(data)})
     return metrics, (out / "metrics.json", *save_evaluation_plots(out, y, scores, metrics))
 

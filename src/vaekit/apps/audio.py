@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import check_count
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -94,8 +96,10 @@ def aggregate_gaussian(vae, x, batch_size: int = 256):
 
 
 def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int = 30, latent_dim: int = 32,
-              conv_channels=(32, 64, 128), batch_size: int = 64, seed: int = 0, progress: bool = True, **options):
-    """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel."""
+              conv_channels=(32, 64, 128), batch_size: int = 64, seed: int = 0, progress: bool = True,
+              overwrite: bool = False, **options):
+    """Train on clips (N, clip_samples) already read at fmt.sample_rate; returns the AudioModel. A folder `out`
+    holding a saved model is refused unless `overwrite`."""
     import numpy as np
 
     from . import images
@@ -109,7 +113,7 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     model_x = ((spec - mean) / std).astype(np.float32)
     run = images.train(out, data=(model_x, labels), network="conv", conv_channels=tuple(conv_channels),
                        likelihood="gaussian", latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-                       seed=seed, progress=progress, **options)
+                       seed=seed, progress=progress, overwrite=overwrite, **options)
     latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)  # train() returns the model in eval mode
     if out is not None:
         write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
@@ -119,15 +123,25 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     return AudioModel(run, fmt, mean, std, latent_loc, latent_scale_tril)
 
 
-def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_seconds: float = 0.768, **options):
-    """Train a spectrogram VAE on every .wav under folder (`vaekit audio fit`)."""
-    from ..data.audio import SpectrogramFormat, read_clips
+def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_seconds: float = 0.768,
+        overwrite: bool = False, **options):
+    """Train a spectrogram VAE on every .wav under folder (`vaekit audio fit`); a file that cannot be read as
+    a clip is skipped with a warning. A folder `out` holding a saved model is refused unless `overwrite`."""
+    import math
 
+    from ..data.audio import SpectrogramFormat, read_clips
+    from ..errors import ConfigError
+    from ..saved import check_new_folder
+
+    if not (clip_seconds > 0 and math.isfinite(clip_seconds)):
+        raise ConfigError(f"--clip-seconds must be a positive number, got {clip_seconds}")
     hop = 64
     fmt = SpectrogramFormat(sample_rate=sample_rate, clip_samples=int(round(clip_seconds * sample_rate / hop)) * hop,
                             hop=hop)
+    fmt.validate()
+    check_new_folder(out, overwrite)
     clips, labels, _ = read_clips(folder, fmt)
-    return fit_clips(clips, labels, out, fmt, **options)
+    return fit_clips(clips, labels, out, fmt, overwrite=overwrite, **options)
 
 
 def load(path: str | Path, device: str = "auto") -> AudioModel:
@@ -157,6 +171,15 @@ def _pictures(path: Path, spectrograms: np.ndarray, columns: int) -> Path:
     return save_image_grid(path, np.ascontiguousarray(images), columns)
 
 
+def _check_clips(model: AudioModel, n: int, what: str) -> None:
+    """ConfigError unless n clips, their spectrograms and Griffin-Lim's STFTs fit in memory."""
+    import math
+
+    from ..limits import check_memory
+
+    check_memory(4 * n * (10 * math.prod(model.format.shape) + 2 * model.format.clip_samples), what, "ask for fewer")
+
+
 def _to_wavs(model: AudioModel, spectrograms: np.ndarray, out: Path, stem: str) -> list[Path]:
     from ..data.audio import griffin_lim, write_wav
 
@@ -170,11 +193,13 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
     'fitted' (the aggregate-posterior Gaussian, the default when saved) or 'standard' (N(0, I))."""
     import torch
 
-    from ..errors import ConfigError
+    from ..saved import check_output_folder
 
-    if n < 1:
-        raise ConfigError(f"-n must be a positive integer, got {n}")
-    model, out = load(path), Path(out)
+    check_count("-n", n)
+    check_count("--seed", seed, 0)
+    out = check_output_folder(out)
+    model = load(path)
+    _check_clips(model, n, f"-n {n} clips")
     spectrograms = model.decode(model.draw_latents(n, torch.Generator().manual_seed(seed), source))
     return [*_to_wavs(model, spectrograms, out, "sample"), _pictures(out / "samples.png", spectrograms, min(n, 8))]
 
@@ -184,11 +209,13 @@ def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = Non
     import numpy as np
 
     from ..data.audio import fit_length, read_wav, spectrogram
+    from ..saved import check_output_file
 
+    out = check_output_file(out if out is not None else Path(clip).with_name(Path(clip).stem + "_reconstruction.wav"),
+                            (".wav",))
     model = load(path)
     audio = fit_length(read_wav(clip, model.format.sample_rate), model.format.clip_samples)[None]
     rebuilt = model.decode(model.encode_clips(audio))
-    out = Path(out) if out is not None else Path(clip).with_name(Path(clip).stem + "_reconstruction.wav")
     wav = _to_wavs(model, rebuilt, out.parent, out.stem)[0].replace(out)
     picture = _pictures(out.with_suffix(".png"), np.concatenate([spectrogram(audio, model.format), rebuilt]), 2)
     return [wav, picture]
@@ -201,8 +228,12 @@ def interpolate(path: str | Path, first: str | Path, second: str | Path, steps: 
     import torch
 
     from ..data.audio import fit_length, read_wav
+    from ..saved import check_output_folder
 
-    model, out = load(path), Path(out)
+    check_count("--steps", steps, 2, "both ends of the morph")
+    out = check_output_folder(out)
+    model = load(path)
+    _check_clips(model, steps, f"--steps {steps} clips")
     clips = np.stack([fit_length(read_wav(f, model.format.sample_rate), model.format.clip_samples)
                       for f in (first, second)])
     z = model.encode_clips(clips)

@@ -29,6 +29,8 @@ from ..compression.config import CoderConfig
 from ..config import to_dict
 from ..errors import ConfigError, DataError, optional_import
 from ..io import atomic_write
+from ..limits import check_memory
+from ..saved import check_output_file
 
 __all__ = ["BitsBackCoder", "CoderConfig", "Compressed", "compress", "decompress", "read_images"]
 
@@ -140,6 +142,10 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     optional_import("constriction", "compression", "constriction")
     if entropy_code and lossy_bits is None:
         raise ConfigError("--entropy-code codes lossy latent indices: add --lossy-bits B")
+    if lossy_bits is not None and not 1 <= lossy_bits <= 16:
+        raise ConfigError(f"--lossy-bits must be in 1..16, got {lossy_bits}")
+    coder.validate()
+    out = check_output_file(out)
     run = _cpu_run(run)
     source = data if isinstance(data, (str, Path)) else "the array"
     raw = read_images(data) if isinstance(data, (str, Path)) else np.asarray(data)
@@ -169,7 +175,6 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
         meta.update(scale=scale, bits=lossy_bits, mask=mask.astype(int).tolist())
         kind = fmt.LOSSY
     blob = fmt.pack(fmt.Container(kind, _model_hash(run), fmt.array_hash(raw), meta, payload))
-    out = Path(out)
     atomic_write(out, blob)
     return Compressed(out, len(x), len(blob), math.prod(shape))
 
@@ -181,6 +186,8 @@ def decompress(run, path: str | Path, out: str | Path) -> Path:
     hash in the header; lossy files give E[x|z] as float32 in [0, 1] (uint8 0..255 for uint8 input).
     """
     optional_import("constriction", "compression", "constriction")
+    out = check_output_file(out)
+    out = out if out.suffix == ".npy" else check_output_file(out.with_name(out.name + ".npy"))
     run = _cpu_run(run)
     path = Path(path)
     try:
@@ -190,10 +197,11 @@ def decompress(run, path: str | Path, out: str | Path) -> Path:
     box = fmt.unpack(blob, path)
     fmt.check_model(box, _model_hash(run), path)
     meta, shape = box.meta, tuple(run.model.data_shape)
+    coder = _check_header(box, run, path)
     n, original, dtype = meta["n"], tuple(meta["shape"]), np.dtype(meta["dtype"])
     if box.kind == fmt.LOSSLESS:
         words = np.frombuffer(box.payload, "<u4").astype(np.uint32)
-        bbans = BitsBackCoder(run.vae, CoderConfig(**meta["coder"]))
+        bbans = BitsBackCoder(run.vae, coder)
         try:
             symbols, clean = bbans.decode(words, n, shape)
         except (ValueError, RuntimeError):  # constriction refuses an invalid stack
@@ -218,11 +226,72 @@ def decompress(run, path: str | Path, out: str | Path) -> Path:
             mean = lossy.dequantize(run.vae, indices, mask, meta["bits"]).numpy()
         x = np.round(mean * 255).astype(np.uint8) if meta["scale"] == 255 else mean.astype(np.float32)
         x = _from_model_layout(x, original, meta["transposed"])
-    else:
-        raise DataError(f"{path} holds an unknown kind of code ({box.kind}): decompress it with a newer vaekit")
-    out = Path(out)
-    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")
     buffer = io.BytesIO()
     np.save(buffer, x)
     atomic_write(out, buffer.getvalue())
     return out
+
+
+def _check_header(box: fmt.Container, run, source) -> CoderConfig | None:
+    """Every field of a .vae header checked against the run that decodes it and the memory this machine has,
+    before anything is allocated (a checksum only proves the file is as written, not that it is sane). Returns
+    the lossless coder's config (None for a lossy file); a field that does not fit is a DataError naming it."""
+    meta, shape = box.meta, tuple(run.model.data_shape)
+
+    def wrong(field: str, why: str) -> DataError:
+        return DataError(f"{source} has a header that does not fit this run ({field} = {meta.get(field)!r}: {why}): "
+                         "pass an intact file written by 'vaekit compress' with this run")
+
+    if box.kind not in (fmt.LOSSLESS, fmt.LOSSY):
+        raise DataError(f"{source} holds an unknown kind of code ({box.kind}): decompress it with a newer vaekit")
+    n = meta.get("n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise wrong("n", "a positive number of images")
+    original = meta.get("shape")
+    if not (isinstance(original, list) and original and all(isinstance(d, int) and d > 0 for d in original)
+            and original[0] == n and math.prod(original[1:]) == math.prod(shape)):
+        raise wrong("shape", f"n images of the run's {math.prod(shape)} values each")
+    try:
+        dtype = np.dtype(meta.get("dtype"))
+    except TypeError:
+        raise wrong("dtype", "a numeric dtype") from None
+    if dtype.kind not in "biuf":
+        raise wrong("dtype", "a numeric dtype")
+    transposed = meta.get("transposed")
+    if not isinstance(transposed, bool) or (transposed and (len(shape) != 3 or tuple(original[1:]) !=
+                                                             (shape[1], shape[2], shape[0]))):
+        raise wrong("transposed", "true only for channels-last images of the run's shape")
+    values = n * math.prod(shape)
+    if box.kind == fmt.LOSSLESS:
+        if not isinstance(meta.get("coder"), dict):
+            raise wrong("coder", "the coder's settings")
+        try:
+            coder = CoderConfig(**meta["coder"])
+            coder.validate()
+        except (TypeError, ConfigError) as err:
+            raise wrong("coder", str(err)) from None
+        levels = BitsBackCoder(run.vae, coder).levels
+        if meta.get("levels", 2) != levels:
+            raise wrong("levels", f"{levels} for this run's likelihood")
+        top = meta.get("top", meta.get("one"))
+        if not isinstance(top, (int, float)) or isinstance(top, bool) or not 1 <= top <= 255:
+            raise wrong("top", "the value of the highest level, 1 or 255")
+        check_memory(values * (2 + dtype.itemsize), f"{source}'s {n} images", "decompress it on a larger machine")
+        return coder
+    bits, mask = meta.get("bits"), meta.get("mask")
+    if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 16:
+        raise wrong("bits", "1..16 bits per latent")
+    if not (isinstance(mask, list) and len(mask) == run.vae.latent_dim and all(m in (0, 1) for m in mask)):
+        raise wrong("mask", f"{run.vae.latent_dim} flags, one per latent dimension")
+    if meta.get("scale") not in (1, 1.0, 255, 255.0):
+        raise wrong("scale", "1 or 255")
+    dims = sum(mask)
+    entropy_coded = meta.get("entropy_coded", False)
+    if not isinstance(entropy_coded, bool):
+        raise wrong("entropy_coded", "true or false")
+    needed = 8 * dims if entropy_coded else math.ceil(n * dims * bits / 8)
+    if len(box.payload) < needed:
+        raise wrong("n", f"{n} images need {needed} bytes of codes, the file holds {len(box.payload)}")
+    check_memory(values * (8 + dtype.itemsize) + n * dims * 8 * (bits + 1), f"{source}'s {n} images",
+                 "decompress it on a larger machine")
+    return None

@@ -13,7 +13,6 @@ torch and the core are imported inside the functions, as in every app: the CLI r
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, from_dict, preset,
-                      resumed_train_config, route, to_dict)
+from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
+                      from_dict, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write, write_json, write_npy
-from ..saved import read_config
+from ..io import atomic_write, write_json, write_npy, write_npy_chunks
+from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,6 +36,9 @@ if TYPE_CHECKING:
 
 KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
 CURVES_FILE = "curves.png"
+PICTURES = (".png", ".npy")  # what sample, reconstruct and interpolate write: a PNG grid, or the array itself
+SAMPLE_CHUNK = 65536  # samples decoded at a time into an .npy file, so any -n that fits on the disk streams
+ACTIVATION_COPIES = 8  # decoded values one training example holds at once per importance sample (rough)
 
 
 @dataclass
@@ -56,14 +58,16 @@ def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, Tra
     return route(overrides, *preset(preset_name))
 
 
-def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple = "fashion-mnist",
-          preset: str | None = None, resume: bool = False, **options) -> Run:
+def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple | None = None,
+          preset: str | None = None, resume: bool = False, overwrite: bool = False, **options) -> Run:
     """Train a VAE and write its run directory (`vaekit train`).
 
-    `data` is a dataset name or path, or in-memory arrays x or (x, y); `options` are any field of
+    `data` is a dataset name or path (default: DataConfig's, or on resume the run's own, which another name may
+    not replace), or in-memory arrays x or (x, y); `options` are any field of
     ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
     With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
-    again from the first epoch if it stopped before saving one. Temporaries that a killed run left are removed.
+    again from the first epoch if it stopped before saving one; temporaries that a killed run left are removed.
+    Without it, a folder that holds a saved model is refused unless overwrite=True, which replaces it.
     """
     import numpy as np
     import torch
@@ -71,38 +75,48 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, remove_leftovers
     from ..data.splits import IN_MEMORY, load_splits, model_data
     from ..distributed import is_main_process
-    from ..training import METRICS_FILE, Trainer
+    from ..limits import build_within_memory, check_memory
+    from ..training import METRICS_FILE, Trainer, select_device
     from ..vae import build_vae
 
-    arrays = None if isinstance(data, (str, Path)) else data
+    arrays = None if data is None or isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
     tensorboard = options.pop("tensorboard", False)
+    if isinstance(data, (str, Path)):
+        options["data"] = str(data)
     if resume:
         model_cfg, train_cfg, data_cfg = _resumed_configs(out, options)
     else:
-        if isinstance(data, (str, Path)):
-            options["data"] = str(data)
         model_cfg, train_cfg, data_cfg = _configs(preset, options)
         if arrays is not None:
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
-        if out is not None and (out / CONFIG_FILE).exists() and is_main_process():
-            raise ConfigError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        check_likelihood_data(model_cfg, data_cfg)
+        if out is not None and is_main_process():
+            check_new_folder(out, overwrite, resume=True)
+    select_device(train_cfg.device)
     splits = load_splits(data_cfg, train_cfg.seed, arrays)
-    if len(splits.x_train) == 0:
-        raise DataError("the training set is empty: give more data or a smaller --val-fraction")
+    if len(splits.x_train) < 2:
+        raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
+                        "from; give more data or a smaller --val-fraction")
     model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
     if model_cfg.condition == "label" and not resume:
         if splits.y_train is None:
             raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
         model_cfg = dataclasses.replace(model_cfg, n_classes=int(np.max(splits.y_train)) + 1)
     torch.manual_seed(train_cfg.seed)
-    vae = build_vae(model_cfg)
+    vae = build_within_memory(lambda: build_vae(model_cfg), "a model of these sizes",
+                              "lower --latent-dim, --hidden or --conv-channels")
+    check_memory(4 * ACTIVATION_COPIES * train_cfg.iw_samples * train_cfg.batch_size * vae.decoded_elements(),
+                 f"a training step of --iw-samples {train_cfg.iw_samples} x --batch-size {train_cfg.batch_size}",
+                 "lower them")
     vae.likelihood.check_data(splits.x_train)
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
     if out is not None and is_main_process():
+        if not resume:
+            clear_folder(out, overwrite)
         remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
         if not resume:
             write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
@@ -132,9 +146,12 @@ def _resumed_configs(out: Path | None, options: dict):
     if out is None or not (out / CONFIG_FILE).exists():
         raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new run")
     saved = load_run(out, device="cpu", weights=False)
+    # the data must be the saved run's; where it lies (data_dir) may change
     train_cfg = resumed_train_config((saved.model, saved.train, saved.data), saved.train,
-                                     {k: v for k, v in options.items() if k != "data"})
-    return saved.model, train_cfg, saved.data
+                                     {k: v for k, v in options.items() if k != "data_dir"})
+    data_cfg = dataclasses.replace(saved.data, data_dir=options.get("data_dir", saved.data.data_dir))
+    data_cfg.validate()
+    return saved.model, train_cfg, data_cfg
 
 
 def _tensorboard_logger(out: Path | None):
@@ -156,7 +173,7 @@ def _tensorboard_logger(out: Path | None):
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
     from ..accel import accelerate
-    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_jsonl
     from ..training import METRICS_FILE, select_device
     from ..vae import build_vae
 
@@ -172,8 +189,7 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
         load_weights(vae, path / MODEL_FILE)
     target = select_device(device)
     accelerate(vae.to(target), target).eval()  # as the Trainer ran it
-    history_file = path / METRICS_FILE
-    history = [json.loads(line) for line in history_file.read_text().splitlines() if line] if history_file.exists() else []
+    history = read_jsonl(path / METRICS_FILE)
     return Run(path, vae, model_cfg, train_cfg, data_cfg, history)
 
 
@@ -198,13 +214,13 @@ def run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -
     return splits
 
 
-def output_path(run: Run, out: str | Path | None, default: str) -> Path:
-    """`out`, else the file `default` in the run's folder."""
-    if out is not None:
-        return Path(out)
-    if run.path is None:
+def output_path(run: Run, out: str | Path | None, default: str, suffixes: tuple[str, ...] | None = ()) -> Path:
+    """`out`, else the file `default` in the run's folder, checked to be a file ending in one of `suffixes`
+    (any, when empty), or a folder when `suffixes` is None."""
+    if out is None and run.path is None:
         raise ConfigError("this model has no run directory: pass an output path")
-    return run.path / default
+    path = Path(out) if out is not None else run.path / default
+    return check_output_folder(path) if suffixes is None else check_output_file(path, suffixes)
 
 
 def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: str | None = None,
@@ -214,9 +230,12 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     from ..data.splits import model_data
     from ..evaluation import evaluate as evaluate_model
 
+    from ..evaluation import check_importance_samples
+
+    check_importance_samples(k)
+    if limit is not None:
+        check_count("--limit", limit)
     run = as_run(run)
-    if k < 1:
-        raise ConfigError(f"--k must be a positive integer, got {k}")
     splits = run_splits(run, data, data_dir)
     x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
     if x is None:
@@ -236,6 +255,22 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     return result
 
 
+def _as_array(run: Run, path: Path) -> bool:
+    """Whether the outputs of `run` go to `path` as an .npy array: when it says so, or when they are no images."""
+    return path.suffix == ".npy" or len(run.model.data_shape) != 3
+
+
+def _check_pictures(run: Run, path: Path, n: int, what: str) -> None:
+    """ConfigError unless `n` outputs of the run, and their PNG grid at `path`, fit in memory."""
+    from ..limits import check_memory
+    from ..plotting import grid_scale
+
+    values = math.prod(run.model.data_shape)
+    scale = 1 if _as_array(run, path) else grid_scale(run.model.data_shape[-1])
+    check_memory(n * values * 4 * (2 + scale ** 2), f"{what} ({n} of {values} values each)",
+                 "ask for fewer, or write an .npy file (vaekit sample streams one to disk)")
+
+
 def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
     """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
     from ..plotting import save_image_grid
@@ -249,27 +284,45 @@ def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -
 def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
            label: int | None = None) -> Path:
     """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`). A label-conditional
-    run draws class `label`, or without one a row per class."""
+    run draws class `label`, or without one a row per class. An .npy file is written SAMPLE_CHUNK draws at a
+    time, so any n whose array fits on the disk can be drawn."""
     import torch
 
+    from ..limits import check_disk
+
+    check_count("-n", n)
+    check_count("--seed", seed, 0)
     run = as_run(run)
-    if n < 1:
-        raise ConfigError(f"-n must be a positive integer, got {n}")
+    path = output_path(run, out, "samples.png", PICTURES)
     device = next(run.vae.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    columns, c = None, None
+    columns = None
     if run.model.condition == "label":
         classes = run.model.n_classes
         if label is not None and not 0 <= label < classes:
             raise ConfigError(f"--label must be in [0, {classes}) for this run, got {label}")
         columns = None if label is not None else math.ceil(n / classes)
-        c = torch.arange(n, device=device) // columns if label is None else torch.full((n,), label, device=device)
     elif label is not None:
         raise ConfigError("--label needs a run trained with --condition label")
     elif run.vae.condition is not None:
         tool = "denoise" if run.model.condition == "noisy" else "superres"
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
-    return _save_images(output_path(run, out, "samples.png"), run.vae.sample(n, generator=generator, c=c), columns)
+
+    def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
+        rows = torch.arange(start, stop, device=device)
+        c = None if columns is None else rows // columns
+        if label is not None:
+            c = torch.full_like(rows, label)
+        return run.vae.sample(stop - start, generator=generator, c=c).detach()
+
+    if _as_array(run, path):
+        path = path.with_suffix(".npy")
+        shape = (n, *run.model.data_shape)
+        check_disk(path, 4 * math.prod(shape), f"-n {n} samples", "ask for fewer, or free space")
+        chunks = (draws(start, min(n, start + SAMPLE_CHUNK)).cpu().numpy() for start in range(0, n, SAMPLE_CHUNK))
+        return write_npy_chunks(path, shape, "<f4", chunks)
+    _check_pictures(run, path, n, f"a grid of -n {n} samples")
+    return _save_images(path, draws(0, n), columns)
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
@@ -279,7 +332,9 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
 
     from ..data.splits import model_data
 
+    check_count("-n", n)
     run = as_run(run)
+    path = output_path(run, out, "reconstructions.png", PICTURES)
     splits = run_splits(run, data, data_dir)
     y = None if splits.y_test is None else splits.y_test[:n]
     x = model_data(run.vae, run.data, splits.x_test[:n], y, run.train.seed)
@@ -287,7 +342,7 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
     columns = min(len(x), 8)
     shown = x if torch.is_tensor(x) else x[:].x  # the encoder's input: noisy for a denoising run
     rows = [torch.cat([shown[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
-    return _save_images(output_path(run, out, "reconstructions.png"), torch.cat(rows), columns)
+    return _save_images(path, torch.cat(rows), columns)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -305,9 +360,13 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
     """Paths in latent space between pairs of test images, one row per pair (`vaekit interpolate`)."""
     import torch
 
+    check_count("--pairs", pairs)
+    check_count("--steps", steps, 2, "both ends of a path")
     run = as_run(run)
     if run.vae.condition is not None:
         raise ConfigError(f"interpolate needs an unconditional run; this one is conditioned on {run.model.condition}")
+    target = output_path(run, out, "interpolation.png", PICTURES)
+    _check_pictures(run, target, pairs * steps, f"--pairs {pairs} x --steps {steps} images")
     x = run_splits(run, data, data_dir).x_test[: 2 * pairs].to(next(run.vae.parameters()).device)
     if len(x) < 2:
         raise DataError("interpolation needs at least two test examples")
@@ -318,7 +377,7 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
         t = torch.linspace(0, 1, steps, device=z.device)
         path = slerp(a, b, t) if spherical else a[:, None] + t[None, :, None] * (b - a)[:, None]
         images = run.vae.decode_mean(path.reshape(-1, run.vae.latent_dim))
-    return _save_images(output_path(run, out, "interpolation.png"), images, steps)
+    return _save_images(target, images, steps)
 
 
 def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None = None,
@@ -334,10 +393,10 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     from ..plotting import save_latent_map
 
     run = as_run(run)
+    path = output_path(run, out, "embeddings.npy")
     splits = run_splits(run, data, data_dir)
     x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
     means = latent_means(run.vae, model_data(run.vae, run.data, x, y, run.train.seed)).cpu().numpy()
-    path = output_path(run, out, "embeddings.npy")
 
     if path.suffix == ".csv":
         header = ",".join(f"z{i}" for i in range(means.shape[1])) + (",label" if y is not None else "")
@@ -356,14 +415,26 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
     return path, picture
 
 
-def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 100, **options) -> list[dict]:
-    """Train one model per latent size, evaluate each, and plot the trade-off (`vaekit sweep`)."""
+def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 100, overwrite: bool = False,
+          **options) -> list[dict]:
+    """Train one model per latent size, evaluate each, and plot the trade-off (`vaekit sweep`). Every size, option
+    and folder is checked before the first model trains."""
+    from ..evaluation import check_importance_samples
     from ..plotting import save_tradeoff
 
-    out = Path(out)
+    if not latent_dims:
+        raise ConfigError("--latent-dims must list at least one size, e.g. 2,8,16")
+    if options.pop("latent_dim", None) is not None:
+        warnings.warn("a sweep trains one model per size of --latent-dims: --latent-dim is ignored", stacklevel=2)
+    check_importance_samples(k)
+    out = check_output_folder(out, "--out")
+    for size in latent_dims:
+        _configs(options.get("preset"), {**{k: v for k, v in options.items() if k != "preset"},
+                                         "latent_dim": size})
+        check_new_folder(out / f"latent-{size}", overwrite)
     rows = []
     for size in latent_dims:
-        run = train(out / f"latent-{size}", latent_dim=int(size), **options)
+        run = train(out / f"latent-{size}", latent_dim=int(size), overwrite=overwrite, **options)
         rows.append({"latent_dim": int(size), **evaluate(run, k=k).to_dict()})
     write_json(out / "sweep.json", rows)
     save_tradeoff(out / "sweep.png", rows)
@@ -378,15 +449,20 @@ def report(run: Run | str | Path) -> Path:
 
 
 def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str = "fashion-mnist",
-         data_dir: str | None = None, limit: int | None = 2000) -> Path:
+         data_dir: str | None = None, limit: int | None = 2000, overwrite: bool = False) -> Path:
     """The README's main job: train the default conv VAE on Fashion-MNIST, evaluate it (the IWAE
     NLL on the first `limit` test images, to stay within minutes), draw every picture and write
-    report.html. Returns the report's path."""
+    report.html. Returns the report's path. A run already in `out` is continued, or with overwrite replaced."""
     from ..checkpoint import CONFIG_FILE
+    from ..evaluation import check_importance_samples
 
+    check_importance_samples(k)
+    if limit is not None:
+        check_count("--limit", limit)
     out = Path(out)
     options = {"data_dir": data_dir} if data_dir else {}
-    run = train(out, data=data, network="conv", epochs=epochs, resume=(out / CONFIG_FILE).exists(), **options)
+    run = train(out, data=data, network="conv", epochs=epochs, resume=not overwrite and (out / CONFIG_FILE).exists(),
+                overwrite=overwrite, **options)
     evaluate(run, k=k, limit=limit)
     sample(run)
     reconstruct(run)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config import check_count
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -104,6 +106,15 @@ def _check_shape(x, shape: tuple[int, ...], what: str) -> None:
                         f"resize them to {shape[-2]}x{shape[-1]}")
 
 
+def _check_draws(run, n: int, samples: int, what: str) -> None:
+    """ConfigError unless `samples` decoded draws of n images fit in memory."""
+    import math
+
+    from ..limits import check_memory
+
+    check_memory(4 * 3 * samples * n * math.prod(run.model.data_shape), what, "lower --samples")
+
+
 def _write(path: Path, images) -> Path:
     """One image (1, C, H, W) as .png, or any stack as .npy (by the suffix)."""
     import numpy as np
@@ -135,13 +146,14 @@ def denoise(run, x, samples: int | None = None, batch_size: int = 500, seed: int
     from .images import as_run
 
     run = as_run(run)
-    if samples is not None and samples < 0:
-        raise ConfigError(f"--samples must be >= 0, got {samples}")
+    if samples is not None:
+        check_count("--samples", samples, 0)
     conditional = isinstance(run.vae.condition, NoisyCondition)
     if run.vae.condition is not None and not conditional:
         raise ConfigError(f"denoise needs an unconditional or --condition noisy run; this one is conditioned on "
                           f"{run.model.condition}")
     _check_shape(x, run.model.data_shape, "the images")
+    _check_draws(run, min(len(x), batch_size), samples or 8, f"--samples {samples} draws of a batch")
     if conditional:
         return torch.cat([conditional_draws(run, x[start:start + batch_size], samples or 8, seed).mean(0)
                           for start in range(0, len(x), batch_size)])
@@ -174,11 +186,13 @@ def conditional_draws(run, c, samples: int, seed: int = 0):
 def denoise_files(run, source: str | Path, out: str | Path, samples: int | None = None) -> list[Path]:
     """`vaekit denoise`: denoise an image, a .npy stack or a folder into the folder `out`
     (one .png per image; a .npy input gives one .npy)."""
+    from ..saved import check_output_folder
     from .images import as_run
 
+    out = check_output_folder(out)
     run = as_run(run)
     x, names = read_images(source, run.model.data_shape[0])
-    clean, out = denoise(run, x, samples), Path(out)
+    clean = denoise(run, x, samples)
     if Path(source).suffix.lower() == ".npy":
         return [_write(out / f"{Path(source).stem}_denoised.npy", clean)]
     return [_write(out / f"{name}.png", clean[i:i + 1]) for i, name in enumerate(names)]
@@ -197,9 +211,10 @@ def superres(run, low, samples: int = 8, seed: int = 0):
     run = as_run(run)
     if not isinstance(run.vae.condition, LowResCondition):
         raise ConfigError("superres needs a run trained with --condition lowres:2 (or lowres:4)")
-    if samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, got {samples}")
+    check_count("--samples", samples)
+    check_count("--seed", seed, 0)
     _check_shape(low, run.vae.condition.feature_shape, "the low-resolution images")
+    _check_draws(run, len(low), samples, f"--samples {samples} draws of {len(low)} images")
     draws = conditional_draws(run, low, samples, seed)
     return draws, draws.mean(0), draws.std(0, unbiased=False)
 
@@ -212,12 +227,13 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
     import torch.nn.functional as F
 
     from ..plotting import save_image_grid
-    from .images import as_run
+    from ..saved import check_output_file
+    from .images import PICTURES, as_run
 
     run = as_run(run)
+    out = check_output_file(out, PICTURES)
     low, _ = read_images(source, run.model.data_shape[0])
     draws, mean, std = superres(run, low, samples, seed)
-    out = Path(out)
     stem = out.with_suffix("")
     if out.suffix == ".npy" or len(low) > 1:
         out = out.with_suffix(".npy")
@@ -255,10 +271,11 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
             levels = [float(v) for v in levels.split(",") if v.strip()]
         except ValueError:
             raise ConfigError(f"--levels must be comma-separated numbers, got '{levels}'") from None
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+    if limit is not None:
+        check_count("--limit", limit)
+    check_count("--samples", samples)
     run = as_run(run)
-    out = output_path(run, out, "restore")
+    out = output_path(run, out, "restore", None)
     x = run_splits(run, data, data_dir).x_test[:limit]
     rows, grids = [], []
 

@@ -26,6 +26,7 @@ from .serve_http import BodyLimit, png_to_tensor, tensor_to_png
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ORIGIN = re.compile(r"^https?://[^/\s]+$")  # scheme://host[:port], what a browser sends as Origin
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,15 @@ class ServeConfig:
                                             "(DNS rebinding)", cli=False)
 
     def validate(self) -> None:
+        from ..config import check_values
+
+        check_values(self)
         for name in ("max_body_bytes", "max_batch", "max_k", "max_pixels", "max_values"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for origin in self.cors_origins:
+            if not _ORIGIN.match(origin):
+                raise ConfigError(f"--cors-origin must be an origin like http://localhost:3000, got '{origin}'")
 
 
 @dataclass
@@ -316,10 +323,15 @@ def _version() -> str:
 def serve(runs, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None,
           device: str = "cpu", access_log: bool = False) -> None:
     """Serve `runs` on http://host:port/ until interrupted (`vaekit serve`)."""
+    from ..config import check_device
+
     optional_import("fastapi", "vaekit serve", "fastapi uvicorn")
     uvicorn = optional_import("uvicorn", "vaekit serve", "fastapi uvicorn")
     config = config or ServeConfig()
     config.validate()
+    check_device(device)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535 (0: any free port), got {port}")
     if host not in LOOPBACK:
         config = dataclasses.replace(config, allowed_hosts=("*",))
         print(f"vaekit: warning: listening on {host}: the API is reachable from other machines")

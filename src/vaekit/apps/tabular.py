@@ -9,18 +9,23 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_write
+from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder
 
 
 def fit_file(data, out, categorical=(), continuous=(), datetime=(), na_values=(), progress: bool = True,
-             **options):
+             overwrite: bool = False, **options):
     """Fit a TabularVAE on the table `data` (.csv/.tsv/.parquet; `na_values` mark missing cells) and save it to
-    `out`. categorical/continuous/datetime name columns whose detected kind is overridden; `options` are
-    TabularConfig and TrainConfig fields. Returns the fitted TabularVAE."""
+    `out` (a folder holding a saved model is refused unless `overwrite`). categorical/continuous/datetime name
+    columns whose detected kind is overridden; `options` are TabularConfig and TrainConfig fields. Returns the
+    fitted TabularVAE."""
     from ..tabular import TabularVAE, read_table
 
     model = TabularVAE(categorical=categorical, continuous=continuous, datetime=datetime, progress=progress,
                        **options)
-    model.fit(read_table(data, na_values))
+    table = read_table(data, na_values)
+    check_new_folder(out, overwrite)
+    model.fit(table)
+    clear_folder(out, overwrite)
     model.save(out)
     return model
 
@@ -37,8 +42,11 @@ def sample_file(model, out, n: int = 1000, conditions: dict | None = None, seed:
     """n synthetic rows from the model folder `model` into the table `out`; `conditions` {column: value}
     keep only rows with those categorical/boolean values."""
     from ..tabular import TabularVAE, write_table
+    from ..tabular.io import SUFFIXES
 
-    return write_table(TabularVAE.load(model).sample(n, conditions, seed=seed), out)
+    model = TabularVAE.load(model)
+    out = check_output_file(out, SUFFIXES)
+    return write_table(model.sample(n, conditions, seed=seed), out)
 
 
 def encode_file(model, data, out, na_values=()) -> Path:
@@ -48,7 +56,9 @@ def encode_file(model, data, out, na_values=()) -> Path:
 
     from ..tabular import TabularVAE, read_table
 
-    codes = TabularVAE.load(model).encode(read_table(data, na_values))
+    model = TabularVAE.load(model)
+    check_output_file(out)
+    codes = model.encode(read_table(data, na_values))
     buffer = io.BytesIO()
     if str(out).endswith(".csv"):
         np.savetxt(buffer, codes, delimiter=",", fmt="%.7g")
@@ -63,13 +73,16 @@ def decode_file(model, codes, out) -> Path:
     import numpy as np
 
     from ..tabular import TabularVAE, write_table
+    from ..tabular.io import SUFFIXES
 
+    model = TabularVAE.load(model)
+    out = check_output_file(out, SUFFIXES)
     try:
         z = np.loadtxt(codes, delimiter=",", ndmin=2) if str(codes).endswith(".csv") else np.load(codes)
     except (OSError, ValueError) as err:
         raise DataError(f"cannot read codes from {codes} ({str(err).splitlines()[0]}): "
                         "pass a .npy or .csv written by 'vaekit tabular encode'") from None
-    return write_table(TabularVAE.load(model).decode(z), out)
+    return write_table(model.decode(z), out)
 
 
 def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out="quality", na_values=()):
@@ -78,8 +91,14 @@ def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out
     written."""
     from ..tabular import quality_report, read_table
 
+    if target is not None and holdout is None:
+        raise ConfigError("--target names the column ML efficacy predicts, which needs --holdout rows")
+    out = check_output_folder(out)
     real, synthetic = read_table(real, na_values), read_table(synthetic, na_values)
     holdout = read_table(holdout, na_values) if holdout else None
+    if holdout is not None and set(holdout.columns) != set(real.columns):
+        raise DataError(f"--holdout has columns {sorted(map(str, holdout.columns))[:5]}, the real table "
+                        f"{sorted(map(str, real.columns))[:5]}: pass held-out rows of the real table")
     quality = quality_report(real, synthetic, holdout, target, out_dir=out)
     out = Path(out)
     return quality, tuple(str(out / name) for name in ("quality.json", "marginals.png", "correlations.png")

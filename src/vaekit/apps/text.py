@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import check_count
+
 
 def as_model(model):
     """The TextModel itself, or the one saved in that folder."""
@@ -35,7 +37,7 @@ def _configs(options: dict):
 
 
 def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary=None, log=print, labelled=None,
-        label_column: str | None = None, resume: bool = False, **options):
+        label_column: str | None = None, resume: bool = False, overwrite: bool = False, **options):
     """Fit a sentence VAE on `corpus` (a text file with one sentence per line, a CSV/TSV with `column`,
     or a list of strings) and write the model folder `out`. `options`: any TextConfig or TrainConfig
     field (latent_dim=16, epochs=5, word_dropout=0.3, kl_schedule='cyclical', free_bits=0.5, ...).
@@ -45,6 +47,7 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     vaekit.semisupervised, whose latent space the labels shape; `predict` then labels new sentences.
     resume=True continues the fit stopped in `out` from its last epoch (optimizer and random state included),
     on the same corpus, --val and labels; only epochs, device, early_stopping and time_limit may change.
+    Otherwise a folder `out` holding a saved model is refused unless `overwrite`, which replaces it.
     Returns the TextModel with the best validation weights loaded."""
     import torch
 
@@ -53,11 +56,15 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     from ..config import resumed_train_config
     from ..errors import CheckpointError, ConfigError, DataError
     from ..evaluation import active_units
+    from ..limits import build_within_memory, check_memory
+    from ..saved import check_new_folder, clear_folder
     from ..semisupervised import LabelledVAE
     from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means, load_text_model
     from ..text.vocab import TokenBatches, Vocabulary
-    from ..training import Trainer
+    from ..training import Trainer, select_device
 
+    if label_column is not None and labelled is None:
+        raise ConfigError("--label-column names the label column of a CSV --labelled file: add --labelled")
     if resume:
         if not (Path(out) / CONFIG_FILE).exists():
             raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new fit")
@@ -66,9 +73,8 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
         vocabulary = saved.vocabulary
     else:
         text, train = _configs(options)
-        if (Path(out) / CONFIG_FILE).exists():
-            raise ConfigError(f"{out} already holds a model: pass --resume to continue its fit, or choose another "
-                              "--out")
+        check_new_folder(out, overwrite, resume=True)
+    select_device(train.device)
     torch.manual_seed(train.seed)
     sentences = sentences_from(corpus, column)
     if val is not None:
@@ -80,13 +86,17 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     if len(sentences) < 2:
         raise DataError(f"the corpus has {len(sentences)} training sentence(s): give at least 2")
     labelled = _labelled(labelled, column, label_column) if labelled is not None else None
+    check_memory(8 * text.max_len * (len(sentences) + len(val_sentences) + len(labelled[0] if labelled else [])),
+                 f"{len(sentences)} sentences padded to --max-len {text.max_len} tokens", "lower --max-len")
     vocabulary = vocabulary or Vocabulary.build(sentences + (labelled[0] if labelled else []), text.tokenizer,
                                                 text.max_vocab, text.min_count, text.lowercase)
     x_train, cut = vocabulary.encode(sentences, text.max_len)
     if cut:
         log(f"note: {cut} of {len(sentences)} sentences exceed --max-len {text.max_len} tokens and were cut")
     x_val = TokenBatches(vocabulary.encode(val_sentences, text.max_len)[0]) if val_sentences else None
-    model = TextModel(build_text_vae(text, len(vocabulary)), vocabulary, text, train, Path(out))
+    vae = build_within_memory(lambda: build_text_vae(text, len(vocabulary)), "a sentence VAE of these sizes",
+                              "lower --embed-dim, --hidden, --latent-dim or --max-vocab")
+    model = TextModel(vae, vocabulary, text, train, Path(out))
     data = TokenBatches(x_train, by_length=text.batch_by_length)
     if labelled is not None:
         model.classes, data = _with_labels(data, vocabulary, *labelled, text)
@@ -94,6 +104,8 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     if resume and model.classes != saved.classes:
         raise ConfigError(f"{out} was fitted with labels {list(saved.classes) or 'none'}, but this resume has "
                           f"{list(model.classes) or 'none'}: pass the same --labelled file")
+    if not resume:
+        clear_folder(out, overwrite)
     model.save(out)
     schedule = None
     if text.kl_schedule == "cyclical":
@@ -151,6 +163,23 @@ def _with_labels(data, vocabulary, texts: list[str], labels: list, text):
                                                   text.labelled_per_batch)
 
 
+def _check_decoding(model, n: int, method: str, temperature: float, beam_size: int, seed: int) -> None:
+    """ConfigError unless the decoding options make sense and n sentences' decoding fits in memory."""
+    import math
+
+    from ..errors import ConfigError
+    from ..limits import check_memory
+
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ConfigError(f"--temperature must be a positive number, got {temperature}")
+    if not 1 <= beam_size <= len(model.vocabulary):
+        raise ConfigError(f"--beam-size must be in 1..{len(model.vocabulary)} (the vocabulary), got {beam_size}")
+    check_count("--seed", seed, 0)
+    beams = beam_size if method == "beam" else 1
+    check_memory(4 * 4 * n * beams * (len(model.vocabulary) + model.config.max_len), f"decoding {n} sentences",
+                 "ask for fewer")
+
+
 def _decode_z(model, z, method: str, temperature: float, beam_size: int, seed: int) -> list[str]:
     import torch
 
@@ -165,7 +194,10 @@ def sample(model, n: int = 10, method: str = "sample", temperature: float = 1.0,
     """n sentences decoded from z ~ p(z): temperature sampling, greedy or beam search."""
     import torch
 
+
+    check_count("-n", n)
     model = as_model(model)
+    _check_decoding(model, n, method, temperature, beam_size, seed)
     z = torch.randn(n, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)).to(model.device)
     return _decode_z(model, z, method, temperature, beam_size, seed)
 
@@ -173,7 +205,9 @@ def sample(model, n: int = 10, method: str = "sample", temperature: float = 1.0,
 def reconstruct(model, sentences, method: str = "greedy", beam_size: int = 5) -> list[str]:
     """Each sentence decoded from its posterior mean E[z|x]."""
     model = as_model(model)
-    z = _means(model, sentences_from(sentences))
+    sentences = sentences_from(sentences)
+    _check_decoding(model, len(sentences), method, 1.0, beam_size, 0)
+    z = _means(model, sentences)
     return _decode_z(model, z, method, 1.0, beam_size, 0)
 
 
@@ -182,11 +216,10 @@ def interpolate(model, a: str, b: str, steps: int = 8, method: str = "greedy", b
     from E[z|a] to E[z|b], `steps` points including both ends."""
     import torch
 
-    from ..errors import ConfigError
 
-    if steps < 2:
-        raise ConfigError(f"--steps must be at least 2 (the two ends), got {steps}")
+    check_count("--steps", steps, 2, "the two ends")
     model = as_model(model)
+    _check_decoding(model, steps, method, 1.0, beam_size, 0)
     za, zb = _means(model, [a, b])
     t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)  # (steps, 1)
     return _decode_z(model, (1 - t) * za + t * zb, method, 1.0, beam_size, 0)
@@ -322,7 +355,9 @@ def predict(model, sentences, column: str | None = None, batch_size: int = 256) 
 def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int = 0):
     """TextEvaluation on `corpus`: IWAE NLL (nats per sentence, k samples), perplexity per token
     (<eos> counted), -ELBO, KL and active units."""
+    from ..evaluation import check_importance_samples
     from ..text.model import evaluate_text
 
+    check_importance_samples(k)
     model = as_model(model)
     return evaluate_text(model.vae, model.encode_text(sentences_from(corpus, column)), k=k, seed=seed)

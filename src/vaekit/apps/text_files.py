@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..saved import check_output_file
 from .text import Classification, Predictions, as_model, classify, embed, evaluate, predict, sentences_from
 
 
 def read_inputs(arguments: list[str]) -> list[str]:
     """Sentences given on a command line: the arguments themselves, or the lines of the one file named."""
+    if len(arguments) == 1 and Path(arguments[0]).is_dir():
+        from ..errors import DataError
+
+        raise DataError(f"{arguments[0]} is a folder: pass sentences in quotes, or one text file")
     return sentences_from(arguments[0]) if len(arguments) == 1 and Path(arguments[0]).is_file() else list(arguments)
 
 
@@ -17,12 +22,12 @@ def write_sentences(sentences: list[str], out: str | Path) -> Path:
     """One sentence per line into the text file `out`."""
     from ..io import atomic_write
 
-    atomic_write(out, "\n".join(sentences) + "\n")
+    atomic_write(check_output_file(out), "\n".join(sentences) + "\n")
     return Path(out)
 
 
 def _default_out(model, out: str | Path | None, name: str) -> Path:
-    return Path(out) if out is not None else as_model(model).path / name
+    return check_output_file(Path(out) if out is not None else as_model(model).path / name)
 
 
 def embed_file(model, corpus, out: str | Path | None = None, column: str | None = None) -> Path:
@@ -35,8 +40,8 @@ def embed_file(model, corpus, out: str | Path | None = None, column: str | None 
     from ..io import atomic_write
 
     model = as_model(model)
-    features = embed(model, corpus, column)
     out = _default_out(model, out, "embeddings.npy")
+    features = embed(model, corpus, column)
     buffer = io.BytesIO()
     if out.suffix == ".csv":
         np.savetxt(buffer, features, delimiter=",", fmt="%.6g",
@@ -53,10 +58,11 @@ def classify_file(model, labelled, predict=None, out: str | Path | None = None,
     `predict` the predictions as a CSV of sentence, label into `out` (default: MODEL/predictions.csv).
     Returns the Classification and the CSV's path (None without `predict`)."""
     model = as_model(model)
+    out = _default_out(model, out, "predictions.csv")
     result = classify(model, labelled, predict, **options)
     if predict is None:
         return result, None
-    return result, _write_csv(_default_out(model, out, "predictions.csv"), ["sentence", "label"],
+    return result, _write_csv(out, ["sentence", "label"],
                               zip(sentences_from(predict, options.get("text_column")), result.predictions))
 
 
@@ -65,10 +71,11 @@ def predict_file(model, sentences, out: str | Path | None = None,
     """`predict`, written as a CSV of sentence, label and one probability per class into `out` (default:
     MODEL/predictions.csv). Returns the sentences, the Predictions and the CSV's path."""
     model = as_model(model)
+    out = _default_out(model, out, "predictions.csv")
     sentences = sentences_from(sentences, column)
     result = predict(model, sentences)
     rows = [[s, y, *(f"{p:.4f}" for p in ps)] for s, y, ps in zip(sentences, result.labels, result.probabilities)]
-    path = _write_csv(_default_out(model, out, "predictions.csv"),
+    path = _write_csv(out,
                       ["sentence", "label", *(f"p_{c}" for c in result.classes)], rows)
     return sentences, result, path
 
@@ -93,7 +100,7 @@ def evaluate_file(model, corpus, out: str | Path | None = None, **options):
     from ..io import write_json
 
     model = as_model(model)
-    result = evaluate(model, corpus, **options)
     out = _default_out(model, out, "eval.json")
+    result = evaluate(model, corpus, **options)
     write_json(out, result.to_dict())
     return result, out

@@ -8,17 +8,21 @@ its API, which needs torch at import, when a command runs), so `vaekit --help` i
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+import warnings
+from pathlib import Path
 
 from ..errors import VaekitError
 from . import anomaly, audio, compression, export, images, recommend, restoration, serve, tabular, text
+from .flags import Parser, empty_argument
 
 # The subcommand table: each use adds its subcommands, in this order under `vaekit --help`.
 USES = (images, anomaly, audio, compression, export, recommend, restoration, serve, tabular, text)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vaekit", description="Variational autoencoders: train, evaluate, "
+    parser = Parser(prog="vaekit", description="Variational autoencoders: train, evaluate, "
                                      "sample, reconstruct, interpolate, embed.")
     parser.add_argument("--version", action="version", version=f"vaekit {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -33,16 +37,38 @@ def _version() -> str:
     return __version__
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"vaekit: warning: {str(message).strip().splitlines()[0]}", file=sys.stderr)
+
+
+def _no_space(err: OSError, args: argparse.Namespace) -> str:
+    where = Path(err.filename).parent if err.filename else "the disk"
+    again = " with --resume" if getattr(args, "resume", None) is not None else ""
+    return f"no space left on {where}; free space and rerun{again}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        written = args.handler(args)
-    except VaekitError as err:
-        print(f"vaekit: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("vaekit: interrupted; the last completed checkpoint is intact (resume with --resume)", file=sys.stderr)
-        return 130
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if message := empty_argument(argv):
+        parser.error(message)
+    args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning  # a warning is one line too; catch_warnings puts theirs back
+        try:
+            written = args.handler(args)
+        except VaekitError as err:
+            print(f"vaekit: error: {err}", file=sys.stderr)
+            return 2
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            print(f"vaekit: error: {_no_space(err, args)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("vaekit: interrupted; the last completed checkpoint is intact (resume with --resume)",
+                  file=sys.stderr)
+            return 130
     from ..distributed import is_main_process
 
     for path in written if isinstance(written, tuple) else (written,):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..apps import anomaly_files as files
 from ..apps.anomaly import SCORES, VAEAnomalyDetector
 from ..config import add_arguments, options_from
-from .flags import add_parameter, add_verbs
+from .flags import add_overwrite, add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit anomaly fit normal.csv -o det/ --epochs 50\n"
@@ -22,7 +22,8 @@ def add_commands(subparsers) -> None:
 
     def labels(p, function):
         p.add_argument("--label-column", help="name (or 0-based index without a header) of the label column")
-        add_parameter(p, function, "normal_label", help="label value of normal rows; others are anomalies")
+        add_parameter(p, function, "normal_label", help="label value of normal rows (default: 0); others are "
+                      "anomalies")
 
     def scoring(p, function):
         add_parameter(p, function, "chunk_rows", help="rows read and scored at a time")
@@ -32,8 +33,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("data")
     p.add_argument("-o", "--out", required=True, help="folder to write the detector to")
     labels(p, files.fit_file)
+    add_overwrite(p, files.fit_file)
     add_arguments(p, VAEAnomalyDetector)
-    p.set_defaults(handler=lambda a: files.fit_file(a.data, a.out, a.label_column, a.normal_label,
+    p.set_defaults(handler=lambda a: files.fit_file(a.data, a.out, a.label_column, a.normal_label, a.overwrite,
                                                     **options_from(a, VAEAnomalyDetector)))
 
     p = verb("score", "write a CSV with a score and a 0/1 flag per row, streaming the input in chunks")

@@ -4,7 +4,7 @@ vaekit.apps.audio."""
 from __future__ import annotations
 
 from ..apps import audio
-from .flags import add_parameter, add_verbs
+from .flags import add_overwrite, add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit audio fit recordings/ -o runs/audio --epochs 30",
@@ -27,8 +27,9 @@ def add_commands(subparsers) -> None:
     add_parameter(p, audio.fit, "sample_rate", help="clips are resampled to this rate (Hz)")
     add_parameter(p, audio.fit, "clip_seconds", help="clips are trimmed or padded to this length")
     add_parameter(p, audio.fit_clips, "seed", help="seed of the weights and the shuffling")
-    p.set_defaults(handler=lambda a: audio.fit(a.folder, a.out, a.sample_rate, a.clip_seconds, epochs=a.epochs,
-                                               latent_dim=a.latent_dim, seed=a.seed).run.path)
+    add_overwrite(p, audio.fit)
+    p.set_defaults(handler=lambda a: audio.fit(a.folder, a.out, a.sample_rate, a.clip_seconds, a.overwrite,
+                                               epochs=a.epochs, latent_dim=a.latent_dim, seed=a.seed).run.path)
 
     p = verb("sample", "generate WAV clips from the prior")
     p.add_argument("model")

@@ -10,6 +10,23 @@ import inspect
 from ..errors import ConfigError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, as vaekit's own are: the problem, then where the usage is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def empty_argument(argv: list[str]) -> str | None:
+    """The message for the first empty argument of a command line (an unset shell variable, most often): no flag
+    or positional of vaekit takes an empty value. None if there is none."""
+    if "" not in argv:
+        return None
+    where = argv.index("")
+    after = f" after {argv[where - 1]}" if where and argv[where - 1].startswith("-") else ""
+    return f"an empty argument{after}: give a value (an unset shell variable?)"
+
+
 def command_maker(subparsers, examples: dict[str, str]):
     """make(name, help): a subcommand of `subparsers` with its one-line help and, under its --help, its
     example from `examples`."""
@@ -46,3 +63,10 @@ def add_parameter(parser, function, name: str, *flags: str, help: str, **options
     if default is not None and default is not False:
         help = f"{help} (default: {','.join(map(str, default)) if isinstance(default, tuple) else default})"
     parser.add_argument(*(flags or (f"--{name.replace('_', '-')}",)), dest=name, default=default, help=help, **options)
+
+
+def add_overwrite(parser, function) -> None:
+    """--overwrite, the one flag of every command that saves a model: without it a folder that already holds a
+    saved model is refused."""
+    add_parameter(parser, function, "overwrite", help="replace the model already saved in the output folder "
+                  "(without it such a folder is refused)")

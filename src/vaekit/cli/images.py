@@ -7,7 +7,7 @@ import argparse
 
 from ..apps import images
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
-from .flags import add_parameter, command_maker
+from .flags import add_overwrite, add_parameter, command_maker
 
 EXAMPLES = {
     "train": "vaekit train --data mnist --network mlp --hidden 400 --latent-dim 20 --epochs 10 --out runs/mlp\n"
@@ -36,6 +36,7 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
 
 def _train_flags(parser: argparse.ArgumentParser, function) -> None:
     add_parameter(parser, function, "out", "--out", "-o", help="run directory to write")
+    add_overwrite(parser, function)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a reference design from the tutorials")
     parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard)")
     for cls, title in zip(CONFIGS, ("data", "model", "training")):
@@ -109,12 +110,13 @@ def add_commands(subparsers) -> None:
     add_parameter(p, images.demo, "limit", help="test images for the NLL")
     add_parameter(p, images.demo, "data", help="dataset name or path")
     add_parameter(p, images.demo, "data_dir", help="folder holding datasets (also $VAEKIT_DATA)")
-    p.set_defaults(handler=lambda a: images.demo(a.out, a.epochs, a.k, a.data, a.data_dir, a.limit))
+    add_overwrite(p, images.demo)
+    p.set_defaults(handler=lambda a: images.demo(a.out, a.epochs, a.k, a.data, a.data_dir, a.limit, a.overwrite))
 
 
 def _train(args: argparse.Namespace):
-    run = images.train(args.out, preset=args.preset, resume=args.resume, tensorboard=args.tensorboard,
-                       **options_from(args, *CONFIGS))
+    run = images.train(args.out, preset=args.preset, resume=args.resume, overwrite=args.overwrite,
+                       tensorboard=args.tensorboard, **options_from(args, *CONFIGS))
     if run.history:
         last = run.history[-1]
         summary = f"epoch {last['epoch']}: loss {last['loss']:.2f}"
@@ -132,8 +134,8 @@ def _eval(args: argparse.Namespace):
 
 
 def _sweep(args: argparse.Namespace):
-    options = {k: v for k, v in options_from(args, *CONFIGS).items() if k != "latent_dim"}
-    rows = images.sweep(args.latent_dims, args.out, args.k, preset=args.preset, **options)
+    rows = images.sweep(args.latent_dims, args.out, args.k, args.overwrite, preset=args.preset,
+                        **options_from(args, *CONFIGS))
     print(f"{'latent':>6} {'-ELBO':>9} {'NLL':>9} {'recon':>9} {'KL':>8} {'active':>6}")
     for row in rows:
         print(f"{row['latent_dim']:>6} {row['neg_elbo']:>9.2f} {row['nll']:>9.2f} {-row['reconstruction']:>9.2f} "

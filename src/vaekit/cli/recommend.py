@@ -7,7 +7,7 @@ import argparse
 from ..apps import recommend
 from ..apps.recommend import InteractionConfig, RecommendConfig
 from ..config import TrainConfig, add_arguments, options_from
-from .flags import add_parameter, add_verbs
+from .flags import add_overwrite, add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit recommend fit ratings.csv --min-rating 4 -o models/ml\n"
@@ -27,6 +27,7 @@ def add_commands(subparsers) -> None:
     p = verb("fit", "fit a recommender on an interaction log and write a model directory")
     p.add_argument("data", help="CSV/TSV/.dat/Parquet file of user, item[, rating or play count] rows")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
+    add_overwrite(p, recommend.fit)
     add_arguments(p.add_argument_group("data"), InteractionConfig)
     add_arguments(p.add_argument_group("model"), RecommendConfig)
     add_arguments(p.add_argument_group("training"), TrainConfig, base=RecommendConfig().train, only=TRAIN_FLAGS)
@@ -49,7 +50,7 @@ def add_commands(subparsers) -> None:
 
 def _fit_command(args: argparse.Namespace):
     model = recommend.fit(args.data, args.out, InteractionConfig(**options_from(args, InteractionConfig)),
-                          progress=True, **options_from(args, RecommendConfig, TrainConfig))
+                          progress=True, overwrite=args.overwrite, **options_from(args, RecommendConfig, TrainConfig))
     n_users, n_items = model.data.matrix.shape
     print(f"{model.config.model}: {n_users} users x {n_items} items, {model.data.matrix.nnz} interactions")
     if model.history and "val_ndcg@100" in model.history[0]:

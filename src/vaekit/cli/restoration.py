@@ -51,4 +51,4 @@ def _restore_eval(args):
     run = images.as_run(args.run)
     rows = restoration.restore_eval(run, args.levels, args.limit, args.out, args.samples, args.data, args.data_dir)
     print(restoration.format_table(rows))
-    return images.output_path(run, args.out, "restore") / "restore_eval.json"
+    return images.output_path(run, args.out, "restore", None) / "restore_eval.json"

@@ -8,7 +8,7 @@ import argparse
 from ..apps import tabular
 from ..config import TrainConfig, add_arguments, options_from
 from ..tabular.config import TRAIN_DEFAULTS, TabularConfig
-from .flags import add_parameter, add_verbs
+from .flags import add_overwrite, add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit tabular fit adult.csv -o models/adult --epochs 100 --categorical education-num --na-values '?'",
@@ -34,6 +34,7 @@ def add_commands(subparsers) -> None:
     p = command("fit", "fit the transformer and the VAE on a table; write a model directory")
     p.add_argument("data", help="a .csv, .tsv or .parquet table with a header row")
     p.add_argument("-o", "--out", required=True, help="model directory to write")
+    add_overwrite(p, tabular.fit_file)
     for kind in ("categorical", "continuous", "datetime"):
         p.add_argument(f"--{kind}", type=_names, default=(), metavar="COL[,COL...]",
                        help=f"treat these columns as {kind} whatever their detected kind")
@@ -81,7 +82,7 @@ def _na_flag(p: argparse.ArgumentParser) -> None:
 
 def _fit(args):
     model = tabular.fit_file(args.data, args.out, args.categorical, args.continuous, args.datetime, args.na_values,
-                             **options_from(args, TabularConfig, TrainConfig))
+                             overwrite=args.overwrite, **options_from(args, TabularConfig, TrainConfig))
     for note in model.transformer.notes:
         print(f"note: {note}")
     last = model.history[-1]

@@ -8,7 +8,7 @@ import argparse
 from ..apps import text, text_files
 from ..config import TrainConfig, add_arguments, options_from
 from ..text.config import TEXT_TRAIN, TextConfig
-from .flags import add_parameter, add_verbs
+from .flags import add_overwrite, add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit text fit corpus.txt -o model/ --epochs 10 --word-dropout 0.25 --kl-schedule cyclical\n"
@@ -56,6 +56,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--label-column", help="label column of a CSV --labelled file")
     p.add_argument("--resume", action="store_true", help="continue the fit stopped in --out from its last epoch "
                    "(same corpus, --val and --labelled; --epochs may grow)")
+    add_overwrite(p, text.fit)
     add_arguments(p.add_argument_group("text model"), TextConfig)
     add_arguments(p.add_argument_group("training"), TrainConfig, base=TEXT_TRAIN)
 
@@ -106,7 +107,8 @@ def add_commands(subparsers) -> None:
 
 def _fit(args: argparse.Namespace):
     text.fit(args.corpus, args.out, val=args.val, column=args.column, labelled=args.labelled,
-             label_column=args.label_column, resume=args.resume, **options_from(args, TextConfig, TrainConfig))
+             label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,
+             **options_from(args, TextConfig, TrainConfig))
     return args.out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import option
+from ..config import check_count, check_values, option
 from ..errors import ConfigError
 
 
@@ -26,6 +26,8 @@ class CoderConfig:
         return int(round(self.z_max / self.step))
 
     def validate(self) -> None:
+        check_values(self)
+        check_count("the coder's seed", self.seed, 0)
         if not 1 <= self.step_log2 <= 14:
             raise ConfigError(f"step_log2 must be in 1..14, got {self.step_log2}")
         if not 0 < self.z_max <= 32:

@@ -13,14 +13,16 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 FLOOR = 1e-4  # magnitude floor before the log: -80 dB below a full-scale sinusoid bin
+MAX_SAMPLE_RATE = 384_000  # Hz: the highest rate audio files are recorded at
 
 
 @dataclass(frozen=True)
@@ -40,20 +42,34 @@ class SpectrogramFormat:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self) -> None:
+        """ConfigError unless the rate is one audio has and a clip holds at least one STFT window."""
+        if not 1 <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise ConfigError(f"--sample-rate must be in 1..{MAX_SAMPLE_RATE:,} Hz, got {self.sample_rate}")
+        if self.clip_samples < self.n_fft:
+            raise ConfigError(f"a clip must hold at least {self.n_fft} samples (one STFT window), got "
+                              f"{self.clip_samples}: raise --clip-seconds")
+
 
 def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     """A WAV file as mono float32 in [-1, 1], resampled to sample_rate."""
     from scipy.io import wavfile
     from scipy.signal import resample_poly
 
+    if Path(path).is_dir():
+        raise DataError(f"{path} is a folder: pass a .wav file")
     try:
-        rate, data = wavfile.read(str(path))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", wavfile.WavFileWarning)  # a truncated or junk body is not a clip
+            rate, data = wavfile.read(str(path))
     except FileNotFoundError:
         raise DataError(f"{path} not found: pass an existing .wav file or folder") from None
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, wavfile.WavFileWarning) as err:
         raise DataError(f"cannot read {path} as WAV ({err}): convert it to PCM WAV") from None
     if data.size == 0:
         raise DataError(f"{path} holds no audio samples: remove it")
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        raise DataError(f"{path} holds NaN or infinite samples: re-export it")
     if np.issubdtype(data.dtype, np.integer):
         data = data.astype(np.float32) / float(np.iinfo(data.dtype).max)
     audio = data.astype(np.float32)
@@ -144,7 +160,22 @@ def read_clips(folder: str | Path, fmt: SpectrogramFormat) -> tuple[np.ndarray, 
         raise DataError(f"{folder} not found: pass a .wav file or a folder of .wav files")
     if not files:
         raise DataError(f"no .wav files under {folder}: pass a folder holding WAV clips")
-    clips = np.stack([fit_length(read_wav(f, fmt.sample_rate), fmt.clip_samples) for f in files])
+    from ..limits import check_memory
+
+    check_memory(len(files) * fmt.clip_samples * 4 * 3, f"{len(files)} clips of {fmt.clip_samples} samples",
+                 "shorten --clip-seconds or lower --sample-rate")
+    clips, kept = [], []
+    for f in files:
+        try:
+            clips.append(fit_length(read_wav(f, fmt.sample_rate), fmt.clip_samples))
+            kept.append(f)
+        except DataError as err:
+            if len(files) == 1:
+                raise
+            warnings.warn(f"skipped {f}: {err}", stacklevel=2)
+    if not clips:
+        raise DataError(f"none of the {len(files)} .wav files under {folder} could be read: convert them to PCM WAV")
+    files, clips = kept, np.stack(clips)
     labels = None
     if all(_FSDD_NAME.match(f.name) for f in files):
         labels = np.array([int(_FSDD_NAME.match(f.name).group(1)) for f in files])

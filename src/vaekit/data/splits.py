@@ -5,14 +5,15 @@ read their tensors here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..conditioning import PairedData, binarize, parse_corruption
-from ..config import DataConfig
-from ..errors import ConfigError, DataError
+from ..config import DataConfig, parse_image_size
+from ..errors import DataError
 from .datasets import Dataset, load_dataset, split_validation
 
 if TYPE_CHECKING:
@@ -40,7 +41,9 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
         x, y = arrays if isinstance(arrays, tuple) else (arrays, None)
         dataset = _dataset_from_array(np.asarray(x), None if y is None else np.asarray(y), seed)
     else:
-        size = _parse_size(data.image_size)
+        if data.data_dir is not None and not Path(data.data_dir).expanduser().is_dir():
+            raise DataError(f"--data-dir {data.data_dir} is not a folder: pass the folder that holds the datasets")
+        size = parse_image_size(data.image_size)
         dataset = load_dataset(data.data, data_dir=data.data_dir, image_size=size, seed=seed)
     x_train, y_train, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, data.val_fraction, seed)
     tensors = [torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32) for a in (x_train, x_val, dataset.x_test)]
@@ -68,16 +71,6 @@ def _dataset_from_array(x: np.ndarray, y, seed: int):
 def _check_unit_range(x: torch.Tensor) -> None:
     if float(x.min()) < 0 or float(x.max()) > 1:
         raise DataError("--binarize needs data in [0, 1]: rescale the data or use --binarize none")
-
-
-def _parse_size(text: str | None):
-    if text is None:
-        return None
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--image-size must look like 64x64, got '{text}'") from None
-    return height, width
 
 
 def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | None = 0, binarize: bool = False):

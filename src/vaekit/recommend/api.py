@@ -33,24 +33,28 @@ class Recommender:
         return self.split.rows(self.data.matrix, code, part)
 
 
-def fit(data, out: str | Path | None = None, data_config=None, progress: bool = False, **options) -> Recommender:
+def fit(data, out: str | Path | None = None, data_config=None, progress: bool = False, overwrite: bool = False,
+        **options) -> Recommender:
     """Fit a recommender on an interaction log (`vaekit recommend fit`).
 
     data: a CSV/TSV/Parquet path or a pandas DataFrame of user, item[, rating] rows.
     data_config: an InteractionConfig (reading, thresholds, filters, split); options: fields of
     RecommendConfig (model='vae'|'dae'|'ease'|'popularity', beta_cap=...) and of the TrainConfig it
     holds (epochs=..., batch_size=...).
-    Mult-VAE/DAE keep the weights of the epoch with the best validation NDCG@100.
+    Mult-VAE/DAE keep the weights of the epoch with the best validation NDCG@100. A folder `out` holding a
+    saved model is refused unless `overwrite`.
     """
     import torch
 
     from ..data.interactions import SparseRows, read_interactions, strong_split
+    from ..limits import build_within_memory
+    from ..saved import check_new_folder, clear_folder
     from ..training import select_device
 
     (config,) = route(options, RecommendConfig())
     data_config = data_config or InteractionConfig()
-    if out is not None and (Path(out) / CONFIG_FILE).exists():
-        raise ConfigError(f"{out} already holds a model: choose another -o/--out or delete it")
+    if out is not None:
+        check_new_folder(out, overwrite)
     data_config.validate()
     reading = {k: v for k, v in to_dict(data_config).items() if not k.startswith("heldout")}
     interactions, split = strong_split(read_interactions(data, **reading), data_config.heldout_fraction,
@@ -61,7 +65,9 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
                           f"at most {EASE_MAX_ITEMS} items")
     device = select_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    model = Recommender(None, build_model(n_items, config).to(device), config, data_config, interactions, split, [])
+    scorer = build_within_memory(lambda: build_model(n_items, config),
+                                 f"a recommender of these sizes for {n_items} items", "lower --latent-dim or --hidden")
+    model = Recommender(None, scorer.to(device), config, data_config, interactions, split, [])
     train = model.part("train")
     val = (model.part("val", "foldin"), model.part("val", "heldout"))
     if config.model == "popularity":
@@ -71,6 +77,7 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
     else:
         _fit_mult(model, SparseRows(train), val, device, progress)
     if out is not None:
+        clear_folder(out, overwrite)
         save(model, out)
     return model
 
@@ -153,7 +160,7 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
     import numpy as np
     from scipy import sparse
 
-    from ..checkpoint import load_tensors, load_weights, read_json
+    from ..checkpoint import load_tensors, load_weights, read_json, read_jsonl
     from ..data.interactions import Interactions, StrongSplit
     from ..saved import read_config
     from ..training import select_device
@@ -173,9 +180,7 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
     split = StrongSplit(t["role"].numpy(), t["heldout"].numpy().astype(bool))
     scorer = build_model(matrix.shape[1], config)
     load_weights(scorer, path / MODEL_FILE)
-    history_file = path / METRICS_FILE
-    history = [json.loads(line) for line in history_file.read_text().splitlines() if line.strip()] \
-        if history_file.exists() else []
+    history = read_jsonl(path / METRICS_FILE)
     return Recommender(path, scorer.to(select_device(device)).eval(), config, data_config, data, split, history)
 
 

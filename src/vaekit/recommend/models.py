@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import math
 from dataclasses import dataclass
 
-from ..config import TrainConfig, option
+from ..config import TrainConfig, check_values, option
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class InteractionConfig:
     heldout_prop: float = option(0.2, "share of a held-out user's interactions to predict (the paper: 0.2)")
 
     def validate(self) -> None:
+        check_values(self)
         if not 0 < self.heldout_fraction < 0.5:
             raise ConfigError(f"--heldout-fraction must be in (0, 0.5), got {self.heldout_fraction}")
         if not 0 < self.heldout_prop < 1:
@@ -66,6 +67,7 @@ class RecommendConfig:
                                 "device, ...; beta and kl_warmup follow beta_cap and anneal_steps)", cli=False)
 
     def validate(self) -> None:
+        check_values(self)
         if self.model not in MODELS:
             raise ConfigError(f"unknown --model '{self.model}': use one of {', '.join(MODELS)}")
         if self.latent_dim < 1 or min(self.hidden, default=1) < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import option
+from ..config import check_values, option
 from ..errors import ConfigError
 
 NORMALIZATIONS = ("modes", "standard")  # of continuous columns; TabularVAE's default first
@@ -28,6 +28,9 @@ class TabularConfig:
     min_scale: float = option(0.01, "floor of the Gaussian sigma of continuous columns, in standard units")
 
     def validate(self) -> None:
+        check_values(self)
+        if not self.min_scale > 0:
+            raise ConfigError(f"--min-scale must be positive, got {self.min_scale}")
         if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"--latent-dim and --hidden must be positive, got {self.latent_dim} and {self.hidden}")
         check_normalization(self.normalization)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import TrainConfig, from_dict, route, to_dict
+from ..config import TrainConfig, check_count, from_dict, route, to_dict
 from ..errors import CheckpointError, ConfigError, DataError
 from .config import TRAIN_DEFAULTS, TabularConfig
 
@@ -43,6 +43,7 @@ class TabularVAE:
         """Fit the transformer and train the VAE on every row of df (a pandas DataFrame)."""
         import torch
 
+        from ..limits import build_within_memory
         from ..training import Trainer
         from .transformer import TableTransformer
 
@@ -53,7 +54,7 @@ class TabularVAE:
                                                 max_integer_levels=self.config.max_integer_levels,
                                                 seed=self.train_config.seed, **self.overrides)
         x = torch.from_numpy(self.transformer.transform(df))  # (N, D)
-        self.vae = self._build()
+        self.vae = build_within_memory(self._build, "a model of these sizes", "lower --latent-dim or --hidden")
         self.history = Trainer(self.vae, self.train_config).fit(x)
         self.vae.eval()
         self.fit_seconds = time.perf_counter() - started
@@ -86,9 +87,15 @@ class TabularVAE:
         """
         import torch
 
+        from ..limits import check_memory
+
         vae = self._fitted()
         if n < 1:
             raise ConfigError(f"-n must be positive, got {n}")
+        if seed is not None:
+            check_count("--seed", seed, 0)
+        check_memory(n * (12 * self.transformer.width + 64 * len(self.transformer.columns)), f"-n {n} rows",
+                     "ask for fewer")
         device = next(vae.parameters()).device
         generator = torch.Generator(device=device).manual_seed(self.train_config.seed if seed is None else seed)
         targets = self._condition_columns(conditions or {})
@@ -173,6 +180,9 @@ class TabularVAE:
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != vae.latent_dim:
             raise DataError(f"codes have shape {z.shape} but the model needs (N, {vae.latent_dim})")
+        if not np.isfinite(z).all():
+            raise DataError(f"the codes hold {int((~np.isfinite(z)).sum())} NaN or infinite values: pass codes "
+                            "written by 'vaekit tabular encode'")
         with torch.no_grad():
             return self.transformer.inverse_transform(vae.decode_mean(torch.from_numpy(z)).cpu().numpy())
 

@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError
 from .config import check_normalization
 
 FORMAT = "vaekit.tabular.transformer/1"
+FLOAT32_MAX = 3.4028234663852886e38
 KINDS = ("continuous", "integer", "datetime", "categorical", "boolean", "constant")
 NUMERIC = ("continuous", "integer", "datetime")
 JUNK_SHARE = 0.9  # an object column whose non-missing cells parse as numbers this often is numeric with junk
@@ -82,7 +83,13 @@ def numeric_values(series, name: str):
         examples = ", ".join(repr(v) for v in series[junk].astype(str).unique()[:3])
         raise DataError(f"column '{name}' is numeric but {int(junk.sum())} cells are not numbers (e.g. {examples}): "
                         f"clean them, or treat it as categorical with --categorical {name}")
-    return values.astype("float64")
+    values = values.astype("float64")
+    extreme = values.abs() > FLOAT32_MAX  # infinities too
+    if extreme.any():
+        row = values.index[extreme.to_numpy()][0]
+        raise DataError(f"column '{name}' holds {values[row]:g} (row {row}), beyond the float32 range (+-3.4e38) the "
+                        "model computes in: fix or drop such cells")
+    return values
 
 
 def detect_kind(series, name: str) -> str:
@@ -99,7 +106,8 @@ def detect_kind(series, name: str) -> str:
     if isinstance(series.dtype, pd.CategoricalDtype):
         return "categorical"
     if pd.api.types.is_numeric_dtype(series):
-        return "integer" if np.all(np.mod(present.to_numpy(dtype="float64"), 1) == 0) else "continuous"
+        values = numeric_values(present, name).to_numpy()  # raises on cells the model cannot hold
+        return "integer" if np.all(np.mod(values, 1) == 0) else "continuous"
     parsed = pd.to_numeric(present, errors="coerce")
     share = parsed.notna().mean()
     if share == 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import TrainConfig, option
+from ..config import TrainConfig, check_values, option
 from ..errors import ConfigError
 
 TOKENIZERS = ("word", "wordpunct", "char")
@@ -52,6 +52,7 @@ class TextConfig:
     val_fraction: float = option(0.05, "share of the corpus held out for validation when no --val file is given")
 
     def validate(self) -> None:
+        check_values(self)
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got '{self.tokenizer}'")
         if self.cell not in CELLS:

@@ -4,7 +4,9 @@ padded token tensors that the Trainer batches (each batch trimmed to its longest
 from __future__ import annotations
 
 import csv
+import io
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +141,7 @@ def read_sentences(path: str | Path, column: str | None = None) -> list[str]:
             raise ConfigError(f"{path} is a table: name its text column with --column (one of {', '.join(rows[0])})")
         sentences = [row[column] for row in rows]
     else:
-        sentences = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        sentences = read_text(path).splitlines()
     sentences = [s.strip() for s in sentences if s.strip()]
     if not sentences:
         raise DataError(f"{path} holds no sentences: expected one sentence per line")
@@ -160,7 +162,7 @@ def read_labelled(path: str | Path, text_column: str | None = None,
         pairs = [(row[text_column], row[label_column]) for row in rows]
     else:
         pairs = []
-        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        for number, line in enumerate(read_text(path).splitlines(), 1):
             if line.strip():
                 if "\t" not in line:
                     raise DataError(f"{path} line {number} has no tab: expected 'sentence<TAB>label'")
@@ -171,10 +173,23 @@ def read_labelled(path: str | Path, text_column: str | None = None,
     return [s for s, _ in pairs], [y for _, y in pairs]
 
 
+def read_text(path: Path) -> str:
+    """A text file as UTF-8. Bytes that are not UTF-8 become U+FFFD (the token stays, as <unk> would), with a
+    one-line warning saying how many lines hold them, so that a Latin-1 corpus is not taken in silently."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        lines = sum("\ufffd" in line for line in text.splitlines())
+        warnings.warn(f"{path} is not UTF-8: {lines} line(s) hold bytes that became U+FFFD; convert it "
+                      "(e.g. iconv -f latin1 -t utf-8)", stacklevel=3)
+        return text
+
+
 def _read_table(path: Path) -> list[dict]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter=delimiter))
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
     if not rows:
         raise DataError(f"{path} has a header but no rows")
     return rows

@@ -40,8 +40,9 @@ def export(run, out_dir: str | Path, format: str = "onnx", opset: int = OPSET, o
         raise ConfigError(f"unknown export format '{format}': use one of {', '.join(FORMATS)}")
     if format == "onnx":
         optional_import("onnxscript", "vaekit export --format onnx", "'vaekit[export]'")
-        if not isinstance(opset, int) or opset < 1:
-            raise ConfigError(f"--opset must be a positive integer, got {opset!r}")
+        newest = optional_import("onnx", "vaekit export --format onnx", "'vaekit[export]'").defs.onnx_opset_version()
+        if not isinstance(opset, int) or not 7 <= opset <= newest:
+            raise ConfigError(f"--opset must be an ONNX opset from 7 to {newest} (this onnx's newest), got {opset!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir} is a file: export writes a folder")
