@@ -103,7 +103,7 @@ def test_a_run_that_stopped_before_its_first_checkpoint_starts_again_with_resume
         with pytest.raises(KeyboardInterrupt):
             runs.train(tmp_path / "r", epochs=2, **TINY)
     assert (tmp_path / "r" / "config.json").exists() and not (tmp_path / "r" / "checkpoint").exists()
-    with pytest.raises(ConfigError, match="already holds a run: pass --resume"):
+    with pytest.raises(ConfigError, match="already holds a model: pass --resume"):
         runs.train(tmp_path / "r", epochs=2, **TINY)
     with pytest.raises(ConfigError, match="only .* may change"):  # the saved configuration is checked
         runs.train(tmp_path / "r", epochs=2, resume=True, latent_dim=5)
