@@ -6,7 +6,7 @@ from pathlib import Path
 README = Path(__file__).parents[1] / "README.md"
 
 
-def test_python_snippets_run(tmp_path, monkeypatch):
+def test_python_snippets_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert len(blocks) >= 2
@@ -14,6 +14,9 @@ def test_python_snippets_run(tmp_path, monkeypatch):
         exec(compile(block, "README.md", "exec"), {})
     assert (tmp_path / "runs" / "readme" / "report.html").exists()
     assert (tmp_path / "runs" / "readme" / "samples.png").exists()
+    printed = capsys.readouterr().out
+    assert " active units" in printed and not re.search(r"\b0 active units", printed)  # the example trains, not collapses
+    assert not re.search(r"KL 0\.[0-4]\d nats", printed)
 
 
 def test_setup_commands_exist_and_ci_runs_the_test_command():

@@ -4,6 +4,7 @@ import dataclasses
 import itertools
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -386,3 +387,31 @@ def test_training_keeps_freed_memory_mapped_only_while_it_runs(keep):
         patch.setattr(heap, "set_thresholds", lambda *sizes: calls.append(sizes) or False)
         Trainer(vae, config).fit(torch.rand(16, 16))
     assert calls == ([heap.TRAINING_THRESHOLDS] if keep else [])
+
+
+def test_each_epoch_logs_the_active_units_and_a_collapsing_run_warns_once_naming_the_flags(tmp_path):
+    with pytest.warns(UserWarning, match="posterior collapse") as caught:
+        run = images.train(tmp_path / "run", **{**TINY, "epochs": 2})  # two epochs on digits: no unit wakes yet
+    assert [row["val_active_units"] for row in run.history] == [0, 0]
+    collapse = [str(w.message) for w in caught if "posterior collapse" in str(w.message)]
+    assert len(collapse) == 1 and all(flag in collapse[0] for flag in ("--kl-warmup", "--free-bits", "--epochs"))
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["val_active_units"] == 0
+
+
+def test_the_collapse_watch_counts_units_whose_means_vary_and_judges_only_the_second_half_at_full_beta():
+    from vaekit.evaluation import CollapseWatch
+
+    vae = build_vae(ModelConfig(data_shape=(1, 8, 8), network="mlp", hidden=(8,), latent_dim=3))
+    x = torch.rand(50, 1, 8, 8)
+    with torch.no_grad():
+        vae.encoder.layers[-1].weight.zero_()  # every mean is the bias: no unit varies
+    watch = CollapseWatch(x, beta=1.0, epochs=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert watch(vae, {"epoch": 4, "beta": 1.0, "kl": 0.0}) == {"val_active_units": 0}  # first half: not judged
+        assert watch(vae, {"epoch": 5, "beta": 0.5, "kl": 0.0}) == {"val_active_units": 0}  # still warming up
+    with pytest.warns(UserWarning, match="none of the 3 latent units"):
+        watch(vae, {"epoch": 5, "beta": 1.0, "kl": 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        watch(vae, {"epoch": 6, "beta": 1.0, "kl": 0.0})  # once

@@ -55,7 +55,8 @@ class Trainer:
 
     def __init__(self, vae: nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
                  dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None,
-                 kl_schedule: Callable[[int, int], float] | None = None):
+                 kl_schedule: Callable[[int, int], float] | None = None,
+                 probe: Callable[[nn.Module, dict], dict] | None = None):
         config.validate()
         self.config = config
         self.group = from_environment(select_device(config.device))  # world_size 1 outside torchrun
@@ -66,6 +67,7 @@ class Trainer:
         self.dynamic_binarization = dynamic_binarization
         self.on_epoch = on_epoch
         self.kl_schedule = kl_schedule  # (global step, steps per epoch) -> beta; None: linear warm-up
+        self.probe = probe  # (scored model, epoch row) -> more validation figures for the row, e.g. active units
         self.optimizer = make_optimizer(self.vae.parameters(), config, self.device)
         # Polyak averaging: a copy whose weights trail the trained ones; it is what validation scores and what is saved
         self.averaged = WeightAverage(self.vae, config.ema) if config.ema > 0 else None
@@ -228,6 +230,8 @@ class Trainer:
                 self.scored.eval()
                 row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(
                     self.scored, x_val, group=group)
+                if self.probe is not None:
+                    row.update(self.probe(self.scored, row))
             if bar is not None:
                 bar.close()
                 bar.write(_summary(row, cfg.epochs))
@@ -375,6 +379,8 @@ def _summary(row: dict, epochs: int) -> str:
             f"KL {row['kl']:.2f}")
     if "val_neg_elbo" in row:
         text += f"  validation -ELBO {row['val_neg_elbo']:.2f}"
+    if "val_active_units" in row:
+        text += f"  active units {row['val_active_units']}"
     return text + f"  ({row['epoch_seconds']:.1f} s, {row['samples_per_s']:,.0f} samples/s)"
 
 

@@ -75,6 +75,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, remove_leftovers
     from ..data.splits import IN_MEMORY, load_splits, model_data
     from ..distributed import is_main_process
+    from ..evaluation import CollapseWatch
     from ..limits import build_within_memory, check_memory
     from ..training import METRICS_FILE, Trainer, select_device
     from ..vae import build_vae
@@ -123,7 +124,8 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
                                            "vaekit_version": __version__, "model": to_dict(model_cfg),
                                            "train": to_dict(train_cfg), "data": to_dict(data_cfg)})
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
-                      on_epoch=_tensorboard_logger(out) if tensorboard else None)
+                      on_epoch=_tensorboard_logger(out) if tensorboard else None,
+                      probe=CollapseWatch(x_val, train_cfg.beta, train_cfg.epochs) if x_val is not None and len(x_val) else None)
     if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
     elif resume and is_main_process():
