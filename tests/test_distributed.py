@@ -204,3 +204,14 @@ def test_npy_shards_reject_what_they_cannot_read(tmp_path):
         NpyShards(tmp_path)
     with pytest.raises(DataError, match="empty"):
         write_npy_shards(np.zeros((0, 3)), tmp_path / "none")
+
+
+def test_under_torchrun_only_rank_0_prints_the_epoch_summary_and_what_it_wrote(tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
+               f"--master-port={_free_port()}", "-m", "vaekit", "train", "--data", "digits", "--hidden", "16",
+               "--latent-dim", "2", "--epochs", "2", "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("epoch 2/2  loss") == 1 and done.stdout.count("epoch 2: loss") == 1
+    assert done.stdout.count("wrote ") == 1
+    assert done.stderr.count("posterior collapse") <= 1

@@ -8,7 +8,9 @@ its API, which needs torch at import, when a command runs), so `vaekit --help` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -53,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if message := empty_argument(argv):
         parser.error(message)
     args = parser.parse_args(argv)
-    with warnings.catch_warnings():
+    from ..distributed import is_main_process
+
+    with warnings.catch_warnings(), _quiet_unless(is_main_process()):
         warnings.showwarning = _one_line_warning  # a warning is one line too; catch_warnings puts theirs back
         try:
             written = args.handler(args)
@@ -69,9 +73,18 @@ def main(argv: list[str] | None = None) -> int:
             print("vaekit: interrupted; the last completed checkpoint is intact (resume with --resume)",
                   file=sys.stderr)
             return 130
-    from ..distributed import is_main_process
-
-    for path in written if isinstance(written, tuple) else (written,):
-        if path is not None and is_main_process():
-            print(f"wrote {path}")
+        for path in written if isinstance(written, tuple) else (written,):
+            if path is not None:
+                print(f"wrote {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _quiet_unless(main: bool):
+    """Under torchrun only rank 0 prints results and summaries: the other ranks' stdout goes nowhere (their errors
+    and warnings still reach stderr)."""
+    if main:
+        yield
+        return
+    with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+        yield
