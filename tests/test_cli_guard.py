@@ -221,7 +221,7 @@ TABLES: dict[str, Table] = {
     "tabular evaluate": Table("tabular evaluate {table_csv} {table_csv} -o {new}/q",
                               {"real": ["{missing}", "{empty_csv}"], "synthetic": ["{missing}", "{table_numbers}"],
                                "--holdout": ["{missing}", "{table_numbers}"], "--target": ["nope"],
-                               "-o": BAD_OUT_FOLDER}),
+                               "--model": [*BAD_FOLDER, "{run}"], "-o": BAD_OUT_FOLDER}),
     "text fit": Table("text fit {corpus} -o {new}/txt {text_flags}",
                       {"corpus": ["{missing}", "{emptydir}", "{empty_txt}"], "-o": [*BAD_MODEL_OUT, "{run}"],
                        "--val": ["{missing}", "{emptydir}"], "--column": ["nope"], "--labelled": ["{missing}"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +316,40 @@ def test_adult_detected_kinds_and_short_fit():
     assert kinds["age"] == ("integer", False) and kinds["workclass"] == ("categorical", True)
     rich = model.sample(50, conditions={"income": ">50K"})
     assert (rich["income"] == ">50K").all()
+
+
+def test_na_values_given_to_fit_are_saved_and_reused_by_encode_decode_sample_and_evaluate(tmp_path, capsys):
+    df = mixed_table(120).drop(columns="when")
+    df["colour"] = df["colour"].where(np.arange(120) % 10 != 0, None)  # a missing category in every tenth row
+    df.to_csv(tmp_path / "t.csv", index=False, na_rep="?")  # UCI's way of writing a missing cell
+    m = str(tmp_path / "m")
+    assert main(["tabular", "fit", str(tmp_path / "t.csv"), "-o", m, "--epochs", "1", "--latent-dim", "2",
+                 "--hidden", "8", "--na-values", "?"]) == 0
+    assert json.loads((Path(m) / "config.json").read_text())["na_values"] == ["?"]
+    assert main(["tabular", "encode", m, str(tmp_path / "t.csv"), "-o", str(tmp_path / "z.npy")]) == 0  # no flag
+    assert main(["tabular", "decode", m, str(tmp_path / "z.npy"), "-o", str(tmp_path / "d.csv")]) == 0
+    assert main(["tabular", "sample", m, "-n", "300", "-o", str(tmp_path / "s.csv")]) == 0
+    written = (tmp_path / "s.csv").read_text() + (tmp_path / "d.csv").read_text()
+    assert ",?," in written or ",?\n" in written  # missing cells written as they were read
+    assert main(["tabular", "evaluate", str(tmp_path / "t.csv"), str(tmp_path / "s.csv"), "--model", m,
+                 "-o", str(tmp_path / "q")]) == 0
+    capsys.readouterr()
+    assert main(["tabular", "encode", m, str(tmp_path / "t.csv"), "-o", str(tmp_path / "z.npy")]) == 0
+    (Path(m) / "config.json").write_text(json.dumps({k: v for k, v in json.loads(
+        (Path(m) / "config.json").read_text()).items() if k != "na_values"}))  # as a folder of vaekit 0.1.0
+    assert main(["tabular", "encode", m, str(tmp_path / "t.csv"), "-o", str(tmp_path / "z.npy")]) == 2
+    assert main(["tabular", "encode", m, str(tmp_path / "t.csv"), "-o", str(tmp_path / "z.npy"),
+                 "--na-values", "?"]) == 0
+
+
+def test_held_out_target_labels_the_real_table_lacks_are_warned_of_and_counted():
+    df = mixed_table(400).drop(columns="when")
+    train, holdout = df.iloc[:300], df.iloc[300:].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "unmatched_holdout_labels" not in quality_report(train, train, holdout, target="colour").ml_efficacy
+    holdout["colour"] = holdout["colour"] + "."  # as UCI's adult.test writes '<=50K.'
+    with pytest.warns(UserWarning, match=r"100 of 100 held-out rows have a 'colour' label .*'red\.' \(\d+ rows\)"):
+        quality = quality_report(train, train, holdout, target="colour")
+    assert sum(quality.ml_efficacy["unmatched_holdout_labels"].values()) == 100
+    assert quality.ml_efficacy["real"] == 0.0

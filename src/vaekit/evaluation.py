@@ -86,8 +86,11 @@ class CollapseWatch:
         self.x_val, self.beta, self.epochs = x_val, beta, epochs
         self.warned = False
 
+    @torch.inference_mode()
     def __call__(self, vae: VAE, row: dict) -> dict:
-        units = active_units(latent_means(vae, self.x_val[:COLLAPSE_PROBE_ROWS]))
+        index = torch.arange(min(len(self.x_val), COLLAPSE_PROBE_ROWS))
+        rows = self.x_val[index.to(self.x_val.device) if torch.is_tensor(self.x_val) else index]  # tensor or Batch
+        units = active_units(vae.encode(rows).mean)
         judged = row["epoch"] >= max(1, self.epochs // 2) and row["beta"] >= self.beta
         if units == 0 and judged and not self.warned and is_main_process():
             import warnings

@@ -14,15 +14,16 @@ from ..saved import check_new_folder, check_output_file, check_output_folder, cl
 
 def fit_file(data, out, categorical=(), continuous=(), datetime=(), na_values=(), progress: bool = True,
              overwrite: bool = False, **options):
-    """Fit a TabularVAE on the table `data` (.csv/.tsv/.parquet; `na_values` mark missing cells) and save it to
+    """Fit a TabularVAE on the table `data` (.csv/.tsv/.parquet; `na_values` mark missing cells, and are saved
+    with the model for every later command that reads or writes its tables) and save it to
     `out` (a folder holding a saved model is refused unless `overwrite`). categorical/continuous/datetime name
     columns whose detected kind is overridden; `options` are TabularConfig and TrainConfig fields. Returns the
     fitted TabularVAE."""
-    from ..tabular import TabularVAE, read_table
+    from ..tabular import TabularVAE
 
-    model = TabularVAE(categorical=categorical, continuous=continuous, datetime=datetime, progress=progress,
-                       **options)
-    table = read_table(data, na_values)
+    model = TabularVAE(categorical=categorical, continuous=continuous, datetime=datetime, na_values=na_values,
+                       progress=progress, **options)
+    table = model.read(data)
     check_new_folder(out, overwrite)
     model.fit(table)
     clear_folder(out, overwrite)
@@ -41,24 +42,24 @@ def conditions(items: list[str]) -> dict[str, str]:
 def sample_file(model, out, n: int = 1000, conditions: dict | None = None, seed: int = 0) -> Path:
     """n synthetic rows from the model folder `model` into the table `out`; `conditions` {column: value}
     keep only rows with those categorical/boolean values."""
-    from ..tabular import TabularVAE, write_table
+    from ..tabular import TabularVAE
     from ..tabular.io import SUFFIXES
 
     model = TabularVAE.load(model)
     out = check_output_file(out, SUFFIXES)
-    return write_table(model.sample(n, conditions, seed=seed), out)
+    return model.write(model.sample(n, conditions, seed=seed), out)
 
 
 def encode_file(model, data, out, na_values=()) -> Path:
     """The latent codes E[z|x] of the rows of `data` (the compressed records), N x latent_dim, into `out`
-    (.npy, or .csv)."""
+    (.npy, or .csv). The model's saved na_values mark missing cells, and `na_values` more."""
     import numpy as np
 
-    from ..tabular import TabularVAE, read_table
+    from ..tabular import TabularVAE
 
     model = TabularVAE.load(model)
     check_output_file(out)
-    codes = model.encode(read_table(data, na_values))
+    codes = model.encode(model.read(data, na_values))
     buffer = io.BytesIO()
     if str(out).endswith(".csv"):
         np.savetxt(buffer, codes, delimiter=",", fmt="%.7g")
@@ -72,7 +73,7 @@ def decode_file(model, codes, out) -> Path:
     """The most likely rows for the latent codes in `codes` (.npy or .csv written by `encode_file`) into `out`."""
     import numpy as np
 
-    from ..tabular import TabularVAE, write_table
+    from ..tabular import TabularVAE
     from ..tabular.io import SUFFIXES
 
     model = TabularVAE.load(model)
@@ -82,18 +83,21 @@ def decode_file(model, codes, out) -> Path:
     except (OSError, ValueError) as err:
         raise DataError(f"cannot read codes from {codes} ({str(err).splitlines()[0]}): "
                         "pass a .npy or .csv written by 'vaekit tabular encode'") from None
-    return write_table(model.decode(z), out)
+    return model.write(model.decode(z), out)
 
 
-def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out="quality", na_values=()):
+def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out="quality", na_values=(),
+                   model=None):
     """The quality report of the synthetic table against the real one (with `holdout`, real rows unseen in
-    fitting: ML efficacy and privacy too), written into the folder `out`. Returns the Quality and the paths
-    written."""
-    from ..tabular import quality_report, read_table
+    fitting: ML efficacy and privacy too), written into the folder `out`. `na_values` mark missing cells, and so do
+    those saved with `model` (the fitted model's folder), when given. Returns the Quality and the paths written."""
+    from ..tabular import TabularVAE, quality_report, read_table
 
     if target is not None and holdout is None:
         raise ConfigError("--target names the column ML efficacy predicts, which needs --holdout rows")
     out = check_output_folder(out)
+    if model is not None:
+        na_values = (*TabularVAE.load(model, device="cpu").na_values, *na_values)
     real, synthetic = read_table(real, na_values), read_table(synthetic, na_values)
     holdout = read_table(holdout, na_values) if holdout else None
     if holdout is not None and set(holdout.columns) != set(real.columns):

@@ -14,9 +14,10 @@ EXAMPLES = {
     "fit": "vaekit tabular fit adult.csv -o models/adult --epochs 100 --categorical education-num --na-values '?'",
     "sample": "vaekit tabular sample models/adult -n 10000 -o synthetic.csv\n"
               "  vaekit tabular sample models/adult -n 500 --condition 'income=>50K' -o rich.csv",
-    "encode": "vaekit tabular encode models/adult adult.csv -o codes.npy",
+    "encode": "vaekit tabular encode models/adult adult.csv -o codes.npy   # fit's --na-values apply",
     "decode": "vaekit tabular decode models/adult codes.npy -o decoded.csv",
-    "evaluate": "vaekit tabular evaluate adult.csv synthetic.csv --holdout adult_test.csv --target income -o quality/",
+    "evaluate": "vaekit tabular evaluate adult.csv synthetic.csv --holdout adult_test.csv --target income "
+                "--model models/adult -o quality/",
 }
 # The TrainConfig fields `fit` offers, with the tabular training defaults.
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "beta", "kl_warmup", "precision", "seed", "device")
@@ -71,13 +72,15 @@ def add_commands(subparsers) -> None:
     p.add_argument("--holdout", help="real rows not used in fitting: enables ML efficacy and privacy scores")
     p.add_argument("--target", help="column predicted in ML efficacy (default: the last column)")
     add_parameter(p, tabular.evaluate_files, "out", "-o", "--out", help="folder for quality.json and plots")
+    p.add_argument("--model", help="the fitted model's folder: the --na-values saved with it apply")
     _na_flag(p)
     p.set_defaults(handler=_evaluate)
 
 
 def _na_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--na-values", type=_names, default=(), metavar="S[,S...]",
-                   help="extra strings that mark a missing cell, e.g. '?' (pandas' defaults always apply)")
+                   help="extra strings that mark a missing cell, e.g. '?' (pandas' defaults always apply); those given to "
+                        "fit are saved with the model and apply to its later commands too")
 
 
 def _fit(args):
@@ -92,7 +95,7 @@ def _fit(args):
 
 def _evaluate(args):
     quality, paths = tabular.evaluate_files(args.real, args.synthetic, args.holdout, args.target, args.out,
-                                            args.na_values)
+                                            args.na_values, args.model)
     print(quality.table())
     if args.holdout is None:
         print("(pass --holdout with real rows unseen in fitting for ML efficacy and privacy scores)")

@@ -33,8 +33,8 @@ def read_table(path, na_values=None):
         raise DataError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
 
 
-def write_table(df, path) -> Path:
-    """Write df to .csv/.tsv/.parquet by its suffix, atomically."""
+def write_table(df, path, na_rep: str = "") -> Path:
+    """Write df to .csv/.tsv/.parquet by its suffix, atomically; `na_rep` marks a missing cell in a CSV/TSV."""
     from ..io import atomic_write
 
     path = Path(path)
@@ -49,5 +49,5 @@ def write_table(df, path) -> Path:
             raise DataError(f"writing Parquet needs pyarrow ({err}): pip install pyarrow, or use .csv") from None
         atomic_write(path, buffer.getvalue())
     else:
-        atomic_write(path, df.to_csv(index=False, sep="\t" if suffix == ".tsv" else ","))
+        atomic_write(path, df.to_csv(index=False, sep="\t" if suffix == ".tsv" else ",", na_rep=na_rep))
     return path

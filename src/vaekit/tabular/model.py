@@ -27,12 +27,15 @@ def split_options(options: dict) -> tuple[TabularConfig, TrainConfig]:
 class TabularVAE:
     """A VAE for mixed-type tables. Options are TabularConfig and TrainConfig fields
     (e.g. `TabularVAE(epochs=50, latent_dim=16, normalization="standard")`); categorical/continuous/
-    datetime name columns whose detected kind is overridden. Continuous columns get mode-specific
-    normalization by default (`normalization="modes"`, TVAE's preprocessing); "standard" is the option."""
+    datetime name columns whose detected kind is overridden; na_values are the strings that mark a missing cell in
+    its tables (saved with the model: `read` applies them to new tables, `write` marks missing cells with the first).
+    Continuous columns get mode-specific normalization by default (`normalization="modes"`, TVAE's
+    preprocessing); "standard" is the option."""
 
-    def __init__(self, categorical=(), continuous=(), datetime=(), **options):
+    def __init__(self, categorical=(), continuous=(), datetime=(), na_values=(), **options):
         self.config, self.train_config = split_options(options)
         self.overrides = dict(categorical=tuple(categorical), continuous=tuple(continuous), datetime=tuple(datetime))
+        self.na_values = tuple(na_values)  # the strings that marked a missing cell in the fitted table: saved
         self.transformer = None
         self.vae = None
         self.history: list[dict] = []
@@ -75,6 +78,20 @@ class TabularVAE:
         if self.vae is None:
             raise ConfigError("the model is not fitted: call fit(df) or TabularVAE.load(path) first")
         return self.vae
+
+    # -- tables ----------------------------------------------------------------------------------
+    def read(self, path, na_values=()):
+        """The table at `path` read as the fitted one was: its saved na_values (and any extra `na_values`) mark
+        missing cells."""
+        from .io import read_table
+
+        return read_table(path, dict.fromkeys((*self.na_values, *na_values)))
+
+    def write(self, df, path) -> Path:
+        """Write df to `path`, a missing cell marked as in the fitted table (its first na_value; else empty)."""
+        from .io import write_table
+
+        return write_table(df, path, self.na_values[0] if self.na_values else "")
 
     # -- sampling --------------------------------------------------------------------------------
     def sample(self, n: int, conditions: dict | None = None, seed: int | None = None, batch_size: int = 10_000,
@@ -196,6 +213,7 @@ class TabularVAE:
         save_tensors(path / MODEL_FILE, vae.state_dict())
         write_json(path / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION, "model": to_dict(self.config),
                                         "train": to_dict(self.train_config), "overrides": self.overrides,
+                                        "na_values": list(self.na_values),
                                         "fit_seconds": self.fit_seconds, "history": self.history})
         return path
 
@@ -214,6 +232,7 @@ class TabularVAE:
         self.config = from_dict(TabularConfig, config["model"])
         self.train_config = from_dict(TrainConfig, config["train"])
         self.overrides = config.get("overrides", {})
+        self.na_values = tuple(config.get("na_values", ()))  # vaekit 0.1.0 did not save them
         self.history, self.fit_seconds = config.get("history", []), config.get("fit_seconds", 0.0)
         self.transformer = TableTransformer.from_dict(read_json(path / TRANSFORMER_FILE))
         self.vae = self._build()

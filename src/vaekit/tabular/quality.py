@@ -157,6 +157,7 @@ def _ml_efficacy(cols: _Columns, real, synthetic, holdout, target, seed: int) ->
     features = [c for c in cols.numeric + cols.categorical if c != target]
     is_cat = np.array([c in cols.categorical for c in features])
     classify = target in cols.categorical
+    unmatched = _unmatched_labels(cols, holdout, target) if classify else {}
 
     def fit_score(train) -> float:
         x, x_test = _features(cols, train, features), _features(cols, holdout, features)
@@ -173,7 +174,24 @@ def _ml_efficacy(cols: _Columns, real, synthetic, holdout, target, seed: int) ->
         return float(r2_score(y_test[test_ok], model.fit(x[ok], y[ok]).predict(x_test[test_ok])))
 
     return {"target": str(target), "task": "classification" if classify else "regression",
-            "metric": "macro F1" if classify else "R2", "real": fit_score(real), "synthetic": fit_score(synthetic)}
+            "metric": "macro F1" if classify else "R2", "real": fit_score(real), "synthetic": fit_score(synthetic),
+            **({"unmatched_holdout_labels": unmatched} if unmatched else {})}
+
+
+def _unmatched_labels(cols: _Columns, holdout, target) -> dict[str, int]:
+    """{label: rows} of the held-out target labels the real table never has, with one warning naming them: no model
+    trained on the real labels can predict them, so F1 falls towards 0 however good the synthetic rows are."""
+    labels = _as_labels(holdout[target])
+    counts = labels[~labels.isin(cols.labels[target])].value_counts()
+    if len(counts):
+        import warnings
+
+        shown = ", ".join(f"'{label}' ({n} rows)" for label, n in counts.head(5).items())
+        known = ", ".join(f"'{label}'" for label in cols.labels[target][:5])
+        warnings.warn(f"{int(counts.sum())} of {len(labels)} held-out rows have a '{target}' label the real table "
+                      f"lacks: {shown}; the real table's are {known}: make the labels match (UCI's adult.test "
+                      "writes '<=50K.' with a full stop) or the F1 score counts them all wrong", stacklevel=3)
+    return {str(label): int(n) for label, n in counts.items()}
 
 
 def _dcr_space(cols: _Columns, real, df) -> tuple[np.ndarray, np.ndarray]:
