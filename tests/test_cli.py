@@ -43,7 +43,7 @@ def test_every_core_subcommand_is_covered():
 
 def test_subcommands_write_their_outputs(run_dir, tmp_path, capsys):
     assert main(["eval", str(run_dir), "--k", "5"]) == 0
-    result = json.loads((run_dir / "eval.json").read_text())
+    result = json.loads((run_dir / "eval-k5.json").read_text())
     assert {"neg_elbo", "reconstruction", "kl", "nll", "k", "bits_per_dim", "active_units", "knn_accuracy"} <= set(result)
     assert result["nll"] <= result["neg_elbo"] + 0.5 and result["k"] == 5
     assert main(["sample", str(run_dir), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
@@ -219,3 +219,29 @@ def test_failed_sample_leaves_existing_output_intact(run_dir, tmp_path, capsys):
     out.write_bytes(b"precious")
     _error(capsys, ["sample", str(run_dir), "-n", "0", "-o", str(out)])
     assert out.read_bytes() == b"precious"
+
+
+def test_a_quick_eval_is_written_beside_the_main_one_and_the_report_makes_what_is_missing(tmp_path, capsys):
+    from vaekit.apps.images import eval_file
+
+    assert (eval_file(), eval_file("test", 50, 500), eval_file("val", 1000), eval_file("val", 20)) == (
+        "eval.json", "eval-k50-limit500.json", "eval_val.json", "eval_val-k20.json")
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"vaekit eval {run}" in err  # one warning naming the command
+    for name in ("samples.png", "reconstructions.png", "interpolation.png", "latent_map.png"):
+        assert (run / name).exists(), name
+    assert f"vaekit eval {run}" in (run / "report.html").read_text()
+    assert main(["eval", str(run), "--k", "3", "--limit", "20"]) == 0
+    assert main(["eval", str(run), "--k", "4"]) == 0
+    assert not (run / "eval.json").exists()
+    assert json.loads((run / "eval-k3-limit20.json").read_text())["n_examples"] == 20
+    capsys.readouterr()
+    assert main(["report", str(run)]) == 0
+    assert capsys.readouterr().err == ""
+    page = (run / "report.html").read_text()
+    assert "test split, the first 20 examples, k = 3 importance samples" in page
+    assert "test split, all 359 examples, k = 4 importance samples" in page and "no test metrics" not in page

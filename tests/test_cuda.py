@@ -106,4 +106,4 @@ def test_cli_trains_and_samples_on_cuda(tmp_path):
                  "--device", "cuda", "--precision", "bf16", "--out", str(run)]) == 0
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["eval", str(run), "--k", "20"]) == 0
-    assert (tmp_path / "s.png").stat().st_size > 0 and (run / "eval.json").is_file()
+    assert (tmp_path / "s.png").stat().st_size > 0 and (run / "eval-k20.json").is_file()

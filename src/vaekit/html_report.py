@@ -33,15 +33,30 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def write_report(run) -> Path:
-    """Write run.path/report.html, embedding every picture the run has (the page is self-contained)."""
+def protocol(values: dict) -> str:
+    """What an evaluation's figures were measured on, from its JSON: split, examples and importance samples."""
+    examples = f"the first {values['n_examples']:,}" if values.get("limit") is not None else \
+        f"all {values.get('n_examples', 0):,}"
+    return f"{values.get('split', 'test')} split, {examples} examples, k = {values.get('k')} importance samples"
+
+
+def evaluations(folder: Path) -> list[tuple[str, dict]]:
+    """(file name, values) of every evaluation JSON in a run folder: eval.json (the main protocol) first."""
+    paths = sorted(folder.glob("eval*.json"), key=lambda p: (p.name != "eval.json", p.name))
+    return [(p.name, json.loads(p.read_text())) for p in paths]
+
+
+def write_report(run, notes=()) -> Path:
+    """Write run.path/report.html, embedding every picture the run has (the page is self-contained), each
+    evaluation headed by its protocol, and `notes` (what is missing and the commands that make it) at the top."""
     path = run.path / "report.html"
     parts = [f"<h1>vaekit run <code>{html.escape(str(run.path))}</code></h1>"]
-    evaluation = run.path / "eval.json"
-    if evaluation.exists():
-        values = json.loads(evaluation.read_text())
-        parts.append("<h2>Test evaluation</h2>" + _table((EVAL_LABELS.get(k, k), v) for k, v in values.items()
-                                                         if k != "split" and v is not None))
+    if notes:
+        parts.append("<ul class='missing'>" + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>")
+    for name, values in evaluations(run.path):
+        parts.append(f"<h2>Evaluation: {html.escape(protocol(values))} <small>({html.escape(name)})</small></h2>"
+                     + _table((EVAL_LABELS.get(k, k), v) for k, v in values.items()
+                              if k not in ("split", "limit") and v is not None))
     if run.history:
         last = run.history[-1]
         parts.append(f"<h2>Training ({len(run.history)} epoch{'s' if len(run.history) != 1 else ''})</h2>" + _table(last.items()))
@@ -56,7 +71,8 @@ def write_report(run) -> Path:
         f"<h3>{key}</h3>" + _table(vars(value).items()) for key, value in config.items()))
     style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-             "th{background:#f4f4f4;font-weight:normal}img{max-width:100%}figure{margin:1.5em 0}")
+             "th{background:#f4f4f4;font-weight:normal}img{max-width:100%}figure{margin:1.5em 0}"
+             ".missing{background:#fff8e0;padding:.5em 2em;border:1px solid #e8d9a0}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>vaekit report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
     atomic_write(path, page)

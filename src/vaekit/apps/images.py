@@ -225,9 +225,21 @@ def output_path(run: Run, out: str | Path | None, default: str, suffixes: tuple[
     return check_output_folder(path) if suffixes is None else check_output_file(path, suffixes)
 
 
-def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: str | None = None,
+EVAL_K = 1000  # the main protocol's importance samples: eval.json holds the whole test split at this k
+
+
+def eval_file(split: str = "test", k: int = EVAL_K, limit: int | None = None) -> str:
+    """The name of the JSON an evaluation of this protocol writes into its run: eval.json for the main protocol
+    (the whole test split, k = EVAL_K), eval_val.json for the validation split, and the protocol in the name for any
+    other k or a limit (eval-k50-limit500.json), so that a quick look never replaces the main figures."""
+    name = "eval" if split == "test" else f"eval_{split}"
+    return name + (f"-k{k}" if k != EVAL_K else "") + (f"-limit{limit}" if limit is not None else "") + ".json"
+
+
+def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: str | None = None,
              data_dir: str | None = None, progress: bool = True, limit: int | None = None) -> Evaluation:
-    """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory.
+    """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory for the main protocol,
+    else a file named by its protocol beside it (see `eval_file`).
     `limit` evaluates only the first `limit` examples of the split (a quick look)."""
     from ..data.splits import model_data
     from ..evaluation import evaluate as evaluate_model
@@ -252,8 +264,7 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     result = evaluate_model(run.vae, model_data(run.vae, run.data, x, y, run.train.seed), k=k, y=y, x_train=x_train,
                             y_train=y_train, progress=progress, seed=run.train.seed)
     if run.path is not None:
-        write_json(run.path / ("eval.json" if split == "test" else f"eval_{split}.json"),
-                   {"split": split, **result.to_dict()})
+        write_json(run.path / eval_file(split, k, limit), {"split": split, "limit": limit, **result.to_dict()})
     return result
 
 
@@ -443,11 +454,37 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     return rows
 
 
-def report(run: Run | str | Path) -> Path:
-    """Gather metrics, curves and pictures of a run into report.html (`vaekit report`)."""
-    from ..html_report import write_report
+def report(run: Run | str | Path, make_missing: bool = True) -> Path:
+    """Gather metrics, curves and pictures of a run into report.html (`vaekit report`). With `make_missing`, the
+    pictures that take seconds (samples, reconstructions, interpolation, latent map) are drawn first where the run
+    lacks them; what is still missing, the test metrics above all, is named at the top of the page with the
+    command that makes it, and in one warning."""
+    from ..html_report import evaluations, write_report
 
-    return write_report(as_run(run))
+    run = as_run(run)
+    notes = _make_missing_pictures(run) if make_missing else []
+    if not evaluations(run.path):
+        notes.append(f"no test metrics yet: `vaekit eval {run.path}` measures them (k = {EVAL_K} on the whole test "
+                     f"split; `--k 50 --limit 500` is a quick look, written beside as {eval_file('test', 50, 500)})")
+    if notes:
+        warnings.warn(f"report of {run.path}: " + "; ".join(notes), stacklevel=2)
+    return write_report(run, notes)
+
+
+def _make_missing_pictures(run: Run) -> list[str]:
+    """Draw the pictures the run lacks (image runs; the latent map for any); a note for each that cannot be."""
+    makers = {"latent_map.png": (embed, "embed")}
+    if len(run.model.data_shape) == 3:
+        makers = {"samples.png": (sample, "sample"), "reconstructions.png": (reconstruct, "reconstruct"),
+                  "interpolation.png": (interpolate, "interpolate"), **makers}
+    notes = []
+    for name, (make, command) in makers.items():
+        if not (run.path / name).exists():
+            try:
+                make(run)
+            except (ConfigError, DataError) as err:
+                notes.append(f"no {name} ({err}): `vaekit {command} {run.path}` with what it asks for")
+    return notes
 
 
 def demo(out: str | Path = "runs/demo", epochs: int = 3, k: int = 100, data: str = "fashion-mnist",
