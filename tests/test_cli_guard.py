@@ -181,7 +181,7 @@ TABLES: dict[str, Table] = {
                                                                     "--split": CHOICE}),
     "recommend top": Table("recommend top {recommend} --user u1 -k 3",
                            {"model": [*BAD_FOLDER, "{run}"], "--user": ["nobody", ""], "--items": ["nope", "", ","],
-                            "-k": POSITIVE}),
+                            "-k": POSITIVE, "--titles": ["{missing}", "{emptydir}", "{empty_csv}"]}),
     "denoise": Table("denoise {run} {png8} -o {new}/dn",
                      {"run": BAD_RUN, "source": ["{missing}", "{file}", "{emptydir}", "{png4}"],
                       "-o": BAD_OUT_FOLDER, "--samples": ["-1", "x", HUGE]}),

@@ -206,7 +206,7 @@ def test_cli_fit_evaluate_top(tmp_path, capsys):
     user = json.loads((out / "ids.json").read_text())["users"][0]
     capsys.readouterr()
     assert cli.main(["recommend", "top", str(out), "--user", user, "-k", "3", "--no-exclude-seen"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    assert len(capsys.readouterr().out.strip().splitlines()) == 1 + 3  # the header and three items
     assert cli.main(["recommend", "top", str(out), "--user", "nobody"]) == 2
     assert cli.main(["recommend", "fit", str(log), "-o", str(tmp_path / "x"), "--model", "gpt"]) == 2
     capsys.readouterr()
@@ -241,3 +241,25 @@ def test_dataframe_and_parquet_read_like_csv(tmp_path):
     from_parquet = read_interactions(tmp_path / "ratings.parquet", min_rating=4, min_user_count=1)
     assert from_parquet.items.tolist() == expected.items.tolist()
     assert (from_parquet.matrix != expected.matrix).nnz == 0
+
+
+def test_top_prints_a_header_and_titles_from_an_items_file_given_or_found_beside_the_ratings(tmp_path, capsys):
+    log = clustered_log(tmp_path / "log.csv", n_users=60)
+    out = tmp_path / "pop"
+    assert cli.main(["recommend", "fit", str(log), "-o", str(out), "--model", "popularity"]) == 0
+    capsys.readouterr()
+    assert cli.main(["recommend", "top", str(out), "--items", "i0", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["rank", "item", "score"] and len(lines) == 3
+    items = json.loads((out / "ids.json").read_text())["items"]
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n" + "".join(
+        f'{item},"Film {item}, The (1995)",Drama\n' for item in items))  # MovieLens' layout, found beside the log
+    assert cli.main(["recommend", "top", str(out), "--items", "i0", "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["rank", "item", "score", "title"]
+    assert all(line.endswith(f"Film {line.split()[1]}, The (1995)") for line in lines[1:])
+    (tmp_path / "artists.dat").write_text("id\tname\turl\n" + "".join(f"{item}\tBand {item}\thttp://x\n"
+                                                                       for item in items))  # Last.fm's layout
+    assert cli.main(["recommend", "top", str(out), "--items", "i0", "-k", "2", "--titles",
+                     str(tmp_path / "artists.dat")]) == 0
+    assert all(line.endswith(f"Band {line.split()[1]}") for line in capsys.readouterr().out.splitlines()[1:])

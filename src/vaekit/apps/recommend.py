@@ -4,9 +4,10 @@ fitting, saving); this module names the use's entry points, as every apps/<use> 
 
 from pathlib import Path
 
-from ..recommend import InteractionConfig, RecommendConfig, Recommender, evaluate, fit, load, top
+from ..recommend import InteractionConfig, RecommendConfig, Recommender, evaluate, fit, item_titles, load, top
 
-__all__ = ["InteractionConfig", "RecommendConfig", "Recommender", "evaluate", "evaluation_file", "fit", "load", "top"]
+__all__ = ["InteractionConfig", "RecommendConfig", "Recommender", "evaluate", "evaluation_file", "fit", "item_titles", "load",
+           "top"]
 
 
 def evaluation_file(model: str | Path, split: str) -> Path:

@@ -14,7 +14,8 @@ EXAMPLES = {
            "  vaekit recommend fit user_artists.dat --model dae --weighting log -o models/lastfm",
     "evaluate": "vaekit recommend evaluate models/ml --baselines",
     "top": "vaekit recommend top models/ml --user 42 -k 10\n"
-           "  vaekit recommend top models/ml --items 1,260,1196 -k 10   # a new user, no retraining",
+           "  vaekit recommend top models/ml --items 1,260,1196 -k 10   # a new user, no retraining\n"
+           "  vaekit recommend top models/ml --user 42 --titles movies.csv   # titles (found beside the ratings too)",
 }
 # The TrainConfig fields `fit` offers, with the recommender's training defaults.
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "precision", "seed", "device")
@@ -45,6 +46,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--items", help="comma-separated item ids of a new user")
     add_parameter(p, recommend.top, "k", "-k", help="number of items")
     add_parameter(p, recommend.top, "exclude_seen", help="leave out items the user already has")
+    p.add_argument("--titles", help="a file of item ids and titles (default: MovieLens' movies.csv or Last.fm's "
+                                    "artists.dat beside the fitted ratings, when there is one)")
     p.set_defaults(handler=_top_command)
 
 
@@ -68,6 +71,11 @@ def _evaluate_command(args: argparse.Namespace):
 
 def _top_command(args: argparse.Namespace):
     items = [i.strip() for i in args.items.split(",") if i.strip()] if args.items is not None else None
-    for rank, (item, score) in enumerate(recommend.top(args.model, args.user, items, args.k, args.exclude_seen), 1):
-        print(f"{rank:>3}  {item}  {score:.4f}")
+    model = recommend.load(args.model)
+    best = recommend.top(model, args.user, items, args.k, args.exclude_seen)
+    titles = recommend.item_titles(model, args.titles)
+    width = max([len("item"), *(len(item) for item, _ in best)])
+    print(f"rank  {'item':<{width}}  {'score':>8}" + ("  title" if titles else ""))
+    for rank, (item, score) in enumerate(best, 1):
+        print(f"{rank:>4}  {item:<{width}}  {score:>8.4f}" + (f"  {titles.get(item, '?')}" if titles else ""))
     return None

@@ -26,6 +26,10 @@ ITEM_COLUMNS = ("itemid", "item", "movieid", "artistid", "trackid", "songid", "p
 RATING_COLUMNS = ("rating", "weight", "playcount", "plays", "count", "listencount", "score", "value", "clicks",
                   "quantity", "r")
 WEIGHTINGS = ("binary", "count", "log")
+# Files of item titles found beside an interaction log: MovieLens' movies.csv (movieId,title,genres), Last.fm's
+# artists.dat (id, name, ...), MovieLens-100K's u.item
+ITEM_FILES = ("movies.csv", "artists.dat", "items.csv", "movies.dat", "u.item")
+TITLE_COLUMNS = ("title", "name", "itemname", "moviename", "artistname", "artist")
 ROLE_TRAIN, ROLE_VAL, ROLE_TEST = 0, 1, 2
 
 
@@ -107,6 +111,21 @@ def read_table(source, sep: str = "auto") -> tuple[list[str] | None, dict[int, n
                         "pass --sep")
     columns = np.array(body, dtype=str).reshape(len(body), width)
     return header, {i: columns[:, i] for i in range(width)}
+
+
+def read_item_titles(path) -> dict[str, str]:
+    """{item id: title} from a file of items (a header naming an id and a title or name column, else the first two
+    columns): MovieLens' movies.csv, Last.fm's artists.dat."""
+    path = Path(path)
+    header, columns = read_table(path, "," if path.suffix.lower() == ".csv" else "auto")
+    item = _find_column(header, "auto", (*ITEM_COLUMNS, "id"), "item", 0)
+    title = _find_column(header, "auto", TITLE_COLUMNS, "title", 1)
+    return dict(zip(columns[item].tolist(), columns[title].tolist()))
+
+
+def find_item_file(folder) -> Path | None:
+    """The first of ITEM_FILES in `folder`, or None."""
+    return next((Path(folder) / name for name in ITEM_FILES if (Path(folder) / name).is_file()), None)
 
 
 def _sniff(lines: list[str]) -> str:

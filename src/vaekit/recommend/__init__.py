@@ -12,8 +12,8 @@ matrix of all kept users, their train/val/test role and the held-out mask) and i
 user's own user and item ids); metrics.jsonl and eval.json when trained/evaluated.
 """
 
-from .api import Recommender, evaluate, fit, kl_schedule, load, save, top
+from .api import Recommender, evaluate, fit, item_titles, kl_schedule, load, save, top
 from .models import InteractionConfig, RankingMetrics, RecommendConfig, build_model, ease_weights, ranking_metrics
 
 __all__ = ["InteractionConfig", "RankingMetrics", "RecommendConfig", "Recommender", "build_model", "ease_weights",
-           "evaluate", "fit", "kl_schedule", "load", "ranking_metrics", "save", "top"]
+           "evaluate", "fit", "item_titles", "kl_schedule", "load", "ranking_metrics", "save", "top"]

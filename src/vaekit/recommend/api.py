@@ -25,6 +25,7 @@ class Recommender:
     data: object  # Interactions (restricted to the training users' items)
     split: object  # StrongSplit
     history: list[dict]
+    source: str | None = None  # the interaction log fitted on (absolute path), where item titles are looked for
 
     def part(self, role: str, part: str = "all"):
         from ..data.interactions import ROLE_TEST, ROLE_TRAIN, ROLE_VAL
@@ -67,7 +68,8 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
     torch.manual_seed(config.train.seed)
     scorer = build_within_memory(lambda: build_model(n_items, config),
                                  f"a recommender of these sizes for {n_items} items", "lower --latent-dim or --hidden")
-    model = Recommender(None, scorer.to(device), config, data_config, interactions, split, [])
+    source = str(Path(data).resolve()) if isinstance(data, (str, Path)) else None
+    model = Recommender(None, scorer.to(device), config, data_config, interactions, split, [], source)
     train = model.part("train")
     val = (model.part("val", "foldin"), model.part("val", "heldout"))
     if config.model == "popularity":
@@ -150,7 +152,7 @@ def save(model: Recommender, out: str | Path) -> Path:
     atomic_write(out / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in model.history))
     write_json(out / CONFIG_FILE, {"format_version": FORMAT_VERSION, "vaekit_version": __version__,
                                    "kind": KIND, "shape": list(m.shape), "model": to_dict(model.config),
-                                   "data": to_dict(model.data_config)})
+                                   "data": to_dict(model.data_config), "source": model.source})
     model.path = out
     return out
 
@@ -181,7 +183,8 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
     scorer = build_model(matrix.shape[1], config)
     load_weights(scorer, path / MODEL_FILE)
     history = read_jsonl(path / METRICS_FILE)
-    return Recommender(path, scorer.to(select_device(device)).eval(), config, data_config, data, split, history)
+    return Recommender(path, scorer.to(select_device(device)).eval(), config, data_config, data, split, history,
+                       saved.get("source"))
 
 
 def _as_model(model) -> Recommender:
@@ -267,6 +270,17 @@ def top(model, user: str | None = None, items: list[str] | None = None, k: int =
             scores = scores.masked_fill(x[0] > 0, -math.inf)
         best = scores.topk(min(k, int(torch.isfinite(scores).sum()))).indices.cpu().numpy()
     return [(str(model.data.items[i]), float(scores[i])) for i in best]
+
+
+def item_titles(model, path: str | Path | None = None) -> dict[str, str]:
+    """{item id: title} from the items file `path`, else from one found beside the interaction log the model was
+    fitted on (data.interactions.ITEM_FILES: MovieLens' movies.csv, Last.fm's artists.dat); {} when there is none."""
+    from ..data.interactions import find_item_file, read_item_titles
+
+    if path is None:
+        source = _as_model(model).source
+        path = find_item_file(Path(source).parent) if source is not None else None
+    return read_item_titles(path) if path is not None else {}
 
 
 # -- the CLI --------------------------------------------------------------------------------------
