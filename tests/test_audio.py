@@ -118,3 +118,38 @@ def test_aggregate_gaussian_is_the_moment_match_of_the_posterior_mixture():
     loc, scale_tril = aggregate_gaussian(_FixedPosteriors(), locs, batch_size=3)
     assert torch.allclose(loc, torch.tensor([0.0, 1.0]))
     assert torch.allclose(scale_tril @ scale_tril.T, torch.eye(2) * 1.25)  # Var E[z|x] + E Var[z|x]
+
+
+def test_match_loudness_scales_to_the_target_rms_with_the_peak_at_most_minus_1_dbfs():
+    from vaekit.data.audio import PEAK_CEILING, loudness, match_loudness
+
+    t = np.arange(8000) / 8000
+    quiet = 0.001 * np.sin(2 * np.pi * 440 * t)  # peak 0.001, RMS 0.001 / sqrt(2)
+    clips = np.stack([quiet, 10 * quiet, np.zeros_like(t)])
+    matched = match_loudness(clips, 0.1)
+    np.testing.assert_allclose(loudness(matched[:2]), 0.1, rtol=1e-4)  # a sine's peak is sqrt(2) RMS: 0.141 < 0.891
+    assert not matched[2].any()
+    loud = match_loudness(clips, 0.9)  # a sine at RMS 0.9 would clip: its peak goes to -1 dBFS instead
+    np.testing.assert_allclose(np.abs(loud[:2]).max(1), PEAK_CEILING, rtol=1e-4)
+    np.testing.assert_allclose(np.abs(match_loudness(clips[:2], None)).max(1), PEAK_CEILING, rtol=1e-4)
+
+
+def test_written_wavs_have_the_training_loudness_and_near_silent_output_is_warned_of(tones, tmp_path, monkeypatch):
+    from vaekit.apps import audio
+    from vaekit.data.audio import loudness
+
+    model = tmp_path / "model"
+    fitted = audio.fit(tones, model, clip_seconds=0.256, epochs=1, latent_dim=2, conv_channels=(4,), batch_size=8,
+                       progress=False)
+    assert 0.01 < fitted.rms < 0.5
+    import vaekit.data.audio as adapter  # _to_wavs imports griffin_lim from it when it runs
+
+    original = adapter.griffin_lim
+    monkeypatch.setattr(adapter, "griffin_lim", lambda *a, **k: original(*a, **k) * 1e-4)  # near silent, as after
+    with pytest.warns(UserWarning, match=r"3 of 3 decoded clips are up to \d+ dB quieter"):  # a short fit
+        written = audio.sample(model, n=3, out=tmp_path / "s")
+    for path in (p for p in written if p.suffix == ".wav"):
+        clip = wavfile.read(path)[1] / 32767
+        at_rms, at_ceiling = np.isclose(loudness(clip), fitted.rms, rtol=0.02), np.isclose(
+            np.abs(clip).max(), adapter.PEAK_CEILING, rtol=0.01)
+        assert at_rms or at_ceiling and loudness(clip) < fitted.rms  # the training RMS, unless the peak passed -1 dBFS

@@ -35,6 +35,7 @@ class AudioModel:
     std: float
     latent_loc: object = None  # (latent,) mean of the Gaussian fitted to the aggregate posterior; None: not fitted
     latent_scale_tril: object = None  # (latent, latent) Cholesky factor of its covariance
+    rms: float | None = None  # the training clips' median RMS, the loudness written WAVs are scaled to; None: unknown
 
     def to_spectrogram(self, images) -> np.ndarray:
         import numpy as np
@@ -105,9 +106,10 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
     from . import images
     from ..checkpoint import CONFIG_FILE, read_json, save_tensors
     from ..io import write_json
-    from ..data.audio import SpectrogramFormat, spectrogram
+    from ..data.audio import SpectrogramFormat, loudness, spectrogram
 
     fmt = fmt or SpectrogramFormat()
+    rms = float(np.median(loudness(clips)))
     spec = spectrogram(clips, fmt)
     mean, std = float(spec.mean()), float(spec.std())
     model_x = ((spec - mean) / std).astype(np.float32)
@@ -116,11 +118,11 @@ def fit_clips(clips: np.ndarray, labels, out: str | Path, fmt=None, epochs: int 
                        seed=seed, progress=progress, overwrite=overwrite, **options)
     latent_loc, latent_scale_tril = aggregate_gaussian(run.vae, model_x)  # train() returns the model in eval mode
     if out is not None:
-        write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std})
+        write_json(Path(out) / AUDIO_FILE, {"format": fmt.to_dict(), "mean": mean, "std": std, "rms": rms})
         save_tensors(Path(out) / LATENT_FILE, {"loc": latent_loc, "scale_tril": latent_scale_tril})
         # Last, as the core run's config.json was written first: a complete folder says it is audio.
         write_json(Path(out) / CONFIG_FILE, {**read_json(Path(out) / CONFIG_FILE), "kind": KIND})
-    return AudioModel(run, fmt, mean, std, latent_loc, latent_scale_tril)
+    return AudioModel(run, fmt, mean, std, latent_loc, latent_scale_tril, rms)
 
 
 def fit(folder: str | Path, out: str | Path, sample_rate: int = 8000, clip_seconds: float = 0.768,
@@ -157,7 +159,7 @@ def load(path: str | Path, device: str = "auto") -> AudioModel:
     # Models saved before the fitted sampler existed have no LATENT_FILE and sample from N(0, I).
     latent = load_tensors(Path(path) / LATENT_FILE) if (Path(path) / LATENT_FILE).exists() else {}
     return AudioModel(run, SpectrogramFormat(**saved["format"]), saved["mean"], saved["std"],
-                      latent.get("loc"), latent.get("scale_tril"))
+                      latent.get("loc"), latent.get("scale_tril"), saved.get("rms"))  # models before it: no rms
 
 
 def _pictures(path: Path, spectrograms: np.ndarray, columns: int) -> Path:
@@ -180,16 +182,34 @@ def _check_clips(model: AudioModel, n: int, what: str) -> None:
     check_memory(4 * n * (10 * math.prod(model.format.shape) + 2 * model.format.clip_samples), what, "ask for fewer")
 
 
-def _to_wavs(model: AudioModel, spectrograms: np.ndarray, out: Path, stem: str) -> list[Path]:
-    from ..data.audio import griffin_lim, write_wav
+def _to_wavs(model: AudioModel, spectrograms: np.ndarray, out: Path, stem: str,
+             target_rms: float | None = None) -> list[Path]:
+    """WAVs of the spectrograms, each scaled to `target_rms` (default: the training clips' median RMS) with its
+    peak at most -1 dBFS (data.audio.match_loudness); one warning when they came out far quieter than that."""
+    import warnings
+
+    import numpy as np
+
+    from ..data.audio import QUIET_DB, griffin_lim, loudness, match_loudness, write_wav
 
     audio = griffin_lim(spectrograms, model.format)
+    target_rms = model.rms if target_rms is None else target_rms
+    if target_rms:
+        level = 20 * np.log10(np.maximum(loudness(audio), 1e-12) / target_rms)  # dB against the target
+        quiet = level < -QUIET_DB
+        if quiet.any():
+            warnings.warn(f"{int(quiet.sum())} of {len(audio)} decoded clips are up to {-level.min():.0f} dB quieter "
+                          f"than the training clips (RMS {target_rms:.3g}): the model has not learned their loudness "
+                          "(a short fit?); the WAVs are scaled up to it, noise included: train longer (--epochs)",
+                          stacklevel=3)
+    audio = match_loudness(audio, target_rms)
     return [write_wav(out / f"{stem}_{i}.wav", clip, model.format.sample_rate) for i, clip in enumerate(audio)]
 
 
 def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed: int = 0,
            source: str | None = None) -> list[Path]:
-    """Decode n latent draws to WAV files and a spectrogram grid (`vaekit audio sample`); source is
+    """Decode n latent draws to WAV files (at the training clips' loudness) and a spectrogram grid
+    (`vaekit audio sample`); source is
     'fitted' (the aggregate-posterior Gaussian, the default when saved) or 'standard' (N(0, I))."""
     import torch
 
@@ -205,10 +225,11 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
 
 
 def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Encode a clip, decode its posterior mean, write the WAV and original|reconstruction spectrograms."""
+    """Encode a clip, decode its posterior mean, write the WAV (at the clip's loudness) and original|reconstruction
+    spectrograms."""
     import numpy as np
 
-    from ..data.audio import fit_length, read_wav, spectrogram
+    from ..data.audio import fit_length, loudness, read_wav, spectrogram
     from ..saved import check_output_file
 
     out = check_output_file(out if out is not None else Path(clip).with_name(Path(clip).stem + "_reconstruction.wav"),
@@ -216,7 +237,7 @@ def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = Non
     model = load(path)
     audio = fit_length(read_wav(clip, model.format.sample_rate), model.format.clip_samples)[None]
     rebuilt = model.decode(model.encode_clips(audio))
-    wav = _to_wavs(model, rebuilt, out.parent, out.stem)[0].replace(out)
+    wav = _to_wavs(model, rebuilt, out.parent, out.stem, float(loudness(audio)[0]))[0].replace(out)  # as the input
     picture = _pictures(out.with_suffix(".png"), np.concatenate([spectrogram(audio, model.format), rebuilt]), 2)
     return [wav, picture]
 

@@ -86,6 +86,28 @@ def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
     return audio[:length] if len(audio) >= length else np.pad(audio, (0, length - len(audio)))
 
 
+# The ceiling of a loudness-matched clip's peak: -1 dBFS, the usual headroom against clipping in later resampling
+PEAK_CEILING = 10 ** (-1 / 20)
+# Decoded clips quieter than the training clips by more than this (20 dB: a tenth of their RMS) get a warning
+QUIET_DB = 20.0
+
+
+def loudness(audio: np.ndarray) -> np.ndarray:
+    """The RMS of each clip (..., samples) -> (...), in full-scale units (1.0 = a full-scale square wave)."""
+    return np.sqrt(np.mean(np.square(audio, dtype=np.float64), axis=-1))
+
+
+def match_loudness(audio: np.ndarray, target_rms: float | None) -> np.ndarray:
+    """Clips (N, samples) each scaled to RMS `target_rms`, or less where its peak would pass PEAK_CEILING (-1 dBFS);
+    with target_rms None, each peak to PEAK_CEILING. Silent clips stay silent."""
+    peak = np.abs(audio).max(axis=-1, keepdims=True)
+    level = loudness(audio)[..., None]
+    gain = PEAK_CEILING / np.maximum(peak, 1e-12)
+    if target_rms is not None:
+        gain = np.minimum(gain, target_rms / np.maximum(level, 1e-12))
+    return (audio * np.where(peak > 0, gain, 0.0)).astype(np.float32)
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     """Write mono float audio as 16-bit PCM, atomically; peaks above full scale are normalized."""
     from scipy.io import wavfile
