@@ -232,8 +232,12 @@ def test_a_quick_eval_is_written_beside_the_main_one_and_the_report_makes_what_i
     assert main(["report", str(run)]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"vaekit eval {run}" in err  # one warning naming the command
-    for name in ("samples.png", "reconstructions.png", "interpolation.png", "latent_map.png"):
-        assert (run / name).exists(), name
+    from PIL import Image
+
+    for name in ("samples.png", "reconstructions.png", "interpolation.png"):
+        top = np.asarray(Image.open(run / name).convert("L"))[:12]  # the title line: dark text on white, where a
+        assert top.mean() > 200 and top.min() < 100, name  # bare grid has 14 rows of white padding
+    assert (run / "latent_map.png").exists()
     assert f"vaekit eval {run}" in (run / "report.html").read_text()
     assert main(["eval", str(run), "--k", "3", "--limit", "20"]) == 0
     assert main(["eval", str(run), "--k", "4"]) == 0
@@ -245,3 +249,17 @@ def test_a_quick_eval_is_written_beside_the_main_one_and_the_report_makes_what_i
     page = (run / "report.html").read_text()
     assert "test split, the first 20 examples, k = 3 importance samples" in page
     assert "test split, all 359 examples, k = 4 importance samples" in page and "no test metrics" not in page
+
+
+def test_figures_get_their_title_line_above_everything(tmp_path):
+    from PIL import Image
+
+    from vaekit.plotting import save_curves, save_latent_map
+
+    history = [{"epoch": 1, "loss": 3.0, "reconstruction": -2.0, "kl": 1.0}]
+    points, labels = np.random.default_rng(0).normal(size=(50, 2)), np.arange(50) % 3
+    for name, draw in (("curves", lambda caption: save_curves(tmp_path / f"c{bool(caption)}.png", history, caption)),
+                       ("map", lambda caption: save_latent_map(tmp_path / f"m{bool(caption)}.png", points, labels,
+                                                               title="latent means", caption=caption))):
+        bare, titled = (Image.open(draw(caption)) for caption in (None, "what | runs/x | weights of epoch 1 of 1"))
+        assert titled.height > bare.height + 10, name

@@ -5,6 +5,7 @@ Chromium (skipped when chromium or playwright is missing)."""
 import base64
 import io
 import json
+import re
 import os
 import socket
 import subprocess
@@ -203,6 +204,8 @@ def test_foreign_host_header_is_refused(run_dir):
 def test_page_and_openapi_schema(client):
     page = client.get("/")
     assert page.status_code == 200 and 'id="decoded"' in page.text
+    empty = re.findall(r"<img(?![^>]*\bsrc=)[^>]*>", page.text)  # images whose picture comes later
+    assert len(empty) == 3 and "img:not([src]) { visibility: hidden; }" in page.text  # so no broken-image icon
     assert "default-src 'self'" in page.headers["content-security-policy"]
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/models", "/encode", "/decode", "/sample", "/reconstruct", "/score",
@@ -435,6 +438,7 @@ def test_page_in_headless_chromium(server, tmp_path):
         page.goto(url + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=15000)
         assert page.locator("#samples img").count() == 16
+        assert not page.is_visible("#original") and not page.is_visible("#recon")  # nothing dropped yet: no icons
         before = page.get_attribute("#decoded", "src")
         slider = page.locator("input.latent[data-dim='0']")
         box = slider.bounding_box()
@@ -446,6 +450,7 @@ def test_page_in_headless_chromium(server, tmp_path):
         _wait(page, f"document.getElementById('seed').textContent !== {json.dumps(seed)}")
         page.set_input_files("#file", str(digit))
         _wait(page, "document.getElementById('score').textContent.includes('nats')")
+        assert page.is_visible("#original") and page.is_visible("#recon")
         page.set_input_files("#file", str(other))
         _wait(page, "document.querySelectorAll('#strip img').length === 10")
         shot = Path(os.environ.get("VAEKIT_SERVE_SCREENSHOT", tmp_path / "serve.png"))

@@ -20,10 +20,13 @@ def _save_png(path: str | Path, image) -> Path:
     return Path(path)
 
 
-def save_figure(path: str | Path, fig) -> Path:
-    """Write a matplotlib figure as a PNG, atomically, and close it."""
+def save_figure(path: str | Path, fig, caption: str | None = None) -> Path:
+    """Write a matplotlib figure as a PNG, atomically, and close it; `caption` is its title line (what, which run,
+    which epoch) above everything."""
     import matplotlib.pyplot as plt
 
+    if caption:
+        fig.suptitle(caption, fontsize=10, y=1.0, va="bottom")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -51,15 +54,33 @@ def grid_scale(width: int) -> int:
     return max(1, 56 // width)
 
 
-def save_image_grid(path: str | Path, images: np.ndarray, columns: int | None = None) -> Path:
-    """Write images (N, C, H, W) in [0, 1] as a PNG grid; grey for C=1, RGB for C=3."""
+def save_image_grid(path: str | Path, images: np.ndarray, columns: int | None = None, caption: str | None = None) -> Path:
+    """Write images (N, C, H, W) in [0, 1] as a PNG grid; grey for C=1, RGB for C=3; `caption` (what, which run,
+    which epoch) is written in a white band above the grid."""
     from PIL import Image
 
     grid = image_grid(images, columns, scale=grid_scale(images.shape[-1]))
-    return _save_png(path, Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid[..., :3]))
+    image = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid[..., :3])
+    return _save_png(path, with_caption(image, caption) if caption else image)
 
 
-def save_curves(path: str | Path, history: list[dict]) -> Path:
+def with_caption(image, caption: str):
+    """A PIL image with `caption` in black on a white band above it (widened to the text where it is narrower)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1: the bitmap font of one size
+        font = ImageFont.load_default()
+    left, top, right, bottom = ImageDraw.Draw(image).textbbox((0, 0), caption, font=font)
+    band = bottom - top + 8
+    framed = Image.new(image.mode, (max(image.width, right - left + 8), image.height + band), "white")
+    framed.paste(image, (0, band))
+    ImageDraw.Draw(framed).text((4 - left, 4 - top), caption, fill="black", font=font)
+    return framed
+
+
+def save_curves(path: str | Path, history: list[dict], caption: str | None = None) -> Path:
     """Training curves: -ELBO (train loss and validation), reconstruction and KL per epoch."""
     import matplotlib
 
@@ -85,11 +106,13 @@ def save_curves(path: str | Path, history: list[dict]) -> Path:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend()
-    return save_figure(path, fig)
+    return save_figure(path, fig, caption)
 
 
-def save_latent_map(path: str | Path, points: np.ndarray, labels=None, class_names=None, title: str = "") -> Path:
-    """Scatter 2-D points (N, 2), coloured by label when given."""
+def save_latent_map(path: str | Path, points: np.ndarray, labels=None, class_names=None, title: str = "",
+                    caption: str | None = None) -> Path:
+    """Scatter 2-D points (N, 2), coloured by label when given; the legend outside the axes, right of them, so
+    that it covers no point."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,12 +127,13 @@ def save_latent_map(path: str | Path, points: np.ndarray, labels=None, class_nam
             mask = labels == value
             name = class_names[value] if class_names is not None and value < len(class_names) else str(value)
             ax.scatter(points[mask, 0], points[mask, 1], s=3, alpha=0.6, label=name)
-        ax.legend(markerscale=4, fontsize=8, loc="best", ncol=2)
+        ax.legend(markerscale=4, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
+                  ncol=1 if len(np.unique(labels)) <= 20 else 2, title="label")
     ax.set_title(title)
-    return save_figure(path, fig)
+    return save_figure(path, fig, caption)
 
 
-def save_tradeoff(path: str | Path, rows: list[dict]) -> Path:
+def save_tradeoff(path: str | Path, rows: list[dict], caption: str | None = None) -> Path:
     """The latent-size sweep: -ELBO, reconstruction, KL and active units against latent size."""
     import matplotlib
 
@@ -130,4 +154,4 @@ def save_tradeoff(path: str | Path, rows: list[dict]) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    return save_figure(path, fig)
+    return save_figure(path, fig, caption)

@@ -162,15 +162,19 @@ def load(path: str | Path, device: str = "auto") -> AudioModel:
                       latent.get("loc"), latent.get("scale_tril"), saved.get("rms"))  # models before it: no rms
 
 
-def _pictures(path: Path, spectrograms: np.ndarray, columns: int) -> Path:
-    """Spectrograms as a grey image grid, low frequencies at the bottom, one shared dB scale."""
+def _pictures(path: Path, spectrograms: np.ndarray, columns: int, model: AudioModel, what: str) -> Path:
+    """Spectrograms as a grey image grid, low frequencies at the bottom, one shared dB scale, under the title line
+    `what` (with the model and its epoch)."""
     import numpy as np
 
     from ..plotting import save_image_grid
 
     low, high = np.percentile(spectrograms, [1, 99.9])
     images = np.clip((spectrograms - low) / (high - low), 0, 1)[:, :, ::-1, :]
-    return save_image_grid(path, np.ascontiguousarray(images), columns)
+    from .images import caption
+
+    return save_image_grid(path, np.ascontiguousarray(images), columns,
+                           caption(model.run, f"{what} (log-magnitude, low frequencies at the bottom)"))
 
 
 def _check_clips(model: AudioModel, n: int, what: str) -> None:
@@ -221,7 +225,8 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
     model = load(path)
     _check_clips(model, n, f"-n {n} clips")
     spectrograms = model.decode(model.draw_latents(n, torch.Generator().manual_seed(seed), source))
-    return [*_to_wavs(model, spectrograms, out, "sample"), _pictures(out / "samples.png", spectrograms, min(n, 8))]
+    return [*_to_wavs(model, spectrograms, out, "sample"), _pictures(out / "samples.png", spectrograms, min(n, 8), model,
+                                                                      "spectrograms of sampled clips")]
 
 
 def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = None) -> list[Path]:
@@ -238,7 +243,8 @@ def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = Non
     audio = fit_length(read_wav(clip, model.format.sample_rate), model.format.clip_samples)[None]
     rebuilt = model.decode(model.encode_clips(audio))
     wav = _to_wavs(model, rebuilt, out.parent, out.stem, float(loudness(audio)[0]))[0].replace(out)  # as the input
-    picture = _pictures(out.with_suffix(".png"), np.concatenate([spectrogram(audio, model.format), rebuilt]), 2)
+    picture = _pictures(out.with_suffix(".png"), np.concatenate([spectrogram(audio, model.format), rebuilt]), 2,
+                        model, f"{Path(clip).name} | its reconstruction")
     return [wav, picture]
 
 
@@ -260,4 +266,5 @@ def interpolate(path: str | Path, first: str | Path, second: str | Path, steps: 
     z = model.encode_clips(clips)
     t = torch.linspace(0, 1, steps, device=z.device)[:, None]
     spectrograms = model.decode(z[0] + t * (z[1] - z[0]))
-    return [*_to_wavs(model, spectrograms, out, "morph"), _pictures(out / "morph.png", spectrograms, steps)]
+    return [*_to_wavs(model, spectrograms, out, "morph"), _pictures(out / "morph.png", spectrograms, steps, model,
+                                                                    f"morph {Path(first).name} -> {Path(second).name}")]

@@ -137,7 +137,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         if history and is_main_process():
             from ..plotting import save_curves
 
-            save_curves(out / CURVES_FILE, history)
+            save_curves(out / CURVES_FILE, history, f"training curves | {out} | {len(history)} epochs")
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
 
@@ -284,14 +284,28 @@ def _check_pictures(run: Run, path: Path, n: int, what: str) -> None:
                  "ask for fewer, or write an .npy file (vaekit sample streams one to disk)")
 
 
-def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
-    """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
+def weights_epoch(history: list[dict]) -> str:
+    """Which epoch's weights a run holds, as the Trainer keeps them: the first best validation -ELBO, else the last."""
+    if not history:
+        return "untrained"
+    scored = [row for row in history if "val_neg_elbo" in row]
+    best = min(scored, key=lambda row: row["val_neg_elbo"])["epoch"] if scored else history[-1]["epoch"]
+    return f"weights of epoch {best} of {history[-1]['epoch']}"
+
+
+def caption(run: Run, what: str) -> str:
+    """The title line of a picture of the run: what it shows, which run, which epoch's weights."""
+    return f"{what} | {run.path if run.path is not None else 'run in memory'} | {weights_epoch(run.history)}"
+
+
+def _save_images(path: Path, images: torch.Tensor, columns: int | None = None, title: str | None = None) -> Path:
+    """PNG grid for image-shaped outputs (with the title line `title`), else .npy (also when the path says .npy)."""
     from ..plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy" or array.ndim != 4:
         return write_npy(path.with_suffix(".npy"), array)
-    return save_image_grid(path, array, columns)
+    return save_image_grid(path, array, columns, title)
 
 
 def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
@@ -335,7 +349,9 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         chunks = (draws(start, min(n, start + SAMPLE_CHUNK)).cpu().numpy() for start in range(0, n, SAMPLE_CHUNK))
         return write_npy_chunks(path, shape, "<f4", chunks)
     _check_pictures(run, path, n, f"a grid of -n {n} samples")
-    return _save_images(path, draws(0, n), columns)
+    what = "samples from the prior" + (f", label {label}" if label is not None else ", a row per label" if columns
+                                       else "")
+    return _save_images(path, draws(0, n), columns, caption(run, f"{what} (seed {seed})"))
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
@@ -355,7 +371,8 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
     columns = min(len(x), 8)
     shown = x if torch.is_tensor(x) else x[:].x  # the encoder's input: noisy for a denoising run
     rows = [torch.cat([shown[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
-    return _save_images(path, torch.cat(rows), columns)
+    return _save_images(path, torch.cat(rows), columns,
+                        caption(run, "test images (odd rows) above their reconstructions (even rows)"))
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -390,7 +407,8 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
         t = torch.linspace(0, 1, steps, device=z.device)
         path = slerp(a, b, t) if spherical else a[:, None] + t[None, :, None] * (b - a)[:, None]
         images = run.vae.decode_mean(path.reshape(-1, run.vae.latent_dim))
-    return _save_images(target, images, steps)
+    kind = "spherical" if spherical else "straight-line"
+    return _save_images(target, images, steps, caption(run, f"{kind} latent paths between pairs of test images"))
 
 
 def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None = None,
@@ -424,7 +442,8 @@ def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None
         centred = torch.as_tensor(means, dtype=torch.float64) - torch.as_tensor(means, dtype=torch.float64).mean(0)
         directions = torch.linalg.svd(centred, full_matrices=False).Vh[:2]  # the two principal axes
         points, title = (centred @ directions.T).numpy(), f"PCA of {means.shape[1]}-d latent means"
-    picture = save_latent_map(path.with_name("latent_map.png"), points, y, splits.class_names, title)
+    picture = save_latent_map(path.with_name("latent_map.png"), points, y, splits.class_names, title,
+                              caption(run, f"latent map of the {split} split"))
     return path, picture
 
 
@@ -450,7 +469,8 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
         run = train(out / f"latent-{size}", latent_dim=int(size), overwrite=overwrite, **options)
         rows.append({"latent_dim": int(size), **evaluate(run, k=k).to_dict()})
     write_json(out / "sweep.json", rows)
-    save_tradeoff(out / "sweep.png", rows)
+    save_tradeoff(out / "sweep.png", rows, f"latent-size sweep | {out} | test split, k = {k} | "
+                  f"{weights_epoch(run.history)} (latent {latent_dims[-1]})")
     return rows
 
 

@@ -228,7 +228,7 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
 
     from ..plotting import save_image_grid
     from ..saved import check_output_file
-    from .images import PICTURES, as_run
+    from .images import PICTURES, as_run, caption
 
     run = as_run(run)
     out = check_output_file(out, PICTURES)
@@ -243,7 +243,8 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
     shown = F.interpolate(low, size=mean.shape[-2:], mode="nearest")
     rows = [torch.cat([shown[i:i + 1], draws[:, i], mean[i:i + 1], std[i:i + 1] / std[i].max().clamp(min=1e-6)])
             for i in range(min(len(low), 16))]
-    paths.append(save_image_grid(Path(f"{stem}_samples.png"), torch.cat(rows).numpy(), samples + 3))
+    paths.append(save_image_grid(Path(f"{stem}_samples.png"), torch.cat(rows).numpy(), samples + 3,
+                                 caption(run, f"per image: input, {samples} draws, their mean, their spread")))
     return paths
 
 
@@ -264,7 +265,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     from ..conditioning import Corruption, downscale, parse_corruption
     from ..errors import ConfigError
     from ..plotting import save_image_grid
-    from .images import as_run, output_path, run_splits
+    from .images import as_run, caption, output_path, run_splits
 
     if isinstance(levels, str):
         try:
@@ -285,7 +286,8 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
         if shown is not None:
             name = f"grid_{setting.replace(':', '_')}.png"
             grid = torch.cat([t[:8] for t in (shown, output, x)]).numpy()
-            grids.append(save_image_grid(out / name, grid, min(8, len(x))))
+            grids.append(save_image_grid(out / name, grid, min(8, len(x)),
+                                         caption(run, f"{setting} {method}: input, output, ground truth rows")))
 
     if run.vae.condition is not None and run.model.condition.startswith("lowres"):
         factor = run.vae.condition.factor

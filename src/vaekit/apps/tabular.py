@@ -98,12 +98,13 @@ def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out
     out = check_output_folder(out)
     if model is not None:
         na_values = (*TabularVAE.load(model, device="cpu").na_values, *na_values)
+    name = f"{Path(synthetic).name} vs {Path(real).name}"  # the pictures' title line
     real, synthetic = read_table(real, na_values), read_table(synthetic, na_values)
     holdout = read_table(holdout, na_values) if holdout else None
     if holdout is not None and set(holdout.columns) != set(real.columns):
         raise DataError(f"--holdout has columns {sorted(map(str, holdout.columns))[:5]}, the real table "
                         f"{sorted(map(str, real.columns))[:5]}: pass held-out rows of the real table")
-    quality = quality_report(real, synthetic, holdout, target, out_dir=out)
+    quality = quality_report(real, synthetic, holdout, target, out_dir=out, name=name)
     out = Path(out)
     return quality, tuple(str(out / name) for name in ("quality.json", "marginals.png", "correlations.png")
                           if (out / name).exists())

@@ -95,9 +95,10 @@ def _discrete(cols: _Columns, real, df, c) -> tuple[np.ndarray, int]:
 
 
 def quality_report(real, synthetic, holdout=None, target: str | None = None, out_dir=None, seed: int = 0,
-                   max_privacy_rows: int = 2000) -> Quality:
+                   max_privacy_rows: int = 2000, name: str | None = None) -> Quality:
     """Score synthetic against real (DataFrames); holdout (real rows unseen in fitting) enables ML
-    efficacy and privacy. With out_dir, writes quality.json, marginals.png and correlations.png."""
+    efficacy and privacy. With out_dir, writes quality.json, marginals.png and correlations.png, whose title line
+    names the tables as `name` says (e.g. 'synthetic.csv vs adult.csv')."""
     from scipy.stats import ks_2samp
 
     cols = _Columns(real, synthetic)
@@ -127,8 +128,11 @@ def quality_report(real, synthetic, holdout=None, target: str | None = None, out
         from ..io import write_json
 
         write_json(Path(out_dir) / "quality.json", quality.to_dict())
-        save_marginals(Path(out_dir) / "marginals.png", cols, real, synthetic)
-        save_correlations(Path(out_dir) / "correlations.png", cols, real, synthetic)
+        rows = f"{len(real):,} real and {len(synthetic):,} synthetic rows" + (f" ({name})" if name else "")
+        save_marginals(Path(out_dir) / "marginals.png", cols, real, synthetic,
+                       caption=f"real vs synthetic marginals | {rows}")
+        save_correlations(Path(out_dir) / "correlations.png", cols, real, synthetic,
+                          caption=f"correlations of the numeric columns | {rows}")
     return quality
 
 
@@ -239,7 +243,7 @@ def _privacy(cols: _Columns, real, synthetic, holdout, seed: int, max_rows: int)
             "share_closer_than_holdout_median": share, "exact_copies": float(np.mean(to_train_syn == 0))}
 
 
-def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16, top: int = 10):
+def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16, top: int = 10, caption: str = ""):
     """Real vs synthetic histograms (numbers) and bar charts (top categories), one panel per column."""
     import matplotlib
 
@@ -272,12 +276,11 @@ def save_marginals(path, cols: _Columns, real, synthetic, max_columns: int = 16,
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("real vs synthetic marginals")
     fig.tight_layout()
-    return save_figure(path, fig)
+    return save_figure(path, fig, caption or "real vs synthetic marginals")
 
 
-def save_correlations(path, cols: _Columns, real, synthetic):
+def save_correlations(path, cols: _Columns, real, synthetic, caption: str = ""):
     """Pearson correlation matrices of the numeric columns: real, synthetic, |difference|."""
     import matplotlib
 
@@ -301,4 +304,4 @@ def save_correlations(path, cols: _Columns, real, synthetic):
         ax.set_title(title)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    return save_figure(path, fig)
+    return save_figure(path, fig, caption or "correlations of the numeric columns")
