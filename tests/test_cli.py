@@ -4,6 +4,7 @@ one line on stderr, exit code 2, no traceback, nothing overwritten."""
 import argparse
 import ast
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -228,7 +229,8 @@ def test_a_quick_eval_is_written_beside_the_main_one_and_the_report_makes_what_i
         "eval.json", "eval-k50-limit500.json", "eval_val.json", "eval_val-k20.json")
     run = tmp_path / "run"
     assert main(["train", *TINY, "--out", str(run)]) == 0
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "active units " in out and "of 2 latent units active" in out  # each epoch's line and the last summary
     assert main(["report", str(run)]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"vaekit eval {run}" in err  # one warning naming the command
@@ -263,3 +265,33 @@ def test_figures_get_their_title_line_above_everything(tmp_path):
                                                                title="latent means", caption=caption))):
         bare, titled = (Image.open(draw(caption)) for caption in (None, "what | runs/x | weights of epoch 1 of 1"))
         assert titled.height > bare.height + 10, name
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_long_jobs_show_a_progress_bar_with_an_eta_on_a_terminal_only(run_dir, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from vaekit.recommend import evaluate as recommend_evaluate, fit as recommend_fit
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["eval", str(run_dir), "--k", "2", "--limit", "30"]) == 0
+    table = pd.DataFrame({"x": np.arange(40.0), "c": ["a", "b"] * 20})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    assert main(["tabular", "evaluate", str(tmp_path / "t.csv"), str(tmp_path / "t.csv"), "-o",
+                 str(tmp_path / "q")]) == 0
+    users = np.repeat(np.arange(30), 6)
+    log = pd.DataFrame({"user": users, "item": (users * 7 + np.tile(np.arange(6), 30)) % 20})
+    recommend_evaluate(recommend_fit(log, model="popularity"))
+    shown = terminal.getvalue()
+    for bar in ("IWAE NLL (k=2)", "quality report", "ranking held-out users"):
+        assert bar in shown, bar
+    assert "<" in shown and "/s]" in shown  # tqdm's elapsed<remaining, rate
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--k", "2", "--limit", "30"]) == 0
+    assert "IWAE" not in capsys.readouterr().err  # not a terminal: no bar

@@ -13,6 +13,7 @@ from torch import nn
 
 from .distributed import Group, is_main_process
 from .errors import ConfigError
+from .progress import progress_bar
 from .vae import VAE
 
 # Importance samples per example at most: the bound's gap to -log p(x) shrinks like 1/k, so far below this it moves
@@ -112,11 +113,7 @@ def importance_weighted_nll(vae: VAE, x: torch.Tensor, k: int = 1000, batch_size
     device = next(vae.parameters()).device
     values = vae.decoded_elements()
     batch_size = batch_size or max(1, min(len(x), (1 << 24) // (values * min(k, 256))))
-    starts = range(0, len(x), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=f"IWAE NLL (k={k})", leave=False)
+    starts = progress_bar(range(0, len(x), batch_size), desc=f"IWAE NLL (k={k})", enabled=progress, unit="batch")
     return torch.cat([-vae.log_likelihood(x[i:i + batch_size].to(device), k=k) for i in starts])
 
 

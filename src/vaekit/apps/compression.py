@@ -130,7 +130,7 @@ def _unit_range(x: np.ndarray, source) -> tuple[np.ndarray, float]:
 
 
 def compress(run, data, out: str | Path, lossy_bits: int | None = None,
-             coder: CoderConfig = CoderConfig(), entropy_code: bool = False) -> Compressed:
+             coder: CoderConfig = CoderConfig(), entropy_code: bool = False, progress: bool = True) -> Compressed:
     """Compress images with a trained run (`vaekit compress`).
 
     data: a path (IDX, .npy/.npz, image folder) or an array (n, ...) shaped like the training data.
@@ -138,6 +138,7 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     likelihood, 8-bit images (uint8, or floats k/255) with a discretized logistic one.
     lossy_bits=B: B bits per informative latent dimension per image (see `lossy`); with
     entropy_code=True the indices are ANS-coded with a Gaussian model of the latent means instead.
+    progress: a bar with an ETA over the images of lossless coding (on a terminal).
     """
     optional_import("constriction", "compression", "constriction")
     if entropy_code and lossy_bits is None:
@@ -155,7 +156,7 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     if lossy_bits is None:
         bbans = BitsBackCoder(run.vae, coder)
         symbols, top = _symbols(x, bbans.levels, source)
-        payload = bbans.encode(symbols).astype("<u4").tobytes()
+        payload = bbans.encode(symbols, progress).astype("<u4").tobytes()
         meta.update(levels=bbans.levels, top=top, coder=dataclasses.asdict(coder))
         kind = fmt.LOSSLESS
     else:

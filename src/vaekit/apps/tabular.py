@@ -87,10 +87,11 @@ def decode_file(model, codes, out) -> Path:
 
 
 def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out="quality", na_values=(),
-                   model=None):
+                   model=None, progress: bool = True):
     """The quality report of the synthetic table against the real one (with `holdout`, real rows unseen in
     fitting: ML efficacy and privacy too), written into the folder `out`. `na_values` mark missing cells, and so do
-    those saved with `model` (the fitted model's folder), when given. Returns the Quality and the paths written."""
+    those saved with `model` (the fitted model's folder), when given; `progress`: a bar with an ETA on a terminal.
+    Returns the Quality and the paths written."""
     from ..tabular import TabularVAE, quality_report, read_table
 
     if target is not None and holdout is None:
@@ -104,7 +105,7 @@ def evaluate_files(real, synthetic, holdout=None, target: str | None = None, out
     if holdout is not None and set(holdout.columns) != set(real.columns):
         raise DataError(f"--holdout has columns {sorted(map(str, holdout.columns))[:5]}, the real table "
                         f"{sorted(map(str, real.columns))[:5]}: pass held-out rows of the real table")
-    quality = quality_report(real, synthetic, holdout, target, out_dir=out, name=name)
+    quality = quality_report(real, synthetic, holdout, target, out_dir=out, name=name, progress=progress)
     out = Path(out)
     return quality, tuple(str(out / name) for name in ("quality.json", "marginals.png", "correlations.png")
                           if (out / name).exists())

@@ -352,12 +352,13 @@ def predict(model, sentences, column: str | None = None, batch_size: int = 256) 
     return Predictions(model.classes, tuple(labels), probabilities)
 
 
-def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int = 0):
+def evaluate(model, corpus, k: int = 100, column: str | None = None, seed: int = 0, progress: bool = True):
     """TextEvaluation on `corpus`: IWAE NLL (nats per sentence, k samples), perplexity per token
-    (<eos> counted), -ELBO, KL and active units."""
+    (<eos> counted), -ELBO, KL and active units; `progress`: a bar with an ETA on a terminal."""
     from ..evaluation import check_importance_samples
     from ..text.model import evaluate_text
 
     check_importance_samples(k)
     model = as_model(model)
-    return evaluate_text(model.vae, model.encode_text(sentences_from(corpus, column)), k=k, seed=seed)
+    return evaluate_text(model.vae, model.encode_text(sentences_from(corpus, column)), k=k, seed=seed,
+                         progress=progress)

@@ -122,6 +122,9 @@ def _train(args: argparse.Namespace):
         summary = f"epoch {last['epoch']}: loss {last['loss']:.2f}"
         if "val_neg_elbo" in last:
             summary += f", validation -ELBO {last['val_neg_elbo']:.2f} nats"
+        if "val_active_units" in last:
+            summary += f", KL {last['val_kl']:.2f} nats, {last['val_active_units']} of {run.model.latent_dim} latent " \
+                       "units active"
         print(summary)
     return run.path
 

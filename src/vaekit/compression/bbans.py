@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..progress import progress_bar
 from ..likelihoods.discrete import Bernoulli
 from ..likelihoods.discretized import LEVELS, DiscretizedLogistic, DiscretizedLogisticDistribution
 from .config import CoderConfig
@@ -140,13 +141,14 @@ class BitsBackCoder:
         z = torch.from_numpy(k * self.config.step).float()[None]  # (1, latent), exact on the grid
         return self.symbol_model(self.vae.likelihood, self.vae.decoder(z))
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """Compress symbols x (n, *data_shape) into uint32 words (LIFO order of constriction)."""
+    def encode(self, x: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Compress symbols x (n, *data_shape) into uint32 words (LIFO order of constriction); `progress` shows a
+        bar with an ETA on a terminal."""
         import constriction
 
         coder = constriction.stream.stack.AnsCoder(self.initial_words())
         with deterministic_torch():
-            for image in x:
+            for image in progress_bar(x, desc="bits-back coding", enabled=progress, unit="image"):
                 k = self._pop_posterior(coder, image)
                 family, params = self._likelihood(k)
                 coder.encode_reverse(image.reshape(-1).astype(np.int32), family, *params)

@@ -192,11 +192,12 @@ def _as_model(model) -> Recommender:
 
 
 # -- the API behind the CLI -----------------------------------------------------------------------
-def evaluate(model, split: str = "test", baselines: bool = False) -> dict[str, dict]:
+def evaluate(model, split: str = "test", baselines: bool = False, progress: bool = True) -> dict[str, dict]:
     """Recall@20, Recall@50, NDCG@100 on held-out users (`vaekit recommend evaluate`).
 
     split: 'test' or 'val'. baselines=True also fits popularity and EASE on the same training
-    users and scores them on the same users. Returns {model name: summary}; writes eval.json.
+    users and scores them on the same users. Returns {model name: summary}; writes eval.json. `progress`: a bar
+    with an ETA per model scored, on a terminal.
     """
     from ..io import write_json
 
@@ -204,12 +205,12 @@ def evaluate(model, split: str = "test", baselines: bool = False) -> dict[str, d
     if split not in ("test", "val"):
         raise ConfigError(f"unknown --split '{split}': use test or val")
     foldin, heldout = model.part(split, "foldin"), model.part(split, "heldout")
-    results = {model.config.model: ranking_metrics(model.scorer, foldin, heldout).summary()}
+    results = {model.config.model: ranking_metrics(model.scorer, foldin, heldout, progress=progress).summary()}
     if baselines:
         for kind in ("popularity", "ease"):
             if kind != model.config.model:
                 base = _refit(model, kind)
-                results[kind] = ranking_metrics(base.scorer, foldin, heldout).summary()
+                results[kind] = ranking_metrics(base.scorer, foldin, heldout, progress=progress).summary()
                 if kind == "ease":
                     results[kind]["ease_lambda"] = max(base.history, key=lambda r: r["val_ndcg@100"])["ease_lambda"]
     if model.path is not None:

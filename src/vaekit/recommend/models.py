@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..config import TrainConfig, check_values, option
 from ..errors import ConfigError
+from ..progress import progress_bar
 
 if TYPE_CHECKING:
     import torch
@@ -193,15 +194,17 @@ class RankingMetrics:
         return out
 
 
-def ranking_metrics(scorer, foldin, heldout, batch_size: int = 1000) -> RankingMetrics:
-    """Score fold-in rows (scipy CSR, users x items) and compare the top items with `heldout`."""
+def ranking_metrics(scorer, foldin, heldout, batch_size: int = 1000, progress: bool = False) -> RankingMetrics:
+    """Score fold-in rows (scipy CSR, users x items) and compare the top items with `heldout`; `progress` shows a bar
+    with an ETA on a terminal."""
     torch, _ = _torch()
     device = device_of(scorer)
     keep = torch.from_numpy(heldout.getnnz(axis=1) > 0)
     parts = []
     scorer.eval()
     with torch.inference_mode():
-        for start in range(0, foldin.shape[0], batch_size):
+        for start in progress_bar(range(0, foldin.shape[0], batch_size), desc="ranking held-out users",
+                                  enabled=progress, unit="batch"):
             x = torch.from_numpy(foldin[start:start + batch_size].toarray()).to(device)
             truth = torch.from_numpy(heldout[start:start + batch_size].toarray() > 0).to(device)
             scores = scorer(x).float().masked_fill(x > 0, -math.inf)

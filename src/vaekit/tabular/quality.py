@@ -95,13 +95,18 @@ def _discrete(cols: _Columns, real, df, c) -> tuple[np.ndarray, int]:
 
 
 def quality_report(real, synthetic, holdout=None, target: str | None = None, out_dir=None, seed: int = 0,
-                   max_privacy_rows: int = 2000, name: str | None = None) -> Quality:
+                   max_privacy_rows: int = 2000, name: str | None = None, progress: bool = False) -> Quality:
     """Score synthetic against real (DataFrames); holdout (real rows unseen in fitting) enables ML
     efficacy and privacy. With out_dir, writes quality.json, marginals.png and correlations.png, whose title line
-    names the tables as `name` says (e.g. 'synthetic.csv vs adult.csv')."""
+    names the tables as `name` says (e.g. 'synthetic.csv vs adult.csv'). `progress` shows a bar with an ETA over
+    the report's steps on a terminal."""
     from scipy.stats import ks_2samp
 
+    from ..progress import progress_bar
+
     cols = _Columns(real, synthetic)
+    steps = 2 + (2 if holdout is not None else 0) + (out_dir is not None)
+    bar = progress_bar(total=steps, desc="quality report", enabled=progress, unit="step")
     per_column = {}
     for c in cols.numeric:
         r, s = cols.numbers(real, c), cols.numbers(synthetic, c)
@@ -109,6 +114,7 @@ def quality_report(real, synthetic, holdout=None, target: str | None = None, out
         per_column[str(c)] = 1.0 - float(ks_2samp(r, s).statistic) if len(r) and len(s) else 0.0
     for c in cols.categorical:
         per_column[str(c)] = 1.0 - _tvd(cols.codes(real, c), cols.codes(synthetic, c), len(cols.labels[c]) + 1)
+    bar.update()
     pairs = []
     used = cols.numeric + cols.categorical
     discrete = {c: (_discrete(cols, real, real, c), _discrete(cols, real, synthetic, c)) for c in used}
@@ -120,10 +126,15 @@ def quality_report(real, synthetic, holdout=None, target: str | None = None, out
             (ra, na), (sa, _) = discrete[a]
             (rb, nb), (sb, _) = discrete[b]
             pairs.append(1.0 - _tvd(ra * nb + rb, sa * nb + sb, na * nb))
+    bar.update()
+    efficacy = privacy = None
+    if holdout is not None:
+        efficacy = _ml_efficacy(cols, real, synthetic, holdout, target, seed)
+        bar.update()
+        privacy = _privacy(cols, real, synthetic, holdout, seed, max_privacy_rows)
+        bar.update()
     quality = Quality(float(np.mean(list(per_column.values()))) if per_column else float("nan"),
-                      float(np.mean(pairs)) if pairs else float("nan"), per_column,
-                      _ml_efficacy(cols, real, synthetic, holdout, target, seed) if holdout is not None else None,
-                      _privacy(cols, real, synthetic, holdout, seed, max_privacy_rows) if holdout is not None else None)
+                      float(np.mean(pairs)) if pairs else float("nan"), per_column, efficacy, privacy)
     if out_dir is not None:
         from ..io import write_json
 
@@ -133,6 +144,8 @@ def quality_report(real, synthetic, holdout=None, target: str | None = None, out
                        caption=f"real vs synthetic marginals | {rows}")
         save_correlations(Path(out_dir) / "correlations.png", cols, real, synthetic,
                           caption=f"correlations of the numeric columns | {rows}")
+        bar.update()
+    bar.close()
     return quality
 
 

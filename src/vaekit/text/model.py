@@ -15,6 +15,7 @@ from ..config import FORMAT_VERSION, TrainConfig, from_dict, to_dict
 from ..evaluation import active_units
 from ..io import write_json
 from ..likelihoods.sequence import CategoricalSequence
+from ..progress import progress_bar
 from ..priors import StandardNormal
 from ..saved import read_config
 from ..semisupervised import LabelledVAE
@@ -128,13 +129,17 @@ class TextEvaluation:
 
 
 @torch.inference_mode()
-def evaluate_text(vae: VAE, data: TokenBatches, k: int = 100, batch_size: int = 64, seed: int = 0) -> TextEvaluation:
-    """Test NLL (IWAE bound with k samples), perplexity per token, -ELBO, KL and active units."""
+def evaluate_text(vae: VAE, data: TokenBatches, k: int = 100, batch_size: int = 64, seed: int = 0,
+                  progress: bool = False) -> TextEvaluation:
+    """Test NLL (IWAE bound with k samples), perplexity per token, -ELBO, KL and active units; `progress` shows a
+    bar with an ETA on a terminal."""
     torch.manual_seed(seed)
     vae.eval()
     device = next(vae.parameters()).device
     sums = torch.zeros(4, dtype=torch.float64)
-    for x in data.batches(batch_size):
+    batches = progress_bar(data.batches(batch_size), total=-(-len(data) // batch_size), desc=f"IWAE NLL (k={k})",
+                           enabled=progress, unit="batch")
+    for x in batches:
         x = x.to(device)
         elbo = vae.elbo(x)
         nll = -vae.log_likelihood(x, k=k, chunk_size=max(1, 2048 // len(x)))
