@@ -180,11 +180,12 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     return Compressed(out, len(x), len(blob), math.prod(shape))
 
 
-def decompress(run, path: str | Path, out: str | Path) -> Path:
+def decompress(run, path: str | Path, out: str | Path, progress: bool = True) -> Path:
     """Decode a .vae file with the run that wrote it into an .npy array (`vaekit decompress`).
 
     Lossless files give back the original array (dtype, shape and values), checked against the
     hash in the header; lossy files give E[x|z] as float32 in [0, 1] (uint8 0..255 for uint8 input).
+    progress: a bar with an ETA over the images of lossless decoding (on a terminal).
     """
     optional_import("constriction", "compression", "constriction")
     out = check_output_file(out)
@@ -204,7 +205,7 @@ def decompress(run, path: str | Path, out: str | Path) -> Path:
         words = np.frombuffer(box.payload, "<u4").astype(np.uint32)
         bbans = BitsBackCoder(run.vae, coder)
         try:
-            symbols, clean = bbans.decode(words, n, shape)
+            symbols, clean = bbans.decode(words, n, shape, progress)
         except (ValueError, RuntimeError):  # constriction refuses an invalid stack
             clean = False
         if not clean:

@@ -155,15 +155,16 @@ class BitsBackCoder:
                 coder.encode_reverse(k, self.latents, self.prior_loc, self.prior_scale)
         return coder.get_compressed()
 
-    def decode(self, words: np.ndarray, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    def decode(self, words: np.ndarray, n: int, shape: tuple[int, ...], progress: bool = False) -> tuple[np.ndarray, bool]:
         """Symbols (n, *shape) uint8 back from words; the flag says whether the stack ended exactly
-        on the initial words (it does unless the words are corrupt or the numerics differ)."""
+        on the initial words (it does unless the words are corrupt or the numerics differ). `progress` shows a bar
+        with an ETA on a terminal."""
         import constriction
 
         coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
         out = np.empty((n, math.prod(shape)), dtype=np.uint8)
         with deterministic_torch():
-            for i in range(n - 1, -1, -1):
+            for i in progress_bar(range(n - 1, -1, -1), desc="bits-back decoding", enabled=progress, unit="image"):
                 k = coder.decode(self.latents, self.prior_loc, self.prior_scale)
                 family, params = self._likelihood(k)
                 out[i] = coder.decode(family, *params)
