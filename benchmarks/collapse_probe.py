@@ -59,7 +59,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = [measure(network) for network in ("mlp", "conv")]
-    print(markdown_table(rows, [("network", "network", ""), ("probe_ms", f"probe, {COLLAPSE_PROBE_ROWS} rows (ms)", ".1f"),
+    print(markdown_table(rows, [("network", "network", ""),
+                                ("probe_ms", f"probe, {COLLAPSE_PROBE_ROWS} rows (ms)", ".1f"),
                                 ("epoch_s", "epoch, 54,000 rows (s)", ".1f"), ("share", "probe / epoch", ".2%")]))
     write_results("collapse_probe", {"rows": rows})
 

@@ -54,7 +54,8 @@ def grid_scale(width: int) -> int:
     return max(1, 56 // width)
 
 
-def save_image_grid(path: str | Path, images: np.ndarray, columns: int | None = None, caption: str | None = None) -> Path:
+def save_image_grid(path: str | Path, images: np.ndarray, columns: int | None = None,
+                    caption: str | None = None) -> Path:
     """Write images (N, C, H, W) in [0, 1] as a PNG grid; grey for C=1, RGB for C=3; `caption` (what, which run,
     which epoch) is written in a white band above the grid."""
     from PIL import Image

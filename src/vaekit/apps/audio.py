@@ -225,8 +225,8 @@ def sample(path: str | Path, n: int = 8, out: str | Path = "audio_samples", seed
     model = load(path)
     _check_clips(model, n, f"-n {n} clips")
     spectrograms = model.decode(model.draw_latents(n, torch.Generator().manual_seed(seed), source))
-    return [*_to_wavs(model, spectrograms, out, "sample"), _pictures(out / "samples.png", spectrograms, min(n, 8), model,
-                                                                      "spectrograms of sampled clips")]
+    picture = _pictures(out / "samples.png", spectrograms, min(n, 8), model, "spectrograms of sampled clips")
+    return [*_to_wavs(model, spectrograms, out, "sample"), picture]
 
 
 def reconstruct(path: str | Path, clip: str | Path, out: str | Path | None = None) -> list[Path]:

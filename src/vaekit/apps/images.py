@@ -123,9 +123,9 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
                                            "vaekit_version": __version__, "model": to_dict(model_cfg),
                                            "train": to_dict(train_cfg), "data": to_dict(data_cfg)})
+    watch = CollapseWatch(x_val, train_cfg.beta, train_cfg.epochs) if x_val is not None and len(x_val) else None
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
-                      on_epoch=_tensorboard_logger(out) if tensorboard else None,
-                      probe=CollapseWatch(x_val, train_cfg.beta, train_cfg.epochs) if x_val is not None and len(x_val) else None)
+                      on_epoch=_tensorboard_logger(out) if tensorboard else None, probe=watch)
     if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
     elif resume and is_main_process():

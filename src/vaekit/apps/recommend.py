@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..recommend import InteractionConfig, RecommendConfig, Recommender, evaluate, fit, item_titles, load, top
 
-__all__ = ["InteractionConfig", "RecommendConfig", "Recommender", "evaluate", "evaluation_file", "fit", "item_titles", "load",
-           "top"]
+__all__ = ["InteractionConfig", "RecommendConfig", "Recommender", "evaluate", "evaluation_file", "fit", "item_titles",
+           "load", "top"]
 
 
 def evaluation_file(model: str | Path, split: str) -> Path:

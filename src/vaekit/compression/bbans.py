@@ -155,7 +155,8 @@ class BitsBackCoder:
                 coder.encode_reverse(k, self.latents, self.prior_loc, self.prior_scale)
         return coder.get_compressed()
 
-    def decode(self, words: np.ndarray, n: int, shape: tuple[int, ...], progress: bool = False) -> tuple[np.ndarray, bool]:
+    def decode(self, words: np.ndarray, n: int, shape: tuple[int, ...],
+               progress: bool = False) -> tuple[np.ndarray, bool]:
         """Symbols (n, *shape) uint8 back from words; the flag says whether the stack ended exactly
         on the initial words (it does unless the words are corrupt or the numerics differ). `progress` shows a bar
         with an ETA on a terminal."""
