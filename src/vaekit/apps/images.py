@@ -224,9 +224,12 @@ def output_path(run: Run, out: str | Path | None, default: str, suffixes: tuple[
 
 
 def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: str | None = None,
-             data_dir: str | None = None, progress: bool = True, limit: int | None = None) -> Evaluation:
+             data_dir: str | None = None, progress: bool = True, limit: int | None = None, samples: int = 0,
+             sampler: str = "prior", inception_weights: str | None = None) -> Evaluation:
     """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory.
-    `limit` evaluates only the first `limit` examples of the split (a quick look)."""
+    `limit` evaluates only the first `limit` examples of the split (a quick look). `samples` > 0 also measures the
+    quality of that many samples (latents from `sampler`) against as many test images (apps.sampling.sample_quality),
+    with Inception FID when `inception_weights` names a local weights file."""
     from ..data.splits import model_data
     from ..evaluation import evaluate as evaluate_model
 
@@ -235,6 +238,9 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     check_importance_samples(k)
     if limit is not None:
         check_count("--limit", limit)
+    check_count("--samples", samples, 0)
+    if inception_weights is not None and not samples:
+        raise ConfigError("--inception-weights scores samples: add --samples N (e.g. 10000)")
     run = as_run(run)
     splits = run_splits(run, data, data_dir)
     x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
@@ -249,6 +255,11 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     x_train = model_data(run.vae, run.data, splits.x_train[:10000], y_train, run.train.seed) if y is not None else None
     result = evaluate_model(run.vae, model_data(run.vae, run.data, x, y, run.train.seed), k=k, y=y, x_train=x_train,
                             y_train=y_train, progress=progress, seed=run.train.seed)
+    if samples:
+        from .sampling import sample_quality
+
+        quality = sample_quality(run, samples, sampler, inception_weights, seed=run.train.seed)
+        result = dataclasses.replace(result, sample_quality=quality)
     if run.path is not None:
         write_json(run.path / ("eval.json" if split == "test" else f"eval_{split}.json"),
                    {"split": split, **result.to_dict()})
@@ -282,13 +293,15 @@ def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -
 
 
 def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
-           label: int | None = None) -> Path:
+           label: int | None = None, sampler: str = "prior") -> Path:
     """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`). A label-conditional
     run draws class `label`, or without one a row per class. An .npy file is written SAMPLE_CHUNK draws at a
-    time, so any n whose array fits on the disk can be drawn."""
+    time, so any n whose array fits on the disk can be drawn. `sampler` gmm or two-stage draws the latents from a
+    density fitted to the training latents instead (fitted once, saved in RUN/samplers/; apps.sampling)."""
     import torch
 
     from ..limits import check_disk
+    from .sampling import latent_draws
 
     check_count("-n", n)
     check_count("--seed", seed, 0)
@@ -308,7 +321,12 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         tool = "denoise" if run.model.condition == "noisy" else "superres"
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
 
+    latents = None if sampler == "prior" else latent_draws(run, sampler, seed)
+
     def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
+        if latents is not None:
+            with torch.no_grad():
+                return run.vae.decode_mean(latents(stop - start, generator).to(device))
         rows = torch.arange(start, stop, device=device)
         c = None if columns is None else rows // columns
         if label is not None:
