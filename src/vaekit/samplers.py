@@ -25,8 +25,10 @@ from .vae import VAE, build_vae
 
 GMM_COMPONENTS = (1, 2, 5, 10, 20, 40)  # the K tried; BIC picks one
 GMM_FIT_LIMIT = 20_000  # latents EM sees at most: enough for 40 full covariances of a 20-d latent, and quick
-# Dai & Wipf 2019 use 1024-wide layers on the latents; 512 learns as well on latents of tens of dimensions here
+# The second stage's training and width, read when it is fitted. Dai & Wipf 2019 use 1024-wide layers on the
+# latents; 512 is ample for latents of tens of dimensions and a quarter of the work.
 TWO_STAGE = TrainConfig(epochs=30, batch_size=256, lr=1e-3, progress=False)
+TWO_STAGE_HIDDEN = (512, 512)
 
 
 @dataclass(frozen=True)
@@ -98,21 +100,23 @@ def fit_gmm(z_fit: torch.Tensor, z_heldout: torch.Tensor, components: tuple[int,
     return Fit(fitted, time.perf_counter() - start, {"components": best.n_components, "bic": bics})
 
 
-def two_stage_config(latent_dim: int, hidden: tuple[int, ...] = (512, 512)) -> ModelConfig:
+def two_stage_config(latent_dim: int, hidden: tuple[int, ...]) -> ModelConfig:
     """The second stage's model: an MLP VAE with a Gaussian of learned scale on latents, as wide as the first stage's
     latent (Dai & Wipf 2019 set the second latent's size to the first's)."""
     return ModelConfig(network="mlp", hidden=hidden, latent_dim=latent_dim, likelihood="gaussian",
                        gaussian_scale="learned", data_shape=(latent_dim,))
 
 
-def fit_two_stage(z_fit: torch.Tensor, z_heldout: torch.Tensor, train: TrainConfig = TWO_STAGE, seed: int = 0,
-                  hidden: tuple[int, ...] = (512, 512)) -> Fit:
-    """A TwoStage sampler: a VAE trained with vaekit's Trainer on latents z_fit (n, d), validated on z_heldout."""
+def fit_two_stage(z_fit: torch.Tensor, z_heldout: torch.Tensor, train: TrainConfig | None = None, seed: int = 0,
+                  hidden: tuple[int, ...] | None = None) -> Fit:
+    """A TwoStage sampler: a VAE trained with vaekit's Trainer on latents z_fit (n, d), validated on z_heldout
+    (`train` and `hidden` default to TWO_STAGE and TWO_STAGE_HIDDEN)."""
     if len(z_fit) < 2:
         raise ConfigError("the two-stage sampler needs at least 2 training latents")
+    train = train or TWO_STAGE
     start = time.perf_counter()
     torch.manual_seed(seed)
-    config = two_stage_config(z_fit.shape[1], hidden)
+    config = two_stage_config(z_fit.shape[1], hidden or TWO_STAGE_HIDDEN)
     vae = build_vae(config)
     history = Trainer(vae, dataclasses.replace(train, seed=seed, device="cpu")).fit(z_fit.float().cpu(),
                                                                                   z_heldout.float().cpu())

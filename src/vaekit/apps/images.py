@@ -238,10 +238,17 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     check_importance_samples(k)
     if limit is not None:
         check_count("--limit", limit)
-    check_count("--samples", samples, 0)
-    if inception_weights is not None and not samples:
-        raise ConfigError("--inception-weights scores samples: add --samples N (e.g. 10000)")
+    if samples:
+        from .sampling import check_quality_options
+
+        check_quality_options(samples, sampler)
+    elif inception_weights is not None or sampler != "prior":
+        raise ConfigError("--from and --inception-weights choose how samples are scored: add --samples N (e.g. 10000)")
     run = as_run(run)
+    if samples:
+        from .sampling import check_unconditional
+
+        check_unconditional(run)
     splits = run_splits(run, data, data_dir)
     x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
     if x is None:

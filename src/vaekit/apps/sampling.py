@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 SAMPLERS = ("prior", "gmm", "two-stage")  # where `vaekit sample --from` takes latents
 SAMPLER_DIR = "samplers"
 SAMPLER_FORMAT = 1  # samplers/<name>.json's layout; another version is refitted
+MAX_SAMPLES = 50_000  # samples scored at most: the k-NN radii compare every pair, and the distances settle far below
 NEAREST_FILE = "nearest.png"  # samples beside their nearest training images: the memorisation check
 NEAREST_SHOWN = 16  # samples in that picture
 
@@ -37,6 +38,25 @@ def _check_sampler(run: Run, sampler: str) -> None:
     if sampler != "prior" and run.vae.condition is not None:
         raise ConfigError(f"--from {sampler} fits the latents of an unconditional run; this one is conditioned on "
                           f"{run.model.condition}: use --from prior")
+
+
+def check_quality_options(n: int, sampler: str) -> None:
+    """ConfigError unless `n` samples from `sampler` can be scored: 2 <= n <= MAX_SAMPLES, a known sampler."""
+    from ..config import check_count
+
+    check_count("--samples", n, 2, "two samples for a covariance")
+    if n > MAX_SAMPLES:
+        raise ConfigError(f"--samples must be at most {MAX_SAMPLES:,}, got {n}: the distances settle far below, while "
+                          "the k-NN radii compare every pair")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{sampler}': use one of {', '.join(SAMPLERS)}")
+
+
+def check_unconditional(run: Run) -> None:
+    """ConfigError for a conditional run: its samples need conditions, which sample quality does not draw."""
+    if run.vae.condition is not None:
+        raise ConfigError(f"sample quality is measured on unconditional runs; this one is conditioned on "
+                          f"{run.model.condition}: leave out --samples")
 
 
 def _model_hash(run: Run) -> str | None:
@@ -137,9 +157,7 @@ def decoded_samples(run: Run, n: int, sampler: str = "prior", seed: int = 0, chu
     """n samples E[x|z] of an unconditional run, z from `sampler`, (n, *data_shape) on the CPU."""
     import torch
 
-    if run.vae.condition is not None:
-        raise ConfigError(f"sample quality is measured on unconditional runs; this one is conditioned on "
-                          f"{run.model.condition}")
+    check_unconditional(run)
     draw = latent_draws(run, sampler, seed)
     device = next(run.vae.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -156,12 +174,12 @@ def sample_quality(run: Run | str | Path, n: int = 1000, sampler: str = "prior",
     nearest training images (Euclidean, in data space), the memorisation check."""
     import torch
 
-    from ..config import check_count
     from ..sample_quality import SampleQuality, classifier_for, compare, inception_fid
     from .images import as_run, run_splits
 
-    check_count("--samples", n, 2, "two samples for a covariance")
+    check_quality_options(n, sampler)
     run = as_run(run)
+    _check_sampler(run, sampler)
     splits = run_splits(run)
     classifier, key = classifier_for(run.data.data, splits.x_train, splits.y_train)
     real = splits.x_test[:n]
