@@ -6,7 +6,7 @@ mixture fitted to the training latents (gmm) and a second-stage VAE (two-stage),
 Trains the conv design (conv 32-64, latent 20, Bernoulli, Adam 1e-3, batch 128) into --run unless it already holds
 a trained run, fits both samplers afresh (timed), and scores --samples samples per sampler and seed against as many
 test images in the features of the classifier vaekit fits on the training split (Fréchet distance, KID,
-precision/recall; vaekit.apps.sampling.sample_quality).
+precision/recall; vaekit.apps.images.sample_quality).
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ def main() -> None:
                      epochs=args.epochs, time_limit=args.time_limit)
     run = images.load_run(run_dir)
     start = time.perf_counter()
-    sampling.training_latents(run)
+    sampling.training_latents(run, images.run_splits(run))
     encode_seconds = time.perf_counter() - start
-    fits = {name: sampling.fit_sampler(run, name, refit=True) for name in ("gmm", "two-stage")}
+    fits = {name: images.fit_sampler(run, name, refit=True) for name in ("gmm", "two-stage")}
     seeds = [int(s) for s in args.seeds.split(",")]
     rows = []
     for name in sampling.SAMPLERS:
-        scores = [sampling.sample_quality(run, args.samples, name, seed=seed, picture=False) for seed in seeds]
+        scores = [images.sample_quality(run, args.samples, name, seed=seed, picture=False) for seed in seeds]
         row = {"sampler": name, "fit_seconds": fits[name].seconds if name in fits else 0.0,
                "details": fits[name].details if name in fits else {}}
         for key in ("frechet_distance", "kid", "precision", "recall"):

@@ -69,12 +69,12 @@ def test_the_two_stage_sampler_learns_where_the_latents_are():
 
 @pytest.mark.parametrize("name", ["gmm", "two-stage"])
 def test_a_sampler_is_fitted_once_saved_in_the_run_and_refitted_when_the_model_changes(run, name):
-    fit = sampling.fit_sampler(run, name)
+    fit = images.fit_sampler(run, name)
     files = sorted(p.name for p in (run.path / "samplers").iterdir() if p.name.startswith(name))
     assert files == [f"{name}.json", f"{name}.safetensors"]
     described = json.loads((run.path / "samplers" / f"{name}.json").read_text())
     assert described["kind"] == "sampler" and described["format_version"] == sampling.SAMPLER_FORMAT
-    loaded = sampling.fit_sampler(images.load_run(run.path), name)
+    loaded = images.fit_sampler(images.load_run(run.path), name)
     assert loaded.seconds == fit.seconds  # read back, not fitted again
     draw = [f.sampler.sample(5, torch.Generator().manual_seed(1)) for f in (fit, loaded)]
     assert torch.allclose(*draw)
@@ -82,10 +82,10 @@ def test_a_sampler_is_fitted_once_saved_in_the_run_and_refitted_when_the_model_c
     saved = model.read_bytes()
     try:
         model.write_bytes(saved + b" ")  # another model: the saved sampler no longer fits it
-        assert sampling.fit_sampler(run, name).seconds != fit.seconds
+        assert images.fit_sampler(run, name).seconds != fit.seconds
     finally:
         model.write_bytes(saved)
-        sampling.fit_sampler(run, name, refit=True)
+        images.fit_sampler(run, name, refit=True)
 
 
 def test_sample_from_a_fitted_sampler_on_the_command_line(run, tmp_path):
@@ -114,7 +114,7 @@ def test_wrong_sampler_uses_are_one_line_errors(run, tmp_path):
     with pytest.raises(ConfigError, match="add --samples"):
         images.evaluate(run, k=2, sampler="gmm")
     with pytest.raises(ConfigError, match="prior is not fitted"):
-        sampling.fit_sampler(run, "prior")
+        images.fit_sampler(run, "prior")
     with pytest.raises(ConfigError, match="at most"):
         images.evaluate(run, k=2, samples=10 ** 9)
     labelled = images.train(tmp_path / "cvae", data="digits", hidden=(16,), latent_dim=2, epochs=1,

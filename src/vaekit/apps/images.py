@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     from ..data.splits import Splits
     from ..evaluation import Evaluation
+    from ..sample_quality import SampleQuality
+    from ..samplers import Fit
     from ..vae import VAE
 
 KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
@@ -265,7 +267,7 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     if samples:
         from .sampling import sample_quality
 
-        quality = sample_quality(run, samples, sampler, inception_weights, seed=run.train.seed)
+        quality = sample_quality(run, splits, samples, sampler, inception_weights, seed=run.train.seed)
         result = dataclasses.replace(result, sample_quality=quality)
     if run.path is not None:
         write_json(run.path / ("eval.json" if split == "test" else f"eval_{split}.json"),
@@ -328,7 +330,7 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         tool = "denoise" if run.model.condition == "noisy" else "superres"
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
 
-    latents = None if sampler == "prior" else latent_draws(run, sampler, seed)
+    latents = None if sampler == "prior" else latent_draws(run, lambda: run_splits(run), sampler, seed)
 
     def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
         if latents is not None:
@@ -348,6 +350,26 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         return write_npy_chunks(path, shape, "<f4", chunks)
     _check_pictures(run, path, n, f"a grid of -n {n} samples")
     return _save_images(path, draws(0, n), columns)
+
+
+def fit_sampler(run: Run | str | Path, sampler: str = "gmm", refit: bool = False, seed: int = 0) -> Fit:
+    """The latent sampler gmm or two-stage of a run, as `vaekit sample --from` uses it: loaded from RUN/samplers/, or
+    fitted to the training latents (also when `refit`, or when the model changed since) and saved there."""
+    from .sampling import fit_sampler as fit
+
+    run = as_run(run)
+    return fit(run, lambda: run_splits(run), sampler, refit, seed)
+
+
+def sample_quality(run: Run | str | Path, n: int = 1000, sampler: str = "prior", inception_weights: str | None = None,
+                   seed: int = 0, picture: bool = True) -> SampleQuality:
+    """Fréchet distance, KID and precision/recall of n samples against n test images, in the features of a classifier
+    fitted to the dataset (cached), as `vaekit eval --samples` measures them; with `picture`, RUN/nearest.png."""
+    from .sampling import check_quality_options, sample_quality as measure
+
+    check_quality_options(n, sampler)
+    run = as_run(run)
+    return measure(run, run_splits(run), n, sampler, inception_weights, seed, picture)
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,

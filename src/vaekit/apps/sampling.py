@@ -1,5 +1,6 @@
-"""Fitted samplers and sample quality of a core run: the API behind `vaekit sample RUN --from prior|gmm|two-stage`
-and `vaekit eval RUN --samples N`.
+"""Fitted samplers and sample quality of a core run, behind `vaekit sample RUN --from prior|gmm|two-stage` and
+`vaekit eval RUN --samples N` (whose API is apps.images: it hands these functions the loaded run, a
+`vaekit.apps.images.Run`, and its data).
 
 A sampler is fitted once and saved in the run folder, `samplers/<name>.safetensors` + `samplers/<name>.json`
 (which names the model file's hash: a retrained model gets its sampler refitted); the feature classifier of the
@@ -10,6 +11,7 @@ torch and the core are imported inside the functions, as in every app.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,9 +22,9 @@ from ..io import write_json
 if TYPE_CHECKING:
     import torch
 
+    from ..data.splits import Splits
     from ..sample_quality import SampleQuality
     from ..samplers import Fit
-    from .images import Run
 
 SAMPLERS = ("prior", "gmm", "two-stage")  # where `vaekit sample --from` takes latents
 SAMPLER_DIR = "samplers"
@@ -32,7 +34,7 @@ NEAREST_FILE = "nearest.png"  # samples beside their nearest training images: th
 NEAREST_SHOWN = 16  # samples in that picture
 
 
-def _check_sampler(run: Run, sampler: str) -> None:
+def _check_sampler(run, sampler: str) -> None:
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{sampler}': use one of {', '.join(SAMPLERS)}")
     if sampler != "prior" and run.vae.condition is not None:
@@ -52,29 +54,27 @@ def check_quality_options(n: int, sampler: str) -> None:
         raise ConfigError(f"unknown sampler '{sampler}': use one of {', '.join(SAMPLERS)}")
 
 
-def check_unconditional(run: Run) -> None:
+def check_unconditional(run) -> None:
     """ConfigError for a conditional run: its samples need conditions, which sample quality does not draw."""
     if run.vae.condition is not None:
         raise ConfigError(f"sample quality is measured on unconditional runs; this one is conditioned on "
                           f"{run.model.condition}: leave out --samples")
 
 
-def _model_hash(run: Run) -> str | None:
+def _model_hash(run) -> str | None:
     from ..checkpoint import MODEL_FILE
 
     model = run.path / MODEL_FILE if run.path is not None else None
     return hashlib.sha256(model.read_bytes()).hexdigest() if model is not None and model.is_file() else None
 
 
-def training_latents(run: Run, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def training_latents(run, splits: Splits, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """One draw z ~ q(z|x) per example of the run's training split, and of its validation split (the held-out
     latents; the last tenth of the training ones when the run holds out none): (n, latent_dim) each, on the CPU."""
     import torch
 
     from ..data.splits import model_data
-    from .images import run_splits
 
-    splits = run_splits(run)
     device = next(run.vae.parameters()).device
     torch.manual_seed(seed)
 
@@ -90,13 +90,11 @@ def training_latents(run: Run, seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
     return z_train, z_val
 
 
-def fit_sampler(run: Run | str | Path, sampler: str = "gmm", refit: bool = False, seed: int = 0) -> Fit:
+def fit_sampler(run, splits: Callable[[], Splits], sampler: str = "gmm", refit: bool = False, seed: int = 0) -> Fit:
     """The fitted latent sampler `sampler` (gmm or two-stage) of a run: loaded from the run folder, or fitted to the
-    run's training latents (also when `refit`, or when the model changed since) and saved there."""
+    training latents of `splits()` (also when `refit`, or when the model changed since) and saved there."""
     from ..samplers import fit_gmm, fit_two_stage
-    from .images import as_run
 
-    run = as_run(run)
     _check_sampler(run, sampler)
     if sampler == "prior":
         raise ConfigError("the prior is not fitted: use --from gmm or --from two-stage")
@@ -104,14 +102,14 @@ def fit_sampler(run: Run | str | Path, sampler: str = "gmm", refit: bool = False
     saved = None if refit else _load_sampler(run, sampler, model_hash)
     if saved is not None:
         return saved
-    z_train, z_val = training_latents(run, seed)
+    z_train, z_val = training_latents(run, splits(), seed)
     fit = (fit_gmm if sampler == "gmm" else fit_two_stage)(z_train, z_val, seed=seed)
     if run.path is not None:
         _save_sampler(run, sampler, fit, model_hash)
     return fit
 
 
-def _save_sampler(run: Run, name: str, fit: Fit, model_hash: str | None) -> None:
+def _save_sampler(run, name: str, fit: Fit, model_hash: str | None) -> None:
     from ..checkpoint import save_tensors
     from ..config import to_dict
 
@@ -124,7 +122,7 @@ def _save_sampler(run: Run, name: str, fit: Fit, model_hash: str | None) -> None
     write_json(folder / f"{name}.json", described)  # written last: a sampler without it is refitted
 
 
-def _load_sampler(run: Run, name: str, model_hash: str | None) -> Fit | None:
+def _load_sampler(run, name: str, model_hash: str | None) -> Fit | None:
     """The saved sampler `name` of the run, or None where there is none, or it is of another format or model."""
     from ..checkpoint import load_weights, read_json
     from ..config import ModelConfig, from_dict
@@ -145,20 +143,21 @@ def _load_sampler(run: Run, name: str, model_hash: str | None) -> Fit | None:
     return Fit(sampler.to(next(run.vae.parameters()).device).eval(), described["fit_seconds"], described["details"])
 
 
-def latent_draws(run: Run, sampler: str = "prior", seed: int = 0):
-    """draw(n, generator) -> (n, latent_dim) latents from the prior or the run's fitted `sampler`."""
+def latent_draws(run, splits: Callable[[], Splits], sampler: str = "prior", seed: int = 0):
+    """draw(n, generator) -> (n, latent_dim) latents from the prior or the run's fitted `sampler` (see fit_sampler)."""
     _check_sampler(run, sampler)
     if sampler == "prior":
         return run.vae.prior.sample
-    return fit_sampler(run, sampler, seed=seed).sampler.sample
+    return fit_sampler(run, splits, sampler, seed=seed).sampler.sample
 
 
-def decoded_samples(run: Run, n: int, sampler: str = "prior", seed: int = 0, chunk: int = 1000) -> torch.Tensor:
+def decoded_samples(run, splits: Callable[[], Splits], n: int, sampler: str = "prior", seed: int = 0,
+                    chunk: int = 1000) -> torch.Tensor:
     """n samples E[x|z] of an unconditional run, z from `sampler`, (n, *data_shape) on the CPU."""
     import torch
 
     check_unconditional(run)
-    draw = latent_draws(run, sampler, seed)
+    draw = latent_draws(run, splits, sampler, seed)
     device = next(run.vae.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     with torch.inference_mode():
@@ -166,24 +165,21 @@ def decoded_samples(run: Run, n: int, sampler: str = "prior", seed: int = 0, chu
                           for start in range(0, n, chunk)])
 
 
-def sample_quality(run: Run | str | Path, n: int = 1000, sampler: str = "prior", inception_weights: str | None = None,
+def sample_quality(run, splits: Splits, n: int = 1000, sampler: str = "prior", inception_weights: str | None = None,
                    seed: int = 0, picture: bool = True) -> SampleQuality:
     """Fréchet distance, KID and precision/recall between n samples of the run (latents from `sampler`) and n test
-    images, in the features of the dataset's own classifier (fitted once, cached), plus Inception FID when
+    images of `splits`, in the features of the dataset's own classifier (fitted once, cached), plus Inception FID when
     `inception_weights` names a local weights file. With `picture`, writes RUN/nearest.png: samples beside their
     nearest training images (Euclidean, in data space), the memorisation check."""
     import torch
 
     from ..sample_quality import SampleQuality, classifier_for, compare, inception_fid
-    from .images import as_run, run_splits
 
     check_quality_options(n, sampler)
-    run = as_run(run)
     _check_sampler(run, sampler)
-    splits = run_splits(run)
     classifier, key = classifier_for(run.data.data, splits.x_train, splits.y_train)
     real = splits.x_test[:n]
-    fake = decoded_samples(run, n, sampler, seed)
+    fake = decoded_samples(run, lambda: splits, n, sampler, seed)
     frechet, kid, precision, recall = compare(classifier.features(real), classifier.features(fake), seed)
     accuracy = classifier.accuracy(real, torch.as_tensor(splits.y_test[:n], dtype=torch.long)) \
         if splits.y_test is not None else float("nan")
