@@ -94,3 +94,17 @@ def test_the_classifier_takes_images_and_flat_data(shape):
     model = FeatureClassifier(shape, 3)
     assert model(torch.zeros(2, *shape)).shape == (2, 3) and model.features(torch.zeros(2, *shape)).shape == (2, 128)
     assert math.isfinite(float(model(torch.rand(2, *shape)).sum()))
+
+
+def test_inception_fid_without_torch_fidelity_names_the_package(tmp_path):
+    from vaekit.errors import ConfigError
+    from vaekit.sample_quality import inception_fid
+
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install torch-fidelity"):
+            inception_fid(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), tmp_path / "weights.pth")
+    else:
+        with pytest.raises(ConfigError, match="not found"):
+            inception_fid(torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), tmp_path / "weights.pth")
