@@ -42,7 +42,8 @@ class SampleQuality:
     n_samples: int
     sampler: str  # where the latents came from: prior, gmm or two-stage
     features: str  # which classifier: its cache folder's name
-    classifier_accuracy: float  # the classifier's accuracy on the real examples' split, so the features can be judged
+    classifier_accuracy: float | None  # the classifier's accuracy on the real examples (None: unlabelled), so the
+    # features can be judged
     inception_fid: float | None = None  # real FID, only with local Inception weights
 
     def to_dict(self) -> dict:

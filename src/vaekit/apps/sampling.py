@@ -34,9 +34,13 @@ NEAREST_FILE = "nearest.png"  # samples beside their nearest training images: th
 NEAREST_SHOWN = 16  # samples in that picture
 
 
-def _check_sampler(run, sampler: str) -> None:
+def _check_name(sampler: str) -> None:
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{sampler}': use one of {', '.join(SAMPLERS)}")
+
+
+def _check_sampler(run, sampler: str) -> None:
+    _check_name(sampler)
     if sampler != "prior" and run.vae.condition is not None:
         raise ConfigError(f"--from {sampler} fits the latents of an unconditional run; this one is conditioned on "
                           f"{run.model.condition}: use --from prior")
@@ -50,8 +54,7 @@ def check_quality_options(n: int, sampler: str) -> None:
     if n > MAX_SAMPLES:
         raise ConfigError(f"--samples must be at most {MAX_SAMPLES:,}, got {n}: the distances settle far below, while "
                           "the k-NN radii compare every pair")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler '{sampler}': use one of {', '.join(SAMPLERS)}")
+    _check_name(sampler)
 
 
 def check_unconditional(run) -> None:
@@ -182,7 +185,7 @@ def sample_quality(run, splits: Splits, n: int = 1000, sampler: str = "prior", i
     fake = decoded_samples(run, lambda: splits, n, sampler, seed)
     frechet, kid, precision, recall = compare(classifier.features(real), classifier.features(fake), seed)
     accuracy = classifier.accuracy(real, torch.as_tensor(splits.y_test[:n], dtype=torch.long)) \
-        if splits.y_test is not None else float("nan")
+        if splits.y_test is not None else None
     fid = inception_fid(real, fake, inception_weights) if inception_weights is not None else None
     if picture and run.path is not None and len(run.model.data_shape) == 3:
         save_nearest(run.path / NEAREST_FILE, fake[:NEAREST_SHOWN], splits.x_train,
