@@ -14,6 +14,7 @@ from torch import nn
 from .distributed import Group, is_main_process
 from .errors import ConfigError
 from .progress import progress_bar
+from .sample_quality import SampleQuality
 from .vae import VAE
 
 # Importance samples per example at most: the bound's gap to -log p(x) shrinks like 1/k, so far below this it moves
@@ -39,9 +40,13 @@ class Evaluation:
     active_units: int  # latent dims with Cov_x(E_q[z|x]) > 0.01 (Burda et al. 2016, sec. 5.2)
     knn_accuracy: float | None  # 5-NN accuracy of latent means (train -> test), None without labels
     n_examples: int
+    sample_quality: SampleQuality | None = None  # Fréchet distance, KID, precision/recall of samples, when measured
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        if self.sample_quality is None:
+            del values["sample_quality"]
+        return values
 
 
 @torch.inference_mode()

@@ -12,12 +12,29 @@ from .io import atomic_write
 PICTURES = (("curves.png", "Training curves"), ("samples.png", "Samples from the prior"),
             ("reconstructions.png", "Test images (odd rows) and their reconstructions (even rows)"),
             ("interpolation.png", "Latent interpolations between test images"),
-            ("latent_map.png", "Latent map of the test set"), ("sweep.png", "Latent size trade-off"))
+            ("latent_map.png", "Latent map of the test set"), ("sweep.png", "Latent size trade-off"),
+            ("nearest.png", "Memorisation check: samples (odd rows) above their nearest training images in pixel "
+                            "distance (even rows); copies of training images would show as identical pairs"))
 
 EVAL_LABELS = {"neg_elbo": "-ELBO (nats)", "reconstruction": "reconstruction E[log p(x|z)] (nats)",
                "kl": "KL(q(z|x) || p(z)) (nats)", "nll": "NLL, importance weighted (nats)", "k": "importance samples k",
                "bits_per_dim": "bits/dim", "active_units": "active units", "knn_accuracy": "5-NN accuracy on latent means",
                "n_examples": "test examples"}
+QUALITY_LABELS = {"frechet_distance": "Fréchet distance of samples, classifier features (not FID)",
+                  "kid": "KID of samples, classifier features", "precision": "precision of samples (k-NN)",
+                  "recall": "recall of samples (k-NN)", "n_samples": "samples scored (and test images)",
+                  "sampler": "latents of the samples from", "features": "feature classifier (cache folder)",
+                  "classifier_accuracy": "feature classifier's test accuracy", "inception_fid": "Inception FID"}
+
+
+def _evaluation_rows(values: dict):
+    """eval.json's rows with labels, the sample-quality ones right after the NLL so the two are read together."""
+    quality = values.get("sample_quality") or {}
+    for key, value in values.items():
+        if key not in ("split", "limit", "sample_quality") and value is not None:
+            yield EVAL_LABELS.get(key, key), value
+        if key == "nll":
+            yield from ((QUALITY_LABELS.get(k, k), v) for k, v in quality.items() if v is not None)
 
 
 def _table(rows) -> str:
@@ -55,8 +72,7 @@ def write_report(run, notes=()) -> Path:
         parts.append("<ul class='missing'>" + "".join(f"<li>{html.escape(note)}</li>" for note in notes) + "</ul>")
     for name, values in evaluations(run.path):
         parts.append(f"<h2>Evaluation: {html.escape(protocol(values))} <small>({html.escape(name)})</small></h2>"
-                     + _table((EVAL_LABELS.get(k, k), v) for k, v in values.items()
-                              if k not in ("split", "limit") and v is not None))
+                     + _table(_evaluation_rows(values)))
     if run.history:
         last = run.history[-1]
         parts.append(f"<h2>Training ({len(run.history)} epoch{'s' if len(run.history) != 1 else ''})</h2>" + _table(last.items()))

@@ -156,3 +156,19 @@ def save_tradeoff(path: str | Path, rows: list[dict], caption: str | None = None
         ax.grid(alpha=0.3)
         ax.legend()
     return save_figure(path, fig, caption)
+
+
+def save_titled_grid(path: str | Path, images: np.ndarray, columns: int, title: str) -> Path:
+    """Images (N, C, H, W) in [0, 1] as a grid under a title line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = image_grid(images, columns, scale=1)
+    fig, ax = plt.subplots(figsize=(max(4.0, grid.shape[1] / 40), max(2.0, grid.shape[0] / 40 + 0.4)))
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 else grid[..., :3], cmap="gray", vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.set_title(title, fontsize=9, wrap=True)
+    ax.axis("off")
+    return save_figure(path, fig)

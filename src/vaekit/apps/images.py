@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     from ..data.splits import Splits
     from ..evaluation import Evaluation
+    from ..sample_quality import SampleQuality
+    from ..samplers import Fit
     from ..vae import VAE
 
 KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
@@ -237,10 +239,13 @@ def eval_file(split: str = "test", k: int = EVAL_K, limit: int | None = None) ->
 
 
 def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: str | None = None,
-             data_dir: str | None = None, progress: bool = True, limit: int | None = None) -> Evaluation:
+             data_dir: str | None = None, progress: bool = True, limit: int | None = None, samples: int = 0,
+             sampler: str = "prior", inception_weights: str | None = None) -> Evaluation:
     """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory for the main protocol,
     else a file named by its protocol beside it (see `eval_file`).
-    `limit` evaluates only the first `limit` examples of the split (a quick look)."""
+    `limit` evaluates only the first `limit` examples of the split (a quick look). `samples` > 0 also measures the
+    quality of that many samples (latents from `sampler`) against as many test images (apps.sampling.sample_quality),
+    with Inception FID when `inception_weights` names a local weights file."""
     from ..data.splits import model_data
     from ..evaluation import evaluate as evaluate_model
 
@@ -249,7 +254,17 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
     check_importance_samples(k)
     if limit is not None:
         check_count("--limit", limit)
+    if samples:
+        from .sampling import check_quality_options
+
+        check_quality_options(samples, sampler)
+    elif inception_weights is not None or sampler != "prior":
+        raise ConfigError("--from and --inception-weights choose how samples are scored: add --samples N (e.g. 10000)")
     run = as_run(run)
+    if samples:
+        from .sampling import check_unconditional
+
+        check_unconditional(run)
     splits = run_splits(run, data, data_dir)
     x = {"test": splits.x_test, "val": splits.x_val, "train": splits.x_train}.get(split)
     if x is None:
@@ -263,6 +278,11 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
     x_train = model_data(run.vae, run.data, splits.x_train[:10000], y_train, run.train.seed) if y is not None else None
     result = evaluate_model(run.vae, model_data(run.vae, run.data, x, y, run.train.seed), k=k, y=y, x_train=x_train,
                             y_train=y_train, progress=progress, seed=run.train.seed)
+    if samples:
+        from .sampling import sample_quality
+
+        quality = sample_quality(run, splits, samples, sampler, inception_weights, seed=run.train.seed)
+        result = dataclasses.replace(result, sample_quality=quality)
     if run.path is not None:
         write_json(run.path / eval_file(split, k, limit), {"split": split, "limit": limit, **result.to_dict()})
     return result
@@ -309,13 +329,15 @@ def _save_images(path: Path, images: torch.Tensor, columns: int | None = None, t
 
 
 def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
-           label: int | None = None) -> Path:
+           label: int | None = None, sampler: str = "prior") -> Path:
     """Decode n draws from the prior into a PNG grid (or .npy) (`vaekit sample`). A label-conditional
     run draws class `label`, or without one a row per class. An .npy file is written SAMPLE_CHUNK draws at a
-    time, so any n whose array fits on the disk can be drawn."""
+    time, so any n whose array fits on the disk can be drawn. `sampler` gmm or two-stage draws the latents from a
+    density fitted to the training latents instead (fitted once, saved in RUN/samplers/; apps.sampling)."""
     import torch
 
     from ..limits import check_disk
+    from .sampling import latent_draws
 
     check_count("-n", n)
     check_count("--seed", seed, 0)
@@ -335,7 +357,12 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         tool = "denoise" if run.model.condition == "noisy" else "superres"
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
 
+    latents = None if sampler == "prior" else latent_draws(run, lambda: run_splits(run), sampler, seed)
+
     def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
+        if latents is not None:
+            with torch.no_grad():
+                return run.vae.decode_mean(latents(stop - start, generator).to(device))
         rows = torch.arange(start, stop, device=device)
         c = None if columns is None else rows // columns
         if label is not None:
@@ -352,6 +379,26 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     what = "samples from the prior" + (f", label {label}" if label is not None else ", a row per label" if columns
                                        else "")
     return _save_images(path, draws(0, n), columns, caption(run, f"{what} (seed {seed})"))
+
+
+def fit_sampler(run: Run | str | Path, sampler: str = "gmm", refit: bool = False, seed: int = 0) -> Fit:
+    """The latent sampler gmm or two-stage of a run, as `vaekit sample --from` uses it: loaded from RUN/samplers/, or
+    fitted to the training latents (also when `refit`, or when the model changed since) and saved there."""
+    from .sampling import fit_sampler as fit
+
+    run = as_run(run)
+    return fit(run, lambda: run_splits(run), sampler, refit, seed)
+
+
+def sample_quality(run: Run | str | Path, n: int = 1000, sampler: str = "prior", inception_weights: str | None = None,
+                   seed: int = 0, picture: bool = True) -> SampleQuality:
+    """Fréchet distance, KID and precision/recall of n samples against n test images, in the features of a classifier
+    fitted to the dataset (cached), as `vaekit eval --samples` measures them; with `picture`, RUN/nearest.png."""
+    from .sampling import check_quality_options, sample_quality as measure
+
+    check_quality_options(n, sampler)
+    run = as_run(run)
+    return measure(run, run_splits(run), n, sampler, inception_weights, seed, picture)
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,

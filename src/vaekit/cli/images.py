@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..apps import images
+from ..apps import images, sampling
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
 from .flags import add_overwrite, add_parameter, command_maker
 
@@ -16,8 +16,10 @@ EXAMPLES = {
              "  vaekit train --condition label --out runs/cvae     # class-conditional: vaekit sample runs/cvae --label 3\n"
              "  vaekit train --condition noisy --corrupt gaussian:0.3 --out runs/dvae  # denoising: vaekit denoise "
              "runs/dvae noisy.png",
-    "eval": "vaekit eval runs/mlp --k 1000",
-    "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16",
+    "eval": "vaekit eval runs/mlp --k 1000\n  vaekit eval runs/conv --samples 10000 --from gmm   # + Fréchet distance, KID, "
+            "precision/recall of samples",
+    "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16\n"
+              "  vaekit sample runs/conv --from gmm   # latents from a mixture fitted to the training latents",
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
     "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
     "embed": "vaekit embed runs/mlp -o latents.csv",
@@ -32,6 +34,14 @@ def add_data_flags(parser: argparse.ArgumentParser) -> None:
     """--data and --data-dir: another dataset for a command that reads a run's data."""
     parser.add_argument("--data", help="dataset name or path (default: the run's own data)")
     parser.add_argument("--data-dir", help="folder holding datasets (also $VAEKIT_DATA)")
+
+
+def add_sampler_flag(parser: argparse.ArgumentParser, function) -> None:
+    """--from: where the latents of samples come from."""
+    add_parameter(parser, function, "sampler", "--from", choices=sampling.SAMPLERS,
+                  help="latents from the prior, or from a density of the training latents fitted once and saved in "
+                       "RUN/samplers/: gmm (a Gaussian mixture, K by held-out BIC; needs scikit-learn) or two-stage "
+                       "(a second VAE on the latents, Dai & Wipf 2019)")
 
 
 def _train_flags(parser: argparse.ArgumentParser, function) -> None:
@@ -56,6 +66,12 @@ def add_commands(subparsers) -> None:
     add_parameter(p, images.evaluate, "split", choices=("test", "val", "train"), help="the split to evaluate")
     add_parameter(p, images.evaluate, "k", help="importance samples for the NLL")
     add_parameter(p, images.evaluate, "limit", type=int, help="evaluate only the first N examples (a quick look)")
+    add_parameter(p, images.evaluate, "samples", help="also score N samples against N test images in the features "
+                  "of a classifier fitted to the dataset (cached): Fréchet distance, KID, precision/recall; 0 skips")
+    add_sampler_flag(p, images.evaluate)
+    add_parameter(p, images.evaluate, "inception_weights", metavar="PATH",
+                  help="also the real Inception FID, with Inception-v3 weights from this local file (needs "
+                       "torch-fidelity; nothing is downloaded)")
     add_data_flags(p)
     p.set_defaults(handler=_eval)
 
@@ -66,7 +82,8 @@ def add_commands(subparsers) -> None:
     add_parameter(p, images.sample, "seed", help="seed of the draws")
     add_parameter(p, images.sample, "label", type=int,
                   help="class to draw from a --condition label run (default: a row per class)")
-    p.set_defaults(handler=lambda a: images.sample(a.run, a.n, a.out, a.seed, a.label))
+    add_sampler_flag(p, images.sample)
+    p.set_defaults(handler=lambda a: images.sample(a.run, a.n, a.out, a.seed, a.label, a.sampler))
 
     p = command("reconstruct", "test images above their reconstructions")
     p.add_argument("run")
@@ -130,9 +147,12 @@ def _train(args: argparse.Namespace):
 
 
 def _eval(args: argparse.Namespace):
-    result = images.evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit)
-    for key, value in result.to_dict().items():
-        print(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
+    result = images.evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit,
+                             samples=args.samples, sampler=args.sampler, inception_weights=args.inception_weights)
+    values = result.to_dict()
+    quality = values.pop("sample_quality", {})
+    for key, value in {**values, **quality}.items():
+        print(f"{key:>19}  {value:.4f}" if isinstance(value, float) else f"{key:>19}  {value}")
     return None
 
 
