@@ -53,6 +53,15 @@ class Run:
     history: list[dict]
 
 
+def _with_file(options: dict) -> dict:
+    """`options` with those of the config file named by its `config` key (if any) beneath them: the options
+    given explicitly win over the file's."""
+    from ..config_files import read_options
+
+    path = options.pop("config", None)
+    return options if path is None else {**read_options(path, ModelConfig, TrainConfig, DataConfig), **options}
+
+
 def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, TrainConfig, DataConfig]:
     """The preset's configs (or the defaults) with the keyword overrides routed to the config that owns each."""
     return route(overrides, *preset(preset_name))
@@ -64,7 +73,9 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     `data` is a dataset name or path (default: DataConfig's, or on resume the run's own, which another name may
     not replace), or in-memory arrays x or (x, y); `options` are any field of
-    ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
+    ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic'), and
+    `config=FILE` a JSON or YAML file of such options (`config_text` writes one; a run's config.json is one),
+    beneath the preset's and above the other options.
     With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
     again from the first epoch if it stopped before saving one; temporaries that a killed run left are removed.
     Without it, a folder that holds a saved model is refused unless overwrite=True, which replaces it.
@@ -81,6 +92,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     arrays = None if data is None or isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
+    options = _with_file(options)
     tensorboard = options.pop("tensorboard", False)
     if isinstance(data, (str, Path)):
         options["data"] = str(data)
@@ -427,6 +439,8 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     if options.pop("latent_dim", None) is not None:
         warnings.warn("a sweep trains one model per size of --latent-dims: --latent-dim is ignored", stacklevel=2)
     check_importance_samples(k)
+    options = _with_file(options)
+    options.pop("latent_dim", None)  # a config file's, which the sizes replace as well
     out = check_output_folder(out, "--out")
     for size in latent_dims:
         _configs(options.get("preset"), {**{k: v for k, v in options.items() if k != "preset"},
@@ -439,6 +453,15 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     write_json(out / "sweep.json", rows)
     save_tradeoff(out / "sweep.png", rows)
     return rows
+
+
+def config_text(run: Run | str | Path, format: str = "json") -> str:
+    """The configuration of a run as the text of a config file (`vaekit config`): its model, train and data
+    options in `format` (json or yaml), which `train(config=...)` / `vaekit train --config` reads back."""
+    from ..config_files import dump, editable
+
+    run = run if isinstance(run, Run) else load_run(run, device="cpu", weights=False)
+    return dump({"model": editable(run.model), "train": editable(run.train), "data": editable(run.data)}, format)
 
 
 def report(run: Run | str | Path) -> Path:
