@@ -121,6 +121,7 @@ TABLES: dict[str, Table] = {
                    {"--out": BAD_OUT_FOLDER, "--latent-dims": ["a,b", "", "0", "-1", "1,0", HUGE],
                     "--k": POSITIVE_CAPPED, **{k: v for k, v in IMAGE_FLAGS.items() if k != "--latent-dim"}}),
     "report": Table("report {run}", {"run": BAD_RUN}),
+    "card": Table("card {run}", {"folder": [*BAD_FOLDER, "{config_list}", "{corrupt_metrics}"]}),
     "config": Table("config {run}", {"run": [r for r in BAD_RUN if r != "{nan_weights}"],  # weights unread
                                       "--format": CHOICE}),
     "export": Table("export {run} -o {new}/exported",

@@ -23,7 +23,7 @@ from .. import __version__
 from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
                       from_dict, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write, write_json, write_npy, write_npy_chunks
+from ..io import atomic_write, write_json, write_jsonl, write_npy, write_npy_chunks
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
 
 if TYPE_CHECKING:
@@ -131,9 +131,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             clear_folder(out, overwrite)
         remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
         if not resume:
-            write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
-                                           "vaekit_version": __version__, "model": to_dict(model_cfg),
-                                           "train": to_dict(train_cfg), "data": to_dict(data_cfg)})
+            write_json(out / CONFIG_FILE, _saved_config(model_cfg, train_cfg, data_cfg))
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
                       on_epoch=_tensorboard_logger(out) if tensorboard else None)
     if resume and has_checkpoint(out / STATE_DIR):
@@ -150,6 +148,29 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             save_curves(out / CURVES_FILE, history)
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
+
+
+def _saved_config(model: ModelConfig, train: TrainConfig, data: DataConfig) -> dict:
+    """A run's config.json."""
+    return {"kind": KIND, "format_version": FORMAT_VERSION, "vaekit_version": __version__, "model": to_dict(model),
+            "train": to_dict(train), "data": to_dict(data)}
+
+
+def save(run: Run, folder: str | Path, overwrite: bool = False) -> Path:
+    """Save a run's model in `folder` as `train` does (config.json + model.safetensors, and metrics.jsonl when
+    it has a history), without its checkpoint: a folder `load_run` and `vaekit.load` read. A folder that holds
+    a saved model is refused unless `overwrite`."""
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors
+    from ..training import METRICS_FILE
+
+    folder = check_new_folder(folder, overwrite)
+    clear_folder(folder, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(folder / MODEL_FILE, run.vae.state_dict())
+    if run.history:
+        write_jsonl(folder / METRICS_FILE, run.history)
+    write_json(folder / CONFIG_FILE, _saved_config(run.model, run.train, run.data))  # last: the folder is whole
+    return folder
 
 
 def _resumed_configs(out: Path | None, options: dict):
