@@ -67,7 +67,7 @@ TRAIN_FLAGS = {
     "--precision": CHOICE, "--seed": SEED, "--device": ["bogus", "", "cuda:99"],
 }
 IMAGE_FLAGS = {
-    "--preset": CHOICE, "--config": BAD_CONFIG_FILE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
+    "--preset": CHOICE, "--config": BAD_CONFIG_FILE, "--log-to": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
     "--data-dir": BAD_DATA_DIR, "--image-size": ["0x0", "x", "-8x8", "8", "100000x100000"],
     "--val-fraction": FRACTION, "--binarize": CHOICE,
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],

@@ -25,6 +25,7 @@ from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, chec
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write, write_json, write_jsonl, write_npy, write_npy_chunks
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
+from ..tracking import follow_up, tracker_names, trackers
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,6 +39,7 @@ KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, image
 CURVES_FILE = "curves.png"
 PICTURES = (".png", ".npy")  # what sample, reconstruct and interpolate write: a PNG grid, or the array itself
 SAMPLE_CHUNK = 65536  # samples decoded at a time into an .npy file, so any -n that fits on the disk streams
+NOT_CONFIG = ("preset", "log_to", "tensorboard")  # what train takes beside the configs' options
 ACTIVATION_COPIES = 8  # decoded values one training example holds at once per importance sample (rough)
 
 
@@ -75,7 +77,9 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     not replace), or in-memory arrays x or (x, y); `options` are any field of
     ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic'), and
     `config=FILE` a JSON or YAML file of such options (`config_text` writes one; a run's config.json is one),
-    beneath the preset's and above the other options.
+    beneath the preset's and above the other options. `log_to` names trackers ('tensorboard', 'mlflow':
+    vaekit.tracking) that get the configs, each epoch's metrics and the curves; `tensorboard=True` is
+    log_to='tensorboard'.
     With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
     again from the first epoch if it stopped before saving one; temporaries that a killed run left are removed.
     Without it, a folder that holds a saved model is refused unless overwrite=True, which replaces it.
@@ -93,7 +97,8 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     arrays = None if data is None or isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
     options = _with_file(options)
-    tensorboard = options.pop("tensorboard", False)
+    log_to = tracker_names([*tracker_names(options.pop("log_to", ())),
+                            *(["tensorboard"] if options.pop("tensorboard", False) else [])])
     if isinstance(data, (str, Path)):
         options["data"] = str(data)
     if resume:
@@ -132,8 +137,14 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
         if not resume:
             write_json(out / CONFIG_FILE, _saved_config(model_cfg, train_cfg, data_cfg))
+    tracked = trackers(log_to, out, resume) if is_main_process() else []
+    if not resume:
+        for tracker in tracked:
+            tracker.start({f"{section}.{key}": value for section, config in
+                           (("model", model_cfg), ("train", train_cfg), ("data", data_cfg))
+                           for key, value in to_dict(config).items()})
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
-                      on_epoch=_tensorboard_logger(out) if tensorboard else None)
+                      on_epoch=(lambda row: [tracker.epoch(row) for tracker in tracked]) if tracked else None)
     if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
     elif resume and is_main_process():
@@ -146,6 +157,8 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             from ..plotting import save_curves
 
             save_curves(out / CURVES_FILE, history)
+    for tracker in tracked:
+        tracker.finish([path for path in (out / CONFIG_FILE, out / CURVES_FILE) if path.is_file()] if out else [])
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
 
@@ -185,22 +198,6 @@ def _resumed_configs(out: Path | None, options: dict):
     data_cfg = dataclasses.replace(saved.data, data_dir=options.get("data_dir", saved.data.data_dir))
     data_cfg.validate()
     return saved.model, train_cfg, data_cfg
-
-
-def _tensorboard_logger(out: Path | None):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    writer = SummaryWriter(str(out / "tensorboard")) if out is not None else SummaryWriter()
-
-    def log(row: dict) -> None:
-        for key, value in row.items():
-            if key != "epoch":
-                writer.add_scalar(key, value, row["epoch"])
-        writer.flush()
-
-    return log
 
 
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
@@ -283,8 +280,9 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = 1000, data: st
     result = evaluate_model(run.vae, model_data(run.vae, run.data, x, y, run.train.seed), k=k, y=y, x_train=x_train,
                             y_train=y_train, progress=progress, seed=run.train.seed)
     if run.path is not None:
-        write_json(run.path / ("eval.json" if split == "test" else f"eval_{split}.json"),
-                   {"split": split, **result.to_dict()})
+        written = run.path / ("eval.json" if split == "test" else f"eval_{split}.json")
+        write_json(written, {"split": split, **result.to_dict()})
+        follow_up(run.path, result.to_dict(), [written], prefix=f"{split}_")
     return result
 
 
@@ -304,14 +302,17 @@ def _check_pictures(run: Run, path: Path, n: int, what: str) -> None:
                  "ask for fewer, or write an .npy file (vaekit sample streams one to disk)")
 
 
-def _save_images(path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
-    """PNG grid for image-shaped outputs, else .npy (also when the path says .npy)."""
+def _save_images(run: Run, path: Path, images: torch.Tensor, columns: int | None = None) -> Path:
+    """PNG grid for image-shaped outputs, else .npy (also when the path says .npy); a PNG also goes to the run's
+    tracker (vaekit.tracking.follow_up)."""
     from ..plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy" or array.ndim != 4:
         return write_npy(path.with_suffix(".npy"), array)
-    return save_image_grid(path, array, columns)
+    written = save_image_grid(path, array, columns)
+    follow_up(run.path, files=[written])
+    return written
 
 
 def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
@@ -355,7 +356,7 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         chunks = (draws(start, min(n, start + SAMPLE_CHUNK)).cpu().numpy() for start in range(0, n, SAMPLE_CHUNK))
         return write_npy_chunks(path, shape, "<f4", chunks)
     _check_pictures(run, path, n, f"a grid of -n {n} samples")
-    return _save_images(path, draws(0, n), columns)
+    return _save_images(run, path, draws(0, n), columns)
 
 
 def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = None, data: str | None = None,
@@ -375,7 +376,7 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
     columns = min(len(x), 8)
     shown = x if torch.is_tensor(x) else x[:].x  # the encoder's input: noisy for a denoising run
     rows = [torch.cat([shown[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
-    return _save_images(path, torch.cat(rows), columns)
+    return _save_images(run, path, torch.cat(rows), columns)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -410,7 +411,7 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
         t = torch.linspace(0, 1, steps, device=z.device)
         path = slerp(a, b, t) if spherical else a[:, None] + t[None, :, None] * (b - a)[:, None]
         images = run.vae.decode_mean(path.reshape(-1, run.vae.latent_dim))
-    return _save_images(target, images, steps)
+    return _save_images(run, target, images, steps)
 
 
 def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None = None,
@@ -464,7 +465,7 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     options.pop("latent_dim", None)  # a config file's, which the sizes replace as well
     out = check_output_folder(out, "--out")
     for size in latent_dims:
-        _configs(options.get("preset"), {**{k: v for k, v in options.items() if k != "preset"},
+        _configs(options.get("preset"), {**{k: v for k, v in options.items() if k not in NOT_CONFIG},
                                          "latent_dim": size})
         check_new_folder(out / f"latent-{size}", overwrite)
     rows = []

@@ -8,6 +8,7 @@ import argparse
 from ..apps import images
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
 from ..config_files import FORMATS
+from ..tracking import TRACKERS
 from .flags import add_overwrite, add_parameter, command_maker
 
 EXAMPLES = {
@@ -44,7 +45,11 @@ def _train_flags(parser: argparse.ArgumentParser, function) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a reference design from the tutorials")
     parser.add_argument("--config", metavar="FILE", help="a JSON or YAML file of options (`vaekit config RUN` writes "
                         "one; a run's config.json is one), over --preset; flags given here win over it")
-    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard)")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard); "
+                        "the same as --log-to tensorboard")
+    parser.add_argument("--log-to", action="append", choices=tuple(TRACKERS), default=[], metavar="TRACKER",
+                        help="send configs, per-epoch metrics, curves and later eval figures and pictures to "
+                        "tensorboard or mlflow (MLFLOW_TRACKING_URI, else ./mlruns); may be repeated")
     for cls, title in zip(CONFIGS, ("data", "model", "training")):
         add_arguments(parser.add_argument_group(title), cls)
 
@@ -127,7 +132,7 @@ def add_commands(subparsers) -> None:
 
 def _train(args: argparse.Namespace):
     run = images.train(args.out, preset=args.preset, resume=args.resume, overwrite=args.overwrite,
-                       tensorboard=args.tensorboard, config=args.config, **options_from(args, *CONFIGS))
+                       tensorboard=args.tensorboard, log_to=args.log_to, config=args.config, **options_from(args, *CONFIGS))
     if run.history:
         last = run.history[-1]
         summary = f"epoch {last['epoch']}: loss {last['loss']:.2f}"
@@ -146,7 +151,7 @@ def _eval(args: argparse.Namespace):
 
 def _sweep(args: argparse.Namespace):
     rows = images.sweep(args.latent_dims, args.out, args.k, args.overwrite, preset=args.preset, config=args.config,
-                        **options_from(args, *CONFIGS))
+                        tensorboard=args.tensorboard, log_to=args.log_to, **options_from(args, *CONFIGS))
     print(f"{'latent':>6} {'-ELBO':>9} {'NLL':>9} {'recon':>9} {'KL':>8} {'active':>6}")
     for row in rows:
         print(f"{row['latent_dim']:>6} {row['neg_elbo']:>9.2f} {row['nll']:>9.2f} {-row['reconstruction']:>9.2f} "
