@@ -18,7 +18,7 @@ BLOCK = re.compile(r"^(?:<!-- not run: (?P<reason>.+?) -->\n)?```(?P<language>\S
 TINY_RUN = ('import vaekit\nvaekit.train("runs/digits", data="digits", network="mlp", hidden=(16,), latent_dim=2, '
             'epochs=1, progress=False)\n')
 SETUP = {"export.md": TINY_RUN}  # what a page's text says the reader already has
-NEEDS = {"export.md": ("onnx", "onnxscript", "onnxruntime")}  # the extras a page's blocks import
+NEEDS = {"export.md": ("onnx", "onnxscript", "onnxruntime"), "interop.md": ("yaml", "mlflow")}  # extras they import
 
 
 def blocks(page: Path) -> list[re.Match]:

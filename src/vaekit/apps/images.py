@@ -25,7 +25,7 @@ from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, chec
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write, write_json, write_jsonl, write_npy, write_npy_chunks
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
-from ..tracking import follow_up, tracker_names, trackers
+from ..tracking import TRACKERS, follow_up, tracker_names, trackers  # TRACKERS: --log-to's choices
 
 if TYPE_CHECKING:
     import numpy as np

@@ -8,7 +8,6 @@ import argparse
 from ..apps import images
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
 from ..config_files import FORMATS
-from ..tracking import TRACKERS
 from .flags import add_overwrite, add_parameter, command_maker
 
 EXAMPLES = {
@@ -47,7 +46,7 @@ def _train_flags(parser: argparse.ArgumentParser, function) -> None:
                         "one; a run's config.json is one), over --preset; flags given here win over it")
     parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard); "
                         "the same as --log-to tensorboard")
-    parser.add_argument("--log-to", action="append", choices=tuple(TRACKERS), default=[], metavar="TRACKER",
+    parser.add_argument("--log-to", action="append", choices=tuple(images.TRACKERS), default=[], metavar="TRACKER",
                         help="send configs, per-epoch metrics, curves and later eval figures and pictures to "
                         "tensorboard or mlflow (MLFLOW_TRACKING_URI, else ./mlruns); may be repeated")
     for cls, title in zip(CONFIGS, ("data", "model", "training")):
