@@ -54,6 +54,8 @@ BAD_DATA_DIR = ["{missing}", "{file}"]
 BAD_OUT_FILE = ["{emptydir}", "{file}/x.png", ""]  # where an output file is expected
 BAD_OUT_FOLDER = ["{file}", ""]  # where an output folder is expected
 BAD_MODEL_OUT = ["{file}", "{text}", ""]  # where a new model folder is expected (+ the kind's own model)
+BAD_CONFIG_FILE = ["{missing}", "{emptydir}", "{file}", "{text}/config.json", "{config_list}/config.json"]  # where
+# a config file of options is expected (a value of the wrong type in one: tests/test_config_files.py)
 BAD_WAV = ["{missing}", "{junk_wav}", "{nan_wav}", "{emptydir}", "{file}"]
 
 TRAIN_FLAGS = {
@@ -65,7 +67,7 @@ TRAIN_FLAGS = {
     "--precision": CHOICE, "--seed": SEED, "--device": ["bogus", "", "cuda:99"],
 }
 IMAGE_FLAGS = {
-    "--preset": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
+    "--preset": CHOICE, "--config": BAD_CONFIG_FILE, "--log-to": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
     "--data-dir": BAD_DATA_DIR, "--image-size": ["0x0", "x", "-8x8", "8", "100000x100000"],
     "--val-fraction": FRACTION, "--binarize": CHOICE,
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],
@@ -121,6 +123,9 @@ TABLES: dict[str, Table] = {
                    {"--out": BAD_OUT_FOLDER, "--latent-dims": ["a,b", "", "0", "-1", "1,0", HUGE],
                     "--k": POSITIVE_CAPPED, **{k: v for k, v in IMAGE_FLAGS.items() if k != "--latent-dim"}}),
     "report": Table("report {run}", {"run": BAD_RUN}),
+    "card": Table("card {run}", {"folder": [*BAD_FOLDER, "{config_list}", "{corrupt_metrics}"]}),
+    "config": Table("config {run}", {"run": [r for r in BAD_RUN if r != "{nan_weights}"],  # weights unread
+                                      "--format": CHOICE}),
     "export": Table("export {run} -o {new}/exported",
                     {"run": BAD_RUN, "-o": ["{file}", "{run}"], "--format": CHOICE, "--opset": ["0", "-1", "x", "99"]}),
     "demo": Table("demo --data digits --epochs 1 --k 2 --limit 10 --out {new}/demo",

@@ -12,7 +12,7 @@ _LAZY = {
     "train": "apps.images", "evaluate": "apps.images", "sample": "apps.images", "reconstruct": "apps.images",
     "interpolate": "apps.images", "embed": "apps.images", "sweep": "apps.images", "report": "apps.images",
     "demo": "apps.images", "load_run": "apps.images", "Run": "apps.images",
-    "load": "apps.registry",
+    "load": "apps.registry", "save_pretrained": "apps.hub", "from_pretrained": "apps.hub",
     "TabularVAE": "tabular", "VAEAnomalyDetector": "apps.anomaly", "Multinomial": "likelihoods.multinomial",
     "MixedLikelihood": "likelihoods.mixed", "read_interactions": "data.interactions",
     "VaekitError": "errors", "DataError": "errors", "ConfigError": "errors", "CheckpointError": "errors",

@@ -91,3 +91,8 @@ def write_npy_chunks(path: str | os.PathLike, shape: tuple[int, ...], dtype: str
 
 def write_json(path: str | os.PathLike, obj) -> None:
     atomic_write(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows) -> None:
+    """One JSON object a line (metrics.jsonl), atomically."""
+    atomic_write(path, "".join(json.dumps(row) + "\n" for row in rows))

@@ -27,7 +27,7 @@ from .devices import check_precision, deterministic_algorithms, select_device
 from .distributed import from_environment
 from .errors import CheckpointError, VaekitError
 from .evaluation import negative_elbo
-from .io import atomic_write
+from .io import atomic_write, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -158,7 +158,7 @@ class Trainer:
 
     def _write_metrics(self) -> None:
         if self.run_dir is not None and self.group.is_main:
-            atomic_write(self.run_dir / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in self.history))
+            write_jsonl(self.run_dir / METRICS_FILE, self.history)
 
     # -- training ------------------------------------------------------------------------------
     def kl_weight(self, step: int, steps_per_epoch: int) -> float:

@@ -54,7 +54,7 @@ class Loss:
 
 
 class VAE(nn.Module):
-    """VAE(encoder, decoder, likelihood, prior[, condition][, posterior=DiagonalGaussian()]).
+    """`VAE(encoder, decoder, likelihood, prior[, condition][, posterior=DiagonalGaussian()])`.
 
     encoder: (batch, *data_shape) -> the raw parameters `posterior` turns into q(z|x); for the
     default DiagonalGaussian, (batch, 2 * latent_dim): the loc and log-variance of a diagonal Gaussian.

@@ -23,8 +23,9 @@ from .. import __version__
 from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
                       from_dict, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write, write_json, write_npy, write_npy_chunks
+from ..io import atomic_write, write_json, write_jsonl, write_npy, write_npy_chunks
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
+from ..tracking import TRACKERS, follow_up, tracker_names, trackers  # TRACKERS: --log-to's choices
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,6 +41,7 @@ KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, image
 CURVES_FILE = "curves.png"
 PICTURES = (".png", ".npy")  # what sample, reconstruct and interpolate write: a PNG grid, or the array itself
 SAMPLE_CHUNK = 65536  # samples decoded at a time into an .npy file, so any -n that fits on the disk streams
+NOT_CONFIG = ("preset", "log_to", "tensorboard")  # what train takes beside the configs' options
 ACTIVATION_COPIES = 8  # decoded values one training example holds at once per importance sample (rough)
 
 
@@ -55,6 +57,15 @@ class Run:
     history: list[dict]
 
 
+def _with_file(options: dict) -> dict:
+    """`options` with those of the config file named by its `config` key (if any) beneath them: the options
+    given explicitly win over the file's."""
+    from ..config_files import read_options
+
+    path = options.pop("config", None)
+    return options if path is None else {**read_options(path, ModelConfig, TrainConfig, DataConfig), **options}
+
+
 def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, TrainConfig, DataConfig]:
     """The preset's configs (or the defaults) with the keyword overrides routed to the config that owns each."""
     return route(overrides, *preset(preset_name))
@@ -66,7 +77,11 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     `data` is a dataset name or path (default: DataConfig's, or on resume the run's own, which another name may
     not replace), or in-memory arrays x or (x, y); `options` are any field of
-    ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic').
+    ModelConfig, TrainConfig or DataConfig (e.g. latent_dim=8, epochs=5, binarize='dynamic'), and
+    `config=FILE` a JSON or YAML file of such options (`config_text` writes one; a run's config.json is one),
+    beneath the preset's and above the other options. `log_to` names trackers ('tensorboard', 'mlflow':
+    vaekit.tracking) that get the configs, each epoch's metrics and the curves; `tensorboard=True` is
+    log_to='tensorboard'.
     With resume=True the configs are read from `out` and training continues from its last checkpoint, or starts
     again from the first epoch if it stopped before saving one; temporaries that a killed run left are removed.
     Without it, a folder that holds a saved model is refused unless overwrite=True, which replaces it.
@@ -84,7 +99,9 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     arrays = None if data is None or isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
-    tensorboard = options.pop("tensorboard", False)
+    options = _with_file(options)
+    log_to = tracker_names([*tracker_names(options.pop("log_to", ())),
+                            *(["tensorboard"] if options.pop("tensorboard", False) else [])])
     if isinstance(data, (str, Path)):
         options["data"] = str(data)
     if resume:
@@ -122,12 +139,17 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             clear_folder(out, overwrite)
         remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
         if not resume:
-            write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
-                                           "vaekit_version": __version__, "model": to_dict(model_cfg),
-                                           "train": to_dict(train_cfg), "data": to_dict(data_cfg)})
+            write_json(out / CONFIG_FILE, _saved_config(model_cfg, train_cfg, data_cfg))
+    tracked = trackers(log_to, out, resume) if is_main_process() else []
+    if not resume:
+        for tracker in tracked:
+            tracker.start({f"{section}.{key}": value for section, config in
+                           (("model", model_cfg), ("train", train_cfg), ("data", data_cfg))
+                           for key, value in to_dict(config).items()})
     watch = CollapseWatch(x_val, train_cfg.beta, train_cfg.epochs) if x_val is not None and len(x_val) else None
     trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
-                      on_epoch=_tensorboard_logger(out) if tensorboard else None, probe=watch)
+                      on_epoch=(lambda row: [tracker.epoch(row) for tracker in tracked]) if tracked else None,
+                      probe=watch)
     if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
     elif resume and is_main_process():
@@ -140,8 +162,33 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             from ..plotting import save_curves
 
             save_curves(out / CURVES_FILE, history, f"training curves | {out} | {len(history)} epochs")
+    for tracker in tracked:
+        tracker.finish([path for path in (out / CONFIG_FILE, out / CURVES_FILE) if path.is_file()] if out else [])
     vae.eval()  # the Trainer already gave its convolutions the device's fast layout
     return Run(out, vae, model_cfg, train_cfg, data_cfg, history)
+
+
+def _saved_config(model: ModelConfig, train: TrainConfig, data: DataConfig) -> dict:
+    """A run's config.json."""
+    return {"kind": KIND, "format_version": FORMAT_VERSION, "vaekit_version": __version__, "model": to_dict(model),
+            "train": to_dict(train), "data": to_dict(data)}
+
+
+def save(run: Run, folder: str | Path, overwrite: bool = False) -> Path:
+    """Save a run's model in `folder` as `train` does (config.json + model.safetensors, and metrics.jsonl when
+    it has a history), without its checkpoint: a folder `load_run` and `vaekit.load` read. A folder that holds
+    a saved model is refused unless `overwrite`."""
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_tensors
+    from ..training import METRICS_FILE
+
+    folder = check_new_folder(folder, overwrite)
+    clear_folder(folder, overwrite)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(folder / MODEL_FILE, run.vae.state_dict())
+    if run.history:
+        write_jsonl(folder / METRICS_FILE, run.history)
+    write_json(folder / CONFIG_FILE, _saved_config(run.model, run.train, run.data))  # last: the folder is whole
+    return folder
 
 
 def _resumed_configs(out: Path | None, options: dict):
@@ -156,22 +203,6 @@ def _resumed_configs(out: Path | None, options: dict):
     data_cfg = dataclasses.replace(saved.data, data_dir=options.get("data_dir", saved.data.data_dir))
     data_cfg.validate()
     return saved.model, train_cfg, data_cfg
-
-
-def _tensorboard_logger(out: Path | None):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-    writer = SummaryWriter(str(out / "tensorboard")) if out is not None else SummaryWriter()
-
-    def log(row: dict) -> None:
-        for key, value in row.items():
-            if key != "epoch":
-                writer.add_scalar(key, value, row["epoch"])
-        writer.flush()
-
-    return log
 
 
 def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Run:
@@ -284,7 +315,9 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
         quality = sample_quality(run, splits, samples, sampler, inception_weights, seed=run.train.seed)
         result = dataclasses.replace(result, sample_quality=quality)
     if run.path is not None:
-        write_json(run.path / eval_file(split, k, limit), {"split": split, "limit": limit, **result.to_dict()})
+        written = run.path / eval_file(split, k, limit)
+        write_json(written, {"split": split, "limit": limit, **result.to_dict()})
+        follow_up(run.path, result.to_dict(), [written], prefix=f"{split}_")
     return result
 
 
@@ -318,14 +351,18 @@ def caption(run: Run, what: str) -> str:
     return f"{what} | {run.path if run.path is not None else 'run in memory'} | {weights_epoch(run.history)}"
 
 
-def _save_images(path: Path, images: torch.Tensor, columns: int | None = None, title: str | None = None) -> Path:
-    """PNG grid for image-shaped outputs (with the title line `title`), else .npy (also when the path says .npy)."""
+def _save_images(run: Run, path: Path, images: torch.Tensor, columns: int | None = None,
+                 title: str | None = None) -> Path:
+    """PNG grid for image-shaped outputs (with the title line `title`), else .npy (also when the path says .npy); a
+    PNG also goes to the run's tracker (vaekit.tracking.follow_up)."""
     from ..plotting import save_image_grid
 
     array = images.detach().cpu().numpy()
     if path.suffix == ".npy" or array.ndim != 4:
         return write_npy(path.with_suffix(".npy"), array)
-    return save_image_grid(path, array, columns, title)
+    written = save_image_grid(path, array, columns, title)
+    follow_up(run.path, files=[written])
+    return written
 
 
 def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, seed: int = 0,
@@ -378,7 +415,7 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     _check_pictures(run, path, n, f"a grid of -n {n} samples")
     what = "samples from the prior" + (f", label {label}" if label is not None else ", a row per label" if columns
                                        else "")
-    return _save_images(path, draws(0, n), columns, caption(run, f"{what} (seed {seed})"))
+    return _save_images(run, path, draws(0, n), columns, caption(run, f"{what} (seed {seed})"))
 
 
 def fit_sampler(run: Run | str | Path, sampler: str = "gmm", refit: bool = False, seed: int = 0) -> Fit:
@@ -418,7 +455,7 @@ def reconstruct(run: Run | str | Path, n: int = 16, out: str | Path | None = Non
     columns = min(len(x), 8)
     shown = x if torch.is_tensor(x) else x[:].x  # the encoder's input: noisy for a denoising run
     rows = [torch.cat([shown[i:i + columns], run.vae.reconstruct(x[i:i + columns])]) for i in range(0, len(x), columns)]
-    return _save_images(path, torch.cat(rows), columns,
+    return _save_images(run, path, torch.cat(rows), columns,
                         caption(run, "test images (odd rows) above their reconstructions (even rows)"))
 
 
@@ -455,7 +492,7 @@ def interpolate(run: Run | str | Path, out: str | Path | None = None, pairs: int
         path = slerp(a, b, t) if spherical else a[:, None] + t[None, :, None] * (b - a)[:, None]
         images = run.vae.decode_mean(path.reshape(-1, run.vae.latent_dim))
     kind = "spherical" if spherical else "straight-line"
-    return _save_images(target, images, steps, caption(run, f"{kind} latent paths between pairs of test images"))
+    return _save_images(run, target, images, steps, caption(run, f"{kind} latent paths between pairs of test images"))
 
 
 def embed(run: Run | str | Path, out: str | Path | None = None, data: str | None = None,
@@ -506,9 +543,11 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     if options.pop("latent_dim", None) is not None:
         warnings.warn("a sweep trains one model per size of --latent-dims: --latent-dim is ignored", stacklevel=2)
     check_importance_samples(k)
+    options = _with_file(options)
+    options.pop("latent_dim", None)  # a config file's, which the sizes replace as well
     out = check_output_folder(out, "--out")
     for size in latent_dims:
-        _configs(options.get("preset"), {**{k: v for k, v in options.items() if k != "preset"},
+        _configs(options.get("preset"), {**{k: v for k, v in options.items() if k not in NOT_CONFIG},
                                          "latent_dim": size})
         check_new_folder(out / f"latent-{size}", overwrite)
     rows = []
@@ -519,6 +558,15 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     save_tradeoff(out / "sweep.png", rows, f"latent-size sweep | {out} | test split, k = {k} | "
                   f"{weights_epoch(run.history)} (latent {latent_dims[-1]})")
     return rows
+
+
+def config_text(run: Run | str | Path, format: str = "json") -> str:
+    """The configuration of a run as the text of a config file (`vaekit config`): its model, train and data
+    options in `format` (json or yaml), which `train(config=...)` / `vaekit train --config` reads back."""
+    from ..config_files import dump, editable
+
+    run = run if isinstance(run, Run) else load_run(run, device="cpu", weights=False)
+    return dump({"model": editable(run.model), "train": editable(run.train), "data": editable(run.data)}, format)
 
 
 def report(run: Run | str | Path, make_missing: bool = True) -> Path:

@@ -16,11 +16,11 @@ import warnings
 from pathlib import Path
 
 from ..errors import VaekitError
-from . import anomaly, audio, compression, export, images, recommend, restoration, serve, tabular, text
+from . import anomaly, audio, compression, export, hub, images, recommend, restoration, serve, tabular, text
 from .flags import Parser, empty_argument
 
 # The subcommand table: each use adds its subcommands, in this order under `vaekit --help`.
-USES = (images, anomaly, audio, compression, export, recommend, restoration, serve, tabular, text)
+USES = (images, anomaly, audio, compression, export, hub, recommend, restoration, serve, tabular, text)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import argparse
 
 from ..apps import images, sampling
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
+from ..config_files import FORMATS
 from .flags import add_overwrite, add_parameter, command_maker
 
 EXAMPLES = {
@@ -15,7 +16,8 @@ EXAMPLES = {
              "  vaekit train --out runs/mlp --epochs 20 --resume   # continue a stopped run\n"
              "  vaekit train --condition label --out runs/cvae     # class-conditional: vaekit sample runs/cvae --label 3\n"
              "  vaekit train --condition noisy --corrupt gaussian:0.3 --out runs/dvae  # denoising: vaekit denoise "
-             "runs/dvae noisy.png",
+             "runs/dvae noisy.png\n"
+             "  vaekit train --config runs/mlp/config.json --out runs/again   # rerun a run's exact configuration",
     "eval": "vaekit eval runs/mlp --k 1000\n  vaekit eval runs/conv --samples 10000 --from gmm   # + Fréchet distance, KID, "
             "precision/recall of samples",
     "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16\n"
@@ -25,6 +27,8 @@ EXAMPLES = {
     "embed": "vaekit embed runs/mlp -o latents.csv",
     "sweep": "vaekit sweep --latent-dims 2,8,16,32 --data fashion-mnist --epochs 5 --out runs/sweep",
     "report": "vaekit report runs/mlp   # writes runs/mlp/report.html",
+    "config": "vaekit config runs/mlp --format yaml > mlp.yaml   # edit, then: vaekit train --config mlp.yaml "
+              "--out runs/mlp2",
     "demo": "vaekit demo --out runs/demo --epochs 3",
 }
 CONFIGS = (DataConfig, ModelConfig, TrainConfig)
@@ -48,7 +52,13 @@ def _train_flags(parser: argparse.ArgumentParser, function) -> None:
     add_parameter(parser, function, "out", "--out", "-o", help="run directory to write")
     add_overwrite(parser, function)
     parser.add_argument("--preset", choices=sorted(PRESETS), help="a reference design from the tutorials")
-    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard)")
+    parser.add_argument("--config", metavar="FILE", help="a JSON or YAML file of options (`vaekit config RUN` writes "
+                        "one; a run's config.json is one), over --preset; flags given here win over it")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to RUN/tensorboard (needs tensorboard); "
+                        "the same as --log-to tensorboard")
+    parser.add_argument("--log-to", action="append", choices=tuple(images.TRACKERS), default=[], metavar="TRACKER",
+                        help="send configs, per-epoch metrics, curves and later eval figures and pictures to "
+                        "tensorboard or mlflow (MLFLOW_TRACKING_URI, else ./mlruns); may be repeated")
     for cls, title in zip(CONFIGS, ("data", "model", "training")):
         add_arguments(parser.add_argument_group(title), cls)
 
@@ -120,6 +130,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("run")
     p.set_defaults(handler=lambda a: images.report(a.run))
 
+    p = command("config", "print a run's configuration as a config file to edit and give to train --config")
+    p.add_argument("run")
+    add_parameter(p, images.config_text, "format", choices=FORMATS, help="the file's format")
+    p.set_defaults(handler=lambda a: print(images.config_text(a.run, a.format), end=""))
+
     p = command("demo", "train the default conv VAE on Fashion-MNIST and write its report")
     add_parameter(p, images.demo, "out", "--out", "-o", help="run directory to write")
     add_parameter(p, images.demo, "epochs", help="training epochs")
@@ -133,7 +148,7 @@ def add_commands(subparsers) -> None:
 
 def _train(args: argparse.Namespace):
     run = images.train(args.out, preset=args.preset, resume=args.resume, overwrite=args.overwrite,
-                       tensorboard=args.tensorboard, **options_from(args, *CONFIGS))
+                       tensorboard=args.tensorboard, log_to=args.log_to, config=args.config, **options_from(args, *CONFIGS))
     if run.history:
         last = run.history[-1]
         summary = f"epoch {last['epoch']}: loss {last['loss']:.2f}"
@@ -157,8 +172,8 @@ def _eval(args: argparse.Namespace):
 
 
 def _sweep(args: argparse.Namespace):
-    rows = images.sweep(args.latent_dims, args.out, args.k, args.overwrite, preset=args.preset,
-                        **options_from(args, *CONFIGS))
+    rows = images.sweep(args.latent_dims, args.out, args.k, args.overwrite, preset=args.preset, config=args.config,
+                        tensorboard=args.tensorboard, log_to=args.log_to, **options_from(args, *CONFIGS))
     print(f"{'latent':>6} {'-ELBO':>9} {'NLL':>9} {'recon':>9} {'KL':>8} {'active':>6}")
     for row in rows:
         print(f"{row['latent_dim']:>6} {row['neg_elbo']:>9.2f} {row['nll']:>9.2f} {-row['reconstruction']:>9.2f} "
