@@ -34,10 +34,10 @@ def test_a_run_logs_params_epochs_curves_then_eval_and_pictures(tmp_path, monkey
     assert main(["eval", str(run), "--k", "2", "--limit", "20"]) == 0
     assert main(["sample", str(run), "-n", "4"]) == 0
     client, tracked = _mlflow_run(run)
-    evaluation = json.loads((run / "eval.json").read_text())
+    evaluation = json.loads((run / "eval-k2-limit20.json").read_text())
     assert tracked.data.metrics["test_nll"] == pytest.approx(evaluation["nll"])
     artifacts = {item.path for item in client.list_artifacts(tracked.info.run_id)}
-    assert {"config.json", "curves.png", "eval.json", "samples.png"} <= artifacts
+    assert {"config.json", "curves.png", "eval-k2-limit20.json", "samples.png"} <= artifacts
 
 
 def test_the_store_defaults_to_mlruns_in_the_working_directory_and_resume_continues_the_run(tmp_path,
