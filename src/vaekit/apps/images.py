@@ -76,7 +76,8 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     from ..data.splits import IN_MEMORY, load_splits, model_data
     from ..distributed import is_main_process
     from ..limits import build_within_memory, check_memory
-    from ..training import METRICS_FILE, Trainer, select_device
+    from ..devices import select_device
+    from ..training import METRICS_FILE, Trainer
     from ..vae import build_vae
 
     arrays = None if data is None or isinstance(data, (str, Path)) else data
@@ -174,7 +175,8 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
     from ..accel import accelerate
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_jsonl
-    from ..training import METRICS_FILE, select_device
+    from ..devices import select_device
+    from ..training import METRICS_FILE
     from ..vae import build_vae
 
     path = Path(path)

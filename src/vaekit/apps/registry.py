@@ -53,6 +53,6 @@ def load(path, device: str = "auto"):
     one): a vaekit.Run (core), apps.audio.AudioModel, TabularVAE, text.model.TextModel,
     recommend.Recommender or VAEAnomalyDetector. A folder vaekit did not save is a CheckpointError."""
     from ..saved import saved_kind
-    from ..training import select_device
+    from ..devices import select_device
 
     return LOADERS[saved_kind(path)](path, str(select_device(device)))

@@ -61,7 +61,8 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     from ..semisupervised import LabelledVAE
     from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means, load_text_model
     from ..text.vocab import TokenBatches, Vocabulary
-    from ..training import Trainer, select_device
+    from ..devices import select_device
+    from ..training import Trainer
 
     if label_column is not None and labelled is None:
         raise ConfigError("--label-column names the label column of a CSV --labelled file: add --labelled")

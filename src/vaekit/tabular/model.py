@@ -205,7 +205,7 @@ class TabularVAE:
         seed samples the same rows as the fitted model on the same device)."""
         from ..checkpoint import MODEL_FILE, load_weights, read_json
         from ..saved import read_config
-        from ..training import select_device
+        from ..devices import select_device
         from .transformer import TableTransformer
 
         path = Path(path)
