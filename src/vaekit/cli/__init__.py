@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if message := empty_argument(argv):
         parser.error(message)
-    args = parser.parse_args(argv)
+    code = _run(parser.parse_args(argv))
+    if distributed := sys.modules.get("vaekit.distributed"):  # only a command that trained can have joined a group
+        distributed.exit_process(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _one_line_warning  # a warning is one line too; catch_warnings puts theirs back
         try:
