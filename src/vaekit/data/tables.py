@@ -25,13 +25,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .config import check_normalization
 
+NORMALIZATIONS = ("modes", "standard")  # of continuous columns; TabularVAE's default first
 FORMAT = "vaekit.tabular.transformer/1"
 FLOAT32_MAX = 3.4028234663852886e38
 KINDS = ("continuous", "integer", "datetime", "categorical", "boolean", "constant")
 NUMERIC = ("continuous", "integer", "datetime")
 JUNK_SHARE = 0.9  # an object column whose non-missing cells parse as numbers this often is numeric with junk
+
+
+def check_normalization(normalization: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"--normalization must be {' or '.join(NORMALIZATIONS)}, got '{normalization}'")
 
 
 @dataclass
