@@ -23,7 +23,7 @@ def as_model(model):
 
 def sentences_from(source, column: str | None = None) -> list[str]:
     """The list itself, or the sentences of a file: one per line, or the `column` of a CSV/TSV."""
-    from ..text.vocab import read_sentences
+    from ..data.text import read_sentences
 
     return list(source) if isinstance(source, (list, tuple)) else read_sentences(source, column)
 
@@ -60,7 +60,7 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     from ..saved import check_new_folder, clear_folder
     from ..semisupervised import LabelledVAE
     from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means, load_text_model
-    from ..text.vocab import TokenBatches, Vocabulary
+    from ..data.text import TokenBatches, Vocabulary
     from ..devices import select_device
     from ..training import Trainer
 
@@ -138,7 +138,7 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
 def _labelled(labelled, column: str | None = None, label_column: str | None = None) -> tuple[list[str], list]:
     """(sentences, labels) from a 'sentence<TAB>label' file, a CSV's two columns, or a pair of lists."""
     from ..errors import DataError
-    from ..text.vocab import read_labelled
+    from ..data.text import read_labelled
 
     if not isinstance(labelled, tuple):
         return read_labelled(labelled, column, label_column)
@@ -155,7 +155,7 @@ def _with_labels(data, vocabulary, texts: list[str], labels: list, text):
     import torch
 
     from ..semisupervised import UNLABELLED, LabelledData
-    from ..text.vocab import TokenBatches
+    from ..data.text import TokenBatches
 
     classes, y = np.unique(np.asarray([str(label) for label in labels]), return_inverse=True)
     ids = torch.cat([data.ids, vocabulary.encode(texts, text.max_len)[0]])

@@ -241,7 +241,7 @@ def _fit_modes(values: np.ndarray, max_modes: int, seed: int, max_rows: int = 50
     explain the values better than one Gaussian by the Bayesian information criterion: in 100
     iterations the mixture splits even a Gaussian column into up to max_modes overlapping modes.
     """
-    from .modes import fit_dp_mixture
+    from .table_modes import fit_dp_mixture
 
     rng = np.random.default_rng(seed)
     fit_on = values if len(values) <= max_rows else rng.choice(values, max_rows, replace=False)
