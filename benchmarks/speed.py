@@ -8,7 +8,7 @@ mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-
       pythae 0.1.2 and Keras 3 on the torch backend; plus the GEMM ceiling at b128 and b512, at fp32
       and at bf16 GEMM rates. "-bf16" rows train in bf16 mixed precision (torch.autocast; fp32
       weights, Adam and loss), vaekit through its `precision` option. vaekit flushes denormals to
-      zero while training (its `flush_denormals` default); "vaekit-noftz" turns that off and
+      zero while training (its opt-in `flush_denormals`, on in this benchmark's vaekit rows); "vaekit-noftz" turns that off and
       "plain-fused-ftz" turns it on in the plain loop, to show what that alone is worth. On an
       AVX-512 CPU vaekit's fp32 Linear layers of 128+ units run their products in oneDNN
       (vaekit.accel's OneDNNLinear); "-mkl" rows turn that off (VAEKIT_ONEDNN_LINEAR=0) to show its worth.
@@ -17,7 +17,7 @@ mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-
 conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, transposed convs back up)
       for vaekit and pythae with the same networks; pythae-conv-bf16 is pythae with its forward
       wrapped in CPU autocast by this script (pythae's own `amp` flag is CUDA-only). vaekit keeps
-      freed memory mapped while training (its `keep_freed_memory` default); "vaekit-conv-nokeep"
+      freed memory mapped while training (its opt-in `keep_freed_memory`, on in this benchmark's vaekit rows); "vaekit-conv-nokeep"
       leaves glibc's malloc to its own thresholds, to show what that alone is worth; "vaekit-conv-nonative"
       runs without vaekit's C kernels (VAEKIT_NATIVE=0, vaekit/accel/native.py), to show theirs.
       "-noaccel" rows (both designs) turn vaekit.accel off entirely (VAEKIT_ACCEL=0): the core's plain torch

@@ -83,7 +83,7 @@ def train_lm(decoder, batches, seconds: float, lr: float, clip: float, seed: int
 
 def ptb_data(args):
     """PTB's 10k vocabulary and the (train, valid, test) sentences of the run (random subsets by args)."""
-    from vaekit.text.vocab import Vocabulary
+    from vaekit.data.text import Vocabulary
 
     folder = data_dir() / "ptb"
     read = lambda split: (folder / f"ptb.{split}.txt").read_text().splitlines()  # noqa: E731
@@ -166,7 +166,7 @@ def ptb(args) -> dict:
 
     from vaekit.text.model import evaluate_text
     from vaekit.text.networks import SentenceDecoder
-    from vaekit.text.vocab import PAD, TokenBatches
+    from vaekit.data.text import PAD, TokenBatches
 
     if args.ptb_minutes:
         return ptb_clocked(args)

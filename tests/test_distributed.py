@@ -26,7 +26,8 @@ SRC = str(Path(__file__).parents[1] / "src")
 def _env(**extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env.update(OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo", VAEKIT_DIST_TIMEOUT="30",
-               PYTHONPATH=os.pathsep.join([SRC, env.get("PYTHONPATH", "")]), **extra)
+               PYTHONPATH=os.pathsep.join([SRC, env.get("PYTHONPATH", "")]))
+    env.update(extra)
     return env
 
 
@@ -111,16 +112,20 @@ def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shard
     _assert_close(_model(tmp_path / "a"), _model(tmp_path / "b"))
 
 
-def _rank_1_dies(*args: str) -> tuple[list[subprocess.Popen], str]:
-    """Start `python ARGS` as ranks 0 and 1 of a 2-process job whose rank 1 dies; the processes and rank 0's stderr."""
+def _one_rank_fails(*args: str, failing: int = 1, **env) -> tuple[list[subprocess.Popen], str]:
+    """Start `python ARGS` as ranks 0 and 1 of a 2-process job whose rank `failing` dies or hangs; the processes
+    and the other rank's stderr."""
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, *args], stderr=subprocess.PIPE, text=True,
                               env=_env(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank),
-                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
+                                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), **env))
              for rank in range(2)]
     try:
-        survivor = procs[0].communicate(timeout=90)[1]
-        procs[1].wait(timeout=30)
+        survivor = procs[1 - failing].communicate(timeout=90)[1]
+        procs[failing].wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        if procs[1 - failing].returncode is None:
+            raise
     finally:
         for proc in procs:
             proc.kill()
@@ -128,34 +133,35 @@ def _rank_1_dies(*args: str) -> tuple[list[subprocess.Popen], str]:
 
 
 def test_a_killed_rank_fails_the_job_with_a_clear_message_not_a_hang(tmp_path):
-    procs, survivor = _rank_1_dies(WORKER, str(tmp_path / "run"), "3", "--die-rank", "1", "--die-step", "2")
+    procs, survivor = _one_rank_fails(WORKER, str(tmp_path / "run"), "3", "--die-rank", "1", "--die-step", "2")
     assert procs[1].returncode == -9
     assert procs[0].returncode == 2, survivor
     assert "rank 0 of 2: the gradient all-reduce failed because another process died" in survivor
     assert "Traceback" not in survivor
 
 
-_DIE_IN_THE_FIRST_EPOCH = """
+_FAIL_IN_THE_FIRST_EPOCH = """
 import os, signal, sys
 from vaekit import cli, vae
 loss, calls = vae.VAE.loss, [0]
-def dying(self, *args, **kwargs):
+def failing(self, *args, **kwargs):
     calls[0] += 1
-    if os.environ["RANK"] == "1" and calls[0] > 2:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ["RANK"] == os.environ.get("FAIL_RANK", "1") and calls[0] > 2:
+        os.kill(os.getpid(), getattr(signal, os.environ.get("FAIL_SIGNAL", "SIGKILL")))
     return loss(self, *args, **kwargs)
-vae.VAE.loss = dying
+vae.VAE.loss = failing
 sys.exit(cli.main(sys.argv[1:]))
 """
+_TINY_RUN = ["--data", "digits", "--network", "mlp", "--hidden", "8", "--latent-dim", "2", "--epochs", "2",
+             "--batch-size", "64", "--device", "cpu"]
 
 
 def test_a_rank_lost_before_the_first_checkpoint_is_recovered_as_the_message_says_with_resume(tmp_path, capsys):
     from vaekit import cli
     from vaekit.apps import images as runs
 
-    options = ["--data", "digits", "--network", "mlp", "--hidden", "8", "--latent-dim", "2", "--epochs", "2",
-               "--batch-size", "64", "--device", "cpu"]
-    procs, survivor = _rank_1_dies("-c", _DIE_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"), *options)
+    options = _TINY_RUN
+    procs, survivor = _one_rank_fails("-c", _FAIL_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"), *options)
     assert procs[1].returncode == -9 and procs[0].returncode == 2, survivor
     assert "then restart with --resume" in survivor and not (tmp_path / "run" / "checkpoint").exists()
     capsys.readouterr()
@@ -165,6 +171,18 @@ def test_a_rank_lost_before_the_first_checkpoint_is_recovered_as_the_message_say
                device="cpu")
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == (
         tmp_path / "straight" / "model.safetensors").read_bytes()
+
+
+def test_a_rank_whose_peer_hangs_exits_with_vaekits_status_and_one_line_not_sigabrt(tmp_path):
+    # The survivor is rank 1 and its peer rank 0 (which holds the group's store) is stopped: the case that
+    # aborted in teardown ("terminate called without an active exception", status 134) about 1 run in 3.
+    procs, survivor = _one_rank_fails("-c", _FAIL_IN_THE_FIRST_EPOCH, "train", "--out", str(tmp_path / "run"),
+                                      *_TINY_RUN, failing=0, FAIL_RANK="0", FAIL_SIGNAL="SIGSTOP",
+                                      VAEKIT_DIST_TIMEOUT="3")
+    assert procs[1].returncode == 2, survivor
+    errors = [line for line in survivor.splitlines() if "vaekit: error:" in line]
+    assert len(errors) == 1 and "did not answer within 3 s" in errors[0], survivor
+    assert "terminate called" not in survivor and "Traceback" not in survivor
 
 
 def test_outside_torchrun_the_trainer_is_one_process_and_bad_settings_are_clear(monkeypatch):

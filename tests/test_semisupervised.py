@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import DataError
 from vaekit.semisupervised import UNLABELLED, LabelledBatch, LabelledData, LabelledVAE
-from vaekit.text.vocab import EOS, PAD, TokenBatches
+from vaekit.data.text import EOS, PAD, TokenBatches
 from vaekit.training import Trainer
 from vaekit.vae import build_vae
 

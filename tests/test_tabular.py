@@ -172,7 +172,7 @@ def test_transformer_bad_input_gets_clear_errors_or_documented_handling():
 def test_dp_mixture_is_sklearns_bayesian_gaussian_mixture():
     from sklearn.mixture import BayesianGaussianMixture
 
-    from vaekit.tabular.modes import fit_dp_mixture
+    from vaekit.data.table_modes import fit_dp_mixture
 
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.normal(-5, 1, 300), rng.normal(10, 2, 200), rng.normal(30, 0.5, 100)])

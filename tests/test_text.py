@@ -22,7 +22,7 @@ from vaekit.text.generate import generate
 from vaekit.text.config import TextConfig
 from vaekit.text.model import build_text_vae, cyclical_beta, evaluate_text, load_text_model
 from vaekit.text.networks import SentenceDecoder
-from vaekit.text.vocab import BOS, EOS, PAD, UNK, TokenBatches, Vocabulary, read_labelled, read_sentences
+from vaekit.data.text import BOS, EOS, PAD, UNK, TokenBatches, Vocabulary, read_labelled, read_sentences
 
 torch.set_num_threads(1)
 TINY = ["--embed-dim", "16", "--hidden", "24", "--latent-dim", "4", "--batch-size", "16", "--device", "cpu"]

@@ -97,14 +97,18 @@ class TrainConfig:
     precision: str = option("fp32", "fp32, or bf16 mixed precision: the networks' matrix products and convolutions "
                                      "run in bfloat16 under torch.autocast while weights, Adam and the loss stay fp32; "
                                      "faster on CPUs with AVX512-BF16 or AMX and on recent GPUs. Evaluation is fp32")
-    flush_denormals: bool = option(True, "on a CPU, compute denormal floats (below 1.2e-38) as zero while training: "
-                                         "Adam's moments of almost-always-zero gradients (e.g. of border pixels) decay "
-                                         "into denormals, which Intel CPUs process many times slower (1.26x per epoch "
-                                         "measured); the caller's mode is restored after fit")
-    keep_freed_memory: bool = option(True, "on Linux, keep freed memory mapped while training instead of handing it "
-                                           "back to the kernel every step (glibc's malloc thresholds raised): the "
-                                           "conv design's first epoch ran 1.7-1.9x faster without its ~10,000 page "
-                                           "faults per step; the memory is handed back after fit")
+    # The two process-wide settings are opt-in: neither showed >= 1.10x in steady state on the AMD EPYC these
+    # defaults were measured on (issue 40's rule; benchmarks/README.md, benchmarks/process_settings.py).
+    flush_denormals: bool = option(False, "on a CPU, compute denormal floats (below 1.2e-38) as zero while training: "
+                                          "Adam's moments of almost-always-zero gradients (e.g. of border pixels) decay "
+                                          "into denormals, which Intel CPUs process many times slower (1.26x per epoch "
+                                          "measured on a Xeon; none on an AMD EPYC); the caller's mode is restored "
+                                          "after fit")
+    keep_freed_memory: bool = option(False, "on Linux, keep freed memory mapped while training instead of handing it "
+                                            "back to the kernel every step (glibc's malloc thresholds raised): the "
+                                            "conv design's first epoch ran 1.7-1.9x faster without its ~10,000 page "
+                                            "faults per step, its steady speed the same; the memory is handed back "
+                                            "after fit")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     deterministic: bool = option(False, "PyTorch's deterministic algorithms while training (cuDNN's too): on a GPU a "

@@ -12,7 +12,8 @@ loss so the average equals the gradient of the mean over the whole global batch,
 shares are unequal. Metrics are summed across ranks; only rank 0 writes files and logs.
 
 A peer that dies or stops answering makes the next collective fail; the error is re-raised as a
-one-line `DistributedError` after at most $VAEKIT_DIST_TIMEOUT seconds (default 300).
+one-line `DistributedError` after at most $VAEKIT_DIST_TIMEOUT seconds (default 300). The CLI then
+leaves through `exit_process`, which skips the group's teardown.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import atexit
 import datetime
 import os
 import re
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -217,9 +219,26 @@ def from_environment(device: torch.device) -> Group:
     return group
 
 
+def exit_process(code: int) -> None:
+    """End this process now with exit status `code`, its output flushed, if it joined a process group;
+    return if it joined none. For a command-line process whose work is done or has failed.
+
+    Tearing a gloo group down, in destroy_process_group or in the interpreter's own teardown, now and then
+    aborts a process after its work and its error message ("terminate called without an active exception",
+    SIGABRT, status 134 instead of vaekit's), most often when a peer hung: a thread of the group is still
+    blocked on that peer. Rank 0 has written every file atomically by then, so the process skips teardown.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
 def _leave_group() -> None:
-    """Tear down the group this module joined before the interpreter exits: a gloo group left to the
-    interpreter's own teardown can abort the process ("terminate called without an active exception")."""
+    """Tear down the group this module joined before the interpreter exits, for a Python program that
+    trains under torchrun (the CLI leaves through `exit_process` instead, before this runs)."""
     import torch.distributed as dist
 
     if dist.is_initialized():

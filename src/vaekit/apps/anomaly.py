@@ -184,7 +184,7 @@ class VAEAnomalyDetector:
 
         self._validate()
         if is_mixed_table(X):  # categories one-hot, numbers standardized, by the tabular app's transformer
-            from ..tabular.transformer import TableTransformer
+            from ..data.tables import TableTransformer
 
             self.transformer_ = TableTransformer.fit(X, seed=self.random_state)
             self.feature_names_ = [str(c) for c in X.columns]
@@ -369,7 +369,7 @@ class VAEAnomalyDetector:
         if meta.get("feature_names") is not None:
             detector.feature_names_ = meta["feature_names"]
         if meta.get("transformer") is not None:
-            from ..tabular.transformer import TableTransformer
+            from ..data.tables import TableTransformer
 
             detector.transformer_ = TableTransformer.from_dict(meta["transformer"])
         detector._build()

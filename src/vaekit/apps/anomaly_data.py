@@ -78,7 +78,7 @@ def mixed_rows(transformer, X) -> tuple[np.ndarray, np.ndarray]:
     scored as the most anomalous."""
     import numpy as np
 
-    from ..tabular.transformer import python_scalar
+    from ..data.tables import python_scalar
 
     if not hasattr(X, "columns"):
         raise DataError("this detector was fitted on a mixed-type table: pass a pandas DataFrame "

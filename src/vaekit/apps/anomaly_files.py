@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from ..config import check_count
 from ..errors import ConfigError, DataError
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder
-from .anomaly import VAEAnomalyDetector, as_examples
+from .anomaly import VAEAnomalyDetector
+from .anomaly_data import as_examples
 
 if TYPE_CHECKING:
     import numpy as np

@@ -238,6 +238,7 @@ def _check_header(box: fmt.Container, run, source) -> CoderConfig | None:
     """Every field of a .vae header checked against the run that decodes it and the memory this machine has,
     before anything is allocated (a checksum only proves the file is as written, not that it is sane). Returns
     the lossless coder's config (None for a lossy file); a field that does not fit is a DataError naming it."""
+    # Long: one check per header field, in the header's order, so a field without its check stands out.
     meta, shape = box.meta, tuple(run.model.data_shape)
 
     def wrong(field: str, why: str) -> DataError:

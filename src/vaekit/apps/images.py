@@ -86,16 +86,14 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     again from the first epoch if it stopped before saving one; temporaries that a killed run left are removed.
     Without it, a folder that holds a saved model is refused unless overwrite=True, which replaces it.
     """
-    import numpy as np
     import torch
 
-    from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, remove_leftovers
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights
     from ..data.splits import IN_MEMORY, load_splits, model_data
+    from ..devices import select_device
     from ..distributed import is_main_process
     from ..evaluation import CollapseWatch
-    from ..limits import build_within_memory, check_memory
-    from ..training import METRICS_FILE, Trainer, select_device
-    from ..vae import build_vae
+    from ..training import Trainer
 
     arrays = None if data is None or isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
@@ -118,28 +116,14 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     if len(splits.x_train) < 2:
         raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
                         "from; give more data or a smaller --val-fraction")
-    model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
-    if model_cfg.condition == "label" and not resume:
-        if splits.y_train is None:
-            raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
-        model_cfg = dataclasses.replace(model_cfg, n_classes=int(np.max(splits.y_train)) + 1)
-    torch.manual_seed(train_cfg.seed)
-    vae = build_within_memory(lambda: build_vae(model_cfg), "a model of these sizes",
-                              "lower --latent-dim, --hidden or --conv-channels")
-    check_memory(4 * ACTIVATION_COPIES * train_cfg.iw_samples * train_cfg.batch_size * vae.decoded_elements(),
-                 f"a training step of --iw-samples {train_cfg.iw_samples} x --batch-size {train_cfg.batch_size}",
-                 "lower them")
+    model_cfg, vae = _build_for(splits, model_cfg, train_cfg, resume)
     vae.likelihood.check_data(splits.x_train)
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
     if out is not None and is_main_process():
-        if not resume:
-            clear_folder(out, overwrite)
-        remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
-        if not resume:
-            write_json(out / CONFIG_FILE, _saved_config(model_cfg, train_cfg, data_cfg))
+        _prepare_folder(out, resume, overwrite, model_cfg, train_cfg, data_cfg)
     tracked = trackers(log_to, out, resume) if is_main_process() else []
     if not resume:
         for tracker in tracked:
@@ -191,6 +175,42 @@ def save(run: Run, folder: str | Path, overwrite: bool = False) -> Path:
     return folder
 
 
+def _build_for(splits, model_cfg, train_cfg, resume: bool):
+    """(model_cfg completed with the data's shape and, for a new label-conditioned run, its classes; the VAE it
+    builds), once the model and a training step are known to fit in memory."""
+    import numpy as np
+    import torch
+
+    from ..limits import build_within_memory, check_memory
+    from ..vae import build_vae
+
+    model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
+    if model_cfg.condition == "label" and not resume:
+        if splits.y_train is None:
+            raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
+        model_cfg = dataclasses.replace(model_cfg, n_classes=int(np.max(splits.y_train)) + 1)
+    torch.manual_seed(train_cfg.seed)
+    vae = build_within_memory(lambda: build_vae(model_cfg), "a model of these sizes",
+                              "lower --latent-dim, --hidden or --conv-channels")
+    check_memory(4 * ACTIVATION_COPIES * train_cfg.iw_samples * train_cfg.batch_size * vae.decoded_elements(),
+                 f"a training step of --iw-samples {train_cfg.iw_samples} x --batch-size {train_cfg.batch_size}",
+                 "lower them")
+    return model_cfg, vae
+
+
+def _prepare_folder(out: Path, resume: bool, overwrite: bool, model_cfg, train_cfg, data_cfg) -> None:
+    """Empty `out` for a new run (or keep a resumed one's), remove a killed run's temporaries, and write a new
+    run's config.json."""
+    from ..checkpoint import CONFIG_FILE, MODEL_FILE, remove_leftovers
+    from ..training import METRICS_FILE
+
+    if not resume:
+        clear_folder(out, overwrite)
+    remove_leftovers(out, (CONFIG_FILE, MODEL_FILE, METRICS_FILE, CURVES_FILE))
+    if not resume:
+        write_json(out / CONFIG_FILE, _saved_config(model_cfg, train_cfg, data_cfg))
+
+
 def _resumed_configs(out: Path | None, options: dict):
     from ..checkpoint import CONFIG_FILE
 
@@ -209,7 +229,8 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     """Rebuild a trained VAE from a run directory (config.json + model.safetensors)."""
     from ..accel import accelerate
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_jsonl
-    from ..training import METRICS_FILE, select_device
+    from ..devices import select_device
+    from ..training import METRICS_FILE
     from ..vae import build_vae
 
     path = Path(path)

@@ -62,7 +62,7 @@ def load(path, device: str = "auto"):
     recommend.Recommender or VAEAnomalyDetector. A folder vaekit did not save is a CheckpointError.
     `path` may name a model on the Hugging Face Hub, "owner/name", when no such folder is here (`resolve`)."""
     from ..saved import saved_kind
-    from ..training import select_device
+    from ..devices import select_device
 
     path = resolve(path)
     return LOADERS[saved_kind(path)](path, str(select_device(device)))

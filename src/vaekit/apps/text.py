@@ -23,7 +23,7 @@ def as_model(model):
 
 def sentences_from(source, column: str | None = None) -> list[str]:
     """The list itself, or the sentences of a file: one per line, or the `column` of a CSV/TSV."""
-    from ..text.vocab import read_sentences
+    from ..data.text import read_sentences
 
     return list(source) if isinstance(source, (list, tuple)) else read_sentences(source, column)
 
@@ -51,49 +51,27 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     Returns the TextModel with the best validation weights loaded."""
     import torch
 
-    from ..checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json
-    from ..io import write_json
-    from ..config import resumed_train_config
-    from ..errors import CheckpointError, ConfigError, DataError
-    from ..evaluation import active_units
-    from ..limits import build_within_memory, check_memory
-    from ..saved import check_new_folder, clear_folder
+    from ..checkpoint import MODEL_FILE, load_weights, read_json
+    from ..data.text import TokenBatches
+    from ..devices import select_device
+    from ..errors import ConfigError, DataError
+    from ..limits import build_within_memory
+    from ..saved import clear_folder
     from ..semisupervised import LabelledVAE
-    from ..text.model import TextModel, build_text_vae, cyclical_beta, latent_means, load_text_model
-    from ..text.vocab import TokenBatches, Vocabulary
-    from ..training import Trainer, select_device
+    from ..text.model import TextModel, build_text_vae, cyclical_beta
+    from ..training import Trainer
 
     if label_column is not None and labelled is None:
         raise ConfigError("--label-column names the label column of a CSV --labelled file: add --labelled")
-    if resume:
-        if not (Path(out) / CONFIG_FILE).exists():
-            raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new fit")
-        saved = load_text_model(out, weights=False)  # the checkpoint holds the weights to resume
-        text, train = saved.config, resumed_train_config((saved.config, saved.train), saved.train, options)
-        vocabulary = saved.vocabulary
-    else:
-        text, train = _configs(options)
-        check_new_folder(out, overwrite, resume=True)
+    text, train, saved = _fit_configs(out, options, resume, overwrite)
+    vocabulary = saved.vocabulary if saved else vocabulary
     select_device(train.device)
     torch.manual_seed(train.seed)
-    sentences = sentences_from(corpus, column)
-    if val is not None:
-        val_sentences = sentences_from(val, column)
-    else:
-        order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(train.seed)).tolist()
-        n_val = int(len(sentences) * text.val_fraction)
-        val_sentences, sentences = [sentences[i] for i in order[:n_val]], [sentences[i] for i in order[n_val:]]
+    sentences, val_sentences = _split(corpus, val, column, text.val_fraction, train.seed)
     if len(sentences) < 2:
         raise DataError(f"the corpus has {len(sentences)} training sentence(s): give at least 2")
     labelled = _labelled(labelled, column, label_column) if labelled is not None else None
-    check_memory(8 * text.max_len * (len(sentences) + len(val_sentences) + len(labelled[0] if labelled else [])),
-                 f"{len(sentences)} sentences padded to --max-len {text.max_len} tokens", "lower --max-len")
-    vocabulary = vocabulary or Vocabulary.build(sentences + (labelled[0] if labelled else []), text.tokenizer,
-                                                text.max_vocab, text.min_count, text.lowercase)
-    x_train, cut = vocabulary.encode(sentences, text.max_len)
-    if cut:
-        log(f"note: {cut} of {len(sentences)} sentences exceed --max-len {text.max_len} tokens and were cut")
-    x_val = TokenBatches(vocabulary.encode(val_sentences, text.max_len)[0]) if val_sentences else None
+    vocabulary, x_train, x_val = _encode(sentences, val_sentences, labelled, vocabulary, text, log)
     vae = build_within_memory(lambda: build_text_vae(text, len(vocabulary)), "a sentence VAE of these sizes",
                               "lower --embed-dim, --hidden, --latent-dim or --max-vocab")
     model = TextModel(vae, vocabulary, text, train, Path(out))
@@ -109,35 +87,98 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     model.save(out)
     schedule = None
     if text.kl_schedule == "cyclical":
-        steps = train.epochs * -(-len(data) // min(train.batch_size, len(data)))
-        schedule = cyclical_beta(train.beta, steps, text.kl_cycles)
-    diagnostics: list[dict] = []
-    probe = x_val if x_val is not None else TokenBatches(x_train[:1000])
-
-    def diagnose(row: dict) -> None:
-        model.vae.eval()
-        units = active_units(latent_means(model.vae, TokenBatches(probe.ids[:1000])))
-        kl = row.get("val_kl", row["kl"])
-        diagnostics.append({"epoch": row["epoch"], "beta": row["beta"], "kl": kl, "active_units": units,
-                            "neg_elbo": row.get("val_neg_elbo", row["loss"]), "epoch_seconds": row["epoch_seconds"]})
-        write_json(Path(out) / "diagnostics.json", diagnostics)
-        log(f"epoch {row['epoch']}: -ELBO {diagnostics[-1]['neg_elbo']:.2f} nats, KL {kl:.2f} nats, active units "
-            f"{units}/{text.latent_dim}, beta {row['beta']:.2f}, {row['epoch_seconds']:.1f} s")
-
+        schedule = cyclical_beta(train.beta, train.epochs * -(-len(data) // min(train.batch_size, len(data))),
+                                 text.kl_cycles)
+    diagnose = _Diagnostics(model, x_val if x_val is not None else TokenBatches(x_train[:1000]), Path(out), log)
     trainer = Trainer(model.trained, train, run_dir=out, on_epoch=diagnose, kl_schedule=schedule)
     if resume:
         trainer.resume()
-        diagnostics = [row for row in read_json(Path(out) / "diagnostics.json") if row["epoch"] <= trainer.epoch]
+        diagnose.rows = [row for row in read_json(Path(out) / DIAGNOSTICS_FILE) if row["epoch"] <= trainer.epoch]
     trainer.fit(data, x_val)
     load_weights(model.trained, Path(out) / MODEL_FILE)
     model.trained.eval()
     return model
 
 
+def _fit_configs(out, options: dict, resume: bool, overwrite: bool):
+    """(TextConfig, TrainConfig, the saved TextModel without weights or None): a resume's from its folder, with
+    what may change routed from `options`; a new fit's from `options`, once `out` may be written."""
+    from ..checkpoint import CONFIG_FILE
+    from ..config import resumed_train_config
+    from ..errors import CheckpointError
+    from ..saved import check_new_folder
+    from ..text.model import load_text_model
+
+    if not resume:
+        text, train = _configs(options)
+        check_new_folder(out, overwrite, resume=True)
+        return text, train, None
+    if not (Path(out) / CONFIG_FILE).exists():
+        raise CheckpointError(f"nothing to resume: {out}/{CONFIG_FILE} not found; drop --resume to start a new fit")
+    saved = load_text_model(out, weights=False)  # the checkpoint holds the weights to resume
+    return saved.config, resumed_train_config((saved.config, saved.train), saved.train, options), saved
+
+
+def _encode(sentences: list[str], val_sentences: list[str], labelled, vocabulary, text, log):
+    """(the vocabulary, given or built from the training and labelled sentences; (N, max_len) training ids;
+    the validation TokenBatches or None), once the padded ids are known to fit in memory."""
+    from ..data.text import TokenBatches, Vocabulary
+    from ..limits import check_memory
+
+    check_memory(8 * text.max_len * (len(sentences) + len(val_sentences) + len(labelled[0] if labelled else [])),
+                 f"{len(sentences)} sentences padded to --max-len {text.max_len} tokens", "lower --max-len")
+    vocabulary = vocabulary or Vocabulary.build(sentences + (labelled[0] if labelled else []), text.tokenizer,
+                                                text.max_vocab, text.min_count, text.lowercase)
+    x_train, cut = vocabulary.encode(sentences, text.max_len)
+    if cut:
+        log(f"note: {cut} of {len(sentences)} sentences exceed --max-len {text.max_len} tokens and were cut")
+    return vocabulary, x_train, (TokenBatches(vocabulary.encode(val_sentences, text.max_len)[0])
+                                 if val_sentences else None)
+
+
+def _split(corpus, val, column: str | None, val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(training, validation) sentences: `val`'s if given, else a random `val_fraction` of the corpus."""
+    import torch
+
+    sentences = sentences_from(corpus, column)
+    if val is not None:
+        return sentences, sentences_from(val, column)
+    order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = int(len(sentences) * val_fraction)
+    return [sentences[i] for i in order[n_val:]], [sentences[i] for i in order[:n_val]]
+
+
+DIAGNOSTICS_FILE = "diagnostics.json"
+
+
+class _Diagnostics:
+    """The Trainer's on_epoch for a sentence VAE: KL, active units on up to 1,000 probe sentences and -ELBO,
+    written to diagnostics.json after every epoch and logged as one line."""
+
+    def __init__(self, model, probe, out: Path, log):
+        self.model, self.probe, self.out, self.log = model, probe, out, log
+        self.rows: list[dict] = []
+
+    def __call__(self, row: dict) -> None:
+        from ..data.text import TokenBatches
+        from ..evaluation import active_units
+        from ..io import write_json
+        from ..text.model import latent_means
+
+        self.model.vae.eval()
+        units = active_units(latent_means(self.model.vae, TokenBatches(self.probe.ids[:1000])))
+        kl = row.get("val_kl", row["kl"])
+        self.rows.append({"epoch": row["epoch"], "beta": row["beta"], "kl": kl, "active_units": units,
+                          "neg_elbo": row.get("val_neg_elbo", row["loss"]), "epoch_seconds": row["epoch_seconds"]})
+        write_json(self.out / DIAGNOSTICS_FILE, self.rows)
+        self.log(f"epoch {row['epoch']}: -ELBO {self.rows[-1]['neg_elbo']:.2f} nats, KL {kl:.2f} nats, active units "
+                 f"{units}/{self.model.config.latent_dim}, beta {row['beta']:.2f}, {row['epoch_seconds']:.1f} s")
+
+
 def _labelled(labelled, column: str | None = None, label_column: str | None = None) -> tuple[list[str], list]:
     """(sentences, labels) from a 'sentence<TAB>label' file, a CSV's two columns, or a pair of lists."""
     from ..errors import DataError
-    from ..text.vocab import read_labelled
+    from ..data.text import read_labelled
 
     if not isinstance(labelled, tuple):
         return read_labelled(labelled, column, label_column)
@@ -154,7 +195,7 @@ def _with_labels(data, vocabulary, texts: list[str], labels: list, text):
     import torch
 
     from ..semisupervised import UNLABELLED, LabelledData
-    from ..text.vocab import TokenBatches
+    from ..data.text import TokenBatches
 
     classes, y = np.unique(np.asarray([str(label) for label in labels]), return_inverse=True)
     ids = torch.cat([data.ids, vocabulary.encode(texts, text.max_len)[0]])

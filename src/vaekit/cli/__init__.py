@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if message := empty_argument(argv):
         parser.error(message)
-    args = parser.parse_args(argv)
+    code = _run(parser.parse_args(argv))
+    if distributed := sys.modules.get("vaekit.distributed"):  # only a command that trained can have joined a group
+        distributed.exit_process(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..distributed import is_main_process
 
     with warnings.catch_warnings(), _quiet_unless(is_main_process()):

@@ -50,7 +50,7 @@ def fit(data, out: str | Path | None = None, data_config=None, progress: bool = 
     from ..data.interactions import SparseRows, read_interactions, strong_split
     from ..limits import build_within_memory
     from ..saved import check_new_folder, clear_folder
-    from ..training import select_device
+    from ..devices import select_device
 
     (config,) = route(options, RecommendConfig())
     data_config = data_config or InteractionConfig()
@@ -165,7 +165,7 @@ def load(path: str | Path, device: str = "auto") -> Recommender:
     from ..checkpoint import load_tensors, load_weights, read_json, read_jsonl
     from ..data.interactions import Interactions, StrongSplit
     from ..saved import read_config
-    from ..training import select_device
+    from ..devices import select_device
 
     path = Path(path)
     saved = read_config(path, KIND, FORMAT_VERSION)

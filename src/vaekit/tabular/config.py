@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from ..config import check_values, option
 from ..errors import ConfigError
 
-NORMALIZATIONS = ("modes", "standard")  # of continuous columns; TabularVAE's default first
-
 # Tabular training defaults that differ from TrainConfig's, TVAE's: batch 500, L2 1e-5, and beta 0.5 (TVAE
 # weights the reconstruction by loss_factor 2; on wine-white it lifted ML efficacy R^2 from ~0.23 to ~0.27).
 TRAIN_DEFAULTS = dict(epochs=100, batch_size=500, weight_decay=1e-5, beta=0.5, progress=False)
@@ -33,13 +31,10 @@ class TabularConfig:
             raise ConfigError(f"--min-scale must be positive, got {self.min_scale}")
         if self.latent_dim < 1 or not self.hidden or min(self.hidden) < 1:
             raise ConfigError(f"--latent-dim and --hidden must be positive, got {self.latent_dim} and {self.hidden}")
+        from ..data.tables import check_normalization  # the transformer's; imports numpy, not at --help
+
         check_normalization(self.normalization)
         if self.max_categories < 2:
             raise ConfigError(f"--max-categories must be at least 2, got {self.max_categories}")
         if self.max_integer_levels < 0:
             raise ConfigError(f"--max-integer-levels must be 0 (off) or positive, got {self.max_integer_levels}")
-
-
-def check_normalization(normalization: str) -> None:
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"--normalization must be {' or '.join(NORMALIZATIONS)}, got '{normalization}'")

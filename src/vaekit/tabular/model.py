@@ -48,7 +48,7 @@ class TabularVAE:
 
         from ..limits import build_within_memory
         from ..training import Trainer
-        from .transformer import TableTransformer
+        from ..data.tables import TableTransformer
 
         started = time.perf_counter()
         torch.manual_seed(self.train_config.seed)
@@ -143,7 +143,7 @@ class TabularVAE:
     def _condition_columns(self, conditions: dict) -> list[tuple[int, float]]:
         """(row-layout index, 0 or 1) of the flag or chosen category entry each condition fixes;
         for a categorical, fixing its chosen entry to 1 also zeroes the rest of the block."""
-        from .transformer import python_scalar
+        from ..data.tables import python_scalar
 
         by_name, start = {}, 0
         for column in self.transformer.columns:
@@ -223,8 +223,8 @@ class TabularVAE:
         seed samples the same rows as the fitted model on the same device)."""
         from ..checkpoint import MODEL_FILE, load_weights, read_json
         from ..saved import read_config
-        from ..training import select_device
-        from .transformer import TableTransformer
+        from ..devices import select_device
+        from ..data.tables import TableTransformer
 
         path = Path(path)
         config = read_config(path, KIND, FORMAT_VERSION)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, optional_import
-from .transformer import NUMERIC, numeric_values, detect_kind
+from ..data.tables import NUMERIC, numeric_values, detect_kind
 
 BINS = 10
 

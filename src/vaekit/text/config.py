@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from ..config import TrainConfig, check_values, option
 from ..errors import ConfigError
 
-TOKENIZERS = ("word", "wordpunct", "char")
 CELLS = ("gru", "lstm")
 KL_SCHEDULES = ("linear", "cyclical")
 
@@ -52,6 +51,8 @@ class TextConfig:
     val_fraction: float = option(0.05, "share of the corpus held out for validation when no --val file is given")
 
     def validate(self) -> None:
+        from ..data.text import TOKENIZERS  # the vocabulary's; imports torch, not at --help
+
         check_values(self)
         if self.tokenizer not in TOKENIZERS:
             raise ConfigError(f"--tokenizer must be one of {', '.join(TOKENIZERS)}, got '{self.tokenizer}'")

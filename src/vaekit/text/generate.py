@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
-from .vocab import BOS, EOS, PAD
+from ..data.text import BOS, EOS, PAD
 
 METHODS = ("greedy", "sample", "beam")
 

@@ -22,7 +22,7 @@ from ..semisupervised import LabelledVAE
 from ..vae import VAE
 from .config import TEXT_TRAIN, TextConfig  # noqa: F401 (re-exported)
 from .networks import NoEncoder, SentenceDecoder, SentenceEncoder
-from .vocab import PAD, TokenBatches, Vocabulary, load_vocabulary, save_vocabulary
+from ..data.text import PAD, TokenBatches, Vocabulary, load_vocabulary, save_vocabulary
 
 VOCAB_FILE = "vocab.json"
 KIND = "text"  # config.json's kind (vaekit.saved); vaekit 0.1.0 wrote "text-vae"

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from . import generate as decoding
-from .vocab import BOS, EOS, PAD, UNK
+from ..data.text import BOS, EOS, PAD, UNK
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 

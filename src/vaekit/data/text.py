@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError, DataError
-from .config import TOKENIZERS
+
+TOKENIZERS = ("word", "wordpunct", "char")
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")

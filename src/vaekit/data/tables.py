@@ -25,13 +25,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .config import check_normalization
 
+NORMALIZATIONS = ("modes", "standard")  # of continuous columns; TabularVAE's default first
 FORMAT = "vaekit.tabular.transformer/1"
 FLOAT32_MAX = 3.4028234663852886e38
 KINDS = ("continuous", "integer", "datetime", "categorical", "boolean", "constant")
 NUMERIC = ("continuous", "integer", "datetime")
 JUNK_SHARE = 0.9  # an object column whose non-missing cells parse as numbers this often is numeric with junk
+
+
+def check_normalization(normalization: str) -> None:
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"--normalization must be {' or '.join(NORMALIZATIONS)}, got '{normalization}'")
 
 
 @dataclass
@@ -236,7 +241,7 @@ def _fit_modes(values: np.ndarray, max_modes: int, seed: int, max_rows: int = 50
     explain the values better than one Gaussian by the Bayesian information criterion: in 100
     iterations the mixture splits even a Gaussian column into up to max_modes overlapping modes.
     """
-    from .modes import fit_dp_mixture
+    from .table_modes import fit_dp_mixture
 
     rng = np.random.default_rng(seed)
     fit_on = values if len(values) <= max_rows else rng.choice(values, max_rows, replace=False)
