@@ -106,6 +106,12 @@ class TrainConfig:
                                            "conv design's first epoch ran 1.7-1.9x faster without its ~10,000 page "
                                            "faults per step; the memory is handed back after fit")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
+    checkpoint_every: int = option(0, "also checkpoint every this many optimizer steps, mid-epoch, so a run killed "
+                                      "or preempted resumes (--resume) where it stopped, bit for bit on a CPU; "
+                                      "0: at epoch ends only")
+    workers: int = option(-1, "DataLoader worker processes reading streamed data (shards, datasets folders, tar "
+                              "shards, image folders); -1: one per core beyond the first, at most 8; 0: read in "
+                              "the training process. Data held in memory needs none")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     deterministic: bool = option(False, "PyTorch's deterministic algorithms while training (cuDNN's too): on a GPU a "
                                         "rerun or --resume then repeats a run bit for bit, as it does on a CPU, "
@@ -117,6 +123,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "iw_samples"):
             _positive(self, name)
         check_count("--seed", self.seed, 0)
+        check_count("--checkpoint-every", self.checkpoint_every, 0)
+        check_count("--workers", self.workers, -1, "-1 picks one per core")
         check_device(self.device)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
@@ -329,7 +337,7 @@ def from_args(cls, args: argparse.Namespace, base=None):
     return with_options(base or cls(), options_from(args, cls))
 
 
-RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit")
+RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit", "workers", "checkpoint_every")
 
 
 def resumed_train_config(saved: tuple, train: TrainConfig, options: dict) -> TrainConfig:
