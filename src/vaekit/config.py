@@ -19,6 +19,7 @@ FORMAT_VERSION = 1
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
 NETWORKS = ("auto", "mlp", "conv")
+STREAM_MODES = ("auto", "always", "never")
 PADDINGS = ("same", "valid")
 SCALE_MODES = ("learned", "decoder")  # or a positive number: a fixed scale
 MAX_INT = 2 ** 31 - 1  # no count, size or seed of a config is larger: a bigger one is a typo
@@ -149,12 +150,19 @@ class DataConfig:
     binarize: str = option("none", "none, dynamic (fresh Bernoulli draw each epoch) or static (one fixed draw)")
     corrupt: str = option("none", "train a denoising VAE: inputs corrupted afresh each epoch, targets clean: "
                                   "gaussian:SIGMA, salt-pepper:SHARE or mask:SHARE, e.g. gaussian:0.3")
+    stream: str = option("auto", "read --data as it is needed instead of loading it: auto (streamed when its float32 "
+                                 "rows would take more than a quarter of the memory available), always or never; "
+                                 "applies to .npy shard folders or globs, datasets folders, .tar shards, image folders",
+                         choices=STREAM_MODES)
+    column: str | None = option(None, "the column of a Hugging Face datasets folder, or the entry of a .tar shard's "
+                                      "samples (npy, png, jpg...), to train on; default: the first")
 
     def validate(self) -> None:
         check_values(self)
         parse_image_size(self.image_size)
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        one_of(self, "stream", STREAM_MODES)
         if self.binarize not in ("none", "dynamic", "static"):
             raise ConfigError(f"--binarize must be none, dynamic or static, got '{self.binarize}'")
         if self.corrupt != "none":

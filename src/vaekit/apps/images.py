@@ -73,7 +73,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     import torch
 
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights, remove_leftovers
-    from ..data.splits import IN_MEMORY, load_splits, model_data
+    from ..data.splits import IN_MEMORY, model_data, training_splits
     from ..distributed import is_main_process
     from ..limits import build_within_memory, check_memory
     from ..training import METRICS_FILE, Trainer, select_device
@@ -94,7 +94,11 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         if out is not None and is_main_process():
             check_new_folder(out, overwrite, resume=True)
     select_device(train_cfg.device)
-    splits = load_splits(data_cfg, train_cfg.seed, arrays)
+    splits = training_splits(data_cfg, train_cfg.seed, arrays)
+    streamed = not torch.is_tensor(splits.x_train)
+    if streamed and model_cfg.condition != "none":
+        raise ConfigError(f"--condition {model_cfg.condition} needs the data in memory, but {data_cfg.data} is "
+                          "streamed: drop --condition or pass --stream never")
     if len(splits.x_train) < 2:
         raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
                         "from; give more data or a smaller --val-fraction")
@@ -109,7 +113,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     check_memory(4 * ACTIVATION_COPIES * train_cfg.iw_samples * train_cfg.batch_size * vae.decoded_elements(),
                  f"a training step of --iw-samples {train_cfg.iw_samples} x --batch-size {train_cfg.batch_size}",
                  "lower them")
-    vae.likelihood.check_data(splits.x_train)
+    vae.likelihood.check_data(splits.x_val if streamed else splits.x_train)  # a stream: its held-out rows
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
@@ -122,7 +126,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             write_json(out / CONFIG_FILE, {"kind": KIND, "format_version": FORMAT_VERSION,
                                            "vaekit_version": __version__, "model": to_dict(model_cfg),
                                            "train": to_dict(train_cfg), "data": to_dict(data_cfg)})
-    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
+    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and x_train is splits.x_train,
                       on_epoch=_tensorboard_logger(out) if tensorboard else None)
     if resume and has_checkpoint(out / STATE_DIR):
         trainer.resume()
@@ -200,14 +204,14 @@ def as_run(run: Run | str | Path) -> Run:
 
 def run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -> Splits:
     """The run's data split as in training, or `data` (from `data_dir`) instead; it must fit the model."""
-    from ..data.splits import IN_MEMORY, load_splits
+    from ..data.splits import IN_MEMORY, training_splits
 
     config = run.data
     if data is not None or data_dir is not None:
         config = dataclasses.replace(config, **{k: v for k, v in (("data", data), ("data_dir", data_dir)) if v})
     if config.data == IN_MEMORY:
         raise ConfigError("this run was trained on in-memory arrays: pass --data (or data=) to name the data")
-    splits = load_splits(config, run.train.seed)
+    splits = training_splits(config, run.train.seed)
     if tuple(splits.x_test.shape[1:]) != tuple(run.model.data_shape):
         raise DataError(f"data of shape {tuple(splits.x_test.shape[1:])} does not fit this model, trained on "
                         f"{tuple(run.model.data_shape)}: pass data like the training data")
