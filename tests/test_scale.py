@@ -196,19 +196,7 @@ def test_streamed_data_mistakes_are_one_line_errors(tmp_path):
         train(tmp_path / "run", data=npy, stream="always", condition="label", network="mlp", epochs=1)
 
 
-KILLED = """
-import os, signal, sys
-from vaekit.vae import VAE
-from vaekit.cli import main
-loss, calls = VAE.loss, [0]
-def dying(self, x, **kwargs):
-    calls[0] += 1
-    if calls[0] > int(sys.argv[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return loss(self, x, **kwargs)
-VAE.loss = dying
-main(sys.argv[2:])
-"""
+KILLED = str(Path(__file__).with_name("killed_train.py"))
 
 
 def test_kill_9_mid_epoch_then_resume_ends_as_the_uninterrupted_run(tmp_path):
@@ -219,7 +207,7 @@ def test_kill_9_mid_epoch_then_resume_ends_as_the_uninterrupted_run(tmp_path):
              "--epochs", "3", "--batch-size", "16", "--checkpoint-every", "3", "--workers", "0"]
     assert main([*flags, "--out", str(tmp_path / "whole")]) == 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
-    killed = subprocess.run([sys.executable, "-c", KILLED, "7", *flags, "--out", str(tmp_path / "cut")], env=env,
+    killed = subprocess.run([sys.executable, KILLED, "7", *flags, "--out", str(tmp_path / "cut")], env=env,
                             capture_output=True, timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert main([*flags, "--out", str(tmp_path / "cut"), "--resume"]) == 0
