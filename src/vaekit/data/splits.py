@@ -15,7 +15,7 @@ import torch
 from ..conditioning import PairedData, binarize, parse_corruption
 from ..config import DataConfig, parse_image_size
 from ..errors import ConfigError, DataError
-from .datasets import Dataset, load_dataset, split_validation
+from .datasets import DATASETS, Dataset, load_dataset, split_validation
 from .streams import RowSubset, TarShards, check_streamable, hold_in_memory, open_source, read_all, stream_kind
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
 def training_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
     """What a run trains on: `load_splits`, except that a streamed source (streams.stream_kind) too big to hold in
     memory (streams.hold_in_memory), or any under --stream always, is split by `streamed_splits` and read as needed."""
-    kind = None if arrays is not None else stream_kind(data.data)
+    kind = None if arrays is not None or data.data in DATASETS else stream_kind(data.data)
     check_streamable(data.column, kind)
     if kind is None or (kind == "images" and data.stream == "never"):
         return load_splits(data, seed, arrays)
