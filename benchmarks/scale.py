@@ -192,7 +192,7 @@ def part_images(work: Path, count: int) -> dict:
     import torch
 
     from vaekit.batches import epoch_batches
-    from vaekit.data.streams import ImageFiles
+    from vaekit.data.streams import ImageFiles, RowSubset
 
     folder = make_images(work, count)
     source = ImageFiles(str(folder))
@@ -201,10 +201,11 @@ def part_images(work: Path, count: int) -> dict:
     source[torch.arange(probe)]
     decode = probe / (time.perf_counter() - started)
     reading = {}
+    subset = RowSubset(source, np.random.default_rng(0).permutation(len(source))[:10_000])
     for workers in (0, 1, 2):
-        order = torch.randperm(len(source), generator=torch.Generator().manual_seed(0))[:10_000]
+        order = torch.randperm(len(subset), generator=torch.Generator().manual_seed(0))
         started = time.perf_counter()
-        for _ in epoch_batches(source, order, 128, 0, lambda i: (i, len(i)), workers, 0):
+        for _ in epoch_batches(subset, order, 128, 0, lambda i: (i, len(i)), workers, 0):
             pass
         reading[workers] = len(order) / (time.perf_counter() - started)
     training = {workers: train(str(folder), work / "run", "--stream", "always", "--workers", str(workers))
