@@ -1,6 +1,6 @@
 """A tiny training job for tests/test_distributed.py, run under torchrun (or with WORLD_SIZE/RANK set).
 
-    python tests/distributed_worker.py RUN_DIR EPOCHS [--resume] [--shards DIR]
+    python tests/distributed_worker.py RUN_DIR EPOCHS [--resume] [--shards DIR] [--checkpoint-every STEPS]
         [--die-rank R --die-step S [--die-signal SIGSTOP]]
 
 The encoder's scale is fixed at exp(-15), so the reparameterization noise is ~3e-7: the runs
@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--die-step", type=int, default=0)
     parser.add_argument("--die-signal", default="SIGKILL", help="SIGSTOP makes a hung rank instead of a dead one")
     parser.add_argument("--shards", default=None, help="read the training rows from these .npy shards")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every this many steps")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     vae = build()
@@ -75,7 +76,8 @@ def main(argv=None) -> int:
             return loss(x, **kwargs)
 
         vae.loss = dying
-    trainer = Trainer(vae, TrainConfig(epochs=args.epochs, **CONFIG), args.run_dir)
+    trainer = Trainer(vae, TrainConfig(epochs=args.epochs, checkpoint_every=args.checkpoint_every, workers=0, **CONFIG),
+                      args.run_dir)
     if args.resume:
         trainer.resume()
     x_train, x_val = data()

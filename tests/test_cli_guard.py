@@ -65,11 +65,12 @@ TRAIN_FLAGS = {
     "--free-bits": NON_NEGATIVE_FLOAT, "--iw-samples": POSITIVE_CAPPED, "--grad-clip": NON_NEGATIVE_FLOAT,
     "--early-stopping": NON_NEGATIVE, "--time-limit": NON_NEGATIVE_FLOAT, "--ema": ["1", "-0.1", "nan", "x"],
     "--precision": CHOICE, "--seed": SEED, "--device": ["bogus", "", "cuda:99"],
+    "--checkpoint-every": NON_NEGATIVE, "--workers": ["-2", *NOT_INT],
 }
 IMAGE_FLAGS = {
     "--preset": CHOICE, "--config": BAD_CONFIG_FILE, "--log-to": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
     "--data-dir": BAD_DATA_DIR, "--image-size": ["0x0", "x", "-8x8", "8", "100000x100000"],
-    "--val-fraction": FRACTION, "--binarize": CHOICE,
+    "--val-fraction": FRACTION, "--binarize": CHOICE, "--stream": CHOICE, "--column": ["nope", ""],
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],
     "--network": CHOICE, "--hidden": SIZES, "--conv-channels": SIZES, "--encoder-padding": CHOICE,
     "--activation": CHOICE, "--latent-dim": POSITIVE_CAPPED, "--likelihood": CHOICE,

@@ -112,6 +112,26 @@ def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shard
     _assert_close(_model(tmp_path / "a"), _model(tmp_path / "b"))
 
 
+def test_two_ranks_streaming_shards_resume_mid_epoch_on_two_exactly_and_on_one(tmp_path):
+    """Each rank reads its share of every batch from memory-mapped shards; rank 1 is killed mid-epoch after a step
+    checkpoint; the job resumes on 2 processes as if never stopped, and on 1 process within float rounding."""
+    import shutil
+
+    write_npy_shards(worker.data()[0].numpy(), tmp_path / "shards", rows_per_shard=40)
+    flags = ["--shards", tmp_path / "shards", "--checkpoint-every", "2"]
+    _torchrun(tmp_path / "whole", 2, *flags)
+    procs, survivor = _one_rank_fails(WORKER, str(tmp_path / "cut"), "2", "--die-rank", "1", "--die-step", "6",
+                                   *map(str, flags))
+    assert procs[1].returncode == -9 and procs[0].returncode == 2, survivor
+    meta = read_checkpoint(tmp_path / "cut" / "checkpoint").files["state.json"]
+    assert '"step": 2' in meta.read_text()  # epoch 2 of 4 steps, stopped after its second
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut-one")
+    _torchrun(tmp_path / "cut", 2, "--resume", *flags)
+    assert all(torch.equal(a, b) for a, b in zip(_model(tmp_path / "cut").values(), _model(tmp_path / "whole").values()))
+    _single(tmp_path / "cut-one", 2, resume=True)
+    _assert_close(_model(tmp_path / "cut-one"), _model(tmp_path / "whole"))
+
+
 def _one_rank_fails(*args: str, failing: int = 1, **env) -> tuple[list[subprocess.Popen], str]:
     """Start `python ARGS` as ranks 0 and 1 of a 2-process job whose rank `failing` dies or hangs; the processes
     and the other rank's stderr."""

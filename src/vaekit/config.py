@@ -19,6 +19,7 @@ FORMAT_VERSION = 1
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
 NETWORKS = ("auto", "mlp", "conv")
+STREAM_MODES = ("auto", "always", "never")
 PADDINGS = ("same", "valid")
 SCALE_MODES = ("learned", "decoder")  # or a positive number: a fixed scale
 MAX_INT = 2 ** 31 - 1  # no count, size or seed of a config is larger: a bigger one is a typo
@@ -110,6 +111,12 @@ class TrainConfig:
                                             "faults per step, its steady speed the same; the memory is handed back "
                                             "after fit")
     seed: int = option(0, "seed for initialization, shuffling, sampling: the same seed gives the same run")
+    checkpoint_every: int = option(0, "also checkpoint every this many optimizer steps, mid-epoch, so a run killed "
+                                      "or preempted resumes (--resume) where it stopped, bit for bit on a CPU; "
+                                      "0: at epoch ends only")
+    workers: int = option(-1, "DataLoader worker processes reading streamed data (shards, datasets folders, tar "
+                              "shards, image folders); -1: one per core beyond the first, at most 8; 0: read in "
+                              "the training process. Data held in memory needs none")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
     deterministic: bool = option(False, "PyTorch's deterministic algorithms while training (cuDNN's too): on a GPU a "
                                         "rerun or --resume then repeats a run bit for bit, as it does on a CPU, "
@@ -121,6 +128,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "iw_samples"):
             _positive(self, name)
         check_count("--seed", self.seed, 0)
+        check_count("--checkpoint-every", self.checkpoint_every, 0)
+        check_count("--workers", self.workers, -1, "-1 picks one per core")
         check_device(self.device)
         if not self.lr > 0:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
@@ -145,12 +154,19 @@ class DataConfig:
     binarize: str = option("none", "none, dynamic (fresh Bernoulli draw each epoch) or static (one fixed draw)")
     corrupt: str = option("none", "train a denoising VAE: inputs corrupted afresh each epoch, targets clean: "
                                   "gaussian:SIGMA, salt-pepper:SHARE or mask:SHARE, e.g. gaussian:0.3")
+    stream: str = option("auto", "read --data as it is needed instead of loading it: auto (streamed when its float32 "
+                                 "rows would take more than a quarter of the memory available), always or never; "
+                                 "applies to .npy shard folders or globs, datasets folders, .tar shards, image folders",
+                         choices=STREAM_MODES)
+    column: str | None = option(None, "the column of a Hugging Face datasets folder, or the entry of a .tar shard's "
+                                      "samples (npy, png, jpg...), to train on; default: the first")
 
     def validate(self) -> None:
         check_values(self)
         parse_image_size(self.image_size)
         if not 0 <= self.val_fraction < 1:
             raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        one_of(self, "stream", STREAM_MODES)
         if self.binarize not in ("none", "dynamic", "static"):
             raise ConfigError(f"--binarize must be none, dynamic or static, got '{self.binarize}'")
         if self.corrupt != "none":
@@ -333,7 +349,7 @@ def from_args(cls, args: argparse.Namespace, base=None):
     return with_options(base or cls(), options_from(args, cls))
 
 
-RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit")
+RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit", "workers", "checkpoint_every")
 
 
 def resumed_train_config(saved: tuple, train: TrainConfig, options: dict) -> TrainConfig:

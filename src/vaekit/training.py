@@ -1,8 +1,9 @@
 """The Trainer: model-agnostic optimization of `vae.loss(x, beta=..., free_bits=..., iw_samples=...)`.
 
 It owns Adam, batching, KL warm-up, early stopping, checkpoints, exact resume and logging;
-the model owns its maths. Data is held as one tensor on the device and batched by shuffled
-index slices; per-step metrics stay on the device and are read once per epoch. Under torchrun
+the model owns its maths. Data that fits is held as one tensor on the device and batched by shuffled
+index slices; larger data is streamed by DataLoader workers in the same order (batches.py). Per-step
+metrics stay on the device and are read once per epoch. Under torchrun
 the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writes and logs.
 """
 
@@ -13,19 +14,21 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .accel import accelerate, process_settings
+from .batches import epoch_batches, is_stream, worker_count
 from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, load_tensors, optimizer_state,
                          read_checkpoint, read_json, read_jsonl, restore_optimizer, tensor_bytes, write_checkpoint)
 from .conditioning import binarize
 from .config import TrainConfig
 from .devices import check_precision, deterministic_algorithms, select_device
 from .distributed import from_environment
-from .errors import CheckpointError, VaekitError
+from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
 from .io import atomic_write, write_jsonl
 
@@ -78,6 +81,7 @@ class Trainer:
         self.bad_epochs = 0
         self.history: list[dict] = []
         self._legacy_steps: int | None = None  # optimizer steps of a resumed checkpoint without a manifest
+        self._within: EpochPosition | None = None  # where a resumed step checkpoint left the current epoch
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _rng_tensors(self) -> dict[str, torch.Tensor]:
@@ -86,9 +90,9 @@ class Trainer:
             rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
 
-    def save_checkpoint(self) -> None:
-        """Commit the state after `epoch` epochs as one checkpoint, then show its best weights and history in
-        model.safetensors and metrics.jsonl."""
+    def save_checkpoint(self, within: EpochPosition | None = None) -> None:
+        """Commit the state after `epoch` epochs (and `within.step` steps of the next, for a step checkpoint) as one
+        checkpoint, then show its best weights and history in model.safetensors and metrics.jsonl."""
         if self.run_dir is None or not self.group.is_main:
             return
         tensors, meta = optimizer_state(self.optimizer)
@@ -98,9 +102,12 @@ class Trainer:
         tensors.update(self._rng_tensors())
         state = {"epoch": self.epoch, "best_val": self.best_val, "bad_epochs": self.bad_epochs,
                  "best_epoch": self.best_epoch, "optimizer": meta, "history": self.history}
+        if within is not None:  # the epoch is redrawn from its starting shuffle state and continued at `step`
+            tensors.update({"rng.shuffle": within.shuffle, "epoch.sums": within.sums})
+            state.update(step=within.step, epoch_seconds=within.seconds)
         files = {STATE_TENSORS: tensor_bytes(tensors), STATE_META: json.dumps(state).encode()}
         shown = self.run_dir / MODEL_FILE  # until this commit, the last checkpoint's best weights
-        best = tensor_bytes(self.scored.state_dict()) if self.best_epoch == self.epoch else (
+        best = tensor_bytes(self.scored.state_dict()) if self.best_epoch == self.epoch and within is None else (
             shown.read_bytes() if shown.exists() else None)
         if best is not None:
             files[MODEL_FILE] = best
@@ -136,6 +143,9 @@ class Trainer:
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.epoch, self.best_epoch = epoch, meta.get("best_epoch", 0)
+        if "step" in meta:  # a step checkpoint: the epoch continues after its `step` steps
+            self._within = EpochPosition(meta["step"], tensors["rng.shuffle"], tensors["epoch.sums"],
+                                         meta["epoch_seconds"])
         if "history" in meta:
             self.history = meta["history"]
         else:  # the layout before manifests kept the history in metrics.jsonl only
@@ -192,9 +202,10 @@ class Trainer:
         """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
 
         x_train, x_val: (N, *data_shape) float tensors, moved to the trainer's device once; or any
-        object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows), and
+        object with len() whose `[index_tensor]` returns a dense batch tensor (e.g. sparse rows, NpyShards), and
         which may regroup each epoch's shuffled order with `batch_order(order, batch_size, generator)`
-        (sentences by length).
+        (sentences by length). x_train may also be a torch Dataset of single rows or an IterableDataset with
+        len(), read by `workers` DataLoader processes (see vaekit.batches); x_val is read into memory.
         """
         with process_settings(self.device, flush_denormals=self.config.flush_denormals,
                               keep_freed_memory=self.config.keep_freed_memory), \
@@ -206,6 +217,9 @@ class Trainer:
         objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
         if cfg.compile:
             objective = _Compiled(objective)
+        if is_stream(x_train) and group.distributed:
+            raise ConfigError("an IterableDataset cannot be split among torchrun's processes yet: give .npy shards, "
+                              "a datasets folder or a map-style Dataset, whose rows each rank reads its share of")
         x_train = _on_device(x_train, self.device)
         x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
@@ -215,8 +229,10 @@ class Trainer:
         while self.epoch < cfg.epochs:
             self.vae.train()
             started = time.perf_counter()
-            sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch, training_seconds)
-            seconds = time.perf_counter() - started
+            within, self._within = self._within, None
+            sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch, training_seconds, within,
+                                          started)
+            seconds = time.perf_counter() - started + (within.seconds if within is not None else 0.0)
             if group.distributed:  # every rank takes the same decisions from the same numbers
                 group.all_reduce(sums)
                 seconds = group.all_reduce(torch.tensor([seconds], dtype=torch.float64), op="max").item()
@@ -248,27 +264,32 @@ class Trainer:
         group.barrier()  # rank 0's files are complete before any rank reads them
         return self.history
 
-    def _steps(self, objective, x_train, batch_size: int, steps_per_epoch: int, training_seconds: float):
-        """One epoch's optimizer steps: the example-weighted sums of loss, reconstruction and KL (on the device,
-        read by the caller once), the last step's beta, and the progress bar (open, or None)."""
+    def _steps(self, objective, x_train, batch_size: int, steps_per_epoch: int, training_seconds: float,
+               within: EpochPosition | None, started: float):
+        """One epoch's optimizer steps (from `within.step` on, for an epoch resumed mid-way): the example-weighted
+        sums of loss, reconstruction and KL (on the device, read by the caller once), the last step's beta, and the
+        progress bar (open, or None)."""
         cfg, group = self.config, self.group
         n = len(x_train)
         check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU
-        order = torch.randperm(n, generator=self.shuffle)  # the same on every rank
+        shuffle = self.shuffle.get_state()  # what a step checkpoint saves to draw this epoch's order again
+        order = None if is_stream(x_train) else torch.randperm(n, generator=self.shuffle)  # the same on every rank
         if hasattr(x_train, "batch_order"):  # the data's own grouping, e.g. sentences of similar length
             order = x_train.batch_order(order, batch_size, self.shuffle)
-        if group.distributed:  # each rank its own noise, reproducible per epoch whatever the history
-            torch.manual_seed(cfg.seed + 1_000_003 * (self.epoch + 1) + 7919 * group.rank)
+        start = within.step if within is not None else 0
+        if group.distributed:  # each rank its own noise, reproducible per epoch (and step checkpoint) whatever the history
+            self._seed_rank(start)
         if torch.is_tensor(x_train):
             order = order.to(x_train.device)
-        sums = torch.zeros(3, device=self.device)
+        sums = within.sums.to(self.device) if within is not None else torch.zeros(3, device=self.device)
         # time spent per step at the last epoch's pace: the same number on every rank and after a resume
         pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
         bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
-        for step in range(steps_per_epoch):
-            index = order[step * batch_size:(step + 1) * batch_size]
-            share, count = group.shard(index)  # this rank's part of the global batch
-            batch = _rows(x_train, share).to(self.device, non_blocking=True)
+        if bar is not None and start:
+            bar.update(start)
+        batches = epoch_batches(x_train, order, batch_size, start, group.shard, worker_count(cfg.workers), self.epoch)
+        for step, (batch, count, global_count) in zip(range(start, steps_per_epoch), batches):
+            batch = batch.to(self.device, non_blocking=True)
             if self.dynamic_binarization:
                 batch = binarize(batch)
             global_step = self.epoch * steps_per_epoch + step
@@ -280,7 +301,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = out.loss * group.loss_scale(count, len(index)) if group.distributed else out.loss
+            loss = out.loss * group.loss_scale(count, global_count) if group.distributed else out.loss
             with group.guard("the gradient all-reduce"):
                 loss.backward()
             if cfg.grad_clip > 0:
@@ -297,7 +318,24 @@ class Trainer:
             sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
             if bar is not None:
                 bar.update()
+            if cfg.checkpoint_every > 0 and (global_step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
+                seconds = time.perf_counter() - started + (within.seconds if within is not None else 0.0)
+                self._checkpoint_step(EpochPosition(step + 1, shuffle, sums, seconds))
         return sums, beta, bar
+
+    def _checkpoint_step(self, position: EpochPosition) -> None:
+        """A step checkpoint: every rank's sums so far go to rank 0, which saves them; under DDP every rank then
+        reseeds its noise from the step, as a resume from this checkpoint does."""
+        if self.group.distributed:
+            totals = self.group.all_reduce(position.sums.clone())
+            position = EpochPosition(position.step, position.shuffle, totals, position.seconds)
+        self.save_checkpoint(position)
+        if self.group.distributed:
+            self._seed_rank(position.step)
+
+    def _seed_rank(self, step: int) -> None:
+        """Under DDP, this rank's noise from here on: a function of the seed, epoch, step and rank alone."""
+        torch.manual_seed(self.config.seed + 1_000_003 * (self.epoch + 1) + 7919 * self.group.rank + 104_729 * step)
 
     @property
     def scored(self) -> nn.Module:
@@ -330,6 +368,18 @@ class Trainer:
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
             "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
+
+
+@dataclass(frozen=True)
+class EpochPosition:
+    """Where a step checkpoint leaves an epoch: `step` steps done, the shuffle generator's state at the epoch's start
+    (which draws its order again), the example-weighted sums of loss, reconstruction and KL so far (all ranks'), and
+    the training seconds spent in it."""
+
+    step: int
+    shuffle: torch.Tensor
+    sums: torch.Tensor
+    seconds: float
 
 
 class WeightAverage:
@@ -382,12 +432,6 @@ def _summary(row: dict, epochs: int) -> str:
     if "val_active_units" in row:
         text += f"  active units {row['val_active_units']}"
     return text + f"  ({row['epoch_seconds']:.1f} s, {row['samples_per_s']:,.0f} samples/s)"
-
-
-def _rows(data, index: torch.Tensor):
-    """data[index]; a tensor through index_select, whose row copies ran 5x faster than indexing's
-    per-element gather (a 512-row batch of 28x28 images: 38 vs 215 us)."""
-    return data.index_select(0, index) if torch.is_tensor(data) else data[index]
 
 
 def _on_device(data, device: torch.device):

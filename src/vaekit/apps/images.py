@@ -89,7 +89,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     import torch
 
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights
-    from ..data.splits import IN_MEMORY, load_splits, model_data
+    from ..data.splits import IN_MEMORY, model_data, training_splits
     from ..devices import select_device
     from ..distributed import is_main_process
     from ..evaluation import CollapseWatch
@@ -112,12 +112,16 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         if out is not None and is_main_process():
             check_new_folder(out, overwrite, resume=True)
     select_device(train_cfg.device)
-    splits = load_splits(data_cfg, train_cfg.seed, arrays)
+    splits = training_splits(data_cfg, train_cfg.seed, arrays)
+    streamed = not torch.is_tensor(splits.x_train)
+    if streamed and model_cfg.condition != "none":
+        raise ConfigError(f"--condition {model_cfg.condition} needs the data in memory, but {data_cfg.data} is "
+                          "streamed: drop --condition or pass --stream never")
     if len(splits.x_train) < 2:
         raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
                         "from; give more data or a smaller --val-fraction")
     model_cfg, vae = _build_for(splits, model_cfg, train_cfg, resume)
-    vae.likelihood.check_data(splits.x_train)
+    vae.likelihood.check_data(splits.x_val if streamed else splits.x_train)  # a stream: its held-out rows
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
@@ -131,7 +135,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
                            (("model", model_cfg), ("train", train_cfg), ("data", data_cfg))
                            for key, value in to_dict(config).items()})
     watch = CollapseWatch(x_val, train_cfg.beta, train_cfg.epochs) if x_val is not None and len(x_val) else None
-    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and torch.is_tensor(x_train),
+    trainer = Trainer(vae, train_cfg, out, dynamic_binarization=dynamic and x_train is splits.x_train,
                       on_epoch=(lambda row: [tracker.epoch(row) for tracker in tracked]) if tracked else None,
                       probe=watch)
     if resume and has_checkpoint(out / STATE_DIR):
@@ -256,14 +260,14 @@ def as_run(run: Run | str | Path) -> Run:
 
 def run_splits(run: Run, data: str | None = None, data_dir: str | None = None) -> Splits:
     """The run's data split as in training, or `data` (from `data_dir`) instead; it must fit the model."""
-    from ..data.splits import IN_MEMORY, load_splits
+    from ..data.splits import IN_MEMORY, training_splits
 
     config = run.data
     if data is not None or data_dir is not None:
         config = dataclasses.replace(config, **{k: v for k, v in (("data", data), ("data_dir", data_dir)) if v})
     if config.data == IN_MEMORY:
         raise ConfigError("this run was trained on in-memory arrays: pass --data (or data=) to name the data")
-    splits = load_splits(config, run.train.seed)
+    splits = training_splits(config, run.train.seed)
     if tuple(splits.x_test.shape[1:]) != tuple(run.model.data_shape):
         raise DataError(f"data of shape {tuple(splits.x_test.shape[1:])} does not fit this model, trained on "
                         f"{tuple(run.model.data_shape)}: pass data like the training data")

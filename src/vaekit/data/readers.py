@@ -178,7 +178,22 @@ _ARRAY_READERS = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}
 ARRAY_SUFFIXES = tuple(_ARRAY_READERS)
 
 
-def _check_size(size) -> tuple[int, int] | None:
+def image_files(root: Path) -> list[Path]:
+    """The PNG/JPEG files under `root` (recursively, hidden entries skipped), relative to it, in sorted order."""
+    if not root.is_dir():
+        raise DataError(f"no such folder {root}; check the path")
+    relative = sorted(
+        p.relative_to(root) for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    if not relative:
+        raise DataError(f"no PNG or JPEG images in {root}; point vaekit at a folder of images or at {FORMATS}")
+    return relative
+
+
+def check_image_size(size) -> tuple[int, int] | None:
+    """(H, W) as two positive ints, or None; anything else is a ConfigError."""
     if size is None:
         return None
     if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):
@@ -195,13 +210,13 @@ def _open_image(path: Path):
         raise _unreadable(path, str(e), REEXPORT) from None
 
 
-def _peek(path: Path) -> tuple[tuple[int, int], str]:
+def peek_image(path: Path) -> tuple[tuple[int, int], str]:
     """(W, H) and "L" or "RGB", from the header only."""
     with _open_image(path) as image:
         return image.size, "L" if image.mode in _GRAY_MODES else "RGB"
 
 
-def _decode(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarray:
+def decode_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarray:
     """One image as uint8 (H, W) for mode L or (H, W, 3) for RGB."""
     from PIL import Image
 
@@ -223,17 +238,9 @@ def read_image_folder(path, size=None, grayscale: bool | None = None):
     must share one size. `grayscale` forces L (True) or RGB (False); by default the majority
     mode wins. Returns (x uint8 (N, H, W, C) with C 1 or 3, labels int64 (N,) or None,
     class_names tuple or None)."""
-    root, size = Path(path), _check_size(size)
-    if not root.is_dir():
-        raise DataError(f"no such folder {root}; check the path")
-    relative = sorted(
-        p.relative_to(root) for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-    if not relative:
-        raise DataError(f"no PNG or JPEG images in {root}; point vaekit at a folder of images or at {FORMATS}")
-    headers = [_peek(root / r) for r in relative]
+    root, size = Path(path), check_image_size(size)
+    relative = image_files(root)
+    headers = [peek_image(root / r) for r in relative]
     odd = next((i for i, (wh, _) in enumerate(headers) if wh != headers[0][0]), None)
     if size is None and odd is not None:
         shapes = ", ".join(f"{relative[i]} is {headers[i][0][1]}x{headers[i][0][0]}" for i in (0, odd))
@@ -241,7 +248,7 @@ def read_image_folder(path, size=None, grayscale: bool | None = None):
     if grayscale is None:
         modes = Counter(mode for _, mode in headers)
         grayscale = modes["L"] > modes["RGB"]
-    x = np.stack([_decode(root / r, "L" if grayscale else "RGB", size) for r in relative])
+    x = np.stack([decode_image(root / r, "L" if grayscale else "RGB", size) for r in relative])
     x = x[..., None] if x.ndim == 3 else x  # (N, H, W, C)
     if not all(len(r.parts) > 1 for r in relative):
         return x, None, None

@@ -5,6 +5,7 @@ read their tensors here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,13 +14,15 @@ import torch
 
 from ..conditioning import PairedData, binarize, parse_corruption
 from ..config import DataConfig, parse_image_size
-from ..errors import DataError
-from .datasets import Dataset, load_dataset, split_validation
+from ..errors import ConfigError, DataError
+from .datasets import DATASETS, Dataset, load_dataset, split_validation
+from .streams import RowSubset, TarShards, check_streamable, hold_in_memory, open_source, read_all, stream_kind
 
 if TYPE_CHECKING:
     from ..vae import VAE
 
 IN_MEMORY = "<array>"
+VAL_ROWS = 10_000  # at most this many rows of a streamed source are held out (in memory) for validation
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,41 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
         start = 0 if data.binarize == "static" else 1
         tensors[start:] = [binarize(t, generator) for t in tensors[start:]]
     return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val)
+
+
+def training_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
+    """What a run trains on: `load_splits`, except that a streamed source (streams.stream_kind) too big to hold in
+    memory (streams.hold_in_memory), or any under --stream always, is split by `streamed_splits` and read as needed."""
+    kind = None if arrays is not None or data.data in DATASETS else stream_kind(data.data)
+    check_streamable(data.column, kind)
+    if kind is None or (kind == "images" and data.stream == "never"):
+        return load_splits(data, seed, arrays)
+    source = open_source(data.data, data.column, data.image_size, seed)
+    if data.stream == "always" or (data.stream == "auto" and not hold_in_memory(source)):
+        return streamed_splits(source, data, seed)
+    return load_splits(data, seed, None if kind == "images" else read_all(source).numpy())
+
+
+def streamed_splits(source, data: DataConfig, seed: int = 0) -> Splits:
+    """A streamed source split for training: val_fraction of its rows (at most VAL_ROWS; of .tar shards, the first
+    rows of the last shard) held out in memory for validation and as the test split; the rest read as needed."""
+    if data.binarize == "static" or data.corrupt != "none":
+        raise ConfigError(f"--{'binarize static' if data.binarize == 'static' else 'corrupt'} needs the data in memory, "
+                          "but it is streamed: use --binarize dynamic or none and no --corrupt, or --stream never")
+    n_val = min(VAL_ROWS, round(data.val_fraction * len(source)))
+    if isinstance(source, TarShards):
+        held = len(source.shards) - 1 if n_val and len(source.shards) > 1 else None
+        train = source.subset([i for i in range(len(source.shards)) if i != held])
+        rows = [] if held is None else list(itertools.islice(source.subset([held]), n_val))
+        x_val = torch.stack(rows) if rows else torch.empty(0, *source.row_shape)
+    else:
+        order = np.random.default_rng(seed).permutation(len(source))
+        train = RowSubset(source, np.sort(order[n_val:]))  # sorted: neighbouring rows stay neighbours on disk
+        x_val = source[torch.from_numpy(np.sort(order[:n_val]))]
+    if data.binarize != "none" and len(x_val):
+        _check_unit_range(x_val)
+        x_val = binarize(x_val, torch.Generator().manual_seed(seed + 1))
+    return Splits(train, x_val, x_val, None, None)
 
 
 def _dataset_from_array(x: np.ndarray, y, seed: int):
