@@ -258,6 +258,11 @@ def test_a_variant_run_loads_through_the_registry_and_serves_evaluates_and_repor
     result = evaluate(loaded, k=16, progress=False, limit=50)
     assert math.isfinite(result.nll) and result.nll <= result.neg_elbo + 1.0
     assert "<img" in report(loaded).read_text()
+    from vaekit.apps.export import export
+    from vaekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--prior vamp --posterior planar --stochastic-layers 2.*vaekit serve"):
+        export(out, tmp_path / "exported", format="exported-program")
     pytest.importorskip("fastapi")
     pytest.importorskip("httpx")
     from fastapi.testclient import TestClient
