@@ -276,3 +276,13 @@ def test_a_variant_run_loads_through_the_registry_and_serves_evaluates_and_repor
     for path, body in [("/sample", {"model": "run", "n": 2, "seed": 1}), ("/score", {"model": "run", "x": x}),
                        ("/reconstruct", {"model": "run", "x": x})]:
         assert client.post(path, json=body).status_code == 200, path
+
+
+def test_lossless_coding_refuses_a_flow_posterior_it_cannot_code():
+    pytest.importorskip("constriction")
+    from vaekit.compression.bbans import check_codable
+    from vaekit.errors import ConfigError
+
+    check_codable(_model("standard_normal", "gaussian", 1))
+    with pytest.raises(ConfigError, match="diagonal Gaussian posterior; this run's is Flow"):
+        check_codable(_model("standard_normal", "iaf", 1))
