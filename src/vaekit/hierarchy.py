@@ -20,7 +20,7 @@ from torch.distributions import Distribution, constraints, kl_divergence
 
 from .networks import MLP
 from .posteriors import DiagonalGaussian, DiagonalNormal, Posterior, build_posterior
-from .priors import Prior, build_prior, monte_carlo_kl
+from .priors import Prior, build_prior, gaussian_noise, monte_carlo_kl
 
 
 class TwoLayerDistribution(Distribution):
@@ -102,9 +102,7 @@ class TwoLayerPrior(Prior):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z2 = self.top.sample(n, generator)  # (n, latent)
         pz1 = _gaussian_of(self.net, z2)
-        device = z2.device if generator is None else generator.device
-        noise = torch.randn(z2.shape, generator=generator, device=device).to(z2.device)
-        return torch.cat([pz1.mean + pz1.stddev * noise, z2], -1)
+        return torch.cat([pz1.mean + pz1.stddev * gaussian_noise(z2.shape, generator, z2.device), z2], -1)
 
     def _layer_terms(self, qz: TwoLayerDistribution, z: torch.Tensor, top_terms: bool) -> torch.Tensor:
         z2 = z[..., self.top.latent_dim:]

@@ -49,6 +49,13 @@ class Prior(nn.Module, abc.ABC):
         return self().log_prob(z)
 
 
+def gaussian_noise(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """N(0, 1) draws of `shape` on `device`, drawn on the generator's own device: a CPU generator gives the
+    same draws to a model on any device."""
+    source = device if generator is None else generator.device
+    return torch.randn(tuple(shape), generator=generator, device=source).to(device)
+
+
 def monte_carlo_kl(qz: Distribution, prior: Prior, z: torch.Tensor | None = None) -> torch.Tensor:
     """KL(qz || p) per example (batch,) estimated as the mean over draws z (..., batch, latent_dim)
     of log q(z) - log p(z): unbiased for z ~ qz (one fresh reparameterized draw when z is None)."""
@@ -84,9 +91,7 @@ class StandardNormal(Prior):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if generator is None:
             return self().sample((n,))
-        # noise from the generator's own device: a CPU generator gives the same draws to a model on any device
-        noise = torch.randn(n, self.latent_dim, generator=generator, device=generator.device)  # (n, latent)
-        return self.loc + self.scale * noise.to(self.loc.device)
+        return self.loc + self.scale * gaussian_noise((n, self.latent_dim), generator, self.loc.device)
 
     def kl(self, qz: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
         per_dim = self._closed_form_kl(qz)
@@ -128,11 +133,10 @@ class DiagonalMixture(Prior):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         logits, loc, scale = (t.detach() for t in self.components())
-        device = loc.device if generator is None else generator.device
-        component = torch.multinomial(logits.softmax(0).to(device), n, replacement=True, generator=generator)
-        noise = torch.randn(n, self.latent_dim, generator=generator, device=device)  # (n, latent)
-        component, noise = component.to(loc.device), noise.to(loc.device)
-        return loc[component] + scale[component] * noise
+        source = loc.device if generator is None else generator.device
+        component = torch.multinomial(logits.softmax(0).to(source), n, replacement=True, generator=generator)
+        noise = gaussian_noise((n, self.latent_dim), generator, loc.device)
+        return loc[component.to(loc.device)] + scale[component.to(loc.device)] * noise
 
     def kl(self, qz: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
         if as_diagonal_normal(qz) is None:
