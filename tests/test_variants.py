@@ -286,3 +286,17 @@ def test_lossless_coding_refuses_a_flow_posterior_it_cannot_code():
     check_codable(_model("standard_normal", "gaussian", 1))
     with pytest.raises(ConfigError, match="diagonal Gaussian posterior; this run's is Flow"):
         check_codable(_model("standard_normal", "iaf", 1))
+
+
+def test_the_mixture_density_by_matrix_products_is_torchs_elementwise_one():
+    from torch.distributions import Categorical, MixtureSameFamily
+
+    torch.manual_seed(33)
+    prior = MixtureOfGaussians(5, components=7)
+    with torch.no_grad():
+        prior.log_scale.normal_(0, 0.5)
+        prior.logits.normal_()
+    z = torch.randn(3, 4, 5) * 2  # (k, batch, latent)
+    logits, loc, scale = prior.components()
+    elementwise = MixtureSameFamily(Categorical(logits=logits), Independent(Normal(loc, scale), 1)).log_prob(z)
+    torch.testing.assert_close(prior.log_prob(z), elementwise, atol=1e-4, rtol=1e-5)

@@ -19,7 +19,7 @@ from torch import nn
 from torch.distributions import Distribution, constraints, kl_divergence
 
 from .networks import MLP
-from .posteriors import DiagonalGaussian, DiagonalNormal, Posterior, build_posterior
+from .posteriors import DiagonalGaussian, DiagonalNormal, Posterior, build_posterior, full_precision
 from .priors import Prior, build_prior, gaussian_noise, monte_carlo_kl
 
 
@@ -60,7 +60,7 @@ class TwoLayerDistribution(Distribution):
 
 def _gaussian_of(net: nn.Module, inputs: torch.Tensor) -> DiagonalNormal:
     """The diagonal Gaussian `net` gives for inputs (..., features): loc and log-variance (..., latent) each."""
-    stats = net(inputs.flatten(0, -2)).float()  # fp32 under autocast, as the VAE makes the encoder's
+    stats = full_precision(net(inputs.flatten(0, -2)))
     return DiagonalGaussian()(stats.view(*inputs.shape[:-1], stats.shape[-1]))
 
 

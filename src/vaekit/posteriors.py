@@ -19,6 +19,12 @@ from torch.distributions.transforms import Transform
 from .errors import ConfigError
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """A network's output in fp32 when mixed precision made it bf16/fp16, so that the likelihood and
+    the KL sum over pixels and dimensions in full precision (a bf16 sum of 784 terms is off by ~1 nat)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 class Posterior(nn.Module, abc.ABC):
     """Abstract posterior family. `forward(stats)` maps the encoder's output (batch, ...) to q(z|x)
     with batch_shape (batch,), event_shape (latent_dim,) and reparameterized `rsample`."""

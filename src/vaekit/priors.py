@@ -10,6 +10,7 @@ a sampler, and answers `kl` and `kl_terms` with that estimate.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from .errors import ConfigError
-from .posteriors import DiagonalNormal, as_diagonal_normal
+from .posteriors import DiagonalNormal, as_diagonal_normal, full_precision
 
 
 class Prior(nn.Module, abc.ABC):
@@ -109,6 +110,22 @@ class StandardNormal(Prior):
         return None if normal is None else kl_divergence(normal, self().base_dist)
 
 
+class GaussianMixture(MixtureSameFamily):
+    """torch's mixture of diagonal Gaussians whose log_prob expands the square into matrix products,
+    log N_k(z) = -(z^2 . 1/s_k^2 - 2 z . m_k/s_k^2 + |m_k/s_k|^2) / 2 - sum log s_k - D log(2 pi) / 2, instead
+    of an elementwise (..., K, D) tensor: the importance-weighted NLL of a 500-component VampPrior ran ~10x slower
+    that way. Its rounding grows with |z| / s_k; far from every component the density is ~0 either way."""
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        loc, scale = self.component_distribution.base_dist.loc, self.component_distribution.base_dist.scale
+        precision = scale.pow(-2)  # (K, D)
+        quadratic = (z.square() @ precision.T - 2 * z @ (loc * precision).T
+                     + (loc.square() * precision).sum(-1))  # (..., K)
+        log_norm = scale.log().sum(-1) + 0.5 * loc.shape[-1] * math.log(2 * math.pi)  # (K,)
+        log_weights = self.mixture_distribution.logits.log_softmax(-1)
+        return torch.logsumexp(log_weights - 0.5 * quadratic - log_norm, -1)
+
+
 class DiagonalMixture(Prior):
     """Abstract p(z) = sum_k w_k N(z; loc_k, diag(scale_k^2)), its parameters from `components()`.
 
@@ -128,8 +145,8 @@ class DiagonalMixture(Prior):
 
     def forward(self) -> Distribution:
         logits, loc, scale = self.components()
-        return MixtureSameFamily(Categorical(logits=logits, validate_args=False),
-                                 Independent(Normal(loc, scale, validate_args=False), 1), validate_args=False)
+        return GaussianMixture(Categorical(logits=logits, validate_args=False),
+                               Independent(Normal(loc, scale, validate_args=False), 1), validate_args=False)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         logits, loc, scale = (t.detach() for t in self.components())
@@ -189,7 +206,7 @@ class VampPrior(DiagonalMixture):
     def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         u = self.pseudo_inputs
         stats = self.encoder(u) if self.pseudo_features is None else self.encoder(u, self.pseudo_features)
-        loc, log_var = stats[:, :2 * self.latent_dim].float().chunk(2, -1)  # (K, latent) each
+        loc, log_var = full_precision(stats[:, :2 * self.latent_dim]).chunk(2, -1)  # (K, latent) each
         return torch.zeros(len(u), device=u.device), loc, torch.exp(0.5 * log_var)
 
 

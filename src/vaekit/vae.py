@@ -23,7 +23,7 @@ from .errors import ConfigError
 from .hierarchy import build_latent
 from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
-from .posteriors import DiagonalGaussian, Posterior
+from .posteriors import DiagonalGaussian, Posterior, full_precision
 from .priors import Prior
 
 # Decoded values per chunk when estimating log p(x): bounds the memory of log_likelihood.
@@ -88,10 +88,10 @@ class VAE(nn.Module):
 
     def _encode(self, x: torch.Tensor, f: torch.Tensor | None) -> Distribution:
         stats = self.encoder(x) if f is None else self.encoder(x, f)
-        return self.posterior(_full_precision(stats))
+        return self.posterior(full_precision(stats))
 
     def _params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
-        return _full_precision(self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z))))
+        return full_precision(self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z))))
 
     def _decoded_params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
         """Likelihood parameters for z of shape (..., batch, latent_dim), with z's leading shape."""
@@ -218,12 +218,6 @@ class VAE(nn.Module):
             log_w = self._log_px(z, f, target) + self.prior.log_prob(z) - qz.log_prob(z)
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return total - math.log(k)
-
-
-def _full_precision(t: torch.Tensor) -> torch.Tensor:
-    """A network's output in fp32 when mixed precision made it bf16/fp16, so that the likelihood and
-    the KL sum over pixels and dimensions in full precision (a bf16 sum of 784 terms is off by ~1 nat)."""
-    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def build_vae(config) -> VAE:
