@@ -3,6 +3,8 @@
   python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp --minutes M [--k 1000] [--limit N]
       Trains one variant for M minutes (cosine rate 2e-3 -> 2e-5 over the budget, batch 128, fp32, eager), then the
       test -ELBO and the IWAE NLL with k samples on the first N test images; writes results/variants_<variant>.json.
+  python -m benchmarks.variants evaluate --variant V --run DIR [--k 1000] [--limit N]
+      The same evaluation of a run folder that `train` left behind when stopped during its evaluation.
   python -m benchmarks.variants steps [--steps 30]
       Seconds per training step (batch 512, forward + backward + Adam) of each variant and its ratio to the
       standard VAE's, same data and network, one thread; writes results/variants_steps.json.
@@ -32,6 +34,19 @@ VARIANTS = {
 SCHEDULE = dict(batch_size=128, lr=2e-3, lr_schedule="cosine", epochs=100_000, val_fraction=0.0)
 
 
+def _evaluated(args, run, epochs: int, minutes: float) -> None:
+    import vaekit
+
+    started = time.perf_counter()
+    result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.limit)
+    row = {"variant": args.variant, **VARIANTS[args.variant], "minutes": minutes, "seed": run.train.seed,
+           "epochs": epochs, "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
+           "nll_examples": result.n_examples, "active_units": result.active_units,
+           "eval_seconds": time.perf_counter() - started}
+    print(json.dumps(row), flush=True)
+    write_results(f"variants_{args.variant}", {"rows": [row]})
+
+
 def train(args) -> None:
     import vaekit
 
@@ -39,16 +54,18 @@ def train(args) -> None:
     try:
         run = vaekit.train(out, data="mnist", preset="burda-mlp", time_limit=args.minutes, progress=False,
                            seed=args.seed, **SCHEDULE, **VARIANTS[args.variant])
-        started = time.perf_counter()
-        result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.limit)
-        row = {"variant": args.variant, **VARIANTS[args.variant], "minutes": args.minutes, "seed": args.seed,
-               "epochs": len(run.history), "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
-               "nll_examples": result.n_examples, "active_units": result.active_units,
-               "eval_seconds": time.perf_counter() - started}
+        _evaluated(args, run, len(run.history), args.minutes)
     finally:
         shutil.rmtree(out, ignore_errors=True)
-    print(json.dumps(row), flush=True)
-    write_results(f"variants_{args.variant}", {"rows": [row]})
+
+
+def evaluate(args) -> None:
+    import vaekit
+
+    run = vaekit.load(args.run, device="cpu")
+    with open(f"{args.run}/metrics.jsonl") as lines:
+        epochs = sum(1 for _ in lines)
+    _evaluated(args, run, epochs, run.train.time_limit)
 
 
 def steps(args) -> None:
@@ -87,12 +104,18 @@ def main() -> None:
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=train)
+    p.set_defaults(run_command=train)
+    p = commands.add_parser("evaluate")
+    p.add_argument("--variant", choices=VARIANTS, required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
+    p.set_defaults(run_command=evaluate)
     p = commands.add_parser("steps")
     p.add_argument("--steps", type=int, default=30)
-    p.set_defaults(run=steps)
+    p.set_defaults(run_command=steps)
     args = parser.parse_args()
-    args.run(args)
+    args.run_command(args)
 
 
 if __name__ == "__main__":
