@@ -74,7 +74,8 @@ IMAGE_FLAGS = {
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],
     "--network": CHOICE, "--hidden": SIZES, "--conv-channels": SIZES, "--encoder-padding": CHOICE,
     "--activation": CHOICE, "--latent-dim": POSITIVE_CAPPED, "--likelihood": CHOICE,
-    "--gaussian-scale": ["-2", "0", "x", "nan"], "--prior": CHOICE,
+    "--gaussian-scale": ["-2", "0", "x", "nan"], "--prior": CHOICE, "--prior-components": POSITIVE_CAPPED,
+    "--posterior": CHOICE, "--flow-steps": [*POSITIVE_CAPPED, "65"], "--stochastic-layers": ["0", "3", "x"],
     "--condition": ["bogus", "lowres:3", "lowres:0", "lowres:x", "noisy"], **TRAIN_FLAGS,
 }
 IMAGE_COMBOS = [

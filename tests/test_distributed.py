@@ -44,8 +44,8 @@ def _torchrun(*args, nproc=2):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def _single(run_dir, epochs, resume=False):
-    assert worker.main([str(run_dir), str(epochs), *(["--resume"] if resume else [])]) == 0
+def _single(run_dir, epochs, resume=False, *extra):
+    assert worker.main([str(run_dir), str(epochs), *(["--resume"] if resume else []), *extra]) == 0
 
 
 def _model(run_dir) -> dict:
@@ -101,6 +101,14 @@ def test_two_gloo_processes_match_one_and_resume_on_one(tmp_path):
     _single(tmp_path / "one", 3, resume=True)
     _assert_close(_model(tmp_path / "two"), _model(tmp_path / "one"))
     assert [row["epoch"] for row in _read_rows(tmp_path / "two")] == [1, 2, 3]
+
+
+def test_a_learned_mixture_prior_trains_the_same_on_two_processes_as_on_one(tmp_path):
+    _torchrun(tmp_path / "two", 1, "--variant")
+    _single(tmp_path / "one", 1, False, "--variant")
+    two, one = _model(tmp_path / "two"), _model(tmp_path / "one")
+    assert any(key.startswith("model.prior.") for key in one)
+    _assert_close(two, one)
 
 
 def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shards(tmp_path):

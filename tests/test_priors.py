@@ -12,7 +12,8 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 from vaekit.config import TrainConfig
 from vaekit.likelihoods import Bernoulli
 from vaekit.posteriors import DiagonalGaussian, DiagonalNormal, Posterior
-from vaekit.priors import PRIORS, Prior, StandardNormal, monte_carlo_kl, standard_normal_kl
+from vaekit.priors import (PRIORS, MixtureOfGaussians, Prior, StandardNormal, VampPrior, monte_carlo_kl,
+                           standard_normal_kl)
 from vaekit.training import Trainer
 from vaekit.vae import VAE, build_vae
 
@@ -65,7 +66,17 @@ class TwoGaussians(Prior):
         return monte_carlo_kl(qz, self, z).unsqueeze(-1)
 
 
-ALL_PRIORS = [*PRIORS.values(), ShiftedNormal, TwoGaussians]
+def vamp_prior(latent_dim: int) -> VampPrior:
+    """A VampPrior of 3 pseudo-inputs through a toy encoder, registered here too so that .double() reaches it."""
+    torch.manual_seed(12)
+    prior = VampPrior(latent_dim, nn.Linear(4, 2 * latent_dim), (4,), components=3)
+    prior.add_module("toy_encoder", prior.encoder)
+    return prior
+
+
+# vaekit's priors and two toy ones, each made from its latent size (the VampPrior also needs an encoder)
+ALL_PRIORS = [StandardNormal, lambda d: MixtureOfGaussians(d, components=3), vamp_prior, ShiftedNormal, TwoGaussians]
+assert len(ALL_PRIORS) == len(PRIORS) + 2, "a new prior joins the conformance suite here"
 
 
 def _posterior(batch: int = 4, latent: int = 3, copies: int = 1) -> DiagonalNormal:

@@ -75,6 +75,14 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_does(tmp_path, monkeypat
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
 
 
+def test_resume_is_exact_for_the_model_variants(tmp_path, monkeypatch):
+    """Pseudo-inputs and flow and two-layer networks are saved and restored with the rest (issue 42)."""
+    variant = dict(prior="vamp", prior_components=4, posterior="iaf", stochastic_layers=2)
+    assert_resume_is_exact(tmp_path, monkeypatch, epochs=2, die_after=1, binarize="dynamic", **TINY, **variant)
+    weights = _weights(tmp_path / "b")
+    assert "prior.top.pseudo_inputs" in weights and any(name.startswith("posterior.steps.") for name in weights)
+
+
 def test_resume_refuses_changed_model_options_but_accepts_repeated_ones(tmp_path):
     images.train(tmp_path / "r", epochs=1, **TINY)
     with pytest.raises(ConfigError, match="only.*latent_dim"):

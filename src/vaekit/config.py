@@ -20,6 +20,9 @@ LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
 NETWORKS = ("auto", "mlp", "conv")
 STREAM_MODES = ("auto", "always", "never")
+PRIORS = ("standard_normal", "mog", "vamp")
+POSTERIORS = ("gaussian", "iaf", "planar")
+MAX_FLOW_STEPS = 64  # Kingma et al. (2016) used up to 12; beyond this a flow only costs
 PADDINGS = ("same", "valid")
 SCALE_MODES = ("learned", "decoder")  # or a positive number: a fixed scale
 MAX_INT = 2 ** 31 - 1  # no count, size or seed of a config is larger: a bigger one is a typo
@@ -47,7 +50,17 @@ class ModelConfig:
                                           "(8-bit images, lossless-codable)")
     gaussian_scale: str = option("learned", "gaussian (and discretized_logistic) scale: a number (fixed), learned "
                                             "(per value) or decoder")
-    prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
+    prior: str = option("standard_normal", "p(z): standard_normal is N(0, I); mog a learned mixture of "
+                                           "--prior-components diagonal Gaussians; vamp the VampPrior (Tomczak & "
+                                           "Welling 2018), the posterior at --prior-components learned pseudo-inputs")
+    prior_components: int = option(500, "components of --prior mog or vamp (pseudo-inputs); the VampPrior "
+                                        "paper's 500 by default")
+    posterior: str = option("gaussian", "q(z|x): gaussian (diagonal); iaf, an inverse autoregressive flow of "
+                                        "--flow-steps MADE steps on it (Kingma et al. 2016); planar, --flow-steps "
+                                        "planar steps (Rezende & Mohamed 2015)")
+    flow_steps: int = option(2, "steps of the --posterior iaf or planar flow")
+    stochastic_layers: int = option(1, "1, or 2: z2 -> z1 -> x with --latent-dim each, inferred as q(z2|x) "
+                                       "q(z1|x, z2) (the VampPrior paper's HVAE); --prior is then p(z2)")
     condition: str = option("none", "none; label (a class-conditional VAE: sample --label N), lowres:F (the "
                                     "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) "
                                     "or noisy (the image "
@@ -64,6 +77,15 @@ class ModelConfig:
             raise ConfigError(f"--conv-channels must list positive sizes, got {self.conv_channels}")
         one_of(self, "network", NETWORKS)
         one_of(self, "encoder_padding", PADDINGS)
+        one_of(self, "prior", PRIORS)
+        one_of(self, "posterior", POSTERIORS)
+        _positive(self, "prior_components")
+        _positive(self, "flow_steps")
+        if self.flow_steps > MAX_FLOW_STEPS:
+            raise ConfigError(f"--flow-steps must be at most {MAX_FLOW_STEPS}, got {self.flow_steps}: "
+                              "each step costs a network pass per draw")
+        if self.stochastic_layers not in (1, 2):
+            raise ConfigError(f"--stochastic-layers must be 1 or 2, got {self.stochastic_layers}")
         check_scale(self.gaussian_scale, "--gaussian-scale")
         if self.condition != "none":
             from .conditioning import CONDITIONS, parse_spec

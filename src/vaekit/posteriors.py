@@ -1,16 +1,28 @@
 """Posteriors q(z|x): parts that turn an encoder's raw output into a distribution over the latent.
 
-A posterior has no parameters of its own (the encoder holds them), so swapping one leaves a
-checkpoint's state dict unchanged; the priors read the distribution it returns (priors.py).
+The default diagonal Gaussian has no parameters of its own (the encoder holds them), so a checkpoint's
+state dict is the encoder's and decoder's; a flow (IAF, planar) adds its steps' parameters under
+`posterior.`. The priors read the distribution a posterior returns (priors.py).
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
-from torch.distributions import Distribution, Independent, Normal
+from torch.distributions import Distribution, Independent, Normal, TransformedDistribution, constraints
+from torch.distributions.transforms import Transform
+
+from .errors import ConfigError
+
+
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """A network's output in fp32 when mixed precision made it bf16/fp16, so that the likelihood and
+    the KL sum over pixels and dimensions in full precision (a bf16 sum of 784 terms is off by ~1 nat)."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 class Posterior(nn.Module, abc.ABC):
@@ -44,3 +56,139 @@ class DiagonalGaussian(Posterior):
 
     def forward(self, stats: torch.Tensor) -> DiagonalNormal:
         return DiagonalNormal(*stats.chunk(2, dim=-1))
+
+
+class Flow(Posterior):
+    """q(z|x) = a diagonal Gaussian q0 pushed through `steps` invertible maps f_T o ... o f_1, so that
+    log q(z_T|x) = log q0(z_0|x) - sum_t log |det df_t/dz_{t-1}| (Rezende & Mohamed 2015, eq. 6). The steps
+    are torch `Transform`s that cache their last call, so the log-density of the draws just made costs no
+    inversion; `base` (a Posterior) gives q0 from the encoder's output. Its parameters are the steps'."""
+
+    def __init__(self, steps: Sequence[nn.Module], base: Posterior | None = None):
+        super().__init__()
+        self.steps = nn.ModuleList(steps)
+        self.base = DiagonalGaussian() if base is None else base
+
+    def forward(self, stats: torch.Tensor) -> FlowDistribution:
+        return FlowDistribution(self.base(stats), [StepTransform(step) for step in self.steps])
+
+
+class FlowDistribution(TransformedDistribution):
+    """A flow posterior's q(z|x). `mean` is the flow's image of the base's mean, a point code (E[z|x] has no
+    closed form); `stddev` the base Gaussian's scale before the flow (what `vaekit serve` reports as scale)."""
+
+    def __init__(self, base: Distribution, transforms: list[Transform]):
+        super().__init__(base, transforms, validate_args=False)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        z = self.base_dist.mean
+        for transform in self.transforms:
+            z = transform.step(z)[0]
+        return z
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return self.base_dist.stddev
+
+
+class StepTransform(Transform):
+    """A flow step (a module whose forward(z) returns (f(z), log |det df/dz|) per row) as a torch Transform
+    caching its last (z, f(z), log-det): log_prob of a draw reuses what rsample computed."""
+
+    domain = constraints.independent(constraints.real, 1)
+    codomain = constraints.independent(constraints.real, 1)
+    bijective = True
+
+    def __init__(self, step: nn.Module):
+        super().__init__(cache_size=1)
+        self.step = step
+        self._log_det: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _call(self, z):
+        out, log_det = self.step(z)
+        self._log_det = (z, log_det)
+        return out
+
+    def _inverse(self, y):
+        return self.step.inverse(y)
+
+    def log_abs_det_jacobian(self, z, y):
+        if self._log_det is not None and self._log_det[0] is z:
+            return self._log_det[1]
+        return self.step(z)[1]
+
+
+class IAFStep(nn.Module):
+    """One inverse autoregressive step (Kingma et al. 2016, eqs. 10-14, their numerically stable form):
+    [m, s] = MADE(z), sigma = sigmoid(s + 1), z' = sigma * z + (1 - sigma) * m, log |det| = sum log sigma.
+    The MADE (Germain et al. 2015) has one hidden layer of `hidden` units masked so that output i sees
+    only inputs earlier than i in `order`; alternate steps reverse the order."""
+
+    def __init__(self, latent_dim: int, hidden: int, reverse: bool = False):
+        super().__init__()
+        order = torch.arange(latent_dim).flip(0) if reverse else torch.arange(latent_dim)  # degree of each input
+        hidden_degree = torch.arange(hidden) % max(1, latent_dim - 1)  # in 0..D-2
+        self.register_buffer("order", order)
+        self.register_buffer("in_mask", (hidden_degree[:, None] >= order[None, :]).float())  # (hidden, latent)
+        self.register_buffer("out_mask", (order[:, None] > hidden_degree[None, :]).float().repeat(2, 1))
+        self.hidden = nn.Linear(latent_dim, hidden)
+        self.out = nn.Linear(hidden, 2 * latent_dim)
+        nn.init.zeros_(self.out.weight)  # starts as the identity-ish map sigma = sigmoid(1), m = 0
+        nn.init.zeros_(self.out.bias)
+
+    def _shift_gate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.tanh(F.linear(z, self.hidden.weight * self.in_mask, self.hidden.bias))
+        m, s = F.linear(h, self.out.weight * self.out_mask, self.out.bias).chunk(2, -1)
+        return m, torch.sigmoid(s + 1.0)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m, sigma = self._shift_gate(z)
+        return sigma * z + (1 - sigma) * m, sigma.log().sum(-1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """z with forward(z)[0] == y, one dimension per pass in the autoregressive order."""
+        z = torch.zeros_like(y)
+        for i in self.order.argsort():
+            m, sigma = self._shift_gate(z)
+            z = z.clone()
+            z[..., i] = (y[..., i] - (1 - sigma[..., i]) * m[..., i]) / sigma[..., i]
+        return z
+
+
+class PlanarStep(nn.Module):
+    """f(z) = z + u' tanh(w.z + b) (Rezende & Mohamed 2015, eqs. 10-12), with u' = u + (softplus(w.u) - 1 - w.u)
+    w / |w|^2 so that w.u' >= -1 and f stays invertible (their appendix A.1); it has no closed-form inverse."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.u = nn.Parameter(torch.randn(latent_dim) * 0.01)
+        self.w = nn.Parameter(torch.randn(latent_dim) * 0.01)
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wu = self.w @ self.u
+        u = self.u + (F.softplus(wu) - 1 - wu) * self.w / self.w.square().sum().clamp(min=1e-12)
+        a = torch.tanh(z @ self.w + self.b)  # (...,)
+        psi = (1 - a.square())[..., None] * self.w  # (..., latent)
+        return z + u * a[..., None], torch.log((1 + psi @ u).abs().clamp(min=1e-12))
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("a planar flow has no closed-form inverse: its log-density is known only "
+                                  "at its own draws")
+
+
+POSTERIORS = ("gaussian", "iaf", "planar")
+
+
+def build_posterior(kind: str, latent_dim: int, flow_steps: int = 2, base: Posterior | None = None) -> Posterior:
+    """The posterior a ModelConfig names: `base` (a DiagonalGaussian by default) alone, or pushed through
+    `flow_steps` IAF steps (MADE hidden width 4 * latent_dim) or planar steps."""
+    base = DiagonalGaussian() if base is None else base
+    if kind == "gaussian":
+        return base
+    if kind == "iaf":
+        return Flow([IAFStep(latent_dim, 4 * latent_dim, reverse=t % 2 == 1) for t in range(flow_steps)], base)
+    if kind == "planar":
+        return Flow([PlanarStep(latent_dim) for _ in range(flow_steps)], base)
+    raise ConfigError(f"unknown posterior '{kind}': use one of {', '.join(POSTERIORS)}")

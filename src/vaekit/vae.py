@@ -20,10 +20,11 @@ from torch.distributions import Distribution
 
 from .conditioning import Batch, build_condition, repeat_rows, unpack
 from .errors import ConfigError
+from .hierarchy import build_latent
 from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
-from .posteriors import DiagonalGaussian, Posterior
-from .priors import Prior, build_prior
+from .posteriors import DiagonalGaussian, Posterior, full_precision
+from .priors import Prior
 
 # Decoded values per chunk when estimating log p(x): bounds the memory of log_likelihood.
 _CHUNK_ELEMENTS = 1 << 24
@@ -87,10 +88,10 @@ class VAE(nn.Module):
 
     def _encode(self, x: torch.Tensor, f: torch.Tensor | None) -> Distribution:
         stats = self.encoder(x) if f is None else self.encoder(x, f)
-        return self.posterior(_full_precision(stats))
+        return self.posterior(full_precision(stats))
 
     def _params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
-        return _full_precision(self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z))))
+        return full_precision(self.decoder(z) if f is None else self.decoder(z, repeat_rows(f, len(z))))
 
     def _decoded_params(self, z: torch.Tensor, f: torch.Tensor | None) -> torch.Tensor:
         """Likelihood parameters for z of shape (..., batch, latent_dim), with z's leading shape."""
@@ -172,7 +173,9 @@ class VAE(nn.Module):
         iw_samples=1: -(reconstruction - beta * KL), with free bits (Kingma et al. 2016, eq. 15):
         each of the prior's KL terms (`Prior.kl_terms`) counts as at least `free_bits` nats in its
         batch mean: each latent dimension's KL where it is in closed form (the standard normal prior),
-        the whole KL where the prior estimates it by Monte Carlo.
+        its chain-rule share of the Monte-Carlo KL for a mixture prior (mog, vamp) against a diagonal
+        Gaussian q, each layer's dimensions for two stochastic layers, the whole KL where the prior has
+        no split of it (a flow posterior).
         iw_samples=K>1: the negative importance-weighted bound of Burda et al. with K samples,
         beta weighting log p(z) - log q(z|x) inside each weight.
         x may be a Batch; c and target as in `elbo`.
@@ -217,12 +220,6 @@ class VAE(nn.Module):
         return total - math.log(k)
 
 
-def _full_precision(t: torch.Tensor) -> torch.Tensor:
-    """A network's output in fp32 when mixed precision made it bf16/fp16, so that the likelihood and
-    the KL sum over pixels and dimensions in full precision (a bf16 sum of 784 terms is off by ~1 nat)."""
-    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
-
-
 def build_vae(config) -> VAE:
     """Build a VAE from a ModelConfig whose data_shape is set (the saved config.json's 'model')."""
     config.validate()
@@ -230,7 +227,11 @@ def build_vae(config) -> VAE:
     network = config.network if config.network != "auto" else ("conv" if len(shape) == 3 else "mlp")
     likelihood = build_likelihood(config.likelihood, shape, config.gaussian_scale)
     condition = build_condition(config.condition, shape, config.n_classes)
-    encoder, decoder = build_networks(network, shape, config.latent_dim, likelihood.params_per_value,
-                                      config.hidden, config.conv_channels, config.activation, config.encoder_padding,
-                                      condition.feature_shape if condition is not None else ())
-    return VAE(encoder, decoder, likelihood, build_prior(config.prior, config.latent_dim), condition)
+    features = condition.feature_shape if condition is not None else ()
+    encoder, decoder = build_networks(network, shape, config.latent_dim * config.stochastic_layers,
+                                      likelihood.params_per_value, config.hidden, config.conv_channels,
+                                      config.activation, config.encoder_padding, features)
+    prior, posterior = build_latent(config.prior, config.posterior, config.latent_dim, config.stochastic_layers,
+                                    config.prior_components, config.flow_steps, encoder, shape, features,
+                                    config.hidden[-1], config.activation)
+    return VAE(encoder, decoder, likelihood, prior, condition, posterior)

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..posteriors import DiagonalGaussian
 from ..progress import progress_bar
 from ..likelihoods.discrete import Bernoulli
 from ..likelihoods.discretized import LEVELS, DiscretizedLogistic, DiscretizedLogisticDistribution
@@ -81,6 +82,9 @@ def check_codable(vae) -> None:
         raise ConfigError(f"lossless coding needs a discrete likelihood (bernoulli, discretized_logistic); this run "
                           f"uses {type(vae.likelihood).__name__.lower()}: train with --likelihood bernoulli on "
                           "binarized images or --likelihood discretized_logistic on 8-bit images")
+    if not isinstance(vae.posterior, DiagonalGaussian):
+        raise ConfigError(f"lossless coding codes z with a diagonal Gaussian posterior; this run's is "
+                          f"{type(vae.posterior).__name__}: train with --posterior gaussian")
     gaussian_prior(vae)
 
 

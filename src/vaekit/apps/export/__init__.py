@@ -53,6 +53,12 @@ def export(run, out_dir: str | Path, format: str = "onnx", opset: int = OPSET, o
     from .graphs import DecoderGraph, EncoderGraph, plain_copy
 
     run = _exportable(run)
+    variant = {"--prior": run.model.prior, "--posterior": run.model.posterior,
+               "--stochastic-layers": run.model.stochastic_layers}
+    if variant != {"--prior": "standard_normal", "--posterior": "gaussian", "--stochastic-layers": 1}:
+        named = " ".join(f"{flag} {value}" for flag, value in variant.items())
+        raise ConfigError(f"vaekit export writes a diagonal Gaussian encoder and a decoder for z ~ N(0, I); this run has "
+                          f"{named}, parts the graphs would leave out: use `vaekit serve` for it")
     vae = plain_copy(run.vae, run.model)
     condition = {} if vae.condition is None else {"condition": torch.zeros(EXAMPLE_BATCH, *vae.condition.feature_shape)}
     graphs = {"encoder": (EncoderGraph(vae), {"x": torch.zeros(EXAMPLE_BATCH, *run.model.data_shape), **condition}),

@@ -1,0 +1,124 @@
+"""Model variants of issue 42 on dynamically binarized MNIST, the MLP of Burda et al. (784-200-200-50 tanh).
+
+  python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp --minutes M [--k 1000] [--limit N]
+                                     [--kl-warmup EPOCHS]
+      Trains one variant for M minutes (cosine rate 2e-3 -> 2e-5 over the budget, batch 128, fp32, eager), then the
+      test -ELBO and the IWAE NLL with k samples on the first N test images; writes results/variants_<variant>.json.
+  python -m benchmarks.variants evaluate --variant V --run DIR [--k 1000] [--limit N]
+      The same evaluation of a run folder that `train` left behind when stopped during its evaluation.
+  python -m benchmarks.variants steps [--steps 30]
+      Seconds per training step (batch 512, forward + backward + Adam) of each variant and its ratio to the
+      standard VAE's, same data and network, one thread; writes results/variants_steps.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+
+import torch
+
+from benchmarks.common import markdown_table, write_results
+
+# Each variant's options beside --preset burda-mlp (latent 50 per stochastic layer).
+VARIANTS = {
+    "standard": {},
+    "vamp": dict(prior="vamp", prior_components=500),
+    "iaf": dict(posterior="iaf", flow_steps=2),
+    "hvae_vamp": dict(prior="vamp", prior_components=500, stochastic_layers=2),
+    "mog": dict(prior="mog", prior_components=500),
+    "planar": dict(posterior="planar", flow_steps=2),
+}
+SCHEDULE = dict(batch_size=128, lr=2e-3, lr_schedule="cosine", epochs=100_000, val_fraction=0.0)
+
+
+def _evaluated(args, run, epochs: int, minutes: float) -> None:
+    import vaekit
+
+    started = time.perf_counter()
+    result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.limit)
+    row = {"variant": args.variant, **VARIANTS[args.variant], "minutes": minutes, "seed": run.train.seed,
+           "kl_warmup": run.train.kl_warmup, "epochs": epochs, "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
+           "nll_examples": result.n_examples, "active_units": result.active_units,
+           "eval_seconds": time.perf_counter() - started}
+    print(json.dumps(row), flush=True)
+    write_results(f"variants_{args.variant}", {"rows": [row]})
+
+
+def train(args) -> None:
+    import vaekit
+
+    out = tempfile.mkdtemp(prefix=f"bench-variant-{args.variant}-")
+    try:
+        run = vaekit.train(out, data="mnist", preset="burda-mlp", time_limit=args.minutes, progress=False,
+                           seed=args.seed, kl_warmup=args.kl_warmup, **SCHEDULE, **VARIANTS[args.variant])
+        _evaluated(args, run, len(run.history), args.minutes)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def evaluate(args) -> None:
+    import vaekit
+
+    run = vaekit.load(args.run, device="cpu")
+    with open(f"{args.run}/metrics.jsonl") as lines:
+        epochs = sum(1 for _ in lines)
+    _evaluated(args, run, epochs, run.train.time_limit)
+
+
+def steps(args) -> None:
+    from vaekit.config import ModelConfig, PRESETS
+    from vaekit.vae import build_vae
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x = torch.rand(512, 1, 28, 28).bernoulli()
+    rows = []
+    for name, options in VARIANTS.items():
+        vae = build_vae(ModelConfig(**PRESETS["burda-mlp"]["model"], data_shape=(1, 28, 28), **options))
+        optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
+        times = []
+        for step in range(args.steps + 3):
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            vae.loss(x).loss.backward()
+            optimizer.step()
+            if step >= 3:  # the first steps warm allocators and caches
+                times.append(time.perf_counter() - started)
+        rows.append({"variant": name, **options, "seconds_per_step": sorted(times)[len(times) // 2]})
+    for row in rows:
+        row["relative"] = row["seconds_per_step"] / rows[0]["seconds_per_step"]
+    write_results("variants_steps", {"rows": rows, "steps": args.steps, "batch_size": 512, "threads": 1})
+    print(markdown_table(rows, [("variant", "variant", ""), ("seconds_per_step", "s/step", ".4f"),
+                                ("relative", "x standard", ".2f")]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("train")
+    p.add_argument("--variant", choices=VARIANTS, required=True)
+    p.add_argument("--minutes", type=float, default=15.0)
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs of KL warm-up (against posterior collapse)")
+    p.set_defaults(run_command=train)
+    p = commands.add_parser("evaluate")
+    p.add_argument("--variant", choices=VARIANTS, required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
+    p.set_defaults(run_command=evaluate)
+    p = commands.add_parser("steps")
+    p.add_argument("--steps", type=int, default=30)
+    p.set_defaults(run_command=steps)
+    args = parser.parse_args()
+    args.run_command(args)
+
+
+if __name__ == "__main__":
+    main()
