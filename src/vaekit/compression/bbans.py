@@ -35,10 +35,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..posteriors import DiagonalGaussian
-from ..progress import progress_bar
 from ..likelihoods.discrete import Bernoulli
 from ..likelihoods.discretized import LEVELS, DiscretizedLogistic, DiscretizedLogisticDistribution
+from ..posteriors import DiagonalGaussian
+from ..progress import progress_bar
 from .config import CoderConfig
 from .lossy import gaussian_prior
 
