@@ -134,7 +134,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    data: str = option("fashion-mnist", "fashion-mnist, mnist, digits, or a path (.npy/.npz/.csv/IDX/image folder)")
+    data: str = option("fashion-mnist", "fashion-mnist, mnist, digits, shapes (64x64 shapes with known "
+                                               "factors; shapes:N for N examples), or a path (.npy/.npz/.csv/IDX/image folder)")
     data_dir: str | None = option(None, "folder holding datasets (also $VAEKIT_DATA)")
     image_size: str | None = option(None, "resize images of a folder to HxW, e.g. 64x64")
     val_fraction: float = option(0.1, "share of the training set held out for validation and early stopping")
