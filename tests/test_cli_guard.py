@@ -65,7 +65,8 @@ TRAIN_FLAGS = {
     "--precision": CHOICE, "--seed": SEED, "--device": ["bogus", "", "cuda:99"],
 }
 IMAGE_FLAGS = {
-    "--preset": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
+    "--preset": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}", "shapes:1",
+                                   "shapes:x"],
     "--data-dir": BAD_DATA_DIR, "--image-size": ["0x0", "x", "-8x8", "8", "100000x100000"],
     "--val-fraction": FRACTION, "--binarize": CHOICE,
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],
@@ -102,7 +103,7 @@ TABLES: dict[str, Table] = {
     "eval": Table("eval {run} --k 2 --limit 10",
                   {"run": BAD_RUN, "--split": CHOICE, "--k": POSITIVE_CAPPED, "--limit": POSITIVE,
                    "--data": ["{missing}", "{file}", "{wide_npy}"], "--data-dir": BAD_DATA_DIR},
-                  [["--k", "1000000000", "--limit", "2"]]),
+                  [["--k", "1000000000", "--limit", "2"], ["--disentanglement"]]),
     "sample": Table("sample {run} -n 4 -o {new}/s.png",
                     {"run": BAD_RUN, "-n": [*POSITIVE, "100000000", HUGE], "-o": [*BAD_OUT_FILE, "{new}/s.bogus"],
                      "--seed": SEED, "--label": ["0", "x"]}),

@@ -38,6 +38,7 @@ class Evaluation:
     active_units: int  # latent dims with Cov_x(E_q[z|x]) > 0.01 (Burda et al. 2016, sec. 5.2)
     knn_accuracy: float | None  # 5-NN accuracy of latent means (train -> test), None without labels
     n_examples: int
+    disentanglement: dict | None = None  # disentanglement.Disentanglement's scores, for data with known factors
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,7 +16,8 @@ EXAMPLES = {
              "  vaekit train --condition label --out runs/cvae     # class-conditional: vaekit sample runs/cvae --label 3\n"
              "  vaekit train --condition noisy --corrupt gaussian:0.3 --out runs/dvae  # denoising: vaekit denoise "
              "runs/dvae noisy.png",
-    "eval": "vaekit eval runs/mlp --k 1000",
+    "eval": "vaekit eval runs/mlp --k 1000\n  vaekit eval runs/shapes --k 100 --disentanglement   # MIG, SAP, DCI, "
+            "FactorVAE on --data shapes",
     "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16",
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
     "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
@@ -56,6 +57,9 @@ def add_commands(subparsers) -> None:
     add_parameter(p, images.evaluate, "split", choices=("test", "val", "train"), help="the split to evaluate")
     add_parameter(p, images.evaluate, "k", help="importance samples for the NLL")
     add_parameter(p, images.evaluate, "limit", type=int, help="evaluate only the first N examples (a quick look)")
+    add_parameter(p, images.evaluate, "disentanglement",
+                  help="also score the latent means' disentanglement (MIG, SAP, DCI, FactorVAE) against the known "
+                       "factors of the test split (--data shapes)")
     add_data_flags(p)
     p.set_defaults(handler=_eval)
 
@@ -127,9 +131,12 @@ def _train(args: argparse.Namespace):
 
 
 def _eval(args: argparse.Namespace):
-    result = images.evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit)
-    for key, value in result.to_dict().items():
-        print(f"{key:>16}  {value:.4f}" if isinstance(value, float) else f"{key:>16}  {value}")
+    result = images.evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit,
+                             disentanglement=args.disentanglement)
+    scores = result.to_dict()
+    scores.update(scores.pop("disentanglement") or {})
+    for key, value in scores.items():
+        print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
     return None
 
 
