@@ -86,6 +86,9 @@ class TrainConfig:
     kl_warmup: float = option(0.0, "epochs over which the KL weight rises linearly from 0 to beta (against KL vanishing)")
     free_bits: float = option(0.0, "nats per latent dimension below which KL is not penalized (Kingma et al. 2016)")
     iw_samples: int = option(1, "K > 1 trains on the importance-weighted bound (IWAE, Burda et al. 2016)")
+    tc_weight: float = option(0.0, "weight of a total-correlation penalty on the aggregate posterior added to the "
+                                   "objective (beta-TCVAE, Chen et al. 2018, minibatch stratified sampling): their "
+                                   "beta is --beta + this, e.g. 5 at --beta 1 for their 6; 0 disables")
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
     time_limit: float = option(0.0, "a training-time budget in minutes: stop before an epoch that would end past it at "
@@ -126,8 +129,10 @@ class TrainConfig:
             raise ConfigError(f"--ema must be in [0, 1) (e.g. 0.999; 0 disables), got {self.ema}")
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
-        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping",
-                     "time_limit"):
+        if self.tc_weight > 0 and self.iw_samples > 1:
+            raise ConfigError("--tc-weight adds to the ELBO of one sample: drop it or --iw-samples")
+        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "free_bits", "tc_weight",
+                     "grad_clip", "early_stopping", "time_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
 

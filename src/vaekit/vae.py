@@ -22,6 +22,7 @@ from .conditioning import Batch, build_condition, repeat_rows, unpack
 from .errors import ConfigError
 from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
+from .objectives import total_correlation
 from .posteriors import DiagonalGaussian, Posterior
 from .priors import Prior, build_prior
 
@@ -166,7 +167,8 @@ class VAE(nn.Module):
         return ELBO(reconstruction, self.prior.kl(qz, z))
 
     def loss(self, x: torch.Tensor | Batch, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1,
-             c=None, target: torch.Tensor | None = None) -> Loss:
+             c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
+             dataset_size: int | None = None) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
 
         iw_samples=1: -(reconstruction - beta * KL), with free bits (Kingma et al. 2016, eq. 15):
@@ -175,8 +177,14 @@ class VAE(nn.Module):
         the whole KL where the prior estimates it by Monte Carlo.
         iw_samples=K>1: the negative importance-weighted bound of Burda et al. with K samples,
         beta weighting log p(z) - log q(z|x) inside each weight.
+        tc_weight > 0 (with iw_samples=1) adds tc_weight times the batch's estimate of the aggregate posterior's
+        total correlation (objectives.total_correlation; beta-TCVAE, Chen et al. 2018, whose beta is
+        beta + tc_weight), which needs `dataset_size`, the number of training examples.
         x may be a Batch; c and target as in `elbo`.
         """
+        if tc_weight > 0 and (iw_samples > 1 or dataset_size is None):
+            raise ConfigError("the total-correlation term needs the training set's size (dataset_size) and "
+                              "iw_samples=1: drop --tc-weight or --iw-samples")
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
@@ -191,7 +199,10 @@ class VAE(nn.Module):
         kl_terms = self.prior.kl_terms(qz, z).mean(0)  # (terms,) batch means
         kl = kl_terms.sum()
         penalty = kl_terms.clamp(min=free_bits).sum() if free_bits > 0 else kl
-        return Loss(beta * penalty - reconstruction, reconstruction.detach(), kl.detach())
+        loss = beta * penalty - reconstruction
+        if tc_weight > 0:
+            loss = loss + tc_weight * total_correlation(qz, z, dataset_size).mean()
+        return Loss(loss, reconstruction.detach(), kl.detach())
 
     @torch.inference_mode()
     def log_likelihood(self, x: torch.Tensor | Batch, k: int = 1000, chunk_size: int | None = None, c=None,
