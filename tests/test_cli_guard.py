@@ -73,7 +73,9 @@ IMAGE_FLAGS = {
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],
     "--network": CHOICE, "--hidden": SIZES, "--conv-channels": SIZES, "--encoder-padding": CHOICE,
     "--activation": CHOICE, "--latent-dim": POSITIVE_CAPPED, "--likelihood": CHOICE,
-    "--gaussian-scale": ["-2", "0", "x", "nan"], "--prior": CHOICE,
+    "--gaussian-scale": ["-2", "0", "x", "nan"], "--prior": CHOICE, "--bottleneck": CHOICE,
+    "--codebook-size": ["1", *POSITIVE, HUGE, "2000000"], "--code-dim": POSITIVE_CAPPED,
+    "--fsq-levels": ["1", "8,1", *SIZES],
     "--condition": ["bogus", "lowres:3", "lowres:0", "lowres:x", "noisy"], **TRAIN_FLAGS,
 }
 IMAGE_COMBOS = [

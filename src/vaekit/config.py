@@ -47,6 +47,15 @@ class ModelConfig:
     gaussian_scale: str = option("learned", "gaussian (and discretized_logistic) scale: a number (fixed), learned "
                                             "(per value) or decoder")
     prior: str = option("standard_normal", "p(z); standard_normal is N(0, I)")
+    bottleneck: str = option("gaussian", "gaussian (q(z|x) a diagonal Gaussian), vq (vector quantization with an EMA "
+                                         "codebook) or fsq (finite scalar quantization); vq and fsq cut --latent-dim "
+                                         "into code vectors of --code-dim or len(--fsq-levels) values",
+                             choices=("gaussian", "vq", "fsq"))
+    codebook_size: int = option(512, "codes in the vq codebook (van den Oord et al. 2017 used 512)")
+    code_dim: int = option(8, "values per vq code vector; --latent-dim must be a multiple")
+    fsq_levels: tuple[int, ...] = option((8, 5, 5, 5), "fsq levels per dimension of a code, e.g. 8,5,5,5 (1,000 codes, "
+                                                        "Mentzer et al. 2023); --latent-dim must be a multiple of their "
+                                                        "number")
     condition: str = option("none", "none; label (a class-conditional VAE: sample --label N), lowres:F (the "
                                     "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) "
                                     "or noisy (the image "
@@ -62,6 +71,20 @@ class ModelConfig:
         if not self.conv_channels or min(self.conv_channels) < 1:
             raise ConfigError(f"--conv-channels must list positive sizes, got {self.conv_channels}")
         one_of(self, "network", NETWORKS)
+        one_of(self, "bottleneck", ("gaussian", "vq", "fsq"))
+        check_count("--codebook-size", self.codebook_size, 2, "a choice between codes")
+        if self.codebook_size > 2 ** 20:
+            raise ConfigError(f"--codebook-size must be at most {2 ** 20:,} codes, got {self.codebook_size:,}")
+        _positive(self, "code_dim")
+        if not self.fsq_levels or min(self.fsq_levels) < 2 or math.prod(self.fsq_levels) > 2 ** 20:
+            raise ConfigError(f"--fsq-levels must list levels of at least 2 with a product up to 2**20, e.g. 8,5,5,5; "
+                              f"got {self.fsq_levels}")
+        code = {"vq": self.code_dim, "fsq": len(self.fsq_levels)}.get(self.bottleneck)
+        if code and self.latent_dim % code:
+            raise ConfigError(f"--bottleneck {self.bottleneck} cuts --latent-dim into codes of {code} values: "
+                              f"--latent-dim {self.latent_dim} must be a multiple of {code}, e.g. {4 * code}")
+        if self.bottleneck != "gaussian" and self.prior != "standard_normal":
+            raise ConfigError(f"--bottleneck {self.bottleneck} brings its own prior over codes: drop --prior")
         one_of(self, "encoder_padding", PADDINGS)
         check_scale(self.gaussian_scale, "--gaussian-scale")
         if self.condition != "none":

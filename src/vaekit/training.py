@@ -223,6 +223,7 @@ class Trainer:
                 self._diverged(steps_per_epoch)
             self.epoch += 1
             row = {"epoch": self.epoch, "loss": loss, "reconstruction": reconstruction, "kl": kl, "beta": beta,
+                   **getattr(self.vae, "epoch_statistics", dict)(),
                    "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "samples_per_s": n / seconds}
             if x_val is not None:
                 self.scored.eval()

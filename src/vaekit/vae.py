@@ -19,6 +19,7 @@ from torch import nn
 from torch.distributions import Distribution
 
 from .conditioning import Batch, build_condition, repeat_rows, unpack
+from .bottlenecks import QuantizedCode, Quantizer, UniformCodes, build_quantizer
 from .errors import ConfigError
 from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
@@ -200,9 +201,16 @@ class VAE(nn.Module):
         kl = kl_terms.sum()
         penalty = kl_terms.clamp(min=free_bits).sum() if free_bits > 0 else kl
         loss = beta * penalty - reconstruction
+        if isinstance(qz, QuantizedCode):  # a quantizer's own training loss (VQ's commitment)
+            loss = loss + qz.penalty.mean()
         if tc_weight > 0:
             loss = loss + tc_weight * total_correlation(qz, z, dataset_size).mean()
         return Loss(loss, reconstruction.detach(), kl.detach())
+
+    def epoch_statistics(self) -> dict[str, float]:
+        """What the parts counted over the last epoch's training steps (a quantizer's codebook usage and
+        perplexity), read once an epoch by the Trainer; {} when nothing counts."""
+        return self.posterior.epoch_statistics() if isinstance(self.posterior, Quantizer) else {}
 
     @torch.inference_mode()
     def log_likelihood(self, x: torch.Tensor | Batch, k: int = 1000, chunk_size: int | None = None, c=None,
@@ -241,7 +249,14 @@ def build_vae(config) -> VAE:
     network = config.network if config.network != "auto" else ("conv" if len(shape) == 3 else "mlp")
     likelihood = build_likelihood(config.likelihood, shape, config.gaussian_scale)
     condition = build_condition(config.condition, shape, config.n_classes)
+    if config.bottleneck == "gaussian":
+        posterior, prior = None, build_prior(config.prior, config.latent_dim)
+    else:
+        posterior = build_quantizer(config.bottleneck, config.latent_dim, config.codebook_size, config.code_dim,
+                                    config.fsq_levels)
+        prior = UniformCodes(posterior)
     encoder, decoder = build_networks(network, shape, config.latent_dim, likelihood.params_per_value,
                                       config.hidden, config.conv_channels, config.activation, config.encoder_padding,
-                                      condition.feature_shape if condition is not None else ())
-    return VAE(encoder, decoder, likelihood, build_prior(config.prior, config.latent_dim), condition)
+                                      condition.feature_shape if condition is not None else (),
+                                      getattr(posterior, "stats_per_latent", 2))
+    return VAE(encoder, decoder, likelihood, prior, condition, posterior)
