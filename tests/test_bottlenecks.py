@@ -28,6 +28,7 @@ def test_vq_codebook_follows_its_vectors_and_dead_codes_restart():
     vq = VectorQuantizer(latent_dim=2, codebook_size=4, code_dim=2, decay=0.5)
     vq.embed.copy_(torch.tensor([[0.0, 0.0], [5.0, 5.0], [50.0, 50.0], [-50.0, -50.0]]))
     vq.embed_sum.copy_(vq.embed)
+    vq.initialized.fill_(True)  # keep this codebook (a fresh one starts on the first batch's vectors)
     h = torch.cat([torch.full((8, 2), 1.0), torch.full((8, 2), 4.0)])  # code 0 and code 1 each take 8
     for _ in range(30):
         qz = vq(h)
@@ -37,6 +38,16 @@ def test_vq_codebook_follows_its_vectors_and_dead_codes_restart():
     stats = vq.epoch_statistics()
     assert 0.5 <= stats["codebook_usage"] <= 1.0 and 1.9 < stats["perplexity"] <= 4
     assert vq.epoch_statistics() == {}  # counted afresh
+
+
+def test_vq_codebook_starts_on_the_first_batch():
+    vq = VectorQuantizer(latent_dim=4, codebook_size=6, code_dim=2)
+    h = torch.randn(10, 4) + 10  # far from the N(0, 1) codes it was made with
+    vq(h)
+    assert bool(vq.initialized) and (vq.embed - 10).abs().max() < 6  # placed on the batch, then one EMA step
+    before = vq.embed.clone()
+    vq.eval()(h + 100)  # evaluation moves nothing
+    torch.testing.assert_close(vq.embed, before)
 
 
 def test_fsq_rounds_onto_its_grid_and_indexes_every_code():

@@ -99,6 +99,7 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("embed", embed)  # (K, code_dim)
         self.register_buffer("cluster_size", torch.ones(codebook_size))  # moving average of assignments per step
         self.register_buffer("embed_sum", embed.clone())  # moving average of the assigned vectors' sum
+        self.register_buffer("initialized", torch.tensor(False))  # set by the first training batch
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         return self.embed[codes].flatten(-2)
@@ -106,6 +107,9 @@ class VectorQuantizer(Quantizer):
     def forward(self, stats: torch.Tensor) -> QuantizedCode:
         h = stats.view(len(stats), self.n_codes, self.code_dim)  # (batch, n_codes, code_dim)
         flat = h.detach().reshape(-1, self.code_dim)
+        if self.training and not self.initialized:
+            self._restart(torch.arange(self.codebook_size, device=flat.device), flat)
+            self.initialized.fill_(True)
         codes = torch.cdist(flat, self.embed).argmin(-1)  # (batch * n_codes,)
         if self.training:
             self._update(flat, codes)
@@ -126,8 +130,15 @@ class VectorQuantizer(Quantizer):
         self.embed.copy_(self.embed_sum / smoothed[:, None])
         dead = torch.nonzero(self.cluster_size < DEAD_CODE_COUNT).flatten()
         if len(dead):
-            picks = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
-            self.embed[dead], self.embed_sum[dead], self.cluster_size[dead] = picks, picks, 1.0
+            self._restart(dead, flat)
+
+    @torch.no_grad()
+    def _restart(self, codes: torch.Tensor, flat: torch.Tensor) -> None:
+        """Codes `codes` moved onto random vectors of the batch `flat` (batch * n_codes, code_dim), as if each had
+        been assigned once: the first training batch places the whole codebook so (data-dependent initialization),
+        later ones the dead codes."""
+        picks = flat[torch.randint(len(flat), (len(codes),), device=flat.device)]
+        self.embed[codes], self.embed_sum[codes], self.cluster_size[codes] = picks, picks, 1.0
 
 
 class FiniteScalarQuantizer(Quantizer):
