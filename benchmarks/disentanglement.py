@@ -28,26 +28,29 @@ SCORES = ("mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informat
 def train(args: argparse.Namespace) -> None:
     from vaekit.apps import images
 
-    options = dict(network="mlp", hidden=(512, 512), latent_dim=10, batch_size=256, lr=1e-3, epochs=1000,
+    options = dict(network="mlp", hidden=(512, 512), latent_dim=10, batch_size=args.batch_size, lr=args.lr, epochs=1000,
                    time_limit=args.minutes, seed=args.seed, progress=False, **MODELS[args.model])
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         run = images.train(f"{folder}/run", data=f"shapes:{args.examples}", **options)
         seconds = time.perf_counter() - start
         result = images.evaluate(run, k=args.k, progress=False, disentanglement=True)
-    row = {"model": args.model, **MODELS[args.model], "examples": args.examples, "minutes": args.minutes,
+    row = {"model": args.model, **MODELS[args.model], "batch_size": args.batch_size, "lr": args.lr,
+           "examples": args.examples, "minutes": args.minutes,
            "epochs": len(run.history), "train_seconds": round(seconds, 1), "test_neg_elbo": result.neg_elbo,
            "test_kl": result.kl, "active_units": result.active_units, **result.disentanglement,
            "peak_rss_mb": round(peak_rss_mb())}
-    path = write_results(f"disentanglement_{args.model}", {"row": row, "options": {**options, "hidden": [512, 512]}})
+    path = write_results(f"disentanglement_{args.model}{args.tag}", {"row": row, "options": {**options, "hidden": [512, 512]}})
     print(json.dumps(row, indent=2))
     print(f"wrote {path}")
 
 
 def table(_: argparse.Namespace) -> None:
-    rows = [json.loads(path.read_text())["row"] for path in sorted(RESULTS.glob("disentanglement_*.json"))]
-    rows.sort(key=lambda row: list(MODELS).index(row["model"]))
+    files = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("disentanglement_*.json"))]
+    rows = [{"batch_size": f["options"]["batch_size"], "lr": f["options"]["lr"], **f["row"]} for f in files]
+    rows.sort(key=lambda row: (row.get("minutes", 0), row.get("batch_size", 256), list(MODELS).index(row["model"])))
     print(markdown_table(rows, [("model", "model", ""), ("beta", "beta", ".0f"), ("tc_weight", "tc weight", ".0f"),
+                                ("batch_size", "batch", ""), ("lr", "lr", ""), ("minutes", "minutes", ".0f"),
                                 ("epochs", "epochs", "d"), ("test_neg_elbo", "test -ELBO", ".1f"),
                                 ("test_kl", "KL", ".1f"), ("active_units", "active", "d"),
                                 *[(name, name.replace("dci_", "DCI ").replace("_", " "), ".3f") for name in SCORES]]))
@@ -62,6 +65,9 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=30_000, help="shapes:N, 20%% of them the test split")
     p.add_argument("--k", type=int, default=10, help="importance samples of the test NLL (not the point here)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--tag", default="", help="appended to the results file's name")
     p.set_defaults(handler=train)
     commands.add_parser("table", help="print the table of results/disentanglement_*.json").set_defaults(handler=table)
     args = parser.parse_args()
