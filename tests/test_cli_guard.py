@@ -63,12 +63,14 @@ TRAIN_FLAGS = {
     "--lr-end-factor": ["0", "-1", "2", "nan", "x"], "--lr-warmup": NON_NEGATIVE_FLOAT,
     "--weight-decay": NON_NEGATIVE_FLOAT, "--beta": NON_NEGATIVE_FLOAT, "--kl-warmup": NON_NEGATIVE_FLOAT,
     "--free-bits": NON_NEGATIVE_FLOAT, "--iw-samples": POSITIVE_CAPPED, "--grad-clip": NON_NEGATIVE_FLOAT,
+    "--tc-weight": NON_NEGATIVE_FLOAT,
     "--early-stopping": NON_NEGATIVE, "--time-limit": NON_NEGATIVE_FLOAT, "--ema": ["1", "-0.1", "nan", "x"],
     "--precision": CHOICE, "--seed": SEED, "--device": ["bogus", "", "cuda:99"],
     "--checkpoint-every": NON_NEGATIVE, "--workers": ["-2", *NOT_INT],
 }
 IMAGE_FLAGS = {
-    "--preset": CHOICE, "--config": BAD_CONFIG_FILE, "--log-to": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}"],
+    "--preset": CHOICE, "--config": BAD_CONFIG_FILE, "--log-to": CHOICE, "--data": ["{missing}", "{file}", "{emptydir}", "imagenet-9000", "", "{one_row}", "shapes:1",
+                                   "shapes:x"],
     "--data-dir": BAD_DATA_DIR, "--image-size": ["0x0", "x", "-8x8", "8", "100000x100000"],
     "--val-fraction": FRACTION, "--binarize": CHOICE, "--stream": CHOICE, "--column": ["nope", ""],
     "--corrupt": ["bogus", "gaussian:-1", "gaussian:x", "mask:2", "salt-pepper:nan"],
@@ -76,12 +78,17 @@ IMAGE_FLAGS = {
     "--activation": CHOICE, "--latent-dim": POSITIVE_CAPPED, "--likelihood": CHOICE,
     "--gaussian-scale": ["-2", "0", "x", "nan"], "--prior": CHOICE, "--prior-components": POSITIVE_CAPPED,
     "--posterior": CHOICE, "--flow-steps": [*POSITIVE_CAPPED, "65"], "--stochastic-layers": ["0", "3", "x"],
+    "--bottleneck": CHOICE,
+    "--codebook-size": ["1", *POSITIVE, HUGE, "2000000"], "--code-dim": POSITIVE_CAPPED,
+    "--fsq-levels": ["1", "8,1", *SIZES],
     "--condition": ["bogus", "lowres:3", "lowres:0", "lowres:x", "noisy"], **TRAIN_FLAGS,
 }
 IMAGE_COMBOS = [
     ["--likelihood", "discretized_logistic", "--binarize", "dynamic"],
     ["--likelihood", "gaussian", "--gaussian-scale", "-2"],
     ["--likelihood", "gaussian", "--gaussian-scale", "nan"],
+    ["--bottleneck", "vq", "--latent-dim", "16", "--posterior", "iaf"],
+    ["--bottleneck", "fsq", "--latent-dim", "8", "--stochastic-layers", "2"],
 ]
 
 
@@ -108,7 +115,7 @@ TABLES: dict[str, Table] = {
                    "--data": ["{missing}", "{file}", "{wide_npy}"], "--data-dir": BAD_DATA_DIR,
                    "--samples": ["-1", "1", "x", "1.5", "100000000", HUGE], "--from": [*CHOICE, "gmm"],
                    "--inception-weights": ["{missing}", "{file}", ""]},
-                  [["--k", "1000000000", "--limit", "2"]]),
+                  [["--k", "1000000000", "--limit", "2"], ["--disentanglement"]]),
     "sample": Table("sample {run} -n 4 -o {new}/s.png",
                     {"run": BAD_RUN, "-n": [*POSITIVE, "100000000", HUGE], "-o": [*BAD_OUT_FILE, "{new}/s.bogus"],
                      "--seed": SEED, "--label": ["0", "x"], "--from": CHOICE}),

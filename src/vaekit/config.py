@@ -61,6 +61,15 @@ class ModelConfig:
     flow_steps: int = option(2, "steps of the --posterior iaf or planar flow")
     stochastic_layers: int = option(1, "1, or 2: z2 -> z1 -> x with --latent-dim each, inferred as q(z2|x) "
                                        "q(z1|x, z2) (the VampPrior paper's HVAE); --prior is then p(z2)")
+    bottleneck: str = option("gaussian", "gaussian (q(z|x) a diagonal Gaussian), vq (vector quantization with an EMA "
+                                         "codebook) or fsq (finite scalar quantization); vq and fsq cut --latent-dim "
+                                         "into code vectors of --code-dim or len(--fsq-levels) values",
+                             choices=("gaussian", "vq", "fsq"))
+    codebook_size: int = option(512, "codes in the vq codebook (van den Oord et al. 2017 used 512)")
+    code_dim: int = option(8, "values per vq code vector; --latent-dim must be a multiple")
+    fsq_levels: tuple[int, ...] = option((8, 5, 5, 5), "fsq levels per dimension of a code, e.g. 8,5,5,5 (1,000 codes, "
+                                                        "Mentzer et al. 2023); --latent-dim must be a multiple of their "
+                                                        "number")
     condition: str = option("none", "none; label (a class-conditional VAE: sample --label N), lowres:F (the "
                                     "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) "
                                     "or noisy (the image "
@@ -76,6 +85,23 @@ class ModelConfig:
         if not self.conv_channels or min(self.conv_channels) < 1:
             raise ConfigError(f"--conv-channels must list positive sizes, got {self.conv_channels}")
         one_of(self, "network", NETWORKS)
+        one_of(self, "bottleneck", ("gaussian", "vq", "fsq"))
+        check_count("--codebook-size", self.codebook_size, 2, "a choice between codes")
+        if self.codebook_size > 2 ** 20:
+            raise ConfigError(f"--codebook-size must be at most {2 ** 20:,} codes, got {self.codebook_size:,}")
+        _positive(self, "code_dim")
+        if not self.fsq_levels or min(self.fsq_levels) < 2 or math.prod(self.fsq_levels) > 2 ** 20:
+            raise ConfigError(f"--fsq-levels must list levels of at least 2 with a product up to 2**20, e.g. 8,5,5,5; "
+                              f"got {self.fsq_levels}")
+        code = {"vq": self.code_dim, "fsq": len(self.fsq_levels)}.get(self.bottleneck)
+        if code and self.latent_dim % code:
+            raise ConfigError(f"--bottleneck {self.bottleneck} cuts --latent-dim into codes of {code} values: "
+                              f"--latent-dim {self.latent_dim} must be a multiple of {code}, e.g. {4 * code}")
+        if self.bottleneck != "gaussian" and self.prior != "standard_normal":
+            raise ConfigError(f"--bottleneck {self.bottleneck} brings its own prior over codes: drop --prior")
+        if self.bottleneck != "gaussian" and (self.posterior != "gaussian" or self.stochastic_layers != 1):
+            raise ConfigError(f"--bottleneck {self.bottleneck} is its own q(z|x) with one layer of codes: drop "
+                              "--posterior and --stochastic-layers")
         one_of(self, "encoder_padding", PADDINGS)
         one_of(self, "prior", PRIORS)
         one_of(self, "posterior", POSTERIORS)
@@ -109,6 +135,9 @@ class TrainConfig:
     kl_warmup: float = option(0.0, "epochs over which the KL weight rises linearly from 0 to beta (against KL vanishing)")
     free_bits: float = option(0.0, "nats per latent dimension below which KL is not penalized (Kingma et al. 2016)")
     iw_samples: int = option(1, "K > 1 trains on the importance-weighted bound (IWAE, Burda et al. 2016)")
+    tc_weight: float = option(0.0, "weight of a total-correlation penalty on the aggregate posterior added to the "
+                                   "objective (beta-TCVAE, Chen et al. 2018, minibatch stratified sampling): their "
+                                   "beta is --beta + this, e.g. 5 at --beta 1 for their 6; 0 disables")
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
     time_limit: float = option(0.0, "a training-time budget in minutes: stop before an epoch that would end past it at "
@@ -161,15 +190,18 @@ class TrainConfig:
             raise ConfigError(f"--ema must be in [0, 1) (e.g. 0.999; 0 disables), got {self.ema}")
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
-        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "free_bits", "grad_clip", "early_stopping",
-                     "time_limit"):
+        if self.tc_weight > 0 and self.iw_samples > 1:
+            raise ConfigError("--tc-weight adds to the ELBO of one sample: drop it or --iw-samples")
+        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "free_bits", "tc_weight",
+                     "grad_clip", "early_stopping", "time_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    data: str = option("fashion-mnist", "fashion-mnist, mnist, digits, or a path (.npy/.npz/.csv/IDX/image folder)")
+    data: str = option("fashion-mnist", "fashion-mnist, mnist, digits, shapes (64x64 shapes with known "
+                                               "factors; shapes:N for N examples), or a path (.npy/.npz/.csv/IDX/image folder)")
     data_dir: str | None = option(None, "folder holding datasets (also $VAEKIT_DATA)")
     image_size: str | None = option(None, "resize images of a folder to HxW, e.g. 64x64")
     val_fraction: float = option(0.1, "share of the training set held out for validation and early stopping")

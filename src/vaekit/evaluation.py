@@ -41,6 +41,7 @@ class Evaluation:
     knn_accuracy: float | None  # 5-NN accuracy of latent means (train -> test), None without labels
     n_examples: int
     sample_quality: SampleQuality | None = None  # Fréchet distance, KID, precision/recall of samples, when measured
+    disentanglement: dict | None = None  # disentanglement.Disentanglement's scores, for data with known factors
 
     def to_dict(self) -> dict:
         values = asdict(self)

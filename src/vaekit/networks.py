@@ -163,20 +163,22 @@ NETWORKS = ("mlp", "conv")
 def build_networks(kind: str, data_shape: Sequence[int], latent_dim: int, params_per_value: int,
                    hidden: Sequence[int] = (400,), conv_channels: Sequence[int] = (32, 64),
                    act: str = "relu", encoder_padding: str = "same",
-                   condition_shape: Sequence[int] = ()) -> tuple[nn.Module, nn.Module]:
-    """Build (encoder, decoder). The encoder outputs 2 * latent_dim numbers (loc, log-variance);
+                   condition_shape: Sequence[int] = (), stats_per_latent: int = 2) -> tuple[nn.Module, nn.Module]:
+    """Build (encoder, decoder). The encoder outputs stats_per_latent * latent_dim numbers (2: loc and log-variance;
+    1: a quantized bottleneck's input);
     the decoder outputs params_per_value numbers per data value, stacked along dim 1. A non-empty
     condition_shape makes both take condition features (batch, *condition_shape) as a second input."""
     condition_shape = tuple(condition_shape)
     data_shape = tuple(data_shape)
     out_shape = (params_per_value * data_shape[0], *data_shape[1:])
     if kind == "mlp":
-        return (MLP(data_shape, hidden, (2 * latent_dim,), act, condition_shape),
+        return (MLP(data_shape, hidden, (stats_per_latent * latent_dim,), act, condition_shape),
                 MLP((latent_dim,), tuple(reversed(hidden)), out_shape, act, condition_shape))
     if kind == "conv":
         if len(data_shape) != 3:
             raise ConfigError(f"--network conv needs images (C, H, W), got data of shape {data_shape}: "
                               "use --network mlp")
-        return (ConvEncoder(data_shape, conv_channels, 2 * latent_dim, act, encoder_padding, condition_shape),
+        return (ConvEncoder(data_shape, conv_channels, stats_per_latent * latent_dim, act, encoder_padding,
+                            condition_shape),
                 ConvDecoder(latent_dim, data_shape, conv_channels, out_shape[0], act, condition_shape))
     raise ConfigError(f"unknown network '{kind}': use one of {', '.join(NETWORKS)}")

@@ -92,12 +92,14 @@ class LabelledVAE(nn.Module):
         self.vae, self.label_weight = vae, label_weight
         self.classifier = nn.Linear(vae.latent_dim, n_classes)
 
-    def loss(self, x, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1) -> Loss:
+    def loss(self, x, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1, **terms) -> Loss:
         """The VAE's loss over the batch's first n_elbo rows, plus label_weight * the mean of -E_q[log p(y|z)]
-        (one draw of z) over its labelled rows; a batch without labels is the VAE's loss alone."""
+        (one draw of z) over its labelled rows; a batch without labels is the VAE's loss alone. `terms` go to
+        the VAE's loss (tc_weight, dataset_size)."""
         if not isinstance(x, LabelledBatch):
-            return self.vae.loss(x, beta=beta, free_bits=free_bits, iw_samples=iw_samples)
-        out = self.vae.loss(x.rows(slice(0, x.n_elbo)), beta=beta, free_bits=free_bits, iw_samples=iw_samples)
+            return self.vae.loss(x, beta=beta, free_bits=free_bits, iw_samples=iw_samples, **terms)
+        out = self.vae.loss(x.rows(slice(0, x.n_elbo)), beta=beta, free_bits=free_bits, iw_samples=iw_samples,
+                            **terms)
         known = x.labels != UNLABELLED
         z = self.vae.encode(x.rows(known)).rsample()  # (labelled, latent)
         label_nll = F.cross_entropy(self.classifier(z), x.labels[known])

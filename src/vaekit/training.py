@@ -241,6 +241,7 @@ class Trainer:
                 self._diverged(steps_per_epoch)
             self.epoch += 1
             row = {"epoch": self.epoch, "loss": loss, "reconstruction": reconstruction, "kl": kl, "beta": beta,
+                   **getattr(self.vae, "epoch_statistics", dict)(),
                    "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": seconds, "samples_per_s": n / seconds}
             if x_val is not None:
                 self.scored.eval()
@@ -282,6 +283,7 @@ class Trainer:
         if torch.is_tensor(x_train):
             order = order.to(x_train.device)
         sums = within.sums.to(self.device) if within is not None else torch.zeros(3, device=self.device)
+        terms = {"tc_weight": cfg.tc_weight, "dataset_size": n} if cfg.tc_weight > 0 else {}  # only for losses with it
         # time spent per step at the last epoch's pace: the same number on every rank and after a resume
         pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
         bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
@@ -299,7 +301,7 @@ class Trainer:
                 for param_group in self.optimizer.param_groups:
                     param_group["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples)
+                out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms)
             self.optimizer.zero_grad(set_to_none=True)
             loss = out.loss * group.loss_scale(count, global_count) if group.distributed else out.loss
             with group.guard("the gradient all-reduce"):

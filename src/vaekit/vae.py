@@ -19,10 +19,12 @@ from torch import nn
 from torch.distributions import Distribution
 
 from .conditioning import Batch, build_condition, repeat_rows, unpack
+from .bottlenecks import QuantizedCode, Quantizer, UniformCodes, build_quantizer
 from .errors import ConfigError
 from .hierarchy import build_latent
 from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
+from .objectives import total_correlation
 from .posteriors import DiagonalGaussian, Posterior, full_precision
 from .priors import Prior
 
@@ -167,7 +169,8 @@ class VAE(nn.Module):
         return ELBO(reconstruction, self.prior.kl(qz, z))
 
     def loss(self, x: torch.Tensor | Batch, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1,
-             c=None, target: torch.Tensor | None = None) -> Loss:
+             c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
+             dataset_size: int | None = None) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
 
         iw_samples=1: -(reconstruction - beta * KL), with free bits (Kingma et al. 2016, eq. 15):
@@ -178,8 +181,14 @@ class VAE(nn.Module):
         no split of it (a flow posterior).
         iw_samples=K>1: the negative importance-weighted bound of Burda et al. with K samples,
         beta weighting log p(z) - log q(z|x) inside each weight.
+        tc_weight > 0 (with iw_samples=1) adds tc_weight times the batch's estimate of the aggregate posterior's
+        total correlation (objectives.total_correlation; beta-TCVAE, Chen et al. 2018, whose beta is
+        beta + tc_weight), which needs `dataset_size`, the number of training examples.
         x may be a Batch; c and target as in `elbo`.
         """
+        if tc_weight > 0 and (iw_samples > 1 or dataset_size is None):
+            raise ConfigError("the total-correlation term needs the training set's size (dataset_size) and "
+                              "iw_samples=1: drop --tc-weight or --iw-samples")
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
@@ -194,7 +203,17 @@ class VAE(nn.Module):
         kl_terms = self.prior.kl_terms(qz, z).mean(0)  # (terms,) batch means
         kl = kl_terms.sum()
         penalty = kl_terms.clamp(min=free_bits).sum() if free_bits > 0 else kl
-        return Loss(beta * penalty - reconstruction, reconstruction.detach(), kl.detach())
+        loss = beta * penalty - reconstruction
+        if isinstance(qz, QuantizedCode):  # a quantizer's own training loss (VQ's commitment)
+            loss = loss + qz.penalty.mean()
+        if tc_weight > 0:
+            loss = loss + tc_weight * total_correlation(qz, z, dataset_size).mean()
+        return Loss(loss, reconstruction.detach(), kl.detach())
+
+    def epoch_statistics(self) -> dict[str, float]:
+        """What the parts counted over the last epoch's training steps (a quantizer's codebook usage and
+        perplexity), read once an epoch by the Trainer; {} when nothing counts."""
+        return self.posterior.epoch_statistics() if isinstance(self.posterior, Quantizer) else {}
 
     @torch.inference_mode()
     def log_likelihood(self, x: torch.Tensor | Batch, k: int = 1000, chunk_size: int | None = None, c=None,
@@ -228,10 +247,18 @@ def build_vae(config) -> VAE:
     likelihood = build_likelihood(config.likelihood, shape, config.gaussian_scale)
     condition = build_condition(config.condition, shape, config.n_classes)
     features = condition.feature_shape if condition is not None else ()
-    encoder, decoder = build_networks(network, shape, config.latent_dim * config.stochastic_layers,
-                                      likelihood.params_per_value, config.hidden, config.conv_channels,
-                                      config.activation, config.encoder_padding, features)
-    prior, posterior = build_latent(config.prior, config.posterior, config.latent_dim, config.stochastic_layers,
-                                    config.prior_components, config.flow_steps, encoder, shape, features,
-                                    config.hidden[-1], config.activation)
+    if config.bottleneck == "gaussian":
+        encoder, decoder = build_networks(network, shape, config.latent_dim * config.stochastic_layers,
+                                          likelihood.params_per_value, config.hidden, config.conv_channels,
+                                          config.activation, config.encoder_padding, features)
+        prior, posterior = build_latent(config.prior, config.posterior, config.latent_dim, config.stochastic_layers,
+                                        config.prior_components, config.flow_steps, encoder, shape, features,
+                                        config.hidden[-1], config.activation)
+    else:
+        posterior = build_quantizer(config.bottleneck, config.latent_dim, config.codebook_size, config.code_dim,
+                                    config.fsq_levels)
+        prior = UniformCodes(posterior)
+        encoder, decoder = build_networks(network, shape, config.latent_dim, likelihood.params_per_value,
+                                          config.hidden, config.conv_channels, config.activation,
+                                          config.encoder_padding, features, posterior.stats_per_latent)
     return VAE(encoder, decoder, likelihood, prior, condition, posterior)

@@ -296,12 +296,14 @@ def eval_file(split: str = "test", k: int = EVAL_K, limit: int | None = None) ->
 
 def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: str | None = None,
              data_dir: str | None = None, progress: bool = True, limit: int | None = None, samples: int = 0,
-             sampler: str = "prior", inception_weights: str | None = None) -> Evaluation:
+             sampler: str = "prior", inception_weights: str | None = None,
+             disentanglement: bool = False) -> Evaluation:
     """Evaluate a run on a split (`vaekit eval`); writes eval.json into the run directory for the main protocol,
     else a file named by its protocol beside it (see `eval_file`).
     `limit` evaluates only the first `limit` examples of the split (a quick look). `samples` > 0 also measures the
     quality of that many samples (latents from `sampler`) against as many test images (apps.sampling.sample_quality),
-    with Inception FID when `inception_weights` names a local weights file."""
+    with Inception FID when `inception_weights` names a local weights file. `disentanglement` adds MIG, SAP, DCI and
+    the FactorVAE score of the latent means on the test split of data with known factors (shapes)."""
     from ..data.splits import model_data
     from ..evaluation import evaluate as evaluate_model
 
@@ -327,13 +329,19 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
         raise ConfigError(f"unknown split '{split}': use test, val or train")
     if len(x) == 0:
         raise DataError(f"the {split} split is empty: choose another --split")
+    if disentanglement and (splits.factors_test is None or split != "test"):
+        raise DataError(f"--disentanglement needs the test split of data with known factors (--data shapes); "
+                        f"this is the {split} split of {run.data.data if data is None else data}")
     y = {"test": splits.y_test, "train": splits.y_train}.get(split)
     if limit is not None:
         x, y = x[:limit], None if y is None else y[:limit]
     y_train = None if splits.y_train is None else splits.y_train[:10000]
     x_train = model_data(run.vae, run.data, splits.x_train[:10000], y_train, run.train.seed) if y is not None else None
-    result = evaluate_model(run.vae, model_data(run.vae, run.data, x, y, run.train.seed), k=k, y=y, x_train=x_train,
-                            y_train=y_train, progress=progress, seed=run.train.seed)
+    x = model_data(run.vae, run.data, x, y, run.train.seed)
+    result = evaluate_model(run.vae, x, k=k, y=y, x_train=x_train, y_train=y_train, progress=progress,
+                            seed=run.train.seed)
+    if disentanglement:
+        result = dataclasses.replace(result, disentanglement=_disentanglement(run, x, splits.factors_test[:len(x)]))
     if samples:
         from .sampling import sample_quality
 
@@ -344,6 +352,14 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
         write_json(written, {"split": split, "limit": limit, **result.to_dict()})
         follow_up(run.path, result.to_dict(), [written], prefix=f"{split}_")
     return result
+
+
+def _disentanglement(run: Run, x, factors: np.ndarray) -> dict:
+    from ..disentanglement import disentanglement
+    from ..evaluation import latent_means
+
+    codes = latent_means(run.vae, x).float().cpu().numpy()
+    return disentanglement(codes, factors, seed=run.train.seed).to_dict()
 
 
 def _as_array(run: Run, path: Path) -> bool:

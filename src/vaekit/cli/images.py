@@ -19,7 +19,8 @@ EXAMPLES = {
              "runs/dvae noisy.png\n"
              "  vaekit train --config runs/mlp/config.json --out runs/again   # rerun a run's exact configuration",
     "eval": "vaekit eval runs/mlp --k 1000\n  vaekit eval runs/conv --samples 10000 --from gmm   # + Fréchet distance, KID, "
-            "precision/recall of samples",
+            "precision/recall of samples\n"
+            "  vaekit eval runs/shapes --k 100 --disentanglement   # MIG, SAP, DCI, FactorVAE on --data shapes",
     "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16\n"
               "  vaekit sample runs/conv --from gmm   # latents from a mixture fitted to the training latents",
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
@@ -82,6 +83,9 @@ def add_commands(subparsers) -> None:
     add_parameter(p, images.evaluate, "inception_weights", metavar="PATH",
                   help="also the real Inception FID, with Inception-v3 weights from this local file (needs "
                        "torch-fidelity; nothing is downloaded)")
+    add_parameter(p, images.evaluate, "disentanglement",
+                  help="also score the latent means' disentanglement (MIG, SAP, DCI, FactorVAE) against the known "
+                       "factors of the test split (--data shapes)")
     add_data_flags(p)
     p.set_defaults(handler=_eval)
 
@@ -163,11 +167,12 @@ def _train(args: argparse.Namespace):
 
 def _eval(args: argparse.Namespace):
     result = images.evaluate(args.run, args.split, args.k, args.data, args.data_dir, limit=args.limit,
-                             samples=args.samples, sampler=args.sampler, inception_weights=args.inception_weights)
+                             samples=args.samples, sampler=args.sampler, inception_weights=args.inception_weights,
+                             disentanglement=args.disentanglement)
     values = result.to_dict()
-    quality = values.pop("sample_quality", {})
-    for key, value in {**values, **quality}.items():
-        print(f"{key:>19}  {value:.4f}" if isinstance(value, float) else f"{key:>19}  {value}")
+    scores = {**values, **(values.pop("sample_quality", None) or {}), **(values.pop("disentanglement", None) or {})}
+    for key, value in scores.items():
+        print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
     return None
 
 

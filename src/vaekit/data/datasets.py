@@ -1,4 +1,4 @@
-"""Datasets as float32 arrays: the built-ins (fashion-mnist, mnist, digits) and any file or
+"""Datasets as float32 arrays: the built-ins (fashion-mnist, mnist, digits, shapes) and any file or
 folder the readers understand, split into train and test."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 
 from vaekit.data.download import download as fetch
 from vaekit.data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
+from vaekit.data.shapes import DEFAULT_EXAMPLES, FACTOR_NAMES, SHAPE_NAMES, make_shapes
 from vaekit.errors import ConfigError, DataError, optional_import
 from vaekit.io import atomic_open, cache_dir
 
@@ -21,7 +22,8 @@ from vaekit.io import atomic_open, cache_dir
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A train/test split. x is float32, (N, C, H, W) for images or (N, D) for flat data, with
-    uint8 sources scaled to [0, 1]; y is int64 (N,) or None."""
+    uint8 sources scaled to [0, 1]; y is int64 (N,) or None. A dataset generated from known factors
+    (shapes) also holds each example's factor indices, int64 (N, factors), named by factor_names."""
 
     name: str
     x_train: np.ndarray
@@ -29,6 +31,9 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray | None
     class_names: tuple[str, ...] | None = None
+    factors_train: np.ndarray | None = None
+    factors_test: np.ndarray | None = None
+    factor_names: tuple[str, ...] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int] | None:
@@ -222,13 +227,33 @@ def _load_digits(*, data_dir, test_fraction, seed, download) -> Dataset:
     return _split_dataset("digits", x, digits.target.astype(np.int64), _DIGITS, test_fraction, seed)
 
 
+def _load_shapes(*, data_dir, test_fraction, seed, download, n: int = DEFAULT_EXAMPLES) -> Dataset:
+    x, factors = make_shapes(n)  # (n, 1, 64, 64), (n, 5)
+    train, _, test, _ = split_validation(np.arange(n), None, test_fraction, seed)
+    return Dataset("shapes", x[train], factors[train, 0], x[test], factors[test, 0], SHAPE_NAMES,
+                   factors[train], factors[test], FACTOR_NAMES)
+
+
 # name -> loader(*, data_dir, test_fraction, seed, download) -> Dataset. Datasets with a split
 # of their own (the IDX ones) ignore test_fraction and seed.
 DATASETS = {
     "fashion-mnist": partial(_load_idx, "fashion-mnist"),
     "mnist": partial(_load_idx, "mnist"),
     "digits": _load_digits,
+    "shapes": _load_shapes,
 }
+# Generated built-ins whose size `NAME:N` chooses (N examples, split into train and test).
+SIZED = {"shapes": _load_shapes}
+
+
+def _sized_loader(spec: str):
+    """The loader of `NAME:N` for a generated built-in NAME, else None."""
+    name, colon, count = spec.partition(":")
+    if not colon or name not in SIZED:
+        return None
+    if not count.isdigit() or not 2 <= int(count) <= 10_000_000:
+        raise ConfigError(f"--data {spec}: the number of examples after '{name}:' must be 2..10,000,000, e.g. {name}:20000")
+    return partial(SIZED[name], n=int(count))
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -240,7 +265,8 @@ def load_dataset(name_or_path: str, data_dir: str | None = None, image_size=None
                  test_fraction: float = 0.2, seed: int = 0, download: bool = True) -> Dataset:
     """Load a built-in dataset by name, or a dataset from a path: .npy, .npz, .csv, an IDX file,
     a folder holding the four MNIST-style IDX files, or an image folder (class subfolders give
-    labels; `image_size=(H, W)` resizes). Paths without a test split of their own lose
+    labels; `image_size=(H, W)` resizes). `shapes:N` makes the generated shapes dataset with N examples
+    (data.shapes; plain `shapes` has 20,000). Paths without a test split of their own lose
     `test_fraction` of their examples to the test set, chosen with `seed`.
 
     Arrays of shape (N, D) stay flat, (N, H, W) become (N, 1, H, W) and (N, H, W, C) with C in
@@ -249,7 +275,7 @@ def load_dataset(name_or_path: str, data_dir: str | None = None, image_size=None
     $VAEKIT_DATA/<name>, the system folder (fashion-mnist: /usr/share/datasets/fashion-mnist)
     and the cache (see `cache_dir`), in that order, and downloaded into the cache if missing
     and `download` is true."""
-    loader, path = DATASETS.get(name_or_path), Path(name_or_path).expanduser()
+    loader, path = DATASETS.get(name_or_path) or _sized_loader(name_or_path), Path(name_or_path).expanduser()
     if loader is None and not path.exists():
         raise DataError(f"unknown dataset {name_or_path!r}: use one of {', '.join(DATASETS)}, or a path to .npy/.npz/.csv/IDX/an image folder")
     idx_files = _find_idx_files(path) if loader is None and path.is_dir() else None

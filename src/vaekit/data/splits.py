@@ -36,6 +36,8 @@ class Splits:
     y_test: np.ndarray | None
     class_names: tuple[str, ...] | None = None
     y_val: np.ndarray | None = None
+    factors_test: np.ndarray | None = None  # (n_test, factors) indices of a dataset made from known factors
+    factor_names: tuple[str, ...] | None = None
 
 
 def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
@@ -56,7 +58,8 @@ def load_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
         # Validation and test are binarized once with a fixed seed, the field's convention.
         start = 0 if data.binarize == "static" else 1
         tensors[start:] = [binarize(t, generator) for t in tensors[start:]]
-    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val)
+    return Splits(*tensors, y_train, dataset.y_test, getattr(dataset, "class_names", None), y_val,
+                  getattr(dataset, "factors_test", None), getattr(dataset, "factor_names", None))
 
 
 def training_splits(data: DataConfig, seed: int = 0, arrays=None) -> Splits:
