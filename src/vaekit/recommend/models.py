@@ -17,7 +17,7 @@ CONFIG_FILE, MODEL_FILE = "config.json", "model.safetensors"
 DATA_FILE, IDS_FILE, METRICS_FILE = "interactions.safetensors", "ids.json", "metrics.jsonl"
 KIND, FORMAT_VERSION = "recommend", 1  # config.json's kind and format (vaekit.saved)
 MODELS = ("vae", "recvae", "dae", "ease", "popularity")
-EASE_GRID = (50.0, 150.0, 500.0, 1500.0)  # lambdas tried on validation users when ease_lambda is 0
+EASE_GRID = (5.0, 15.0, 50.0, 150.0, 500.0, 1500.0)  # lambdas tried on validation users when ease_lambda is 0
 DAE_LOG_VAR = -30.0  # Mult-DAE's posterior log-variance: std 3e-7, a deterministic code in float32
 SHORT_HEAD = 0.8  # the short head: the most popular items that together hold this share of training interactions
 EASE_MAX_ITEMS = 30000  # a dense items x items EASE matrix beyond this needs > 3.6 GB
@@ -70,7 +70,7 @@ class RecommendConfig:
                                  "paper: 1)")
     recvae_layers: int = option(5, "RecVAE's encoder: densely connected layers of width --hidden, each "
                                 "swish + LayerNorm (the paper: 5 of 600)")
-    ease_lambda: float = option(0.0, "EASE's L2 weight; 0 picks the best of 50,150,500,1500 on validation users")
+    ease_lambda: float = option(0.0, "EASE's L2 weight; 0 picks the best of 5,15,50,150,500,1500 on validation users")
     coefficient: bool = option(True, "include the multinomial coefficient so the reported ELBO is in true nats")
     train: TrainConfig = option(RECOMMEND_TRAIN, "the Mult-VAE/DAE's training (epochs, batch_size, lr, seed, "
                                 "device, ...; beta and kl_warmup follow beta_cap and anneal_steps)", cli=False)
