@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ProcessPoolExecutor
 import os
 import sys
 import time
@@ -43,6 +44,7 @@ METRICS = ("recall@20", "recall@50", "ndcg@100", "coverage@20", "long_tail@20")
 
 def run(path: Path, data_options: dict, seed: int, budget: dict[str, dict]) -> dict:
     """Fit and test every model on one seed's split: {model: metrics, fit CPU seconds, chosen epoch/lambda}."""
+    torch.set_num_threads(1)
     data_config = rec.InteractionConfig(**data_options)
     rows = {}
     for kind in MODELS:
@@ -67,6 +69,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="the autoencoders' batch (default: vaekit's)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--jobs", type=int, default=1, help="(data set, seed) runs at once, one process each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(os.environ.get("VAEKIT_DATA", ""))
@@ -74,13 +77,17 @@ def main() -> None:
     common = {k: v for k, v in (("batch_size", args.batch_size), ("progress", False)) if v is not None}
     budget = {kind: {**common, **({"epochs": e} if e is not None else {})}
               for kind, e in (("dae", args.epochs), ("vae", args.epochs), ("recvae", args.recvae_epochs))}
-    for name in args.datasets.split(","):
-        file, options = DATASETS[name]
-        if not (root / file).is_file():
-            print(f"skipping {name}: {root / file} not found (set VAEKIT_DATA)")
-            continue
-        started = time.perf_counter()
-        per_seed = [run(root / file, options, seed, budget) for seed in seeds]
+    names = [name for name in args.datasets.split(",") if (root / DATASETS[name][0]).is_file()]
+    for name in sorted(set(args.datasets.split(",")) - set(names)):
+        print(f"skipping {name}: {root / DATASETS[name][0]} not found (set VAEKIT_DATA)")
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        runs = {(name, seed): pool.submit(run, root / DATASETS[name][0], DATASETS[name][1], seed, budget)
+                for name in names for seed in seeds}
+        results = {key: job.result() for key, job in runs.items()}
+    for name in names:
+        options = DATASETS[name][1]
+        per_seed = [results[name, seed] for seed in seeds]
         models = {}
         for model in MODELS:
             rows = [r[model] for r in per_seed]
@@ -94,7 +101,7 @@ def main() -> None:
                         "VAEs: best epoch by validation NDCG@100; EASE: lambda picked on validation users",
             "defaults": to_dict(rec.RecommendConfig()),
             "budget": budget, "seeds": seeds, "shape(users,items,interactions)": per_seed[0]["shape"],
-            "models": models, "wall_seconds": time.perf_counter() - started})
+            "models": models, "jobs": args.jobs, "wall_seconds_all_data_sets": time.perf_counter() - started})
     print(table())
 
 
