@@ -80,7 +80,7 @@ def test_kl_schedule_reproduces_the_papers_anneal_to_cap():
     for step in (0, 10, 39, 40, 41, 69):
         assert trainer.kl_weight(step, steps_per_epoch) == pytest.approx(min(0.2, (step + 1) / anneal))
     assert rec.kl_schedule(rec.RecommendConfig(model="dae"), 7) == (0.0, 0.0)
-    assert rec.kl_schedule(recommend_config(epochs=50), 7) == (0.2, 40.0)
+    assert rec.kl_schedule(recommend_config(epochs=50, beta_cap=0.2), 7) == (0.2, 40.0)
     assert rec.kl_schedule(recommend_config(model="recvae", gamma=0.01), 7) == (0.01, 0.0)  # per interaction
 
 
