@@ -1,17 +1,21 @@
-"""Popularity, EASE, Mult-DAE and Mult-VAE side by side on the real interaction data under
-$VAEKIT_DATA, by the strong-generalization protocol of Liang et al. (2018), over several seeds
-(each seed redraws the held-out users, the fold-in/held-out items and the initialization).
+"""Popularity, EASE, Mult-DAE, Mult-VAE and RecVAE side by side on the real interaction data under $VAEKIT_DATA,
+by the strong-generalization protocol of Liang et al. (2018), over several seeds (each seed redraws the held-out
+users, the fold-in/held-out items and the initialization; every model of a seed sees the same split).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/recommend.py --epochs 40 --seeds 0,1,2
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/recommend.py --seeds 0,1,2 --datasets lastfm-hetrec2011
 
-Prints a markdown table and writes benchmarks/results/recommend.json.
+Each model is fitted with vaekit's defaults (--epochs and --batch-size set the autoencoders' budget); the VAEs
+keep the epoch of the best validation NDCG@100 and EASE its best lambda on the validation users; the test users
+are scored once. Writes benchmarks/results/recommend_<dataset>.json per data set and prints the table of every
+such file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from concurrent.futures import ProcessPoolExecutor
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,10 +25,11 @@ import torch
 
 from vaekit import __version__
 from vaekit import recommend as rec
+from vaekit.config import to_dict
 from vaekit.io import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import cpu_model
+from benchmarks.common import RESULTS, environment
 
 DATASETS = {
     # name: (file under $VAEKIT_DATA, InteractionConfig fields)
@@ -33,76 +38,84 @@ DATASETS = {
     "lastfm-hetrec2011": ("lastfm-hetrec2011/user_artists.dat",
                           dict(min_item_count=5, min_user_count=5, heldout_fraction=0.1)),
 }
-METRICS = ("recall@20", "recall@50", "ndcg@100")
+MODELS = {"popularity": "popularity", "ease": "EASE", "dae": "Mult-DAE", "vae": "Mult-VAE", "recvae": "RecVAE"}
+METRICS = ("recall@20", "recall@50", "ndcg@100", "coverage@20", "long_tail@20")
 
 
-def run(path: Path, data_options: dict, seed: int, epochs: int, batch_size: int) -> dict:
+def run(path: Path, data_options: dict, seed: int, budget: dict[str, dict]) -> dict:
+    """Fit and test every model on one seed's split: {model: metrics, fit CPU seconds, chosen epoch/lambda}."""
+    torch.set_num_threads(1)
     data_config = rec.InteractionConfig(**data_options)
-    rows, common = {}, dict(seed=seed, epochs=epochs, batch_size=batch_size, device="cpu")
-    for kind in ("vae", "dae"):
-        started = time.perf_counter()
-        model = rec.fit(path, data_config=data_config, model=kind, **common)
-        seconds = time.perf_counter() - started
-        results = rec.evaluate(model, baselines=kind == "vae")
-        for name, summary in results.items():
-            rows[name] = {**{m: summary[m] for m in METRICS}, "users": summary["users"]}
-        epoch_seconds = float(np.mean([r["epoch_seconds"] for r in model.history]))
-        rows[kind].update(fit_seconds=seconds, epoch_seconds=epoch_seconds,
-                          best_epoch=int(np.argmax([r["val_ndcg@100"] for r in model.history])) + 1)
-        if kind == "vae":
-            rows["ease"]["ease_lambda"] = results["ease"]["ease_lambda"]
-            rows["shape"] = list(model.data.matrix.shape) + [int(model.data.matrix.nnz)]
+    rows = {}
+    for kind in MODELS:
+        started = time.process_time()
+        model = rec.fit(path, data_config=data_config, model=kind, seed=seed, device="cpu", **budget.get(kind, {}))
+        seconds = time.process_time() - started
+        summary = rec.evaluate(model)[kind]
+        rows[kind] = {**{m: summary[m] for m in METRICS}, "users": summary["users"], "fit_cpu_seconds": seconds}
+        scores = [r["val_ndcg@100"] for r in model.history]
+        if kind == "ease":
+            rows[kind]["ease_lambda"] = model.history[int(np.argmax(scores))]["ease_lambda"]
+        elif scores:
+            rows[kind]["best_epoch"] = int(np.argmax(scores)) + 1
+        rows["shape"] = list(model.data.matrix.shape) + [int(model.data.matrix.nnz)]
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=None, help="Mult-VAE/DAE epochs (default: vaekit's)")
+    parser.add_argument("--recvae-epochs", type=int, default=None, help="RecVAE epochs (default: vaekit's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="the autoencoders' batch (default: vaekit's)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--out", default="benchmarks/results/recommend.json")
+    parser.add_argument("--jobs", type=int, default=1, help="(data set, seed) runs at once, one process each")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(os.environ.get("VAEKIT_DATA", ""))
     seeds = [int(s) for s in args.seeds.split(",")]
-    report = {"command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv),
-              "vaekit": __version__, "torch": torch.__version__, "numpy": np.__version__,
-              "python": platform.python_version(), "threads": torch.get_num_threads(), "cpu": cpu_model(),
-              "protocol": "strong generalization (Liang et al. 2018): held-out users, 80% folded in, 20% predicted; "
-                          "best epoch by validation NDCG@100; EASE lambda picked on validation users",
-              "epochs": args.epochs, "batch_size": args.batch_size, "seeds": seeds, "datasets": {}}
+    common = {k: v for k, v in (("batch_size", args.batch_size), ("progress", False)) if v is not None}
+    budget = {kind: {**common, **({"epochs": e} if e is not None else {})}
+              for kind, e in (("dae", args.epochs), ("vae", args.epochs), ("recvae", args.recvae_epochs))}
+    names = [name for name in args.datasets.split(",") if (root / DATASETS[name][0]).is_file()]
+    for name in sorted(set(args.datasets.split(",")) - set(names)):
+        print(f"skipping {name}: {root / DATASETS[name][0]} not found (set VAEKIT_DATA)")
     started = time.perf_counter()
-    for name in args.datasets.split(","):
-        file, options = DATASETS[name]
-        if not (root / file).is_file():
-            print(f"skipping {name}: {root / file} not found (set VAEKIT_DATA)")
-            continue
-        per_seed = [run(root / file, options, seed, args.epochs, args.batch_size) for seed in seeds]
-        summary = {"options": options, "shape(users,items,interactions)": per_seed[0]["shape"], "models": {}}
-        for model in ("popularity", "ease", "dae", "vae"):
+    with ProcessPoolExecutor(args.jobs) as pool:
+        runs = {(name, seed): pool.submit(run, root / DATASETS[name][0], DATASETS[name][1], seed, budget)
+                for name in names for seed in seeds}
+        results = {key: job.result() for key, job in runs.items()}
+    for name in names:
+        options = DATASETS[name][1]
+        per_seed = [results[name, seed] for seed in seeds]
+        models = {}
+        for model in MODELS:
             rows = [r[model] for r in per_seed]
-            entry = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
-                     for m in METRICS}
-            entry["per_seed"] = rows
-            summary["models"][model] = entry
-        report["datasets"][name] = summary
-    report["total_seconds"] = time.perf_counter() - started
-    write_json(args.out, report)
-    print(table(report))
+            models[model] = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
+                             for m in (*METRICS, "fit_cpu_seconds")}
+            models[model]["per_seed"] = rows
+        write_json(RESULTS / f"recommend_{name}.json", {
+            "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv), "vaekit": __version__,
+            **environment(), "date": time.strftime("%Y-%m-%d"), "data": name, "options": options,
+            "protocol": "strong generalization (Liang et al. 2018): held-out users, 80% folded in, 20% predicted; "
+                        "VAEs: best epoch by validation NDCG@100; EASE: lambda picked on validation users",
+            "defaults": to_dict(rec.RecommendConfig()),
+            "budget": budget, "seeds": seeds, "shape(users,items,interactions)": per_seed[0]["shape"],
+            "models": models, "jobs": args.jobs, "wall_seconds_all_data_sets": time.perf_counter() - started})
+    print(table())
 
 
-def table(report: dict) -> str:
-    names = {"popularity": "popularity", "ease": "EASE", "dae": "Mult-DAE", "vae": "Mult-VAE"}
-    lines = ["| data (users x items) | model | Recall@20 | Recall@50 | NDCG@100 | s/epoch |",
-             "|---|---|---|---|---|---|"]
-    for data, summary in report["datasets"].items():
-        users, items, _ = summary["shape(users,items,interactions)"]
-        for model, entry in summary["models"].items():
+def table() -> str:
+    """The markdown table of every results/recommend_*.json: mean ± std over seeds (std: population, ddof 0)."""
+    lines = ["| data (users x items) | model | Recall@20 | Recall@50 | NDCG@100 | coverage@20 | long tail@20 | "
+             "fit CPU s |", "|---|---|---|---|---|---|---|---|"]
+    for file in sorted(RESULTS.glob("recommend_*.json")):
+        report = json.loads(file.read_text())
+        users, items, _ = report["shape(users,items,interactions)"]
+        for model, entry in report["models"].items():
             cells = [f"{entry[m]['mean']:.3f} ± {entry[m]['std']:.3f}" for m in METRICS]
-            epochs = [r["epoch_seconds"] for r in entry["per_seed"] if "epoch_seconds" in r]
-            epoch = f"{np.mean(epochs):.2f}" if epochs else ""
-            lines.append(f"| {data} ({users} x {items}) | {names[model]} | {' | '.join(cells)} | {epoch} |")
+            lines.append(f"| {report['data']} ({users} x {items}) | {MODELS[model]} | {' | '.join(cells)} | "
+                         f"{entry['fit_cpu_seconds']['mean']:.0f} |")
     return "\n".join(lines)
 
 

@@ -190,6 +190,8 @@ TABLES: dict[str, Table] = {
                             "--heldout-fraction": FRACTION, "--heldout-prop": FRACTION, "--model": CHOICE,
                             "--hidden": SIZES, "--latent-dim": POSITIVE_CAPPED, "--dropout": FRACTION,
                             "--beta-cap": NON_NEGATIVE_FLOAT, "--anneal-steps": NON_NEGATIVE,
+                            "--gamma": NON_NEGATIVE_FLOAT, "--encoder-passes": POSITIVE,
+                            "--decoder-passes": POSITIVE, "--recvae-layers": POSITIVE,
                             "--ease-lambda": ["-1", "x", "nan"], "--epochs": POSITIVE, "--batch-size": POSITIVE,
                             "--lr": POSITIVE_FLOAT, "--weight-decay": NON_NEGATIVE_FLOAT, "--precision": CHOICE,
                             "--seed": SEED, "--device": ["bogus", ""]}),

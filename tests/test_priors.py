@@ -12,8 +12,9 @@ from torch.distributions import Categorical, Independent, MixtureSameFamily, Nor
 from vaekit.config import TrainConfig
 from vaekit.likelihoods import Bernoulli
 from vaekit.posteriors import DiagonalGaussian, DiagonalNormal, Posterior
-from vaekit.priors import (PRIORS, MixtureOfGaussians, Prior, StandardNormal, VampPrior, monte_carlo_kl,
-                           standard_normal_kl)
+from vaekit.errors import ConfigError
+from vaekit.priors import (PRIORS, CompositePrior, MixtureOfGaussians, Prior, StandardNormal, VampPrior,
+                           monte_carlo_kl, standard_normal_kl)
 from vaekit.training import Trainer
 from vaekit.vae import VAE, build_vae
 
@@ -247,3 +248,105 @@ def test_the_latent_codes_refuse_a_prior_whose_cdf_they_cannot_quantize():
     assert torch.equal(gaussian_prior(_toy_vae(StandardNormal(2))).scale, torch.ones(2))
     with pytest.raises(ConfigError, match="diagonal Gaussian prior.*TwoGaussians"):
         gaussian_prior(_toy_vae(TwoGaussians(2)))
+
+
+# -- RecVAE's composite prior ---------------------------------------------------------------------
+def _composite(latent: int = 3, batch: int = 4, wide_log_var: float = 10.0):
+    """A CompositePrior over a linear encoder of 5 inputs, given a fixed batch x; and that batch's q_old."""
+    torch.manual_seed(0)
+    encoder = nn.Linear(5, 2 * latent)
+    prior = CompositePrior(encoder, DiagonalGaussian(), latent, wide_log_var=wide_log_var)
+    x = torch.randn(batch, 5)
+    return prior, prior.given(x), DiagonalGaussian()(encoder(x)).base_dist
+
+
+def test_composite_prior_density_is_the_papers_mixture_per_dimension():
+    _, prior, old = _composite()
+    z = torch.randn(6, 4, 3, dtype=torch.float64)  # (k, batch, latent)
+
+    def normal(v, loc, var):
+        return torch.exp(-0.5 * (v - loc) ** 2 / var) / (2 * math.pi * var) ** 0.5
+
+    loc, var = old.loc.double().detach(), old.scale.double().detach() ** 2
+    mixture = 3 / 20 * normal(z, 0.0, 1.0) + 3 / 4 * normal(z, loc, var) + 1 / 10 * normal(z, 0.0, math.exp(10.0))
+    torch.testing.assert_close(prior.log_prob(z.float()).double(), mixture.log().sum(-1), atol=1e-5, rtol=1e-5)
+    grid = torch.linspace(-1500.0, 1500.0, 600_001, dtype=torch.float64)  # the wide part: std e^5 ~ 148
+    one_dim = CompositePrior(nn.Linear(5, 2), DiagonalGaussian(), 1).double().given(torch.randn(1, 5).double())
+    density = one_dim.log_prob(grid[:, None, None]).exp()[:, 0]
+    torch.testing.assert_close(torch.trapezoid(density, grid).item(), 1.0, atol=1e-4, rtol=0)
+
+
+def test_composite_prior_kl_is_the_monte_carlo_kl_and_unbiased():
+    _, prior, _ = _composite()
+    qz = _posterior()
+    torch.manual_seed(1)
+    z = qz.rsample()
+    torch.testing.assert_close(prior.kl_terms(qz, z).sum(-1), prior.kl(qz, z))
+    torch.manual_seed(2)
+    expected = _many_sample_kl(qz, prior)
+    torch.manual_seed(3)
+    torch.testing.assert_close(prior.kl(qz, qz.rsample((20_000,))), expected, atol=0.05, rtol=0.01)
+    assert (expected > 0).all()
+    # a prior equal to the posterior: the KL is 0 exactly, the mixture's only when w1 = 1
+    exact = CompositePrior(nn.Identity(), DiagonalGaussian(), 3, weights=(0.0, 1.0, 0.0))
+    stats = torch.cat([qz.mean, qz.log_var], -1)
+    torch.testing.assert_close(exact.given(stats).kl(qz, qz.rsample((10,))), torch.zeros(4), atol=1e-5, rtol=0)
+
+
+def test_composite_prior_draws_follow_the_mixture():
+    _, prior, old = _composite(batch=1, latent=2, wide_log_var=1.0)
+    generator = torch.Generator().manual_seed(0)
+    big = CompositePrior(nn.Identity(), DiagonalGaussian(), 2, wide_log_var=1.0)
+    stats = torch.cat([old.loc, 2 * old.scale.log()], -1).detach().expand(100_000, -1)
+    draws = big.given(stats).sample(100_000, generator)  # (n, latent): one draw of each row's prior
+    loc, var = old.loc.detach()[0], old.scale.detach()[0] ** 2
+    mean = 3 / 4 * loc
+    second = 3 / 20 + 3 / 4 * (var + loc ** 2) + 1 / 10 * math.e
+    torch.testing.assert_close(draws.mean(0), mean, atol=0.03, rtol=0)
+    torch.testing.assert_close(draws.var(0), second - mean ** 2, atol=0.05, rtol=0.03)
+    with pytest.raises(ConfigError):
+        prior.sample(3)
+
+
+def test_composite_prior_needs_data_keeps_its_copy_frozen_and_renews_it():
+    unbound, _, _ = _composite()
+    with pytest.raises(ConfigError):
+        unbound.log_prob(torch.zeros(2, 3))
+    with pytest.raises(ConfigError):
+        CompositePrior(nn.Linear(5, 6), DiagonalGaussian(), 3, weights=(0.5, 0.6, 0.1))
+    encoder = nn.Sequential(nn.Dropout(0.5), nn.Linear(5, 6))
+    prior = CompositePrior(encoder, DiagonalGaussian(), 3).train()
+    assert not prior.previous.training and not any(p.requires_grad for p in prior.parameters())
+    with torch.no_grad():
+        encoder[1].weight.add_(1.0)
+    x = torch.randn(4, 5)
+    assert not torch.allclose(prior.given(x).old.loc, encoder.eval()(x)[:, :3])
+    prior.renew(encoder)
+    torch.testing.assert_close(prior.given(x).old.loc, encoder(x)[:, :3])
+
+
+def test_a_vae_scores_a_batch_against_the_prior_given_that_batch():
+    encoder = nn.Linear(5, 6)
+    vae = VAE(encoder, nn.Linear(3, 5), Bernoulli((5,)), CompositePrior(encoder, DiagonalGaussian(), 3))
+    x = torch.bernoulli(torch.full((4, 5), 0.5))
+    qz = vae.encode(x)
+    # the previous encoder is this one: the mixture's middle part is q itself
+    torch.testing.assert_close(vae.prior.given(x).old.loc, qz.mean)
+    assert vae.elbo(x, n_samples=3).kl.shape == (4,) and vae.log_likelihood(x, k=4).shape == (4,)
+    assert torch.isfinite(vae.loss(x, beta=torch.ones(4)).loss)
+
+
+def test_a_per_example_kl_weight_weighs_each_examples_kl():
+    torch.manual_seed(0)
+    vae = VAE(nn.Linear(5, 6), nn.Linear(3, 5), Bernoulli((5,)), StandardNormal(3))
+    x = torch.bernoulli(torch.full((4, 5), 0.5))
+    qz = vae.encode(x)
+    kl = standard_normal_kl(qz.mean, qz.log_var).sum(-1)  # (batch,)
+    weights = torch.tensor([0.0, 1.0, 2.0, 5.0])
+    losses = []
+    for beta in (weights, 0.0):
+        torch.manual_seed(1)
+        losses.append(vae.loss(x, beta=beta).loss)
+    torch.testing.assert_close(losses[0] - losses[1], (weights * kl).mean())
+    with pytest.raises(ConfigError):
+        vae.loss(x, beta=weights, free_bits=0.5)

@@ -80,7 +80,22 @@ def test_kl_schedule_reproduces_the_papers_anneal_to_cap():
     for step in (0, 10, 39, 40, 41, 69):
         assert trainer.kl_weight(step, steps_per_epoch) == pytest.approx(min(0.2, (step + 1) / anneal))
     assert rec.kl_schedule(rec.RecommendConfig(model="dae"), 7) == (0.0, 0.0)
-    assert rec.kl_schedule(recommend_config(epochs=50), 7) == (0.2, 40.0)
+    assert rec.kl_schedule(recommend_config(epochs=50, beta_cap=0.2), 7) == (0.2, 40.0)
+    assert rec.kl_schedule(recommend_config(model="recvae", gamma=0.01), 7) == (0.01, 0.0)  # per interaction
+
+
+def test_recvae_composes_the_core_vae_with_the_composite_prior():
+    from vaekit.priors import CompositePrior
+
+    x = (torch.rand(5, 30) < 0.2).float()
+    scorer = rec.build_model(30, recommend_config(model="recvae", recvae_layers=3, **SMALL))
+    vae = scorer.vae
+    assert isinstance(vae.prior, CompositePrior) and isinstance(vae.decoder, torch.nn.Linear)
+    assert len(vae.encoder.layers) == 3 and vae.encoder(x).shape == (5, 8)
+    assert vae.loss(x, beta=0.005 * x.sum(-1)).loss.isfinite()
+    torch.testing.assert_close(scorer.eval()(x), vae.decoder(vae.encode(x).mean))
+    with pytest.raises(ConfigError):
+        recommend_config(model="recvae", hidden=(16, 8)).validate()
 
 
 # -- reading and splitting ----------------------------------------------------------------------------
@@ -157,6 +172,14 @@ def test_ranking_metrics_follow_the_papers_definitions():
     dcg = 1 / math.log2(2) + 1 / math.log2(31)
     assert m.ndcg_100[0].item() == pytest.approx(dcg / (1 + 1 / math.log2(3)))
     assert m.ndcg_100[1].item() == pytest.approx(1.0)
+    assert m.top_20[0].tolist() == list(range(1, 21)) and m.top_20[1].tolist() == list(range(20))
+
+
+def test_catalogue_reach_counts_coverage_and_the_long_tail():
+    popularity = np.array([50, 30, 10, 5, 5])  # the short head: items 0 and 1 hold 80% of the interactions
+    reach = rec.catalogue_reach(torch.tensor([[0, 2], [1, 3]]), popularity)
+    assert reach == {"coverage@20": 4 / 5, "long_tail@20": 2 / 4}
+    assert rec.catalogue_reach(torch.tensor([[1, 0]]), popularity)["long_tail@20"] == 0.0
 
 
 def test_ease_is_the_closed_form_solution():
@@ -193,6 +216,20 @@ def test_fit_evaluate_top_and_reload(tmp_path):
         rec.load(tmp_path)
 
 
+def test_recvae_fits_learns_and_reloads(tmp_path):
+    log = clustered_log(tmp_path / "log.csv", n_users=240)
+    model = rec.fit(log, tmp_path / "recvae", model="recvae", epochs=6, lr=3e-3, recvae_layers=2, **SMALL)
+    assert len(model.history) == 6
+    vae = model.scorer.vae  # the kept epoch's prior holds that epoch's encoder
+    for kept, encoder in zip(vae.prior.previous[0].state_dict().values(), vae.encoder.state_dict().values()):
+        torch.testing.assert_close(kept, encoder)
+    results = rec.evaluate(tmp_path / "recvae", baselines=True)
+    assert results["recvae"]["ndcg@100"] > results["popularity"]["ndcg@100"] + 0.05
+    assert 0 < results["recvae"]["coverage@20"] <= 1 and 0 <= results["recvae"]["long_tail@20"] <= 1
+    x = torch.from_numpy(model.part("test", "foldin").toarray())
+    torch.testing.assert_close(rec.load(tmp_path / "recvae").scorer(x), model.scorer.eval()(x))
+
+
 def test_cli_fit_evaluate_top(tmp_path, capsys):
     log = clustered_log(tmp_path / "log.tsv", n_users=80, sep="\t")
     out = tmp_path / "dae"
@@ -201,7 +238,9 @@ def test_cli_fit_evaluate_top(tmp_path, capsys):
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["model"] == "dae" and saved["data"]["min_rating"] == 4
     assert saved["model"]["precision"] == "bf16"
+    capsys.readouterr()
     assert cli.main(["recommend", "evaluate", str(out)]) == 0
+    assert "coverage@20" in capsys.readouterr().out
     assert "dae" in json.loads((out / "eval.json").read_text())
     user = json.loads((out / "ids.json").read_text())["users"][0]
     capsys.readouterr()

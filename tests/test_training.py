@@ -16,7 +16,7 @@ from vaekit.conditioning import binarize
 from vaekit.checkpoint import read_checkpoint
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
-from vaekit.training import Trainer, TrainingDiverged, _Compiled
+from vaekit.training import Trainer, TrainingDiverged, _Compiled, updating_only
 from vaekit.vae import build_vae
 
 TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)
@@ -429,3 +429,26 @@ def test_the_collapse_watch_counts_units_whose_means_vary_and_judges_only_the_se
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         watch(vae, {"epoch": 6, "beta": 1.0, "kl": 0.0})  # once
+
+
+def test_alternating_updates_step_one_network_at_a_time():
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(data_shape=(6,), hidden=(8,), latent_dim=2))
+    encoder_before = [p.detach().clone() for p in vae.encoder.parameters()]
+    x = torch.bernoulli(torch.full((16, 6), 0.5))
+    for part, stepped, held in (("encoder", vae.encoder, vae.decoder), ("decoder", vae.decoder, vae.encoder)):
+        vae.zero_grad(set_to_none=True)
+        with updating_only(vae, part):
+            assert vae.encoder.training == (part == "encoder")
+            vae.loss(x).loss.backward()
+        assert all(p.grad is not None for p in stepped.parameters())
+        assert all(p.grad is None for p in held.parameters())
+    assert vae.training and all(p.requires_grad for p in vae.parameters())
+    seen = []
+    trainer = Trainer(vae, TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu"),
+                      kl_per_example=lambda batch: seen.append(len(batch)) or batch.sum(-1), alternate=(2, 1))
+    trainer.fit(x)
+    assert seen == [8] * 6  # 3 passes of 2 steps, each step's weights from its batch
+    assert not all(torch.equal(a, p) for a, p in zip(encoder_before, vae.encoder.parameters()))
+    with pytest.raises(ConfigError):
+        Trainer(vae, TrainConfig(epochs=1, device="cpu"), alternate=(0, 1))

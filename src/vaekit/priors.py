@@ -10,6 +10,7 @@ a sampler, and answers `kl` and `kl_terms` with that estimate.
 from __future__ import annotations
 
 import abc
+import copy
 import math
 from collections.abc import Sequence
 
@@ -18,7 +19,7 @@ from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, MixtureSameFamily, Normal, kl_divergence
 
 from .errors import ConfigError
-from .posteriors import DiagonalNormal, as_diagonal_normal, full_precision
+from .posteriors import DiagonalNormal, Posterior, as_diagonal_normal, full_precision
 
 
 class Prior(nn.Module, abc.ABC):
@@ -48,6 +49,11 @@ class Prior(nn.Module, abc.ABC):
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) in nats for z (..., latent_dim), shape z.shape[:-1]."""
         return self().log_prob(z)
+
+    def given(self, x: torch.Tensor) -> Prior:
+        """The prior the examples x (batch, ...) the encoder reads are scored against: the prior itself
+        unless it depends on the data (CompositePrior)."""
+        return self
 
 
 def gaussian_noise(shape: Sequence[int], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -124,6 +130,75 @@ class GaussianMixture(MixtureSameFamily):
         log_norm = scale.log().sum(-1) + 0.5 * loc.shape[-1] * math.log(2 * math.pi)  # (K,)
         log_weights = self.mixture_distribution.logits.log_softmax(-1)
         return torch.logsumexp(log_weights - 0.5 * quadratic - log_norm, -1)
+
+
+class CompositePrior(Prior):
+    """RecVAE's prior (Shenbin et al. 2020, eq. 5): per latent dimension a mixture of N(0, 1), the previous
+    encoder's posterior q_old(z|x) and a wide N(0, exp(wide_log_var)), with `weights` in that order:
+    p(z|x) = prod_d [w0 N(z_d; 0, 1) + w1 q_old(z_d|x) + w2 N(z_d; 0, exp(wide_log_var))].
+
+    It holds a frozen copy of `encoder` (always in eval mode: no input dropout) read through `posterior`;
+    `renew(encoder)` copies the trained encoder's weights into it (the paper: after every epoch). The VAE
+    asks `given(x)` for the prior of a batch; only that prior has a density, draws and a (Monte-Carlo) KL.
+    """
+
+    def __init__(self, encoder: nn.Module, posterior: Posterior, latent_dim: int,
+                 weights: tuple[float, float, float] = (3 / 20, 3 / 4, 1 / 10), wide_log_var: float = 10.0):
+        super().__init__()
+        if len(weights) != 3 or min(weights) < 0 or not math.isclose(sum(weights), 1.0):
+            raise ConfigError(f"the composite prior's 3 weights must be >= 0 and sum to 1, got {weights}")
+        self.latent_dim = latent_dim
+        self.previous = nn.Sequential(copy.deepcopy(encoder), posterior).requires_grad_(False).eval()
+        self.register_buffer("weights", torch.tensor(weights))
+        self.register_buffer("wide_scale", torch.tensor(math.exp(0.5 * wide_log_var)))
+        self.old: Normal | None = None  # q_old(z|x) per dimension, (batch, latent); set on the prior `given` returns
+
+    def train(self, mode: bool = True) -> CompositePrior:
+        super().train(mode)
+        self.previous.eval()
+        return self
+
+    @torch.no_grad()
+    def renew(self, encoder: nn.Module) -> None:
+        """Make q_old the posterior of `encoder`'s current weights."""
+        self.previous[0].load_state_dict(encoder.state_dict())
+
+    def given(self, x: torch.Tensor) -> CompositePrior:
+        bound = copy.copy(self)  # shares the modules and buffers; only `old` is the batch's own
+        with torch.no_grad():
+            bound.old = as_diagonal_normal(self.previous(x))
+        return bound
+
+    def components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mixture's locs and scales, each (batch, latent, 3)."""
+        if self.old is None:
+            raise ConfigError("the composite prior depends on the data: ask the prior `given(x)` for a batch x")
+        loc, scale = self.old.loc, self.old.scale
+        zeros, ones = torch.zeros_like(loc), torch.ones_like(scale)
+        return (torch.stack([zeros, loc, zeros], -1),
+                torch.stack([ones, scale, ones * self.wide_scale.to(scale.dtype)], -1))
+
+    def forward(self) -> Distribution:
+        loc, scale = self.components()
+        mixing = Categorical(probs=self.weights.to(loc.dtype).expand(loc.shape), validate_args=False)
+        return Independent(MixtureSameFamily(mixing, Normal(loc, scale, validate_args=False), validate_args=False), 1)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        loc, scale = self.components()
+        if n != len(loc):
+            raise ConfigError(f"the composite prior of a batch of {len(loc)} draws one z per example, not {n}")
+        device = generator.device if generator is not None else loc.device
+        pick = torch.multinomial(self.weights.to(device), n * self.latent_dim, replacement=True, generator=generator)
+        noise = torch.randn(n, self.latent_dim, generator=generator, device=device)  # (n, latent)
+        pick = pick.view(n, self.latent_dim, 1).to(loc.device)
+        return loc.gather(-1, pick).squeeze(-1) + scale.gather(-1, pick).squeeze(-1) * noise.to(loc.device)
+
+    def kl(self, qz: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
+        return monte_carlo_kl(qz, self, z)
+
+    def kl_terms(self, qz: Distribution, z: torch.Tensor) -> torch.Tensor:
+        return monte_carlo_kl(qz, self, z).unsqueeze(-1)
+
 
 
 class DiagonalMixture(Prior):

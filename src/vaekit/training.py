@@ -9,6 +9,7 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -59,10 +60,22 @@ class Trainer:
     def __init__(self, vae: nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
                  dynamic_binarization: bool = False, on_epoch: Callable[[dict], None] | None = None,
                  kl_schedule: Callable[[int, int], float] | None = None,
-                 probe: Callable[[nn.Module, dict], dict] | None = None):
+                 probe: Callable[[nn.Module, dict], dict] | None = None,
+                 kl_per_example: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 alternate: tuple[int, int] | None = None):
+        """kl_per_example: batch -> (batch,) factors of each example's KL weight beta (RecVAE: its number of
+        interactions). alternate=(e, d): each epoch makes e passes updating only the encoder, then d passes
+        updating only the decoder with the encoder in eval mode (RecVAE's alternating updates, Shenbin et al.
+        2020, sec. 3.4); None updates both together in one pass."""
         config.validate()
         self.config = config
         self.group = from_environment(select_device(config.device))  # world_size 1 outside torchrun
+        if alternate is not None and (self.group.distributed or min(alternate) < 1):
+            raise ConfigError(f"alternating updates need positive pass counts and one process, got {alternate}")
+        if alternate is not None and config.checkpoint_every > 0:
+            raise ConfigError("a step checkpoint cannot say which of an epoch's alternating passes it is in: drop "
+                              "--checkpoint-every (epoch checkpoints still resume exactly)")
+        self.kl_per_example, self.alternate = kl_per_example, alternate
         self.device = self.group.device
         check_precision(config.precision, self.device)
         self.vae = accelerate(vae.to(self.device), self.device)  # vaekit.accel's CPU paths, in place
@@ -230,13 +243,21 @@ class Trainer:
             self.vae.train()
             started = time.perf_counter()
             within, self._within = self._within, None
-            sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch, training_seconds, within,
-                                          started)
-            seconds = time.perf_counter() - started + (within.seconds if within is not None else 0.0)
+            sums, passes, bar = 0.0, 0, None
+            seconds = within.seconds if within is not None else 0.0
+            for part, count in ((None, 1),) if self.alternate is None else zip(("encoder", "decoder"), self.alternate):
+                with updating_only(self.vae, part):
+                    for _ in range(count):
+                        if bar is not None:
+                            bar.close()
+                        pass_sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch,
+                                                           training_seconds, within, started)
+                        sums, passes, within = sums + pass_sums, passes + 1, None
+            seconds += time.perf_counter() - started
             if group.distributed:  # every rank takes the same decisions from the same numbers
                 group.all_reduce(sums)
                 seconds = group.all_reduce(torch.tensor([seconds], dtype=torch.float64), op="max").item()
-            loss, reconstruction, kl = (sums / n).tolist()
+            loss, reconstruction, kl = (sums / (n * passes)).tolist()
             if not all(map(math.isfinite, (loss, reconstruction, kl))):
                 self._diverged(steps_per_epoch)
             self.epoch += 1
@@ -296,12 +317,13 @@ class Trainer:
                 batch = binarize(batch)
             global_step = self.epoch * steps_per_epoch + step
             beta = self.kl_weight(global_step, steps_per_epoch)
+            weight = beta if self.kl_per_example is None else beta * self.kl_per_example(batch)
             if cfg.lr_schedule != "constant" or cfg.lr_warmup > 0:
                 lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
                 for param_group in self.optimizer.param_groups:
                     param_group["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                out = objective(batch, beta=beta, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms)
+                out = objective(batch, beta=weight, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms)
             self.optimizer.zero_grad(set_to_none=True)
             loss = out.loss * group.loss_scale(count, global_count) if group.distributed else out.loss
             with group.guard("the gradient all-reduce"):
@@ -384,6 +406,27 @@ class EpochPosition:
     seconds: float
 
 
+@contextlib.contextmanager
+def updating_only(vae: nn.Module, part: str | None):
+    """While inside, only vae.<part> ('encoder' or 'decoder') gets gradients, so the optimizer steps it alone;
+    the decoder's turn reads the encoder in eval mode (no input dropout). None: everything trains."""
+    if part is None:
+        yield
+        return
+    frozen = vae.decoder if part == "encoder" else vae.encoder
+    trainable = [p for p in frozen.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    if part == "decoder":
+        vae.encoder.eval()
+    try:
+        yield
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+        vae.train()
+
+
 class WeightAverage:
     """An exponential moving average of a model's weights (Polyak averaging). Step t uses the decay
     min(decay, (1 + t) / (10 + t)), the usual warm-up, so that early averages are not mostly the initial weights."""
@@ -412,7 +455,7 @@ class _Compiled:
     def __call__(self, x, beta: float, **kwargs):
         if self.compiled is not None:
             try:
-                return self.compiled(x, beta=torch.tensor(beta), **kwargs)
+                return self.compiled(x, beta=beta if torch.is_tensor(beta) else torch.tensor(beta), **kwargs)
             except Exception as err:  # noqa: BLE001 - any backend failure means: run eagerly
                 import warnings
 

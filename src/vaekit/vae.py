@@ -166,12 +166,15 @@ class VAE(nn.Module):
         qz = self._encode(x, f)
         z = qz.rsample((n_samples,))  # (n_samples, batch, latent)
         reconstruction = self._log_px(z, f, target).mean(0)
-        return ELBO(reconstruction, self.prior.kl(qz, z))
+        return ELBO(reconstruction, self.prior.given(x).kl(qz, z))
 
-    def loss(self, x: torch.Tensor | Batch, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1,
-             c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
+    def loss(self, x: torch.Tensor | Batch, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0,
+             iw_samples: int = 1, c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
              dataset_size: int | None = None) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
+
+        beta: the KL weight, a number or one weight per example (batch,) (RecVAE's beta proportional to a
+        user's interactions, Shenbin et al. 2020, sec. 3.3), which takes no free bits.
 
         iw_samples=1: -(reconstruction - beta * KL), with free bits (Kingma et al. 2016, eq. 15):
         each of the prior's KL terms (`Prior.kl_terms`) counts as at least `free_bits` nats in its
@@ -192,16 +195,24 @@ class VAE(nn.Module):
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
+        prior = self.prior.given(x)
         if iw_samples > 1:
             z = qz.rsample((iw_samples,))  # (K, batch, latent)
             log_px = self._log_px(z, f, target)  # (K, batch)
-            log_ratio = self.prior.log_prob(z) - qz.log_prob(z)
+            log_ratio = prior.log_prob(z) - qz.log_prob(z)
             bound = torch.logsumexp(log_px + beta * log_ratio, 0) - math.log(iw_samples)
-            return Loss(-bound.mean(), log_px.mean(), self.prior.kl(qz, z).mean())
+            return Loss(-bound.mean(), log_px.mean(), prior.kl(qz, z).mean())
         z = qz.rsample()  # (batch, latent)
         reconstruction = self._log_px(z, f, target).mean()
-        kl_terms = self.prior.kl_terms(qz, z).mean(0)  # (terms,) batch means
+        per_example = prior.kl_terms(qz, z)  # (batch, terms)
+        kl_terms = per_example.mean(0)  # (terms,) batch means
         kl = kl_terms.sum()
+        if torch.is_tensor(beta) and beta.dim() > 0:
+            if free_bits > 0 or tc_weight > 0:
+                raise ConfigError("free bits and the total-correlation term take one KL weight for the batch, not "
+                                  "one per example: drop one of them")
+            penalty = (beta * per_example.sum(-1)).mean()
+            return Loss(penalty - reconstruction, reconstruction.detach(), kl.detach())
         penalty = kl_terms.clamp(min=free_bits).sum() if free_bits > 0 else kl
         loss = beta * penalty - reconstruction
         if isinstance(qz, QuantizedCode):  # a quantizer's own training loss (VQ's commitment)
@@ -228,13 +239,14 @@ class VAE(nn.Module):
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
+        prior = self.prior.given(x)
         rows = _CHUNK_ELEMENTS // self.decoded_elements()
         rows = min(rows, _CPU_CHUNK_ROWS) if x.device.type == "cpu" else rows
         chunk = chunk_size or max(1, rows // x.shape[0])
         total = torch.full((x.shape[0],), -math.inf, device=x.device)
         for start in range(0, k, chunk):
             z = qz.sample((min(chunk, k - start),))  # (chunk, batch, latent)
-            log_w = self._log_px(z, f, target) + self.prior.log_prob(z) - qz.log_prob(z)
+            log_w = self._log_px(z, f, target) + prior.log_prob(z) - qz.log_prob(z)
             total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return total - math.log(k)
 

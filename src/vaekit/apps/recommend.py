@@ -1,5 +1,5 @@
-"""Recommendation from user-item interactions, the API behind `vaekit recommend fit|evaluate|top`: Mult-VAE and
-Mult-DAE with popularity and EASE baselines. The recommender package vaekit.recommend holds it (models, metrics,
+"""Recommendation from user-item interactions, the API behind `vaekit recommend fit|evaluate|top`: Mult-VAE,
+RecVAE and Mult-DAE with popularity and EASE baselines. The recommender package vaekit.recommend holds it (models, metrics,
 fitting, saving); this module names the use's entry points, as every apps/<use> does."""
 
 from pathlib import Path

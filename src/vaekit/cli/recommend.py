@@ -1,4 +1,4 @@
-"""`vaekit recommend fit|evaluate|top`: the flags of the recommenders (Mult-VAE/DAE, EASE, popularity), each
+"""`vaekit recommend fit|evaluate|top`: the flags of the recommenders (Mult-VAE/DAE, RecVAE, EASE, popularity), each
 verb one call of vaekit.apps.recommend."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from .flags import add_overwrite, add_parameter, add_verbs
 
 EXAMPLES = {
     "fit": "vaekit recommend fit ratings.csv --min-rating 4 -o models/ml\n"
-           "  vaekit recommend fit user_artists.dat --model dae --weighting log -o models/lastfm",
+           "  vaekit recommend fit user_artists.dat --model recvae -o models/lastfm",
     "evaluate": "vaekit recommend evaluate models/ml --baselines",
     "top": "vaekit recommend top models/ml --user 42 -k 10\n"
            "  vaekit recommend top models/ml --items 1,260,1196 -k 10   # a new user, no retraining\n"
@@ -22,8 +22,9 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "precision", "seed"
 
 
 def add_commands(subparsers) -> None:
-    verb = add_verbs(subparsers, "recommend", "Mult-VAE/DAE recommendations from user-item interactions",
-                     "Mult-VAE/DAE (Liang et al. 2018) with popularity and EASE baselines.", EXAMPLES)
+    verb = add_verbs(subparsers, "recommend", "Mult-VAE/RecVAE/DAE recommendations from user-item interactions",
+                     "Mult-VAE/DAE (Liang et al. 2018) and RecVAE (Shenbin et al. 2020) with popularity and EASE "
+                     "baselines.", EXAMPLES)
 
     p = verb("fit", "fit a recommender on an interaction log and write a model directory")
     p.add_argument("data", help="CSV/TSV/.dat/Parquet file of user, item[, rating or play count] rows")
@@ -63,9 +64,11 @@ def _fit_command(args: argparse.Namespace):
 
 def _evaluate_command(args: argparse.Namespace):
     results = recommend.evaluate(args.model, args.split, args.baselines)
-    print(f"{'model':<11} {'Recall@20':>9} {'Recall@50':>9} {'NDCG@100':>9} {'users':>6}")
+    print(f"{'model':<11} {'Recall@20':>9} {'Recall@50':>9} {'NDCG@100':>9} {'coverage@20':>11} {'long tail@20':>12} "
+          f"{'users':>6}")
     for name, r in results.items():
-        print(f"{name:<11} {r['recall@20']:>9.4f} {r['recall@50']:>9.4f} {r['ndcg@100']:>9.4f} {r['users']:>6}")
+        print(f"{name:<11} {r['recall@20']:>9.4f} {r['recall@50']:>9.4f} {r['ndcg@100']:>9.4f} {r['coverage@20']:>11.4f} "
+              f"{r['long_tail@20']:>12.4f} {r['users']:>6}")
     return recommend.evaluation_file(args.model, args.split)
 
 

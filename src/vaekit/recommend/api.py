@@ -11,7 +11,8 @@ from pathlib import Path
 from ..config import from_dict, route, to_dict
 from ..errors import CheckpointError, ConfigError, DataError
 from .models import (CONFIG_FILE, DATA_FILE, EASE_GRID, EASE_MAX_ITEMS, FORMAT_VERSION, IDS_FILE, METRICS_FILE, MODEL_FILE,
-                     KIND, InteractionConfig, RecommendConfig, build_model, device_of, ease_weights, ranking_metrics)
+                     KIND, InteractionConfig, RecommendConfig, build_model, catalogue_reach, device_of, ease_weights,
+                     ranking_metrics)
 
 
 @dataclass
@@ -103,9 +104,12 @@ def _fit_ease(model: Recommender, train, val, device) -> None:
 def kl_schedule(config: RecommendConfig, steps_per_epoch: int) -> tuple[float, float]:
     """(beta, kl_warmup epochs) for the core Trainer, whose weight is beta * min(1, step / warmup):
     the paper's min(cap, step / anneal_steps) is beta=cap with warmup = cap * anneal_steps steps;
-    anneal_steps=0 reaches the cap at 80% of training. Mult-DAE: (0, 0)."""
+    anneal_steps=0 reaches the cap at 80% of training. Mult-DAE: (0, 0); RecVAE: (gamma, 0), the weight per
+    interaction, each user's beta being gamma times their interactions (`_fit_mult`)."""
     if config.model == "dae":
         return 0.0, 0.0
+    if config.model == "recvae":
+        return config.gamma, 0.0
     if config.anneal_steps > 0:
         return config.beta_cap, config.beta_cap * config.anneal_steps / steps_per_epoch
     return config.beta_cap, 0.8 * config.train.epochs
@@ -113,7 +117,9 @@ def kl_schedule(config: RecommendConfig, steps_per_epoch: int) -> tuple[float, f
 
 def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
     """Train with the core Trainer; beta = min(cap, step / anneal_steps) is the Trainer's linear
-    warm-up with beta=cap and kl_warmup = cap * anneal_steps / steps_per_epoch epochs."""
+    warm-up with beta=cap and kl_warmup = cap * anneal_steps / steps_per_epoch epochs. RecVAE: each user's beta
+    is gamma times their interactions, encoder and decoder take turns, and the composite prior's previous
+    encoder is renewed after every epoch (Shenbin et al. 2020)."""
     from ..training import Trainer
 
     cfg = model.config
@@ -121,13 +127,24 @@ def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
     train_config = dataclasses.replace(cfg.train, beta=beta, kl_warmup=warmup, device=str(device), progress=progress)
     best = {"ndcg": -1.0, "state": None}
 
+    recvae = cfg.model == "recvae"
+    vae = model.scorer.vae
+
     def validate(row: dict) -> None:
+        if recvae:
+            vae.prior.renew(vae.encoder)
         row["val_ndcg@100"] = ndcg = float(ranking_metrics(model.scorer, *val).ndcg_100.mean())
         if ndcg > best["ndcg"]:
             best.update(ndcg=ndcg, state={k: v.clone() for k, v in model.scorer.state_dict().items()})
 
-    model.history = Trainer(model.scorer.vae, train_config, on_epoch=validate).fit(train)
+    recvae_options = dict(kl_per_example=interaction_counts, alternate=(cfg.encoder_passes, cfg.decoder_passes))
+    model.history = Trainer(vae, train_config, on_epoch=validate, **(recvae_options if recvae else {})).fit(train)
     model.scorer.load_state_dict(best["state"])
+
+
+def interaction_counts(x):
+    """Each user's number of interactions (batch,), the factor of RecVAE's per-user KL weight."""
+    return (x > 0).sum(-1).to(x.dtype)
 
 
 # -- saving and loading ---------------------------------------------------------------------------
@@ -193,7 +210,8 @@ def _as_model(model) -> Recommender:
 
 # -- the API behind the CLI -----------------------------------------------------------------------
 def evaluate(model, split: str = "test", baselines: bool = False, progress: bool = True) -> dict[str, dict]:
-    """Recall@20, Recall@50, NDCG@100 on held-out users (`vaekit recommend evaluate`).
+    """Recall@20, Recall@50, NDCG@100 on held-out users, with coverage@20 and long_tail@20 (`catalogue_reach`)
+    (`vaekit recommend evaluate`).
 
     split: 'test' or 'val'. baselines=True also fits popularity and EASE on the same training
     users and scores them on the same users. Returns {model name: summary}; writes eval.json. `progress`: a bar
@@ -205,12 +223,18 @@ def evaluate(model, split: str = "test", baselines: bool = False, progress: bool
     if split not in ("test", "val"):
         raise ConfigError(f"unknown --split '{split}': use test or val")
     foldin, heldout = model.part(split, "foldin"), model.part(split, "heldout")
-    results = {model.config.model: ranking_metrics(model.scorer, foldin, heldout, progress=progress).summary()}
+    popularity = model.part("train").getnnz(axis=0)
+
+    def scored(scorer) -> dict:
+        metrics = ranking_metrics(scorer, foldin, heldout, progress=progress)
+        return {**metrics.summary(), **catalogue_reach(metrics.top_20, popularity)}
+
+    results = {model.config.model: scored(model.scorer)}
     if baselines:
         for kind in ("popularity", "ease"):
             if kind != model.config.model:
                 base = _refit(model, kind)
-                results[kind] = ranking_metrics(base.scorer, foldin, heldout, progress=progress).summary()
+                results[kind] = scored(base.scorer)
                 if kind == "ease":
                     results[kind]["ease_lambda"] = max(base.history, key=lambda r: r["val_ndcg@100"])["ease_lambda"]
     if model.path is not None:
