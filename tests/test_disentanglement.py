@@ -80,7 +80,7 @@ def test_eval_scores_a_shapes_run(tmp_path):
     run = images.train(tmp_path / "run", data="shapes:300", network="mlp", hidden=(16,), latent_dim=3, epochs=1,
                        progress=False)
     result = images.evaluate(run, k=2, progress=False, disentanglement=True)
-    saved = json.loads((tmp_path / "run" / "eval.json").read_text())["disentanglement"]
+    saved = json.loads((tmp_path / "run" / "eval-k2.json").read_text())["disentanglement"]
     assert saved == result.disentanglement and saved["n_examples"] == 60
     assert all(0 <= saved[name] <= 1 for name in ("mig", "sap", "dci_disentanglement", "factorvae"))
     with pytest.raises(DataError, match="known factors"):

@@ -101,7 +101,7 @@ def test_eval_with_samples_writes_the_scores_and_the_report_shows_them_beside_th
     assert main(["eval", str(run.path), "--k", "2", "--samples", "100", "--from", "gmm"]) == 0
     printed = capsys.readouterr().out
     assert "frechet_distance" in printed and "precision" in printed
-    quality = json.loads((run.path / "eval.json").read_text())["sample_quality"]
+    quality = json.loads((run.path / "eval-k2.json").read_text())["sample_quality"]
     assert quality["sampler"] == "gmm" and quality["n_samples"] == 100 and quality["frechet_distance"] > 0
     assert 0 <= quality["precision"] <= 1 and 0 <= quality["recall"] <= 1 and quality["inception_fid"] is None
     assert (run.path / "nearest.png").stat().st_size > 0
