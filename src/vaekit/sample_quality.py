@@ -22,6 +22,7 @@ from torch import nn
 from .checkpoint import CONFIG_FILE, MODEL_FILE, load_weights, read_json, save_tensors
 from .errors import DataError
 from .io import cache_dir, write_json
+from .progress import progress_bar
 
 CLASSIFIER_FORMAT = 1  # the cached classifier's files; another version is refitted
 CLASSIFIER_FEATURES = 128  # width of the penultimate layer: the feature space of the distances
@@ -147,12 +148,14 @@ def fit_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int = CLASSIFIER_EP
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(epochs):
-        for index in torch.randperm(len(x), generator=generator).split(batch_size):
-            loss = nn.functional.cross_entropy(model(x[index].float()), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with progress_bar(total=epochs * math.ceil(len(x) / batch_size), desc="feature classifier", unit="step") as bar:
+        for _ in range(epochs):
+            for index in torch.randperm(len(x), generator=generator).split(batch_size):
+                loss = nn.functional.cross_entropy(model(x[index].float()), y[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                bar.update()
     return model.eval()
 
 

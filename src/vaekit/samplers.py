@@ -20,6 +20,7 @@ from torch import nn
 
 from .config import ModelConfig, TrainConfig
 from .errors import ConfigError, optional_import
+from .progress import progress_bar
 from .training import Trainer
 from .vae import VAE, build_vae
 
@@ -90,7 +91,7 @@ def fit_gmm(z_fit: torch.Tensor, z_heldout: torch.Tensor, components: tuple[int,
     fit_set = z_fit[torch.randperm(len(z_fit), generator=torch.Generator().manual_seed(seed))[:GMM_FIT_LIMIT]]
     fit_set, heldout = fit_set.double().cpu().numpy(), z_heldout.double().cpu().numpy()
     bics, best = {}, None
-    for k in [k for k in components if 2 * k <= len(fit_set)] or [1]:
+    for k in progress_bar([k for k in components if 2 * k <= len(fit_set)] or [1], desc="mixture sizes", unit="fit"):
         model = mixture.GaussianMixture(k, covariance_type="full", reg_covar=1e-5, random_state=seed).fit(fit_set)
         bics[k] = float(model.bic(heldout))
         if best is None or bics[k] < bics[best.n_components]:
@@ -118,7 +119,8 @@ def fit_two_stage(z_fit: torch.Tensor, z_heldout: torch.Tensor, train: TrainConf
     torch.manual_seed(seed)
     config = two_stage_config(z_fit.shape[1], hidden or TWO_STAGE_HIDDEN)
     vae = build_vae(config)
-    history = Trainer(vae, dataclasses.replace(train, seed=seed, device="cpu")).fit(z_fit.float().cpu(),
-                                                                                  z_heldout.float().cpu())
+    with progress_bar(total=train.epochs, desc="two-stage VAE", unit="epoch") as bar:
+        history = Trainer(vae, dataclasses.replace(train, seed=seed, device="cpu"),
+                          on_epoch=lambda row: bar.update()).fit(z_fit.float().cpu(), z_heldout.float().cpu())
     details = {"epochs": len(history), "val_neg_elbo": history[-1].get("val_neg_elbo") if history else None}
     return Fit(TwoStage(vae.eval(), config), time.perf_counter() - start, details)
