@@ -12,8 +12,10 @@ py="$work/venv/bin/python"
 "$py" -m pip install --quiet --constraint constraints/test.txt build
 "$py" -m build --sdist --wheel --outdir "$work/dist" . >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 wheel=$(ls "$work"/dist/vaekit-*.whl)
+# The listing is read whole first: `unzip -l | grep -q` under pipefail fails once grep stops reading (SIGPIPE).
+listing="$(unzip -l "$wheel")"
 for inside in vaekit/accel/native.c vaekit/apps/static/; do
-    unzip -l "$wheel" | grep -q "$inside" || { echo "check_wheel: $inside is missing from $(basename "$wheel")" >&2; exit 1; }
+    grep -q "$inside" <<<"$listing" || { echo "check_wheel: $inside is missing from $(basename "$wheel")" >&2; exit 1; }
 done
 "$py" -m pip install --quiet "torch==2.13.0"
 "$py" -m pip install --quiet --constraint constraints/lowest.txt "$wheel" scikit-learn "$(grep "^pytest==" constraints/test.txt)"  # scikit-learn for --data digits
