@@ -702,9 +702,9 @@ def test_sizes_are_refused_with_the_number_and_the_limit(world, tmp_path, monkey
 
 
 def test_samples_to_npy_stream_in_chunks(world, tmp_path, monkeypatch):
-    from vaekit.apps import images
+    from vaekit.apps import images_pictures
 
-    monkeypatch.setattr(images, "SAMPLE_CHUNK", 7)
+    monkeypatch.setattr(images_pictures, "SAMPLE_CHUNK", 7)
     assert _run(["sample", world["run"], "-n", "30", "-o", tmp_path / "s.npy"]).code == 0
     samples = np.load(tmp_path / "s.npy")
     assert samples.shape == (30, 1, 8, 8) and samples.dtype == np.float32 and np.isfinite(samples).all()
