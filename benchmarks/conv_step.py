@@ -43,7 +43,7 @@ def _model():
     import torch
 
     from vaekit.config import TrainConfig
-    from vaekit.training import make_optimizer
+    from vaekit.optimization import make_optimizer
 
     vae = conv_design()
     return vae, make_optimizer(vae.parameters(), TrainConfig(), torch.device("cpu"))

@@ -16,7 +16,8 @@ from vaekit.conditioning import binarize
 from vaekit.checkpoint import read_checkpoint
 from vaekit.config import ModelConfig, TrainConfig
 from vaekit.errors import CheckpointError, ConfigError
-from vaekit.training import Trainer, TrainingDiverged, _Compiled, updating_only
+from vaekit.optimization import CompiledLoss, updating_only
+from vaekit.training import Trainer, TrainingDiverged
 from vaekit.vae import build_vae
 
 TINY = dict(data="digits", hidden=(32,), latent_dim=3, batch_size=64, progress=False)
@@ -246,7 +247,7 @@ def test_compile_failure_falls_back_to_eager_with_a_warning(monkeypatch):
 def test_compiled_loss_draws_the_noise_an_eager_loss_draws():
     vae = images.train(None, epochs=1, **TINY).vae
     x = torch.rand(64, *vae.likelihood.data_shape)
-    compiled, losses = _Compiled(vae.loss), []
+    compiled, losses = CompiledLoss(vae.loss), []
     for seed, loss in [(0, vae.loss), (0, compiled), (1, compiled)]:
         torch.manual_seed(seed)
         losses.append(loss(x, beta=1.0).loss.item())

@@ -266,3 +266,15 @@ def _remove_uncommitted(state_dir: Path, committed: str | None) -> None:
             shutil.rmtree(path, ignore_errors=True)
         elif committed is not None and path.name in LEGACY_FILES:
             path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class EpochPosition:
+    """Where a step checkpoint leaves an epoch: `step` steps done, the shuffle generator's state at the epoch's start
+    (which draws its order again), the example-weighted sums of loss, reconstruction and KL so far (all ranks'), and
+    the training seconds spent in it."""
+
+    step: int
+    shuffle: torch.Tensor
+    sums: torch.Tensor
+    seconds: float

@@ -9,13 +9,10 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,8 +20,9 @@ from torch import nn
 
 from .accel import accelerate, process_settings
 from .batches import epoch_batches, is_stream, worker_count
-from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, load_tensors, optimizer_state,
-                         read_checkpoint, read_json, read_jsonl, restore_optimizer, tensor_bytes, write_checkpoint)
+from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, EpochPosition, load_tensors,
+                         optimizer_state, read_checkpoint, read_json, read_jsonl, restore_optimizer, tensor_bytes,
+                         write_checkpoint)
 from .conditioning import binarize
 from .config import TrainConfig
 from .devices import check_precision, deterministic_algorithms, select_device
@@ -32,20 +30,13 @@ from .distributed import from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
 from .io import atomic_write, write_jsonl
+from .optimization import CompiledLoss, WeightAverage, kl_warmup, learning_rate, make_optimizer, updating_only
 
 METRICS_FILE = "metrics.jsonl"
 
 
 class TrainingDiverged(VaekitError):
     """The loss became NaN or infinite."""
-
-
-def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """Adam with L2 weight decay; the fused kernel where this torch build has it for the device."""
-    try:
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
 class Trainer:
@@ -188,28 +179,11 @@ class Trainer:
         """beta, ramped linearly from 0 over `kl_warmup` epochs (or what `kl_schedule` says)."""
         if self.kl_schedule is not None:
             return self.kl_schedule(step, steps_per_epoch)
-        warmup_steps = self.config.kl_warmup * steps_per_epoch
-        return self.config.beta * (min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0)
+        return kl_warmup(self.config, step, steps_per_epoch)
 
     def learning_rate(self, step: int, steps_per_epoch: int, seconds: float = 0.0) -> float:
-        """The learning rate of global step `step`: a function of the step alone, so resuming needs no
-        scheduler state. cosine and exponential fall from lr to lr * lr_end_factor at the last step; an
-        lr_warmup multiplies the first lr_warmup epochs' rates by a ramp from 1/steps to 1.
-        Under a time limit the schedule runs on whichever budget is spent faster, steps or `seconds`
-        of training time (estimated from the last epoch's pace), so a run stopped by the clock still
-        ends near the floor rate."""
-        cfg = self.config
-        progress = step / max(1, cfg.epochs * steps_per_epoch - 1)
-        if cfg.time_limit > 0:
-            progress = max(progress, seconds / (cfg.time_limit * 60))
-        progress = min(1.0, progress)
-        rate = cfg.lr
-        if cfg.lr_schedule == "cosine":
-            rate *= cfg.lr_end_factor + (1 - cfg.lr_end_factor) * (1 + math.cos(math.pi * progress)) / 2
-        elif cfg.lr_schedule == "exponential":
-            rate *= cfg.lr_end_factor ** progress
-        warmup_steps = cfg.lr_warmup * steps_per_epoch
-        return rate * min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else rate
+        """The learning rate of global step `step` (vaekit.optimization.learning_rate of this run's config)."""
+        return learning_rate(self.config, step, steps_per_epoch, seconds)
 
     def fit(self, x_train, x_val=None) -> list[dict]:
         """Train for the remaining epochs; returns one metrics dict per epoch (also in metrics.jsonl).
@@ -229,7 +203,7 @@ class Trainer:
         cfg, group = self.config, self.group
         objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
         if cfg.compile:
-            objective = _Compiled(objective)
+            objective = CompiledLoss(objective)
         if is_stream(x_train) and group.distributed:
             raise ConfigError("an IterableDataset cannot be split among torchrun's processes yet: give .npy shards, "
                               "a datasets folder or a map-style Dataset, whose rows each rank reads its share of")
@@ -392,76 +366,6 @@ class Trainer:
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
             "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
-
-
-@dataclass(frozen=True)
-class EpochPosition:
-    """Where a step checkpoint leaves an epoch: `step` steps done, the shuffle generator's state at the epoch's start
-    (which draws its order again), the example-weighted sums of loss, reconstruction and KL so far (all ranks'), and
-    the training seconds spent in it."""
-
-    step: int
-    shuffle: torch.Tensor
-    sums: torch.Tensor
-    seconds: float
-
-
-@contextlib.contextmanager
-def updating_only(vae: nn.Module, part: str | None):
-    """While inside, only vae.<part> ('encoder' or 'decoder') gets gradients, so the optimizer steps it alone;
-    the decoder's turn reads the encoder in eval mode (no input dropout). None: everything trains."""
-    if part is None:
-        yield
-        return
-    frozen = vae.decoder if part == "encoder" else vae.encoder
-    trainable = [p for p in frozen.parameters() if p.requires_grad]
-    for p in trainable:
-        p.requires_grad_(False)
-    if part == "decoder":
-        vae.encoder.eval()
-    try:
-        yield
-    finally:
-        for p in trainable:
-            p.requires_grad_(True)
-        vae.train()
-
-
-class WeightAverage:
-    """An exponential moving average of a model's weights (Polyak averaging). Step t uses the decay
-    min(decay, (1 + t) / (10 + t)), the usual warm-up, so that early averages are not mostly the initial weights."""
-
-    def __init__(self, model: nn.Module, decay: float):
-        self.module, self.decay = copy.deepcopy(model).requires_grad_(False), decay
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        weight = 1.0 - min(self.decay, (1 + step) / (10 + step))
-        for average, current in zip(self.module.parameters(), model.parameters()):
-            average.lerp_(current, weight)
-        for average, current in zip(self.module.buffers(), model.buffers()):
-            average.copy_(current)
-
-
-class _Compiled:
-    """torch.compile of the loss, with beta passed as a tensor so a KL warm-up does not recompile
-    at every step; on any compile failure it warns once and runs eagerly."""
-
-    def __init__(self, loss):
-        # fallback_random: the noise comes from eager torch.randn, the same draws as an eager run, and faster
-        # on CPU than inductor's in-graph generator (512 x 50 normals: 0.55 ms against 0.19; +5-9% a step, A/B)
-        self.eager, self.compiled = loss, torch.compile(loss, options={"fallback_random": True})
-
-    def __call__(self, x, beta: float, **kwargs):
-        if self.compiled is not None:
-            try:
-                return self.compiled(x, beta=beta if torch.is_tensor(beta) else torch.tensor(beta), **kwargs)
-            except Exception as err:  # noqa: BLE001 - any backend failure means: run eagerly
-                import warnings
-
-                warnings.warn(f"torch.compile failed ({type(err).__name__}); training continues in eager mode")
-                self.compiled = None
-        return self.eager(x, beta=beta, **kwargs)
 
 
 def _steps_taken(optimizer: torch.optim.Optimizer) -> int | None:
