@@ -8,10 +8,12 @@ and diagnostics.jsonl (KL and active units per epoch, to watch for posterior col
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import check_count
+# The classifier behind classify and what the verbs return are this API too.
+from ..text.classifier import (SELF_TRAINING_THRESHOLD, Classification, Predictions, fit_latent_classifier,
+                               latent_classifier)
 
 
 def as_model(model):
@@ -49,6 +51,7 @@ def fit(corpus, out: str | Path, val=None, column: str | None = None, vocabulary
     on the same corpus, --val and labels; only epochs, device, early_stopping and time_limit may change.
     Otherwise a folder `out` holding a saved model is refused unless `overwrite`, which replaces it.
     Returns the TextModel with the best validation weights loaded."""
+    # Long: a fit's steps in their order (configs, sentences, labels, model, folder, KL schedule, Trainer), each a call.
     import torch
 
     from ..checkpoint import MODEL_FILE, load_weights, read_json
@@ -277,58 +280,6 @@ def embed(model, sentences, column: str | None = None):
     return _means(as_model(model), sentences_from(sentences, column)).cpu().numpy()
 
 
-@dataclass(frozen=True)
-class Classification:
-    """A logistic regression on latent means: cross-validated accuracy on the labelled sentences
-    (None when a class has fewer than 2 examples), the predictions for `predict`, and how many
-    unlabelled sentences self-training could draw on (0: supervised only)."""
-
-    accuracy: float | None
-    folds: int
-    n_labelled: int
-    classes: tuple[str, ...]
-    predictions: tuple[str, ...]
-    n_unlabelled: int = 0
-
-
-# Self-training's confidence threshold (sklearn's default): at least as good as 0.55, 0.6, 0.7 and 0.9 on
-# the validation protocol of benchmarks/text.py (sentiment, 100 labels); see benchmarks/README.md.
-SELF_TRAINING_THRESHOLD = 0.75
-
-
-def latent_classifier(seed: int = 0, self_training: float | None = None):
-    """Standardized latent means -> L2 logistic regression (sklearn, C=1). With `self_training` (a
-    probability threshold), fit it on labelled and unlabelled rows together (label -1): the standardization
-    uses all rows, and the regression is refitted, adding each round the unlabelled rows whose predicted class
-    probability exceeds the threshold with that class as label, until none is added (self-training,
-    Yarowsky 1995; sklearn's SelfTrainingClassifier, at most 10 rounds)."""
-    from ..errors import optional_import
-
-    optional_import("sklearn", "few-label classification", "scikit-learn")
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.semi_supervised import SelfTrainingClassifier
-
-    regression = LogisticRegression(max_iter=2000, random_state=seed)
-    if self_training is not None:
-        regression = SelfTrainingClassifier(regression, threshold=self_training)
-    return make_pipeline(StandardScaler(), regression)
-
-
-def fit_latent_classifier(features, labels, unlabelled=None, self_training: float = SELF_TRAINING_THRESHOLD,
-                          seed: int = 0):
-    """`latent_classifier` fitted on features (N, latent_dim) with integer labels (N,); with `unlabelled`
-    features (M, latent_dim), by self-training at threshold `self_training` on all N + M rows."""
-    import numpy as np
-
-    if unlabelled is None or len(unlabelled) == 0:
-        return latent_classifier(seed).fit(features, labels)
-    x = np.concatenate([features, unlabelled])
-    y = np.concatenate([labels, np.full(len(unlabelled), -1)])
-    return latent_classifier(seed, self_training).fit(x, y)
-
-
 def classify(model, labelled, predict=None, text_column: str | None = None, label_column: str | None = None,
              seed: int = 0, unlabelled=None, self_training: float = SELF_TRAINING_THRESHOLD) -> Classification:
     """Few-label classification on latent features: the VAE learnt from unlabelled text, the classifier
@@ -361,16 +312,6 @@ def classify(model, labelled, predict=None, text_column: str | None = None, labe
         predictions = tuple(classes[classifier.predict(embed(model, sentences_from(predict, text_column)))].tolist())
     return Classification(accuracy, folds, len(y), tuple(classes.tolist()), predictions,
                           0 if pool is None else len(pool))
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Labels from a model fitted with labelled sentences: the most probable class per sentence and
-    p(y | z = E[z|x]) over `classes`, (N, classes)."""
-
-    classes: tuple[str, ...]
-    labels: tuple[str, ...]
-    probabilities: object  # numpy array
 
 
 def predict(model, sentences, column: str | None = None, batch_size: int = 256) -> Predictions:
