@@ -54,7 +54,6 @@ def _configs(preset_name: str | None, overrides: dict) -> tuple[ModelConfig, Tra
     return route(overrides, *preset(preset_name))
 
 
-# A training run's steps in their order (configs, data, model, folder, trackers, Trainer), each one call.
 def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple | None = None,
           preset: str | None = None, resume: bool = False, overwrite: bool = False, **options) -> Run:
     """Train a VAE and write its run directory (`vaekit train`).
@@ -70,6 +69,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     again from the first epoch if it stopped before saving one; temporaries that a killed run left are removed.
     Without it, a folder that holds a saved model is refused unless overwrite=True, which replaces it.
     """
+    # Long: a training run's steps in their order (configs, data, model, folder, trackers, Trainer), each one call.
     import torch
 
     from ..checkpoint import CONFIG_FILE, MODEL_FILE, STATE_DIR, has_checkpoint, load_weights

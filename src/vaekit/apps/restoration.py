@@ -203,6 +203,18 @@ def superres_files(run, source: str | Path, out: str | Path, samples: int = 8, s
 
 
 # -- evaluation -------------------------------------------------------------------------------------
+def _levels(levels) -> list[float]:
+    """restore-eval's noise levels: the list itself, or a comma-separated string of numbers."""
+    from ..errors import ConfigError
+
+    if not isinstance(levels, str):
+        return levels
+    try:
+        return [float(v) for v in levels.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--levels must be comma-separated numbers, got '{levels}'") from None
+
+
 def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out: str | Path | None = None,
                  samples: int = 8, data: str | None = None, data_dir: str | None = None, seed: int = 0) -> list[dict]:
     """PSNR (dB) and SSIM on the first `limit` test images (`vaekit restore-eval`).
@@ -221,11 +233,7 @@ def restore_eval(run, levels=(0.1, 0.2, 0.3, 0.5), limit: int | None = 1000, out
     from ..plotting import save_image_grid
     from .images import as_run, caption, output_path, run_splits
 
-    if isinstance(levels, str):
-        try:
-            levels = [float(v) for v in levels.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"--levels must be comma-separated numbers, got '{levels}'") from None
+    levels = _levels(levels)
     if limit is not None:
         check_count("--limit", limit)
     check_count("--samples", samples)
