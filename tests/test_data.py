@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vaekit.data import (
@@ -271,6 +272,60 @@ def test_empty_or_broken_image_folder(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(DataError, match="broken.png"):
         read_image_folder(tmp_path)
+
+
+
+def test_one_image_reader_takes_a_folder_a_glob_or_a_file(tmp_path):
+    """data.images.read_images (restoration's input) reads through the same reader as training folders."""
+    from vaekit.data.images import read_images
+
+    for i, value in enumerate((0, 51, 255)):
+        write_png(tmp_path / "scans" / f"s{i}.png", value=value)
+    write_png(tmp_path / "scans" / "deeper" / "skipped.png")  # a folder's subfolders are not its pictures
+    folder, names = read_images(tmp_path / "scans", channels=1)
+    assert folder.shape == (3, 1, 6, 5) and folder.dtype == torch.float32 and names == ["s0", "s1", "s2"]
+    assert folder[:, 0, 0, 0].tolist() == pytest.approx([0, 0.2, 1])  # uint8 / 255
+    pattern, names = read_images(str(tmp_path / "scans" / "s[12].png"), channels=1)
+    assert names == ["s1", "s2"] and torch.equal(pattern, folder[1:])
+    single, names = read_images(tmp_path / "scans" / "s1.png", channels=3)
+    assert single.shape == (1, 3, 6, 5) and names == ["s1"] and torch.equal(single[0, :1], folder[1])
+    folder_array = read_image_folder(tmp_path / "scans")[0]  # the training reader, recursive: deeper/ first
+    assert folder_array.shape == (4, 6, 5, 1) and np.array_equal(folder_array[1:, ..., 0] / np.float32(255),
+                                                                 folder[:, 0].numpy())
+
+
+def test_the_image_reader_names_what_it_cannot_read(tmp_path):
+    from vaekit.data.images import read_images
+
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError) as error:
+        read_images(tmp_path / "broken.png", channels=1)
+    assert_one_line(error, "broken.png", "re-export it")
+    with pytest.raises(DataError) as error:
+        read_images(str(tmp_path / "*.jpg"), channels=1)
+    assert_one_line(error, "no PNG, JPEG", "match", "*.jpg")
+    write_png(tmp_path / "pics" / "a.png", size=(6, 5))
+    write_png(tmp_path / "pics" / "b.png", size=(8, 8))
+    with pytest.raises(DataError) as error:
+        read_images(tmp_path / "pics", channels=1)
+    assert_one_line(error, "6x5", "8x8", "give images of one size")
+
+
+def test_read_data_reads_every_stored_kind(tmp_path):
+    """readers.read_data: what load_dataset and compression read from a path."""
+    from vaekit.data.readers import read_data
+
+    write_png(tmp_path / "imgs" / "cat" / "a.png")
+    write_png(tmp_path / "imgs" / "dog" / "b.png")
+    x, y, names = read_data(tmp_path / "imgs")
+    assert x.shape == (2, 6, 5, 1) and y.tolist() == [0, 1] and names == ("cat", "dog")
+    assert read_data(tmp_path / "imgs", image_size=(3, 2))[0].shape == (2, 3, 2, 1)
+    np.save(tmp_path / "x.npy", np.ones((4, 3), np.float32))
+    x, y, names = read_data(tmp_path / "x.npy")
+    assert x.shape == (4, 3) and y is None and names is None
+    arrays, _ = write_idx_set(tmp_path / "idx")
+    x, y, names = read_data(tmp_path / "idx" / IDX_FILES[0])
+    assert np.array_equal(x, arrays[0]) and y is None and names is None
 
 
 # --- built-in datasets and lookup ----------------------------------------------------------------

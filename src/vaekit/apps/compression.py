@@ -52,14 +52,9 @@ class Compressed:
 
 def read_images(path: str | Path) -> np.ndarray:
     """The array stored in an IDX file (raw or .gz), .npy/.npz, or an image folder, as stored."""
-    from ..data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
+    from ..data.readers import read_data
 
-    path = Path(path)
-    if path.is_dir():
-        return read_image_folder(path)[0]
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return read_arrays(path)[0]
-    return read_idx(path)
+    return read_data(path)[0]
 
 
 def _cpu_run(run):

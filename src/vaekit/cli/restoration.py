@@ -22,7 +22,8 @@ def add_commands(subparsers) -> None:
 
     p = command("denoise", "denoise images with a trained VAE (best: one trained with --condition noisy --corrupt)")
     p.add_argument("run")
-    p.add_argument("source", help="a .png/.jpg image, a .npy array (N, C, H, W) or a folder of images")
+    p.add_argument("source", help="a .png/.jpg image, a quoted glob of them ('scans/*.png'), a .npy array "
+                   "(N, C, H, W) or a folder of images")
     p.add_argument("-o", "--out", required=True, help="folder to write the denoised images to")
     add_parameter(p, restoration.denoise_files, "samples", type=int,
                   help="average this many draws: posterior draws for a plain or --corrupt run (default 0: decode "
@@ -31,7 +32,8 @@ def add_commands(subparsers) -> None:
 
     p = command("superres", "super-resolve images with a --condition lowres:F run: draws, mean, uncertainty")
     p.add_argument("run")
-    p.add_argument("source", help="a low-resolution .png/.jpg, a .npy array or a folder of images")
+    p.add_argument("source", help="a low-resolution .png/.jpg, a quoted glob of them, a .npy array or a folder "
+                   "of images")
     p.add_argument("-o", "--out", required=True, help="output .png (or .npy); OUT_uncertainty and OUT_samples beside it")
     add_parameter(p, restoration.superres_files, "samples", help="plausible high-resolution draws")
     add_parameter(p, restoration.superres_files, "seed", help="seed of the draws")

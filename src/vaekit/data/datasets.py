@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vaekit.data.download import download as fetch
-from vaekit.data.readers import ARRAY_SUFFIXES, read_arrays, read_idx, read_image_folder
+from vaekit.data.readers import read_data, read_idx
 from vaekit.data.shapes import DEFAULT_EXAMPLES, FACTOR_NAMES, SHAPE_NAMES, make_shapes
 from vaekit.errors import ConfigError, DataError, optional_import
 from vaekit.io import atomic_open, cache_dir
@@ -285,12 +285,6 @@ def load_dataset(name_or_path: str, data_dir: str | None = None, image_size=None
         return loader(data_dir=data_dir, test_fraction=test_fraction, seed=seed, download=download)
     if idx_files:
         return _idx_dataset(path.name, idx_files)
-    class_names = None
-    if path.is_dir():
-        x, y, class_names = read_image_folder(path, image_size)
-    elif path.suffix.lower() in ARRAY_SUFFIXES:
-        x, y = read_arrays(path)
-    else:
-        x, y = read_idx(path), None
+    x, y, class_names = read_data(path, image_size)
     x = as_features(x, path)
     return _split_dataset(path.name, x, _as_labels(y, len(x), path), class_names, test_fraction, seed)

@@ -11,22 +11,19 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from vaekit.errors import ConfigError, DataError
+from vaekit.errors import DataError
 
-FORMATS = ".npy, .npz, .csv, IDX files or an image folder"
+from vaekit.data.images import FORMATS, check_image_size, image_files, read_image_files
+
 REFETCH = "re-download it or delete it so vaekit fetches a fresh copy"
-REEXPORT = "re-export it as PNG or JPEG or remove it from the folder"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 LABEL_COLUMNS = ("label", "y")
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/), stored big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
 def _unreadable(path, reason: str, fix: str = REFETCH) -> DataError:
@@ -178,60 +175,9 @@ _ARRAY_READERS = {".npy": _read_npy, ".npz": _read_npz, ".csv": _read_csv}
 ARRAY_SUFFIXES = tuple(_ARRAY_READERS)
 
 
-def image_files(root: Path) -> list[Path]:
-    """The PNG/JPEG files under `root` (recursively, hidden entries skipped), relative to it, in sorted order."""
-    if not root.is_dir():
-        raise DataError(f"no such folder {root}; check the path")
-    relative = sorted(
-        p.relative_to(root) for p in root.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-    if not relative:
-        raise DataError(f"no PNG or JPEG images in {root}; point vaekit at a folder of images or at {FORMATS}")
-    return relative
-
-
-def check_image_size(size) -> tuple[int, int] | None:
-    """(H, W) as two positive ints, or None; anything else is a ConfigError."""
-    if size is None:
-        return None
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):
-        raise ConfigError(f"image size {size!r} must be two positive integers (H, W), e.g. --image-size 28x28")
-    return int(size[0]), int(size[1])
-
-
-def _open_image(path: Path):
-    from PIL import Image
-
-    try:
-        return Image.open(path)
-    except (OSError, Image.DecompressionBombError) as e:
-        raise _unreadable(path, str(e), REEXPORT) from None
-
-
-def peek_image(path: Path) -> tuple[tuple[int, int], str]:
-    """(W, H) and "L" or "RGB", from the header only."""
-    with _open_image(path) as image:
-        return image.size, "L" if image.mode in _GRAY_MODES else "RGB"
-
-
-def decode_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndarray:
-    """One image as uint8 (H, W) for mode L or (H, W, 3) for RGB."""
-    from PIL import Image
-
-    with _open_image(path) as image:
-        try:
-            image = image.convert(mode)
-            if size is not None and image.size != size[::-1]:
-                image = image.resize(size[::-1], Image.Resampling.BILINEAR)
-            return np.asarray(image)
-        except OSError as e:
-            raise _unreadable(path, str(e), REEXPORT) from None
-
-
 def read_image_folder(path, size=None, grayscale: bool | None = None):
-    """Read every PNG/JPEG under `path` (recursively, in sorted order; hidden entries skipped).
+    """Read every PNG/JPEG under `path` (recursively, in sorted order; hidden entries skipped) with
+    vaekit.data.images' reader.
 
     If every image sits in a subfolder, the first-level subfolders are the classes and labels
     are their indices in sorted order. `size=(H, W)` resizes every image; without it all images
@@ -240,18 +186,20 @@ def read_image_folder(path, size=None, grayscale: bool | None = None):
     class_names tuple or None)."""
     root, size = Path(path), check_image_size(size)
     relative = image_files(root)
-    headers = [peek_image(root / r) for r in relative]
-    odd = next((i for i, (wh, _) in enumerate(headers) if wh != headers[0][0]), None)
-    if size is None and odd is not None:
-        shapes = ", ".join(f"{relative[i]} is {headers[i][0][1]}x{headers[i][0][0]}" for i in (0, odd))
-        raise DataError(f"images in {root} have different sizes ({shapes}); pass --image-size HxW to resize them")
-    if grayscale is None:
-        modes = Counter(mode for _, mode in headers)
-        grayscale = modes["L"] > modes["RGB"]
-    x = np.stack([decode_image(root / r, "L" if grayscale else "RGB", size) for r in relative])
-    x = x[..., None] if x.ndim == 3 else x  # (N, H, W, C)
+    x = read_image_files(root, relative, None if grayscale is None else "L" if grayscale else "RGB", size)
     if not all(len(r.parts) > 1 for r in relative):
         return x, None, None
     class_names = tuple(sorted({r.parts[0] for r in relative}))
     index = {name: i for i, name in enumerate(class_names)}
     return x, np.array([index[r.parts[0]] for r in relative], dtype=np.int64), class_names
+
+
+def read_data(path, image_size=None) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
+    """The arrays stored at `path`, as stored: an image folder's (see `read_image_folder`, resized to `image_size`),
+    a .npy/.npz/.csv file's (`read_arrays`) or an IDX file's. Returns (x, y or None, class_names or None)."""
+    path = Path(path)
+    if path.is_dir():
+        return read_image_folder(path, image_size)
+    if path.suffix.lower() in ARRAY_SUFFIXES:
+        return (*read_arrays(path), None)
+    return read_idx(path), None, None

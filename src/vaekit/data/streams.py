@@ -28,7 +28,7 @@ from vaekit.errors import ConfigError, DataError, optional_import
 from vaekit.limits import available_memory
 
 from .datasets import as_features
-from .readers import check_image_size, decode_image, image_files, peek_image
+from .images import check_image_size, decode_image, image_files, peek_image
 from .shards import NpyShards
 
 MEMORY_SHARE = 0.25  # of the memory available now, what data held in memory may take (training needs the rest)
