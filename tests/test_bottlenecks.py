@@ -95,3 +95,15 @@ def test_a_quantized_run_logs_usage_and_loads(tmp_path, bottleneck):
 def test_bad_bottleneck_options(options, message):
     with pytest.raises(ConfigError, match=message):
         build_vae(ModelConfig(network="mlp", data_shape=(6,), **options))
+
+
+def test_training_counts_each_code_as_bincount_does_and_evaluation_counts_none():
+    fsq = FiniteScalarQuantizer(4, (4, 3))  # 12 codes
+    codes = torch.randint(12, (50, 2))
+    fsq.count(codes)
+    fsq.count(codes[:7])
+    expected = torch.bincount(codes.flatten(), minlength=12) + torch.bincount(codes[:7].flatten(), minlength=12)
+    assert torch.equal(fsq.counts, expected.float())
+    fsq.eval()
+    fsq.count(codes)
+    assert torch.equal(fsq.counts, expected.float())

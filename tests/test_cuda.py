@@ -107,3 +107,27 @@ def test_cli_trains_and_samples_on_cuda(tmp_path):
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["eval", str(run), "--k", "20"]) == 0
     assert (tmp_path / "s.png").stat().st_size > 0 and (run / "eval-k20.json").is_file()
+
+
+def test_batches_read_by_a_dataloader_come_pinned_and_reach_the_gpu_without_a_pageable_copy():
+    from vaekit.batches import epoch_batches
+    from vaekit.devices import synchronize, to_device
+
+    rows = torch.rand(40, 6)
+    reader = type("Rows", (), {"__len__": lambda self: len(rows), "__getitem__": lambda self, i: rows[i]})()
+    order = torch.randperm(40)
+    pinned = [b for b, _, _ in epoch_batches(reader, order, 16, 0, lambda i: (i, len(i)), 0, 0, pin_memory=True)]
+    assert all(b.is_pinned() for b in pinned) and torch.equal(torch.cat(pinned), rows[order])
+    on_gpu = to_device(rows, torch.device("cuda"))
+    synchronize(on_gpu.device)
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), rows)
+
+
+def test_an_epoch_on_cuda_is_timed_after_its_steps_have_run(monkeypatch):
+    from vaekit import training
+
+    calls = []
+    monkeypatch.setattr(training, "synchronize", lambda device: calls.append(device.type))
+    vae = build_vae(ModelConfig(data_shape=(8,), hidden=(16,), latent_dim=2))
+    Trainer(vae, TrainConfig(epochs=2, batch_size=16, device="cuda", progress=False)).fit(torch.rand(64, 8))
+    assert calls == ["cuda", "cuda"]

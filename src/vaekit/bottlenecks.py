@@ -72,8 +72,9 @@ class Quantizer(Posterior, abc.ABC):
         """The latents (..., latent_dim) of code indices (..., n_codes)."""
 
     def count(self, codes: torch.Tensor) -> None:
-        if self.training:
-            self.counts += torch.bincount(codes.flatten(), minlength=self.codebook_size).to(self.counts)
+        if self.training:  # index_add_, not bincount: on a GPU bincount reads the largest code on the host each step
+            codes = codes.flatten()
+            self.counts.index_add_(0, codes, torch.ones_like(codes, dtype=self.counts.dtype))
 
     def epoch_statistics(self) -> dict[str, float]:
         """Codebook usage (share of codes emitted at least once) and perplexity (exp of the entropy of the codes'
