@@ -131,3 +131,26 @@ def test_an_epoch_on_cuda_is_timed_after_its_steps_have_run(monkeypatch):
     vae = build_vae(ModelConfig(data_shape=(8,), hidden=(16,), latent_dim=2))
     Trainer(vae, TrainConfig(epochs=2, batch_size=16, device="cuda", progress=False)).fit(torch.rand(64, 8))
     assert calls == ["cuda", "cuda"]
+
+
+@pytest.mark.parametrize("bottleneck", ["vq", "fsq"])
+def test_a_quantized_vae_trains_on_cuda(bottleneck):
+    vae = build_vae(ModelConfig(data_shape=(8,), hidden=(16,), latent_dim=4, bottleneck=bottleneck, codebook_size=64,
+                                code_dim=2, fsq_levels=(4, 3)))
+    history = Trainer(vae, TrainConfig(epochs=2, batch_size=16, device="cuda", progress=False)).fit(torch.rand(64, 8))
+    assert all(math.isfinite(row["loss"]) for row in history) and 0 < history[-1]["codebook_usage"] <= 1
+
+
+def test_vq_dead_codes_restart_onto_batch_vectors_on_cuda():
+    from vaekit.bottlenecks import VectorQuantizer
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(latent_dim=2, codebook_size=4, code_dim=2, decay=0.5).cuda()
+    vq.embed.copy_(torch.tensor([[0.0, 0.0], [5.0, 5.0], [50.0, 50.0], [-50.0, -50.0]]))
+    vq.embed_sum.copy_(vq.embed)
+    vq.initialized.fill_(True)
+    h = torch.cat([torch.full((8, 2), 1.0), torch.full((8, 2), 4.0)]).cuda()  # codes 0 and 1 take them all
+    for _ in range(30):
+        vq(h)
+    # codes 2 and 3, far from every vector, died and were moved onto the batch's vectors without a host read
+    assert ((vq.embed[:, None] - h[None, [0, -1]]).norm(dim=-1).min(1).values < 1e-2).all()
