@@ -1,7 +1,7 @@
 """Issue 3: vaekit against its peers on Fashion-MNIST, side by side in one run, alternating, medians.
 
   python -m benchmarks.speed [--design mlp|conv|iwae] [--epochs 10] [--reps 3] [--peers a,b,...] [--threads 2]
-                            [--lockstep] [--tag NAME]
+                            [--lockstep] [--tag NAME] [--device cpu|cuda] [--limit ROWS]
 
 mlp:  the pytorch/examples design (MLP 784-400-20, Bernoulli on logits, Adam 1e-3, batch 128) for
       vaekit, a plain PyTorch loop (sliced tensors / DataLoader / fused Adam / batch 512 + compile),
@@ -24,6 +24,9 @@ conv: the core issue's conv design (conv 32-64 stride 2 'same', latent 20, trans
       networks, Adam fused and the data path unchanged.
 iwae: the importance-weighted NLL (k = 1000) on the 10,000 test images against its GEMM ceiling (each
       product at the faster of torch.mm and oneDNN; and at torch.mm's rates alone).
+
+--device cuda trains every peer but keras on the GPU (benchmarks/gpu.py drives that); an epoch's time is read after
+the GPU has run its steps. --limit keeps the first ROWS training and test images (a quick check, not a figure).
 
 Each (peer, repetition) trains in its own subprocess (so peak RSS is its own), in alternating order;
 with --lockstep all peers' processes live at once and take turns epoch by epoch (each stops itself
@@ -62,21 +65,34 @@ PEERS = {
 }
 
 
-def _data(design: str):
+def fashion(design: str, limit: int = 0):
+    """Fashion-MNIST's (train, test) images as the design takes them: (N, 784) or (N, 1, 28, 28); the first `limit`
+    of each where limit > 0."""
     from vaekit.data import load_dataset
 
     data = load_dataset("fashion-mnist")
     shape = (-1, D) if design == "mlp" else (-1, 1, 28, 28)
-    return data.x_train.reshape(shape), data.x_test.reshape(shape)
+    rows = slice(limit) if limit > 0 else slice(None)
+    return data.x_train.reshape(shape)[rows], data.x_test.reshape(shape)[rows]
+
+
+def elapsed(started: float, device: str) -> float:
+    """Seconds since `started` (perf_counter), read once the device has run the work queued on it."""
+    import torch
+
+    from vaekit.devices import synchronize
+
+    synchronize(torch.device(device))
+    return time.perf_counter() - started
 
 
 class Curve:
     """Per-epoch training seconds and test -ELBO of one run."""
 
-    def __init__(self, x_test, lockstep: bool = False):
+    def __init__(self, x_test, lockstep: bool = False, device: str = "cpu"):
         import torch
 
-        self.x_test = torch.from_numpy(x_test)
+        self.x_test = torch.from_numpy(x_test).to(device)
         self.lockstep = lockstep
         self.seconds: list[float] = []
         self.neg_elbo: list[float] = []
@@ -130,7 +146,7 @@ def _conv_networks():
 
 # -- the peers: each trains `epochs` epochs and reports each one to `curve` --------------------------
 def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_layout=False, bf16=False,
-            flush=True, keep_memory=True):
+            flush=True, keep_memory=True, device="cpu"):
     import torch
 
     from vaekit.config import ModelConfig, TrainConfig
@@ -143,14 +159,15 @@ def _vaekit(x_train, curve, epochs, batch, design="mlp", compile=False, default_
     encode = lambda x: vae.encoder(x).chunk(2, dim=-1)  # noqa: E731
     trainer = Trainer(vae, TrainConfig(epochs=epochs, batch_size=batch, lr=1e-3, seed=0, progress=False,
                                        compile=compile, precision="bf16" if bf16 else "fp32", flush_denormals=flush,
-                                       keep_freed_memory=keep_memory),
+                                       keep_freed_memory=keep_memory, device=device),
                       on_epoch=lambda row: curve.epoch(row["epoch_seconds"], encode, vae.decoder))
     if default_layout:  # the ablation: torch's default layout instead of the Trainer's channels_last
         vae.to(memory_format=torch.contiguous_format)  # same Parameter objects, so the optimizer keeps them
     trainer.fit(torch.from_numpy(x_train))
 
 
-def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False, bf16=False, flush=False):
+def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=False, bf16=False, flush=False,
+           device="cpu"):
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -177,10 +194,10 @@ def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=Fal
             return (rec + kl).mean()
 
     torch.manual_seed(0)
-    model = Model()
+    model = Model().to(device)
     step_loss = torch.compile(model) if compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
-    x = torch.from_numpy(x_train)
+    x = torch.from_numpy(x_train).to(device)
     for _ in range(epochs):
         started = time.perf_counter()
         if loader:
@@ -188,18 +205,18 @@ def _plain(x_train, curve, epochs, batch, loader=False, fused=False, compile=Fal
 
             batches = (b for (b,) in DataLoader(TensorDataset(x), batch_size=batch, shuffle=True))
         else:
-            order = torch.randperm(len(x))
+            order = torch.randperm(len(x), device=device)
             batches = (x[order[i:i + batch]] for i in range(0, len(x), batch))
         for b in batches:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
                 loss = step_loss(b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        curve.epoch(time.perf_counter() - started, model.encode, model.dec)
+        curve.epoch(elapsed(started, device), model.encode, model.dec)
 
 
-def _pythae(x_train, curve, epochs, batch, design="mlp", bf16=False):
+def _pythae(x_train, curve, epochs, batch, design="mlp", bf16=False, device="cpu"):
     import torch
     from pythae.models import VAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -232,16 +249,16 @@ def _pythae(x_train, curve, epochs, batch, design="mlp", bf16=False):
             self.started = time.perf_counter()
 
         def on_epoch_end(self, training_config, **kwargs):
-            seconds = time.perf_counter() - self.started
+            seconds = elapsed(self.started, device)
             curve.epoch(seconds, lambda x: model.encoder.net(x).chunk(2, dim=-1), model.decoder.net)
 
     torch.manual_seed(0)
     model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=Z, reconstruction_loss="bce"),
                 encoder=Encoder(), decoder=Decoder())
-    if bf16:  # pythae's own `amp` flag is CUDA-only: the benchmark wraps its forward in CPU autocast
-        model.forward = torch.autocast("cpu", dtype=torch.bfloat16)(model.forward)
+    if bf16:  # pythae's own `amp` flag is CUDA-only and fp16: the benchmark wraps its forward in bf16 autocast
+        model.forward = torch.autocast(torch.device(device).type, dtype=torch.bfloat16)(model.forward)
     config = BaseTrainerConfig(output_dir=os.environ.get("TMPDIR", "/tmp") + "/pythae-bench", num_epochs=epochs,
-                               learning_rate=1e-3, per_device_train_batch_size=batch, no_cuda=True,
+                               learning_rate=1e-3, per_device_train_batch_size=batch, no_cuda=device == "cpu",
                                steps_saving=None, steps_predict=None, keep_best_on_train=True)
     TrainingPipeline(training_config=config, model=model)(train_data=x_train.reshape(-1, 1, 28, 28),
                                                           callbacks=[Epochs()])
@@ -287,21 +304,23 @@ def _keras(x_train, curve, epochs, batch):
     model.fit(x_train, epochs=epochs, batch_size=batch, shuffle=True, verbose=0, callbacks=[Epochs()])
 
 
-def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
+def run_peer(peer: str, x_train, curve, epochs: int, batch: int, device: str = "cpu") -> None:
     batch = 512 if "-b512" in peer else batch
     compile, bf16 = peer.endswith("-compile"), "-bf16" in peer
     if peer.startswith("vaekit"):
         _vaekit(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", compile=compile,
                 default_layout=peer.endswith("-nchw"), bf16=bf16, flush="-noftz" not in peer,
-                keep_memory="-nokeep" not in peer)
+                keep_memory="-nokeep" not in peer, device=device)
     elif peer.startswith("pythae"):
-        _pythae(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", bf16=bf16)
+        _pythae(x_train, curve, epochs, batch, design="conv" if "-conv" in peer else "mlp", bf16=bf16, device=device)
     elif peer == "keras":
+        if device != "cpu":
+            raise SystemExit("the keras peer runs on the CPU only here: drop it or --device cuda")
         _keras(x_train, curve, epochs, batch)
     else:
         _plain(x_train, curve, epochs, batch, loader=peer == "plain-dataloader",
                fused=peer.startswith("plain-fused") or peer == "plain-b512-compile", compile=compile, bf16=bf16,
-               flush="-ftz" in peer)
+               flush="-ftz" in peer, device=device)
 
 
 def worker(args) -> None:
@@ -319,43 +338,47 @@ def worker(args) -> None:
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
     design = "conv" if "-conv" in args.peer else "mlp"
-    x_train, x_test = _data(design)
-    curve = Curve(x_test, lockstep=args.lockstep)
-    run_peer(args.peer, x_train, curve, args.epochs, args.batch)
+    x_train, x_test = fashion(design, args.limit)
+    curve = Curve(x_test, lockstep=args.lockstep, device=args.device)
+    run_peer(args.peer, x_train, curve, args.epochs, args.batch, args.device)
     steady = statistics.median(curve.seconds[1:] or curve.seconds)
     reached = [i for i, value in enumerate(curve.neg_elbo) if value <= args.target]
-    print(json.dumps({"peer": args.peer, "samples_per_s": len(x_train) / steady, "seconds_per_epoch": steady,
+    gpu = {"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if args.device != "cpu" else {}
+    print(json.dumps({"peer": args.peer, "batch": 512 if "-b512" in args.peer else args.batch,
+                      "samples_per_s": len(x_train) / steady, "seconds_per_epoch": steady,
                       "train_seconds": sum(curve.seconds), "test_neg_elbo": curve.neg_elbo[-1],
                       "seconds_to_target": sum(curve.seconds[:reached[0] + 1]) if reached else None,
                       "epochs_to_target": reached[0] + 1 if reached else None,
-                      "curve": curve.neg_elbo, "epoch_seconds": curve.seconds, "peak_rss_mb": peak_rss_mb()}))
+                      "curve": curve.neg_elbo, "epoch_seconds": curve.seconds, "peak_rss_mb": peak_rss_mb(), **gpu}))
 
 
 # -- physical limits ---------------------------------------------------------------------------------
-def _timed(fn, repeat=100) -> float:
+def timed(fn, repeat=100, device="cpu") -> float:
+    """Mean seconds of fn() over `repeat` calls after 10 untimed ones, its device work included."""
     for _ in range(10):
         fn()
+    elapsed(0.0, device)  # the warm-up's device work done before the clock starts
     started = time.perf_counter()
     for _ in range(repeat):
         fn()
-    return (time.perf_counter() - started) / repeat
+    return elapsed(started, device) / repeat
 
 
-def gemm_seconds(gemms, dtype=None, onednn=False) -> tuple[float, float]:
+def gemm_seconds(gemms, dtype=None, onednn=False, device="cpu") -> tuple[float, float]:
     """(seconds, flops) of the (m, k, n) matrix products at this machine's measured rates (fp32 unless
-    dtype says otherwise). onednn: each product at the faster of torch.mm and oneDNN's dense linear
+    dtype says otherwise), on `device`. onednn: each product at the faster of torch.mm and oneDNN's dense linear
     with a transposed right operand (the layouts of vaekit.accel's OneDNNLinear)."""
     import torch
 
     seconds = flops = 0.0
     for m, k, n in gemms:
-        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-        taken = _timed(lambda: torch.mm(a, b))
+        a, b = torch.randn(m, k, dtype=dtype, device=device), torch.randn(k, n, dtype=dtype, device=device)
+        taken = timed(lambda: torch.mm(a, b), device=device)
         if onednn:
             from vaekit.accel.onednn import onednn_linear, register_ops
 
             register_ops()
-            taken = min(taken, _timed(lambda: onednn_linear(a, b.t())))
+            taken = min(taken, timed(lambda: onednn_linear(a, b.t())))
         seconds += taken
         flops += 2 * m * k * n
     return seconds, flops
@@ -378,12 +401,17 @@ def training_ceiling(batch: int, bf16: bool = False, onednn: bool = False) -> di
     params = [torch.zeros(fan_in * fan_out + fan_out, requires_grad=True) for fan_in, fan_out in shapes]
     for p in params:
         p.grad = torch.randn_like(p)
-    adam_seconds = _timed(torch.optim.Adam(params, lr=1e-3, fused=True).step)
+    adam_seconds = timed(torch.optim.Adam(params, lr=1e-3, fused=True).step)
     step = seconds + adam_seconds
     precision = " (bf16 GEMMs)" if bf16 else " (faster of torch.mm, oneDNN)" if onednn else ""
     return {"peer": f"ceiling: GEMMs + fused Adam, b{batch}{precision}", "samples_per_s": batch / step,
             "seconds_per_epoch": 60000 / batch * step, "gflops": flops / seconds / 1e9,
             "mflop_per_sample": flops / batch / 1e6}
+
+
+def iwae_flops(images: int, k: int) -> int:
+    """Multiply-adds x 2 of the MLP's k-sample NLL: one encoder pass per image, k decoder passes."""
+    return 2 * (Z * H + H * D) * images * k + 2 * (D * H + H * 2 * Z) * images
 
 
 def iwae(args) -> dict:
@@ -398,7 +426,7 @@ def iwae(args) -> dict:
 
     torch.set_num_threads(args.threads)
     run = vaekit.train(None, data="fashion-mnist", preset="pytorch-mlp", epochs=2, val_fraction=0.0, progress=False)
-    _, x_test = _data("conv")  # (N, 1, 28, 28), as the trained run's data
+    _, x_test = fashion("conv")  # (N, 1, 28, 28), as the trained run's data
     x = torch.from_numpy(x_test)
     torch.manual_seed(0)
     nll = seconds = ceiling = ceiling_mm = 0.0
@@ -414,7 +442,7 @@ def iwae(args) -> dict:
                 into[rows] = flops / s / 1e9
         rates.append(rate)
         rates_mm.append(rate_mm)
-        flops = 2 * (Z * H + H * D) * len(part) * args.k + 2 * (D * H + H * 2 * Z) * len(part)
+        flops = iwae_flops(len(part), args.k)
         ceiling += flops / (max(rate.values()) * 1e9)
         ceiling_mm += flops / (max(rate_mm.values()) * 1e9)
     return {"k": args.k, "images": len(x), "nll": nll / len(x), "seconds": seconds, "ceiling_seconds": ceiling,
@@ -425,7 +453,8 @@ def iwae(args) -> dict:
 
 def _command(args, *extra) -> list[str]:
     return [sys.executable, "-m", "benchmarks.speed", *extra, "--epochs", str(args.epochs), "--batch",
-            str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k)]
+            str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k),
+            "--device", args.device, "--limit", str(args.limit)]
 
 
 def _environment(args) -> dict:
@@ -447,7 +476,7 @@ def _until_stopped(proc: subprocess.Popen) -> None:
         proc.returncode = os.waitstatus_to_exitcode(status)
 
 
-def _lockstep(args, peers: list[str]) -> dict[str, dict | None]:
+def lockstep(args, peers: list[str]) -> dict[str, dict | None]:
     """All peers alive at once, one running at a time: every peer's epoch e runs before any peer's
     epoch e + 1 (set-up and epoch 1 peer by peer, then rounds in alternating order)."""
     workers = {}
@@ -485,26 +514,17 @@ def _paired_ratio(reps: list[dict], base_reps: list[dict]) -> float:
     return statistics.median(ratios)
 
 
-def compare(args) -> None:
-    peers = args.peers.split(",") if args.peers else list(PEERS[args.design])
-    results: dict[str, list[dict]] = {peer: [] for peer in peers}
-    for rep in range(args.reps):
-        if args.lockstep:
-            outcome = _lockstep(args, peers)
-        else:  # one peer after another, the order alternating between repetitions
-            outcome = {peer: _subprocess(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
-        for peer, row in outcome.items():
-            if row is not None:
-                print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "epoch_seconds")}), flush=True)
-                results[peer].append(row)
+def summarize(results: dict[str, list[dict]], args) -> list[dict]:
+    """One row per peer with a result: medians over its repetitions, and its speed over the plain loop's and
+    pythae's (paired by epoch under --lockstep when every repetition of both finished)."""
     rows = []
     for peer, reps in results.items():
         if not reps:
             continue
         row = {"peer": peer, "reps": len(reps)}
         for key in ("samples_per_s", "seconds_per_epoch", "train_seconds", "test_neg_elbo", "peak_rss_mb",
-                    "seconds_to_target", "epochs_to_target"):
-            values = [r[key] for r in reps if r[key] is not None]
+                    "seconds_to_target", "epochs_to_target", "gpu_peak_mb"):
+            values = [r[key] for r in reps if r.get(key) is not None]
             row[key] = statistics.median(values) if len(values) == len(reps) else None  # all reps reach it or none
         rows.append(row)
     base = {row["peer"]: row["samples_per_s"] for row in rows}
@@ -515,6 +535,22 @@ def compare(args) -> None:
             complete = len(results[row["peer"]]) == len(results[peer]) == args.reps
             row[f"vs_{peer}"] = (_paired_ratio(results[row["peer"]], results[peer]) if args.lockstep and complete
                                  else row["samples_per_s"] / base[peer])
+    return rows
+
+
+def compare(args) -> None:
+    peers = args.peers.split(",") if args.peers else list(PEERS[args.design])
+    results: dict[str, list[dict]] = {peer: [] for peer in peers}
+    for rep in range(args.reps):
+        if args.lockstep:
+            outcome = lockstep(args, peers)
+        else:  # one peer after another, the order alternating between repetitions
+            outcome = {peer: _subprocess(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
+        for peer, row in outcome.items():
+            if row is not None:
+                print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "epoch_seconds")}), flush=True)
+                results[peer].append(row)
+    rows = summarize(results, args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -534,7 +570,7 @@ def compare(args) -> None:
                          "target": args.target, "rows": rows, "ceilings": ceilings, "table": table, "raw": results})
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", choices=("mlp", "conv", "iwae"), default="mlp")
     parser.add_argument("--epochs", type=int, default=10)
@@ -548,9 +584,15 @@ def main() -> None:
     parser.add_argument("--lockstep", action="store_true",
                         help="run all peers at once, one epoch each in turn (each stops itself between epochs), "
                              "so a slow spell of the machine hits every peer alike; ratios are paired by epoch")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the peers train (keras: cpu only)")
+    parser.add_argument("--limit", type=int, default=0, help="the first N training and test images only (0: all)")
     parser.add_argument("--worker", dest="peer", help=argparse.SUPPRESS)
     parser.add_argument("--iwae-worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if args.peer:
         return worker(args)
     if args.iwae_worker:

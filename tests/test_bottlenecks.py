@@ -95,3 +95,38 @@ def test_a_quantized_run_logs_usage_and_loads(tmp_path, bottleneck):
 def test_bad_bottleneck_options(options, message):
     with pytest.raises(ConfigError, match=message):
         build_vae(ModelConfig(network="mlp", data_shape=(6,), **options))
+
+
+def test_training_counts_each_code_as_bincount_does_and_evaluation_counts_none():
+    fsq = FiniteScalarQuantizer(4, (4, 3))  # 12 codes
+    codes = torch.randint(12, (50, 2))
+    fsq.count(codes)
+    fsq.count(codes[:7])
+    expected = torch.bincount(codes.flatten(), minlength=12) + torch.bincount(codes[:7].flatten(), minlength=12)
+    assert torch.equal(fsq.counts, expected.float())
+    fsq.eval()
+    fsq.count(codes)
+    assert torch.equal(fsq.counts, expected.float())
+
+
+def test_the_gpu_restart_moves_only_the_dead_codes_onto_batch_vectors():
+    vq = VectorQuantizer(latent_dim=4, codebook_size=5, code_dim=2)
+    embed, embed_sum, size = vq.embed.clone(), vq.embed_sum.clone(), vq.cluster_size.clone()
+    dead = torch.tensor([False, True, False, False, True])
+    flat = torch.randn(6, 2) + 100.0
+    vq._restart_where(dead, flat)
+    assert torch.equal(vq.embed[~dead], embed[~dead]) and torch.equal(vq.embed_sum[~dead], embed_sum[~dead])
+    assert all(any(torch.equal(row, vector) for vector in flat) for row in vq.embed[dead])
+    assert torch.equal(vq.embed_sum[dead], vq.embed[dead])
+    assert vq.cluster_size.tolist() == [size[0].item(), 1.0, size[2].item(), size[3].item(), 1.0]
+
+
+def test_a_vq_codebook_is_placed_once_by_the_first_training_batch():
+    vq = VectorQuantizer(latent_dim=4, codebook_size=3, code_dim=2).train()
+    vq(torch.randn(8, 4) + 50.0)
+    placed = vq.embed.clone()
+    assert bool(vq.initialized) and (placed - 50).abs().max() < 6
+    vq.embed_sum.copy_(placed)  # the next step's EMA leaves the codebook where it is, unless it were placed again
+    vq.cluster_size.fill_(1.0)
+    vq(torch.randn(8, 4) - 50.0)
+    assert (vq.embed - 50).abs().max() < 60  # not moved onto the second batch (all near -50)

@@ -107,3 +107,50 @@ def test_cli_trains_and_samples_on_cuda(tmp_path):
     assert main(["sample", str(run), "-n", "16", "-o", str(tmp_path / "s.png")]) == 0
     assert main(["eval", str(run), "--k", "20"]) == 0
     assert (tmp_path / "s.png").stat().st_size > 0 and (run / "eval-k20.json").is_file()
+
+
+def test_batches_read_by_a_dataloader_come_pinned_and_reach_the_gpu_without_a_pageable_copy():
+    from vaekit.batches import epoch_batches
+    from vaekit.devices import synchronize, to_device
+
+    rows = torch.rand(40, 6)
+    reader = type("Rows", (), {"__len__": lambda self: len(rows), "__getitem__": lambda self, i: rows[i]})()
+    order = torch.randperm(40)
+    pinned = [b for b, _, _ in epoch_batches(reader, order, 16, 0, lambda i: (i, len(i)), 0, 0, pin_memory=True)]
+    assert all(b.is_pinned() for b in pinned) and torch.equal(torch.cat(pinned), rows[order])
+    on_gpu = to_device(rows, torch.device("cuda"))
+    synchronize(on_gpu.device)
+    assert on_gpu.device.type == "cuda" and torch.equal(on_gpu.cpu(), rows)
+
+
+def test_an_epoch_on_cuda_is_timed_after_its_steps_have_run(monkeypatch):
+    from vaekit import training
+
+    calls = []
+    monkeypatch.setattr(training, "synchronize", lambda device: calls.append(device.type))
+    vae = build_vae(ModelConfig(data_shape=(8,), hidden=(16,), latent_dim=2))
+    Trainer(vae, TrainConfig(epochs=2, batch_size=16, device="cuda", progress=False)).fit(torch.rand(64, 8))
+    assert calls == ["cuda", "cuda"]
+
+
+@pytest.mark.parametrize("bottleneck", ["vq", "fsq"])
+def test_a_quantized_vae_trains_on_cuda(bottleneck):
+    vae = build_vae(ModelConfig(data_shape=(8,), hidden=(16,), latent_dim=4, bottleneck=bottleneck, codebook_size=64,
+                                code_dim=2, fsq_levels=(4, 3)))
+    history = Trainer(vae, TrainConfig(epochs=2, batch_size=16, device="cuda", progress=False)).fit(torch.rand(64, 8))
+    assert all(math.isfinite(row["loss"]) for row in history) and 0 < history[-1]["codebook_usage"] <= 1
+
+
+def test_vq_dead_codes_restart_onto_batch_vectors_on_cuda():
+    from vaekit.bottlenecks import VectorQuantizer
+
+    torch.manual_seed(0)
+    vq = VectorQuantizer(latent_dim=2, codebook_size=4, code_dim=2, decay=0.5).cuda()
+    vq.embed.copy_(torch.tensor([[0.0, 0.0], [5.0, 5.0], [50.0, 50.0], [-50.0, -50.0]]))
+    vq.embed_sum.copy_(vq.embed)
+    vq.initialized.fill_(True)
+    h = torch.cat([torch.full((8, 2), 1.0), torch.full((8, 2), 4.0)]).cuda()  # codes 0 and 1 take them all
+    for _ in range(30):
+        vq(h)
+    # codes 2 and 3, far from every vector, died and were moved onto the batch's vectors without a host read
+    assert ((vq.embed[:, None] - h[None, [0, -1]]).norm(dim=-1).min(1).values < 1e-2).all()

@@ -453,3 +453,13 @@ def test_alternating_updates_step_one_network_at_a_time():
     assert not all(torch.equal(a, p) for a, p in zip(encoder_before, vae.encoder.parameters()))
     with pytest.raises(ConfigError):
         Trainer(vae, TrainConfig(epochs=1, device="cpu"), alternate=(0, 1))
+
+
+def test_moving_data_to_the_cpu_neither_pins_nor_waits():
+    from vaekit.conditioning import Batch
+    from vaekit.devices import synchronize, to_device
+
+    x = torch.rand(3, 2)
+    synchronize(torch.device("cpu"))
+    assert to_device(x, torch.device("cpu")) is x and not x.is_pinned()
+    assert to_device(Batch(x, None, None), torch.device("cpu")).x is x  # anything with .to passes

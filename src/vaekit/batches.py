@@ -44,14 +44,16 @@ def is_stream(data) -> bool:
 
 def epoch_batches(data, order: torch.Tensor | None, batch_size: int, start: int,
                   shard: Callable[[torch.Tensor], tuple[torch.Tensor, int]], workers: int,
-                  epoch: int) -> Iterator[tuple[torch.Tensor, int, int]]:
+                  epoch: int, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, int, int]]:
     """(batch, rows this rank counts, rows of the global batch) for each step from `start` to the epoch's end.
 
     `order` is the epoch's permutation of the rows (None for an IterableDataset), `shard` cuts a global batch of
-    indices into this rank's share (distributed.Group.shard)."""
+    indices into this rank's share (distributed.Group.shard). pin_memory: batches read by a DataLoader come in
+    pinned memory, so that their copy to a GPU does not wait for the GPU's queued steps."""
     steps = math.ceil(len(data) / batch_size)
     if is_stream(data):
-        yield from ((batch, len(batch), len(batch)) for batch in _stream(data, batch_size, start, workers, epoch))
+        yield from ((batch, len(batch), len(batch))
+                    for batch in _stream(data, batch_size, start, workers, epoch, pin_memory))
         return
     global_batches = [order[step * batch_size:(step + 1) * batch_size] for step in range(start, steps)]
     shares = [shard(index) for index in global_batches]
@@ -60,17 +62,19 @@ def epoch_batches(data, order: torch.Tensor | None, batch_size: int, start: int,
     else:
         reader = _SingleRows(data) if isinstance(data, TorchDataset) else data
         rows = iter(DataLoader(reader, sampler=[share for share, _ in shares], batch_size=None, num_workers=workers,
+                               pin_memory=pin_memory,
                                generator=torch.Generator()))  # its own generator: the global RNG stays untouched
     for batch, (_, count), index in zip(rows, shares, global_batches):
         yield batch, count, len(index)
 
 
-def _stream(data: IterableDataset, batch_size: int, start: int, workers: int, epoch: int) -> Iterator[torch.Tensor]:
+def _stream(data: IterableDataset, batch_size: int, start: int, workers: int, epoch: int,
+            pin_memory: bool) -> Iterator[torch.Tensor]:
     positioned = hasattr(data, "set_position")
     if positioned:
         data.set_position(epoch, start * batch_size, batch_size)
     batches = iter(DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=_stack,
-                              generator=torch.Generator()))
+                              pin_memory=pin_memory, generator=torch.Generator()))
     return batches if positioned else itertools.islice(batches, start, None)
 
 

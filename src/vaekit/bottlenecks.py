@@ -72,8 +72,9 @@ class Quantizer(Posterior, abc.ABC):
         """The latents (..., latent_dim) of code indices (..., n_codes)."""
 
     def count(self, codes: torch.Tensor) -> None:
-        if self.training:
-            self.counts += torch.bincount(codes.flatten(), minlength=self.codebook_size).to(self.counts)
+        if self.training:  # index_add_, not bincount: on a GPU bincount reads the largest code on the host each step
+            codes = codes.flatten()
+            self.counts.index_add_(0, codes, torch.ones_like(codes, dtype=self.counts.dtype))
 
     def epoch_statistics(self) -> dict[str, float]:
         """Codebook usage (share of codes emitted at least once) and perplexity (exp of the entropy of the codes'
@@ -100,6 +101,7 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("cluster_size", torch.ones(codebook_size))  # moving average of assignments per step
         self.register_buffer("embed_sum", embed.clone())  # moving average of the assigned vectors' sum
         self.register_buffer("initialized", torch.tensor(False))  # set by the first training batch
+        self._placed = False  # `initialized` seen set: read on the host once, not at every step (a GPU sync)
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         return self.embed[codes].flatten(-2)
@@ -107,9 +109,11 @@ class VectorQuantizer(Quantizer):
     def forward(self, stats: torch.Tensor) -> QuantizedCode:
         h = stats.view(len(stats), self.n_codes, self.code_dim)  # (batch, n_codes, code_dim)
         flat = h.detach().reshape(-1, self.code_dim)
-        if self.training and not self.initialized:
-            self._restart(torch.arange(self.codebook_size, device=flat.device), flat)
-            self.initialized.fill_(True)
+        if self.training and not self._placed:
+            if not self.initialized:
+                self._restart(torch.arange(self.codebook_size, device=flat.device), flat)
+                self.initialized.fill_(True)
+            self._placed = True
         codes = torch.cdist(flat, self.embed).argmin(-1)  # (batch * n_codes,)
         if self.training:
             self._update(flat, codes)
@@ -128,9 +132,13 @@ class VectorQuantizer(Quantizer):
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.epsilon) / (n + self.codebook_size * self.epsilon) * n  # Laplace
         self.embed.copy_(self.embed_sum / smoothed[:, None])
-        dead = torch.nonzero(self.cluster_size < DEAD_CODE_COUNT).flatten()
-        if len(dead):
-            self._restart(dead, flat)
+        dead = self.cluster_size < DEAD_CODE_COUNT  # (K,)
+        if flat.device.type == "cpu":  # which codes died is read for free here, and these are the CPU runs' draws
+            codes = torch.nonzero(dead).flatten()
+            if len(codes):
+                self._restart(codes, flat)
+        else:  # on a GPU that read would hold every step until the device caught up
+            self._restart_where(dead, flat)
 
     @torch.no_grad()
     def _restart(self, codes: torch.Tensor, flat: torch.Tensor) -> None:
@@ -139,6 +147,15 @@ class VectorQuantizer(Quantizer):
         later ones the dead codes."""
         picks = flat[torch.randint(len(flat), (len(codes),), device=flat.device)]
         self.embed[codes], self.embed_sum[codes], self.cluster_size[codes] = picks, picks, 1.0
+
+    @torch.no_grad()
+    def _restart_where(self, dead: torch.Tensor, flat: torch.Tensor) -> None:
+        """_restart of the codes where `dead` (K,) is true, with no host read of which they are: every code draws a
+        vector of the batch and only the dead take theirs."""
+        picks = flat[torch.randint(len(flat), (self.codebook_size,), device=flat.device)]  # (K, code_dim)
+        self.embed.copy_(torch.where(dead[:, None], picks, self.embed))
+        self.embed_sum.copy_(torch.where(dead[:, None], picks, self.embed_sum))
+        self.cluster_size.masked_fill_(dead, 1.0)
 
 
 class FiniteScalarQuantizer(Quantizer):

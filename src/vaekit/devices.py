@@ -21,6 +21,21 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait until a GPU has run the work queued on it, so that a host clock read next counts that work; a no-op on
+    the CPU, whose kernels have run when they return."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def to_device(t, device: torch.device):
+    """t (a tensor, or anything with `.to(device)`) on `device`. A CPU tensor bound for a GPU goes through pinned
+    memory: a copy from pageable memory makes the host wait until the GPU has run everything queued before it."""
+    if device.type == "cuda" and torch.is_tensor(t) and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     """bf16 autocast on a GPU without bfloat16 would fail at the first step: say so before training."""
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():

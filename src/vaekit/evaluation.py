@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .devices import to_device
 from .distributed import Group, is_main_process
 from .errors import ConfigError
 from .progress import progress_bar
@@ -58,8 +59,9 @@ def negative_elbo(vae: nn.Module, x, batch_size: int = 1000, group: Group | None
     totals = torch.zeros(3, device=device)
     share = group.span(len(x)) if group is not None else range(len(x))
     for start in range(share.start, share.stop, batch_size):
-        index = torch.arange(start, min(start + batch_size, share.stop))
-        elbo = vae.elbo(x[index.to(x.device) if torch.is_tensor(x) else index].to(device))
+        index = torch.arange(start, min(start + batch_size, share.stop),
+                             device=x.device if torch.is_tensor(x) else None)  # a GPU tensor's rows by a GPU index
+        elbo = vae.elbo(to_device(x[index], device))
         totals += torch.stack([-elbo.total().sum(), elbo.reconstruction.sum(), elbo.kl.sum()])
     if group is not None:
         group.all_reduce(totals)
@@ -120,7 +122,7 @@ def importance_weighted_nll(vae: VAE, x: torch.Tensor, k: int = 1000, batch_size
     values = vae.decoded_elements()
     batch_size = batch_size or max(1, min(len(x), (1 << 24) // (values * min(k, 256))))
     starts = progress_bar(range(0, len(x), batch_size), desc=f"IWAE NLL (k={k})", enabled=progress, unit="batch")
-    return torch.cat([-vae.log_likelihood(x[i:i + batch_size].to(device), k=k) for i in starts])
+    return torch.cat([-vae.log_likelihood(to_device(x[i:i + batch_size], device), k=k) for i in starts])
 
 
 def knn_accuracy(train_means: torch.Tensor, y_train, test_means: torch.Tensor, y_test, neighbours: int = 5,

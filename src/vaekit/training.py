@@ -25,7 +25,7 @@ from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, Epoch
                          write_checkpoint)
 from .conditioning import binarize
 from .config import TrainConfig
-from .devices import check_precision, deterministic_algorithms, select_device
+from .devices import check_precision, deterministic_algorithms, select_device, synchronize
 from .distributed import from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
@@ -227,6 +227,7 @@ class Trainer:
                         pass_sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch,
                                                            training_seconds, within, started)
                         sums, passes, within = sums + pass_sums, passes + 1, None
+            synchronize(self.device)  # the epoch's time includes the GPU running its queued steps
             seconds += time.perf_counter() - started
             if group.distributed:  # every rank takes the same decisions from the same numbers
                 group.all_reduce(sums)
@@ -284,7 +285,8 @@ class Trainer:
         bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
         if bar is not None and start:
             bar.update(start)
-        batches = epoch_batches(x_train, order, batch_size, start, group.shard, worker_count(cfg.workers), self.epoch)
+        batches = epoch_batches(x_train, order, batch_size, start, group.shard, worker_count(cfg.workers), self.epoch,
+                                pin_memory=self.device.type == "cuda")
         for step, (batch, count, global_count) in zip(range(start, steps_per_epoch), batches):
             batch = batch.to(self.device, non_blocking=True)
             if self.dynamic_binarization:
