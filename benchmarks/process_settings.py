@@ -31,7 +31,7 @@ def worker(design: str, setting: str, epochs: int, rows: int) -> None:
 
     from benchmarks import speed
 
-    x_train, _ = speed._data(design)
+    x_train, _ = speed.fashion_mnist(design)
     seconds: list[float] = []
 
     class Curve:

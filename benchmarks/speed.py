@@ -62,12 +62,15 @@ PEERS = {
 }
 
 
-def _data(design: str):
+def fashion_mnist(design: str, limit: int | None = None):
+    """(x_train, x_test) as the design takes them; the first `limit` rows of each (a quick trial of the harness)."""
+    import numpy as np
+
     from vaekit.data import load_dataset
 
     data = load_dataset("fashion-mnist")
     shape = (-1, D) if design == "mlp" else (-1, 1, 28, 28)
-    return data.x_train.reshape(shape), data.x_test.reshape(shape)
+    return tuple(np.ascontiguousarray(x[:limit].reshape(shape)) for x in (data.x_train, data.x_test))
 
 
 class Curve:
@@ -85,12 +88,12 @@ class Curve:
         """encode(x) -> (mu, logvar); decode_logits(z) -> logits shaped like x.
         In lockstep the process then stops itself until the coordinator's next round."""
         self.seconds.append(seconds)
-        self.neg_elbo.append(_negative_elbo(encode, decode_logits, self.x_test))
+        self.neg_elbo.append(negative_elbo(encode, decode_logits, self.x_test))
         if self.lockstep:
             os.kill(os.getpid(), signal.SIGSTOP)
 
 
-def _negative_elbo(encode, decode_logits, x_test) -> float:
+def negative_elbo(encode, decode_logits, x_test) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -304,6 +307,11 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int) -> None:
                flush="-ftz" in peer)
 
 
+def epochs_to_target(curve: list[float], target: float) -> int | None:
+    """The epochs trained when the test -ELBO first reached `target` (None: never)."""
+    return next((epoch for epoch, value in enumerate(curve, 1) if value <= target), None)
+
+
 def worker(args) -> None:
     if "-mkl" in args.peer:  # read when vaekit.accel first accelerates a model
         os.environ["VAEKIT_ONEDNN_LINEAR"] = "0"
@@ -319,15 +327,15 @@ def worker(args) -> None:
 
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the parent
     design = "conv" if "-conv" in args.peer else "mlp"
-    x_train, x_test = _data(design)
+    x_train, x_test = fashion_mnist(design, args.limit)
     curve = Curve(x_test, lockstep=args.lockstep)
     run_peer(args.peer, x_train, curve, args.epochs, args.batch)
     steady = statistics.median(curve.seconds[1:] or curve.seconds)
-    reached = [i for i, value in enumerate(curve.neg_elbo) if value <= args.target]
+    reached = epochs_to_target(curve.neg_elbo, args.target)
     print(json.dumps({"peer": args.peer, "samples_per_s": len(x_train) / steady, "seconds_per_epoch": steady,
                       "train_seconds": sum(curve.seconds), "test_neg_elbo": curve.neg_elbo[-1],
-                      "seconds_to_target": sum(curve.seconds[:reached[0] + 1]) if reached else None,
-                      "epochs_to_target": reached[0] + 1 if reached else None,
+                      "seconds_to_target": sum(curve.seconds[:reached]) if reached else None,
+                      "epochs_to_target": reached,
                       "curve": curve.neg_elbo, "epoch_seconds": curve.seconds, "peak_rss_mb": peak_rss_mb()}))
 
 
@@ -398,7 +406,7 @@ def iwae(args) -> dict:
 
     torch.set_num_threads(args.threads)
     run = vaekit.train(None, data="fashion-mnist", preset="pytorch-mlp", epochs=2, val_fraction=0.0, progress=False)
-    _, x_test = _data("conv")  # (N, 1, 28, 28), as the trained run's data
+    _, x_test = fashion_mnist("conv")  # (N, 1, 28, 28), as the trained run's data
     x = torch.from_numpy(x_test)
     torch.manual_seed(0)
     nll = seconds = ceiling = ceiling_mm = 0.0
@@ -425,15 +433,17 @@ def iwae(args) -> dict:
 
 def _command(args, *extra) -> list[str]:
     return [sys.executable, "-m", "benchmarks.speed", *extra, "--epochs", str(args.epochs), "--batch",
-            str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k)]
+            str(args.batch), "--threads", str(args.threads), "--target", str(args.target), "--k", str(args.k),
+            *(["--limit", str(args.limit)] if args.limit else [])]
 
 
-def _environment(args) -> dict:
+def worker_environment(args) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
 
 
-def _subprocess(args, *extra) -> dict | None:
-    out = subprocess.run(_command(args, *extra), capture_output=True, text=True, env=_environment(args))
+def run_worker(args, *extra) -> dict | None:
+    """The JSON row of `python -m benchmarks.speed *extra` with args' settings, in its own process (None if it fails)."""
+    out = subprocess.run(_command(args, *extra), capture_output=True, text=True, env=worker_environment(args))
     if out.returncode != 0:
         print(f"{' '.join(extra)} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
@@ -455,7 +465,7 @@ def _lockstep(args, peers: list[str]) -> dict[str, dict | None]:
         for peer in peers:
             log = tempfile.TemporaryFile()
             proc = subprocess.Popen(_command(args, "--worker", peer, "--lockstep"), stdout=subprocess.PIPE,
-                                    stderr=log, env=_environment(args))
+                                    stderr=log, env=worker_environment(args))
             workers[peer] = (proc, log)
             _until_stopped(proc)
         for round_ in range(1, args.epochs + 1):  # epochs 2..N, then one more turn to exit
@@ -492,7 +502,7 @@ def compare(args) -> None:
         if args.lockstep:
             outcome = _lockstep(args, peers)
         else:  # one peer after another, the order alternating between repetitions
-            outcome = {peer: _subprocess(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
+            outcome = {peer: run_worker(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
         for peer, row in outcome.items():
             if row is not None:
                 print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "epoch_seconds")}), flush=True)
@@ -545,6 +555,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=1000, help="importance samples for --design iwae")
     parser.add_argument("--peers", help=f"comma-separated; default all of the design's: {PEERS}")
     parser.add_argument("--tag", default="", help="suffix for the results file")
+    parser.add_argument("--limit", type=int, help="train and score on the first N images only (a quick trial)")
     parser.add_argument("--lockstep", action="store_true",
                         help="run all peers at once, one epoch each in turn (each stops itself between epochs), "
                              "so a slow spell of the machine hits every peer alike; ratios are paired by epoch")
@@ -558,7 +569,7 @@ def main() -> None:
         return
     if args.design != "iwae":
         return compare(args)
-    row = _subprocess(args, "--iwae-worker")
+    row = run_worker(args, "--iwae-worker")
     table = markdown_table([row], [("k", "k", ""), ("images", "images", ","), ("nll", "test NLL", ".2f"),
                                    ("seconds", "s", ".1f"), ("ceiling_seconds", "GEMM ceiling s", ".1f"),
                                    ("vs_ceiling", "x ceiling", ".2f"),
