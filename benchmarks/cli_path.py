@@ -19,7 +19,8 @@ Validation is left out (it lies outside an epoch's time). Each variant's epoch t
 (metrics' epoch_seconds); "CPU s" is the process's CPU time over the epoch, which a busy machine disturbs less
 than wall time when one thread trains (at 2 threads it also counts the threads' spinning). "x default" is the
 median over rounds (after the first, a warm-up) of the default's epoch seconds / the variant's in the same round,
-with its min-max.
+with its min-max. The OpenMP settings the process started with (how long idle threads spin: OMP_WAIT_POLICY,
+GOMP_SPINCOUNT) go into the results file.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from benchmarks.common import markdown_table, write_results
 
 VARIANTS = ("default", "no-bar", "mkl-linear", "ftz", "keep-memory", "one-thread", "profiled")
+OPENMP = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")  # how the intra-op threads wait, kept with results
 SETTINGS = {"no-bar": dict(progress=False), "ftz": dict(flush_denormals=True), "keep-memory": dict(keep_freed_memory=True),
             "profiled": dict(profile=True)}
 
@@ -118,8 +120,9 @@ def main() -> None:
     rows, table = summary(raw)
     print(table)
     write_results("cli_path" + (f"_{args.tag}" if args.tag else ""),
-                  {"rounds": args.rounds, "rows_trained": raw["rows"], "threads": args.threads, "rows": rows,
-                   "table": table, "raw": raw})
+                  {"rounds": args.rounds, "rows_trained": raw["rows"], "threads": args.threads,
+                   "openmp": {name: os.environ.get(name) for name in OPENMP}, "rows": rows, "table": table,
+                   "raw": raw})
 
 
 if __name__ == "__main__":
