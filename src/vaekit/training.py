@@ -510,7 +510,7 @@ def _no_lap(phase: str) -> None:
 
 def _synchronizer(device: torch.device) -> Callable[[], None] | None:
     """What waits for a device's queued kernels (None on the CPU, whose kernels finish before they return)."""
-    return torch.cuda.synchronize if device.type == "cuda" else None
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def _on_device(data, device: torch.device):
