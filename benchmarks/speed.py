@@ -101,12 +101,12 @@ class Curve:
         """encode(x) -> (mu, logvar); decode_logits(z) -> logits shaped like x.
         In lockstep the process then stops itself until the coordinator's next round."""
         self.seconds.append(seconds)
-        self.neg_elbo.append(_negative_elbo(encode, decode_logits, self.x_test))
+        self.neg_elbo.append(negative_elbo(encode, decode_logits, self.x_test))
         if self.lockstep:
             os.kill(os.getpid(), signal.SIGSTOP)
 
 
-def _negative_elbo(encode, decode_logits, x_test) -> float:
+def negative_elbo(encode, decode_logits, x_test) -> float:
     import torch
     import torch.nn.functional as F
 
@@ -323,6 +323,11 @@ def run_peer(peer: str, x_train, curve, epochs: int, batch: int, device: str = "
                flush="-ftz" in peer, device=device)
 
 
+def epochs_to_target(curve: list[float], target: float) -> int | None:
+    """The epochs trained when the test -ELBO first reached `target` (None: never)."""
+    return next((epoch for epoch, value in enumerate(curve, 1) if value <= target), None)
+
+
 def worker(args) -> None:
     if "-mkl" in args.peer:  # read when vaekit.accel first accelerates a model
         os.environ["VAEKIT_ONEDNN_LINEAR"] = "0"
@@ -342,13 +347,13 @@ def worker(args) -> None:
     curve = Curve(x_test, lockstep=args.lockstep, device=args.device)
     run_peer(args.peer, x_train, curve, args.epochs, args.batch, args.device)
     steady = statistics.median(curve.seconds[1:] or curve.seconds)
-    reached = [i for i, value in enumerate(curve.neg_elbo) if value <= args.target]
+    reached = epochs_to_target(curve.neg_elbo, args.target)
     gpu = {"gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if args.device != "cpu" else {}
     print(json.dumps({"peer": args.peer, "batch": 512 if "-b512" in args.peer else args.batch,
                       "samples_per_s": len(x_train) / steady, "seconds_per_epoch": steady,
                       "train_seconds": sum(curve.seconds), "test_neg_elbo": curve.neg_elbo[-1],
-                      "seconds_to_target": sum(curve.seconds[:reached[0] + 1]) if reached else None,
-                      "epochs_to_target": reached[0] + 1 if reached else None,
+                      "seconds_to_target": sum(curve.seconds[:reached]) if reached else None,
+                      "epochs_to_target": reached,
                       "curve": curve.neg_elbo, "epoch_seconds": curve.seconds, "peak_rss_mb": peak_rss_mb(), **gpu}))
 
 
@@ -457,12 +462,13 @@ def _command(args, *extra) -> list[str]:
             "--device", args.device, "--limit", str(args.limit)]
 
 
-def _environment(args) -> dict:
+def worker_environment(args) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
 
 
-def _subprocess(args, *extra) -> dict | None:
-    out = subprocess.run(_command(args, *extra), capture_output=True, text=True, env=_environment(args))
+def run_worker(args, *extra) -> dict | None:
+    """The JSON row of `python -m benchmarks.speed *extra` with args' settings, in its own process (None if it fails)."""
+    out = subprocess.run(_command(args, *extra), capture_output=True, text=True, env=worker_environment(args))
     if out.returncode != 0:
         print(f"{' '.join(extra)} failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
@@ -484,7 +490,7 @@ def lockstep(args, peers: list[str]) -> dict[str, dict | None]:
         for peer in peers:
             log = tempfile.TemporaryFile()
             proc = subprocess.Popen(_command(args, "--worker", peer, "--lockstep"), stdout=subprocess.PIPE,
-                                    stderr=log, env=_environment(args))
+                                    stderr=log, env=worker_environment(args))
             workers[peer] = (proc, log)
             _until_stopped(proc)
         for round_ in range(1, args.epochs + 1):  # epochs 2..N, then one more turn to exit
@@ -545,7 +551,7 @@ def compare(args) -> None:
         if args.lockstep:
             outcome = lockstep(args, peers)
         else:  # one peer after another, the order alternating between repetitions
-            outcome = {peer: _subprocess(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
+            outcome = {peer: run_worker(args, "--worker", peer) for peer in (peers if rep % 2 == 0 else peers[::-1])}
         for peer, row in outcome.items():
             if row is not None:
                 print(json.dumps({k: v for k, v in row.items() if k not in ("curve", "epoch_seconds")}), flush=True)
@@ -600,7 +606,7 @@ def main() -> None:
         return
     if args.design != "iwae":
         return compare(args)
-    row = _subprocess(args, "--iwae-worker")
+    row = run_worker(args, "--iwae-worker")
     table = markdown_table([row], [("k", "k", ""), ("images", "images", ","), ("nll", "test NLL", ".2f"),
                                    ("seconds", "s", ".1f"), ("ceiling_seconds", "GEMM ceiling s", ".1f"),
                                    ("vs_ceiling", "x ceiling", ".2f"),

@@ -160,6 +160,9 @@ class TrainConfig:
                                         "rerun or --resume then repeats a run bit for bit, as it does on a CPU, "
                                         "at some cost in speed")
     progress: bool = option(True, "show a progress bar", cli=False)
+    profile: bool = option(False, "print at the end where the training steps' time went: data, forward, backward, "
+                                  "optimizer, host reads, progress bar, metrics (on a GPU it waits for each phase's "
+                                  "kernels, which slows training a little)")
 
     def validate(self) -> None:
         check_values(self)
@@ -240,7 +243,7 @@ def _positive(config, name: str) -> None:
     check_count(f"--{flag_name(name)}", getattr(config, name))
 
 
-RESUMABLE = ("epochs", "device", "progress", "early_stopping", "time_limit", "workers", "checkpoint_every")
+RESUMABLE = ("epochs", "device", "progress", "profile", "early_stopping", "time_limit", "workers", "checkpoint_every")
 
 
 def resumed_train_config(saved: tuple, train: TrainConfig, options: dict) -> TrainConfig:

@@ -31,6 +31,7 @@ from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
 from .io import atomic_write, write_jsonl
 from .optimization import CompiledLoss, WeightAverage, kl_warmup, learning_rate, make_optimizer, updating_only
+from .profiling import StepProfile
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -86,6 +87,7 @@ class Trainer:
         self.history: list[dict] = []
         self._legacy_steps: int | None = None  # optimizer steps of a resumed checkpoint without a manifest
         self._within: EpochPosition | None = None  # where a resumed step checkpoint left the current epoch
+        self.profile: StepProfile | None = None  # where the last fit's steps spent their time, under `profile`
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _rng_tensors(self) -> dict[str, torch.Tensor]:
@@ -213,8 +215,11 @@ class Trainer:
         steps_per_epoch = math.ceil(n / batch_size)
         training_seconds = sum(row["epoch_seconds"] for row in self.history)
         self._check_legacy_steps(steps_per_epoch)
+        profile = self.profile = StepProfile(sync=_synchronizer(self.device)) if cfg.profile else None
         while self.epoch < cfg.epochs:
             self.vae.train()
+            if profile is not None:
+                profile.mark()
             started = time.perf_counter()
             within, self._within = self._within, None
             sums, passes, bar = 0.0, 0, None
@@ -228,6 +233,8 @@ class Trainer:
                                                            training_seconds, within, started)
                         sums, passes, within = sums + pass_sums, passes + 1, None
             synchronize(self.device)  # the epoch's time includes the GPU running its queued steps
+            if profile is not None:
+                profile.lap("other")
             seconds += time.perf_counter() - started
             if group.distributed:  # every rank takes the same decisions from the same numbers
                 group.all_reduce(sums)
@@ -258,6 +265,9 @@ class Trainer:
                 break
         if self.averaged is not None:  # the model fit returns is the average, as saved
             self.vae.load_state_dict(self.averaged.module.state_dict())
+        if profile is not None and group.is_main:
+            profile.mark()
+            print(profile.table())
         group.barrier()  # rank 0's files are complete before any rank reads them
         return self.history
 
@@ -269,6 +279,7 @@ class Trainer:
         cfg, group = self.config, self.group
         n = len(x_train)
         check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU
+        lap = self.profile.lap if self.profile is not None else _no_lap
         shuffle = self.shuffle.get_state()  # what a step checkpoint saves to draw this epoch's order again
         order = None if is_stream(x_train) else torch.randperm(n, generator=self.shuffle)  # the same on every rank
         if hasattr(x_train, "batch_order"):  # the data's own grouping, e.g. sentences of similar length
@@ -282,15 +293,18 @@ class Trainer:
         terms = {"tc_weight": cfg.tc_weight, "dataset_size": n} if cfg.tc_weight > 0 else {}  # only for losses with it
         # time spent per step at the last epoch's pace: the same number on every rank and after a resume
         pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
+        lap("data")
         bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
         if bar is not None and start:
             bar.update(start)
+        lap("progress bar")
         batches = epoch_batches(x_train, order, batch_size, start, group.shard, worker_count(cfg.workers), self.epoch,
                                 pin_memory=self.device.type == "cuda")
         for step, (batch, count, global_count) in zip(range(start, steps_per_epoch), batches):
             batch = batch.to(self.device, non_blocking=True)
             if self.dynamic_binarization:
                 batch = binarize(batch)
+            lap("data")
             global_step = self.epoch * steps_per_epoch + step
             beta = self.kl_weight(global_step, steps_per_epoch)
             weight = beta if self.kl_per_example is None else beta * self.kl_per_example(batch)
@@ -298,29 +312,40 @@ class Trainer:
                 lr = self.learning_rate(global_step, steps_per_epoch, training_seconds + step * pace)
                 for param_group in self.optimizer.param_groups:
                     param_group["lr"] = lr
+            lap("other")
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 out = objective(batch, beta=weight, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms)
+            lap("forward")
             self.optimizer.zero_grad(set_to_none=True)
             loss = out.loss * group.loss_scale(count, global_count) if group.distributed else out.loss
             with group.guard("the gradient all-reduce"):
                 loss.backward()
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.vae.parameters(), cfg.grad_clip)
+            lap("backward")
             if step % check_every == 0:  # the one host read of the step: finiteness and the bar
                 loss_value = float(out.loss.detach())
                 if not math.isfinite(loss_value):
                     self._diverged(step)
+                lap("host reads")
                 if bar is not None and step % 50 == 0:
                     bar.set_postfix(loss=f"{loss_value:.2f}")
+                    lap("progress bar")
             self.optimizer.step()
             if self.averaged is not None:
                 self.averaged.update(self.vae, global_step)
+            lap("optimizer")
             sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
+            lap("metrics and logging")
             if bar is not None:
                 bar.update()
+                lap("progress bar")
             if cfg.checkpoint_every > 0 and (global_step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
                 seconds = time.perf_counter() - started + (within.seconds if within is not None else 0.0)
                 self._checkpoint_step(EpochPosition(step + 1, shuffle, sums, seconds))
+                lap("metrics and logging")
+            if self.profile is not None:
+                self.profile.step()
         return sums, beta, bar
 
     def _checkpoint_step(self, position: EpochPosition) -> None:
@@ -383,6 +408,15 @@ def _summary(row: dict, epochs: int) -> str:
     if "val_active_units" in row:
         text += f"  active units {row['val_active_units']}"
     return text + f"  ({row['epoch_seconds']:.1f} s, {row['samples_per_s']:,.0f} samples/s)"
+
+
+def _no_lap(phase: str) -> None:
+    """What a lap is when nothing is profiled."""
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None] | None:
+    """What waits for a device's queued kernels (None on the CPU, whose kernels finish before they return)."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
 
 
 def _on_device(data, device: torch.device):
