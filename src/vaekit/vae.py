@@ -204,7 +204,7 @@ class VAE(nn.Module):
             return Loss(-bound.mean(), log_px.mean(), prior.kl(qz, z).mean())
         z = qz.rsample()  # (batch, latent)
         reconstruction = self._log_px(z, f, target).mean()
-        per_example = prior.kl_terms(qz, z)  # (batch, terms)
+        per_example = prior.kl_terms(qz, z, split=free_bits > 0)  # (batch, terms)
         kl_terms = per_example.mean(0)  # (terms,) batch means
         kl = kl_terms.sum()
         if torch.is_tensor(beta) and beta.dim() > 0:
