@@ -356,3 +356,34 @@ def test_a_mixture_prior_step_without_free_bits_takes_the_unsplit_kl_with_the_sp
         prior.kl_terms(qz, qz.rsample(), split=split).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in [*vae.encoder.parameters(), pseudo_inputs]]))
     torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-4)  # the encoder's and the pseudo-inputs'
+
+
+def test_a_step_against_the_standard_prior_is_that_priors_step_and_the_trainer_takes_it_only_while_warming_up():
+    from vaekit.config import TrainConfig
+    from vaekit.training import Trainer
+
+    prior, encoder = _vamp()
+    vae = VAE(encoder, nn.Linear(3, 10), Bernoulli((10,)), prior)
+    plain = VAE(encoder, vae.decoder, vae.likelihood, StandardNormal(3))
+    x = torch.rand(8, 10).bernoulli()
+    for options in ({}, {"iw_samples": 3}, {"free_bits": 0.5}):
+        torch.manual_seed(37)
+        warm = vae.loss(x, standard_prior=True, **options)
+        torch.manual_seed(37)
+        torch.testing.assert_close(warm.loss, plain.loss(x, **options).loss)
+    calls = []
+    original = vae.loss
+    vae.loss = lambda *args, **kwargs: calls.append(kwargs.get("standard_prior", False)) or original(*args, **kwargs)
+    Trainer(vae, TrainConfig(epochs=3, batch_size=8, prior_warmup=1.5, progress=False, device="cpu")).fit(x.repeat(4, 1))
+    assert calls == [True] * 6 + [False] * 6  # 4 steps an epoch: the first 1.5 epochs' 6 steps
+
+
+def test_a_new_runs_vamp_prior_starts_at_distinct_training_examples(tmp_path):
+    from vaekit.apps import images
+
+    run = images.train(tmp_path / "run", data="digits", hidden=(16,), latent_dim=2, prior="vamp", prior_components=5,
+                       epochs=1, lr=1e-9, progress=False)
+    u = run.vae.prior.pseudo_inputs.detach().flatten(1)  # (5, 64)
+    train = torch.as_tensor(images.run_splits(run).x_train).flatten(1)
+    assert len(torch.unique(u, dim=0)) == 5
+    assert all(torch.isclose(train, row, atol=1e-5).all(1).any() for row in u)  # each one of the examples

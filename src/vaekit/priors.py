@@ -283,6 +283,12 @@ class VampPrior(DiagonalMixture):
         self.pseudo_inputs = nn.Parameter(0.5 + 0.01 * torch.randn(components, *data_shape))
         self.pseudo_features = nn.Parameter(0.01 * torch.randn(components, *feature_shape)) if feature_shape else None
 
+    @torch.no_grad()
+    def start_at(self, x: torch.Tensor) -> None:
+        """Set the pseudo-inputs to K examples x (K, *data_shape), e.g. drawn from the training set: the default
+        near-identical grey pseudo-inputs get near-identical gradients, so on MNIST they stayed one component."""
+        self.pseudo_inputs.copy_(x.reshape(self.pseudo_inputs.shape))
+
     def components(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         u = self.pseudo_inputs
         stats = self.encoder(u) if self.pseudo_features is None else self.encoder(u, self.pseudo_features)

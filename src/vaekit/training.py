@@ -323,7 +323,8 @@ class Trainer:
                 for param_group in self.optimizer.param_groups:
                     param_group["lr"] = lr
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                out = objective(batch, beta=weight, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms)
+                warm = {"standard_prior": True} if global_step < cfg.prior_warmup * steps_per_epoch else {}
+                out = objective(batch, beta=weight, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms, **warm)
             self.optimizer.zero_grad(set_to_none=True)
             loss = out.loss * group.loss_scale(count, global_count) if group.distributed else out.loss
             with group.guard("the gradient all-reduce"):
