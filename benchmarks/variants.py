@@ -1,6 +1,6 @@
 """Model variants of issue 42 on dynamically binarized MNIST, the MLP of Burda et al. (784-200-200-50 tanh).
 
-  python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp --minutes M [--k 1000] [--limit N]
+  python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp --minutes M|--epochs E [--k 1000] [--limit N]
                                      [--kl-warmup EPOCHS] [--prior-warmup EPOCHS] [--seed S]
       Trains one variant for M minutes (cosine rate 2e-3 -> 2e-5 over the budget, batch 128, fp32, eager), then the
       test -ELBO and the IWAE NLL with k samples on the first N test images; writes results/variants_<variant>.json.
@@ -53,10 +53,11 @@ def train(args) -> None:
 
     out = tempfile.mkdtemp(prefix=f"bench-variant-{args.variant}-")
     try:
-        run = vaekit.train(out, data="mnist", preset="burda-mlp", time_limit=args.minutes, progress=False,
-                           seed=args.seed, kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, **SCHEDULE,
+        budget = dict(time_limit=args.minutes) if args.epochs is None else dict(epochs=args.epochs)
+        run = vaekit.train(out, data="mnist", preset="burda-mlp", progress=False, seed=args.seed,
+                           kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, **{**SCHEDULE, **budget},
                            **VARIANTS[args.variant])
-        _evaluated(args, run, len(run.history), args.minutes)
+        _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -103,6 +104,7 @@ def main() -> None:
     p = commands.add_parser("train")
     p.add_argument("--variant", choices=VARIANTS, required=True)
     p.add_argument("--minutes", type=float, default=15.0)
+    p.add_argument("--epochs", type=int, help="an epoch budget instead of --minutes (the cosine rate over the epochs)")
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
     p.add_argument("--seed", type=int, default=0)
