@@ -1,7 +1,7 @@
 """Model variants of issue 42 on dynamically binarized MNIST, the MLP of Burda et al. (784-200-200-50 tanh).
 
-  python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp --minutes M [--k 1000] [--limit N]
-                                     [--kl-warmup EPOCHS]
+  python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp --minutes M|--epochs E [--k 1000] [--limit N]
+                                     [--kl-warmup EPOCHS] [--prior-warmup EPOCHS] [--seed S]
       Trains one variant for M minutes (cosine rate 2e-3 -> 2e-5 over the budget, batch 128, fp32, eager), then the
       test -ELBO and the IWAE NLL with k samples on the first N test images; writes results/variants_<variant>.json.
   python -m benchmarks.variants evaluate --variant V --run DIR [--k 1000] [--limit N]
@@ -41,11 +41,11 @@ def _evaluated(args, run, epochs: int, minutes: float) -> None:
     started = time.perf_counter()
     result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.limit)
     row = {"variant": args.variant, **VARIANTS[args.variant], "minutes": minutes, "seed": run.train.seed,
-           "kl_warmup": run.train.kl_warmup, "epochs": epochs, "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
+           "kl_warmup": run.train.kl_warmup, "prior_warmup": run.train.prior_warmup, "epochs": epochs, "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
            "nll_examples": result.n_examples, "active_units": result.active_units,
            "eval_seconds": time.perf_counter() - started}
     print(json.dumps(row), flush=True)
-    write_results(f"variants_{args.variant}", {"rows": [row]})
+    write_results(f"variants_{args.variant}{args.suffix}", {"rows": [row]})
 
 
 def train(args) -> None:
@@ -53,9 +53,11 @@ def train(args) -> None:
 
     out = tempfile.mkdtemp(prefix=f"bench-variant-{args.variant}-")
     try:
-        run = vaekit.train(out, data="mnist", preset="burda-mlp", time_limit=args.minutes, progress=False,
-                           seed=args.seed, kl_warmup=args.kl_warmup, **SCHEDULE, **VARIANTS[args.variant])
-        _evaluated(args, run, len(run.history), args.minutes)
+        budget = dict(time_limit=args.minutes) if args.epochs is None else dict(epochs=args.epochs)
+        run = vaekit.train(out, data="mnist", preset="burda-mlp", progress=False, seed=args.seed,
+                           kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, **{**SCHEDULE, **budget},
+                           **VARIANTS[args.variant])
+        _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -102,16 +104,20 @@ def main() -> None:
     p = commands.add_parser("train")
     p.add_argument("--variant", choices=VARIANTS, required=True)
     p.add_argument("--minutes", type=float, default=15.0)
+    p.add_argument("--epochs", type=int, help="an epoch budget instead of --minutes (the cosine rate over the epochs)")
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs of KL warm-up (against posterior collapse)")
+    p.add_argument("--prior-warmup", type=float, default=0.0, help="epochs with the KL against N(0, I) first")
+    p.add_argument("--suffix", default="", help="appended to the results file's name")
     p.set_defaults(run_command=train)
     p = commands.add_parser("evaluate")
     p.add_argument("--variant", choices=VARIANTS, required=True)
     p.add_argument("--run", required=True)
     p.add_argument("--k", type=int, default=1000)
     p.add_argument("--limit", type=int, default=2000, help="IWAE NLL on the first N test images")
+    p.add_argument("--suffix", default="", help="appended to the results file's name")
     p.set_defaults(run_command=evaluate)
     p = commands.add_parser("steps")
     p.add_argument("--steps", type=int, default=30)

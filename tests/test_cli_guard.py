@@ -62,6 +62,7 @@ TRAIN_FLAGS = {
     "--epochs": POSITIVE, "--batch-size": POSITIVE, "--lr": POSITIVE_FLOAT, "--lr-schedule": CHOICE,
     "--lr-end-factor": ["0", "-1", "2", "nan", "x"], "--lr-warmup": NON_NEGATIVE_FLOAT,
     "--weight-decay": NON_NEGATIVE_FLOAT, "--beta": NON_NEGATIVE_FLOAT, "--kl-warmup": NON_NEGATIVE_FLOAT,
+    "--prior-warmup": NON_NEGATIVE_FLOAT,
     "--free-bits": NON_NEGATIVE_FLOAT, "--iw-samples": POSITIVE_CAPPED, "--grad-clip": NON_NEGATIVE_FLOAT,
     "--tc-weight": NON_NEGATIVE_FLOAT,
     "--early-stopping": NON_NEGATIVE, "--time-limit": NON_NEGATIVE_FLOAT, "--ema": ["1", "-0.1", "nan", "x"],

@@ -38,7 +38,7 @@ class ShiftedNormal(Prior):
     def kl(self, qz, z=None):
         return monte_carlo_kl(qz, self, z)
 
-    def kl_terms(self, qz, z):
+    def kl_terms(self, qz, z, split=True):
         return monte_carlo_kl(qz, self, z).unsqueeze(-1)
 
 
@@ -63,7 +63,7 @@ class TwoGaussians(Prior):
     def kl(self, qz, z=None):
         return monte_carlo_kl(qz, self, z)
 
-    def kl_terms(self, qz, z):
+    def kl_terms(self, qz, z, split=True):
         return monte_carlo_kl(qz, self, z).unsqueeze(-1)
 
 

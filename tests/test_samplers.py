@@ -123,3 +123,32 @@ def test_wrong_sampler_uses_are_one_line_errors(run, tmp_path):
         images.sample(labelled, 4, tmp_path / "s.png", sampler="gmm")
     with pytest.raises(ConfigError, match="unconditional"):
         images.evaluate(labelled, k=2, samples=10)
+
+
+def _random_inception(path) -> None:
+    """torch-fidelity's Inception-v3 with its random initial weights, saved as a weights file at `path`."""
+    from torch_fidelity import feature_extractor_inceptionv3 as inception
+
+    with pytest.MonkeyPatch.context() as patch:  # its constructor always loads weights: from a file or the web
+        patch.setattr(inception, "load_state_dict_from_url", lambda *args, **kwargs: None)
+        patch.setattr(inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        network = inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(network.state_dict(), path)
+
+
+def test_eval_scores_inception_fid_from_local_weights_only_and_refuses_other_files_in_one_line(run, tmp_path, capsys):
+    pytest.importorskip("torch_fidelity")
+    weights = tmp_path / "inception.pth"
+    _random_inception(weights)
+    command = ["eval", str(run.path), "--k", "2", "--limit", "10", "--samples", "4", "--inception-weights"]
+    assert main([*command, str(weights)]) == 0
+    fid = json.loads((run.path / "eval-k2-limit10.json").read_text())["sample_quality"]["inception_fid"]
+    assert np.isfinite(fid) and fid >= 0
+    (tmp_path / "text.pth").write_text("not weights")
+    torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
+    for bad, message in (("missing.pth", "not found"), ("text.pth", "is not a file of PyTorch weights"),
+                         ("other.pth", "not Inception-v3's")):
+        capsys.readouterr()
+        assert main([*command, str(tmp_path / bad)]) != 0
+        printed = capsys.readouterr().err.strip()
+        assert message in printed and len(printed.splitlines()) == 1 and "Traceback" not in printed

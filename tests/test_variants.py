@@ -300,3 +300,90 @@ def test_the_mixture_density_by_matrix_products_is_torchs_elementwise_one():
     logits, loc, scale = prior.components()
     elementwise = MixtureSameFamily(Categorical(logits=logits), Independent(Normal(loc, scale), 1)).log_prob(z)
     torch.testing.assert_close(prior.log_prob(z), elementwise, atol=1e-4, rtol=1e-5)
+
+
+def _vamp(latent: int = 3, components: int = 5):
+    from vaekit.priors import VampPrior
+
+    torch.manual_seed(34)
+    encoder = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 2 * latent))
+    return VampPrior(latent, encoder, (10,), components), encoder
+
+
+@pytest.mark.parametrize("kind", ["mog", "vamp"])
+def test_the_unsplit_mixture_kl_is_the_sum_of_the_split_terms_draw_by_draw_and_in_expectation(kind):
+    from torch.distributions import Categorical, MixtureSameFamily
+
+    prior = _vamp()[0] if kind == "vamp" else MixtureOfGaussians(3, components=4)
+    torch.manual_seed(35)
+    qz = DiagonalGaussian()(torch.randn(5, 6))
+    z = qz.rsample()  # (batch, latent): one training step's draw
+    whole = prior.kl_terms(qz, z, split=False)
+    assert whole.shape == (5, 1)
+    torch.testing.assert_close(whole[:, 0], prior.kl_terms(qz, z).sum(-1), atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # both against log q - log p of torch's elementwise mixture over many draws
+        logits, loc, scale = prior.components()
+        reference_p = MixtureSameFamily(Categorical(logits=logits), Independent(Normal(loc, scale), 1))
+        many = qz.sample((200_000,))
+        reference = (qz.log_prob(many) - reference_p.log_prob(many)).mean(0)  # (batch,)
+        torch.testing.assert_close(prior.kl_terms(qz, many, split=False)[..., 0].mean(0), reference, atol=0.02, rtol=0)
+        torch.testing.assert_close(prior.kl_terms(qz, many).sum(-1).mean(0), reference, atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_mixture_prior_step_without_free_bits_takes_the_unsplit_kl_with_the_splits_value_and_gradients(layers):
+    prior, encoder = _vamp()
+    posterior = None
+    if layers == 2:
+        prior, posterior = TwoLayerPrior(prior, 8), TwoLayerPosterior(3, 8)
+        encoder[-1] = nn.Linear(16, 12)  # q(z2|x) and the features of q(z1|x, z2)
+        object.__setattr__(prior.top, "encoder", encoder)
+    vae = VAE(encoder, nn.Linear(3 * layers, 10), Bernoulli((10,)), prior, posterior=posterior)
+    x = torch.rand(8, 10).bernoulli()
+    torch.manual_seed(36)
+    step = vae.loss(x)
+    torch.manual_seed(36)
+    qz = vae.encode(x)
+    z = qz.rsample()
+    assert prior.kl_terms(qz, z, split=False).shape[-1] == (1 if layers == 1 else 4)  # z1's terms stay per dimension
+    torch.testing.assert_close(step.kl, prior.kl_terms(qz, z).sum(-1).mean(), atol=1e-4, rtol=1e-5)
+    pseudo_inputs = (prior.top if layers == 2 else prior).pseudo_inputs
+    grads = []
+    for split in (False, True):
+        vae.zero_grad()
+        torch.manual_seed(36)
+        qz = vae.encode(x)
+        prior.kl_terms(qz, qz.rsample(), split=split).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in [*vae.encoder.parameters(), pseudo_inputs]]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-4)  # the encoder's and the pseudo-inputs'
+
+
+def test_a_step_against_the_standard_prior_is_that_priors_step_and_the_trainer_takes_it_only_while_warming_up():
+    from vaekit.config import TrainConfig
+    from vaekit.training import Trainer
+
+    prior, encoder = _vamp()
+    vae = VAE(encoder, nn.Linear(3, 10), Bernoulli((10,)), prior)
+    plain = VAE(encoder, vae.decoder, vae.likelihood, StandardNormal(3))
+    x = torch.rand(8, 10).bernoulli()
+    for options in ({}, {"iw_samples": 3}, {"free_bits": 0.5}):
+        torch.manual_seed(37)
+        warm = vae.loss(x, standard_prior=True, **options)
+        torch.manual_seed(37)
+        torch.testing.assert_close(warm.loss, plain.loss(x, **options).loss)
+    calls = []
+    original = vae.loss
+    vae.loss = lambda *args, **kwargs: calls.append(kwargs.get("standard_prior", False)) or original(*args, **kwargs)
+    Trainer(vae, TrainConfig(epochs=3, batch_size=8, prior_warmup=1.5, progress=False, device="cpu")).fit(x.repeat(4, 1))
+    assert calls == [True] * 6 + [False] * 6  # 4 steps an epoch: the first 1.5 epochs' 6 steps
+
+
+def test_a_new_runs_vamp_prior_starts_at_distinct_training_examples(tmp_path):
+    from vaekit.apps import images
+
+    run = images.train(tmp_path / "run", data="digits", hidden=(16,), latent_dim=2, prior="vamp", prior_components=5,
+                       epochs=1, lr=1e-9, progress=False)
+    u = run.vae.prior.pseudo_inputs.detach().flatten(1)  # (5, 64)
+    train = torch.as_tensor(images.run_splits(run).x_train).flatten(1)
+    assert len(torch.unique(u, dim=0)) == 5
+    assert all(torch.isclose(train, row, atol=1e-5).all(1).any() for row in u)  # each one of the examples

@@ -208,7 +208,7 @@ class UniformCodes(Prior):
     def kl(self, qz: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
         return self._nats(qz.batch_shape)
 
-    def kl_terms(self, qz: Distribution, z: torch.Tensor) -> torch.Tensor:
+    def kl_terms(self, qz: Distribution, z: torch.Tensor, split: bool = True) -> torch.Tensor:
         return self._nats((*qz.batch_shape, 1))
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:

@@ -120,6 +120,9 @@ class TrainConfig:
     weight_decay: float = option(0.0, "L2 penalty in Adam, against overfitting")
     beta: float = option(1.0, "weight of the KL term (beta-VAE); 1 is the true ELBO")
     kl_warmup: float = option(0.0, "epochs over which the KL weight rises linearly from 0 to beta (against KL vanishing)")
+    prior_warmup: float = option(0.0, "epochs at the start whose KL is taken against N(0, I) instead of --prior: a "
+                                      "VampPrior's encoder saturates and collapses in MNIST's first epoch without it "
+                                      "(e.g. 1 with --prior vamp); 0 disables")
     free_bits: float = option(0.0, "nats per latent dimension below which KL is not penalized (Kingma et al. 2016)")
     iw_samples: int = option(1, "K > 1 trains on the importance-weighted bound (IWAE, Burda et al. 2016)")
     tc_weight: float = option(0.0, "weight of a total-correlation penalty on the aggregate posterior added to the "
@@ -182,7 +185,7 @@ class TrainConfig:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
         if self.tc_weight > 0 and self.iw_samples > 1:
             raise ConfigError("--tc-weight adds to the ELBO of one sample: drop it or --iw-samples")
-        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "free_bits", "tc_weight",
+        for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "prior_warmup", "free_bits", "tc_weight",
                      "grad_clip", "early_stopping", "time_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{flag_name(name)} must be >= 0, got {getattr(self, name)}")

@@ -104,11 +104,11 @@ class TwoLayerPrior(Prior):
         pz1 = _gaussian_of(self.net, z2)
         return torch.cat([pz1.mean + pz1.stddev * gaussian_noise(z2.shape, generator, z2.device), z2], -1)
 
-    def _layer_terms(self, qz: TwoLayerDistribution, z: torch.Tensor, top_terms: bool) -> torch.Tensor:
+    def _layer_terms(self, qz: TwoLayerDistribution, z: torch.Tensor, top_terms: bool, split: bool = True) -> torch.Tensor:
         z2 = z[..., self.top.latent_dim:]
         conditional = kl_divergence(qz.conditional(z2).base_dist, _gaussian_of(self.net, z2).base_dist)
         if top_terms:
-            return torch.cat([self.top.kl_terms(qz.top, z2), conditional], -1)  # (batch, terms)
+            return torch.cat([self.top.kl_terms(qz.top, z2, split), conditional], -1)  # (batch, terms)
         return self.top.kl(qz.top, z2) + conditional.sum(-1).reshape(-1, z.shape[-2]).mean(0)
 
     def kl(self, qz: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,10 +116,10 @@ class TwoLayerPrior(Prior):
             return monte_carlo_kl(qz, self, z)
         return self._layer_terms(qz, qz.rsample() if z is None else z, top_terms=False)
 
-    def kl_terms(self, qz: Distribution, z: torch.Tensor) -> torch.Tensor:
+    def kl_terms(self, qz: Distribution, z: torch.Tensor, split: bool = True) -> torch.Tensor:
         if not isinstance(qz, TwoLayerDistribution):
             return monte_carlo_kl(qz, self, z).unsqueeze(-1)
-        return self._layer_terms(qz, z, top_terms=True)
+        return self._layer_terms(qz, z, top_terms=True, split=split)
 
 
 def build_latent(prior: str, posterior: str, latent_dim: int, stochastic_layers: int = 1, components: int = 500,

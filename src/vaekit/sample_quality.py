@@ -203,17 +203,28 @@ def compare(real: torch.Tensor, fake: torch.Tensor, seed: int = 0) -> tuple[floa
 def inception_fid(real: torch.Tensor, fake: torch.Tensor, weights: str | Path, batch_size: int = 100) -> float:
     """FID in the features of Inception-v3 loaded from the local file `weights` (torchmetrics' FrechetInceptionDistance
     over torch-fidelity's network, which reads the file instead of downloading). Images (N, C, H, W) in [0, 1];
-    one channel is repeated to three."""
+    one channel is repeated to three. The file is first read as tensors only (`weights_only`), so a file that
+    would run code when unpickled is refused before torch-fidelity unpickles it."""
     from .errors import ConfigError, optional_import
 
     optional_import("torch_fidelity", "--inception-weights", "torch-fidelity")
     image = optional_import("torchmetrics.image.fid", "--inception-weights", "torchmetrics torch-fidelity")
+    expected = "pass torch-fidelity's Inception-v3 weights (weights-inception-2015-12-05-6726825d.pth)"
     if not Path(weights).is_file():
-        raise ConfigError(f"--inception-weights {weights} not found: pass the Inception-v3 weights file "
-                          "(torch-fidelity's pt_inception-2015-12-05 .pth)")
+        raise ConfigError(f"--inception-weights {weights} not found: {expected}")
     if real.dim() != 4 or real.shape[1] not in (1, 3):
         raise ConfigError("--inception-weights needs images of 1 or 3 channels")
-    metric = image.FrechetInceptionDistance(feature=2048, normalize=True, feature_extractor_weights_path=str(weights))
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch reports a bad archive, a pickle it refuses, a truncated file each its own way
+        raise ConfigError(f"--inception-weights {weights} is not a file of PyTorch weights "
+                          f"({type(err).__name__}): {expected}") from None
+    try:
+        metric = image.FrechetInceptionDistance(feature=2048, normalize=True,
+                                                feature_extractor_weights_path=str(weights))
+    except RuntimeError as err:
+        raise ConfigError(f"--inception-weights {weights} holds {len(state) if isinstance(state, dict) else 'no'} "
+                          f"tensors that are not Inception-v3's ({str(err).splitlines()[0][:80]}): {expected}") from None
     for images, is_real in ((real, True), (fake, False)):
         for i in range(0, len(images), batch_size):
             batch = images[i:i + batch_size].float().clamp(0, 1)

@@ -314,7 +314,8 @@ class Trainer:
                     param_group["lr"] = lr
             lap("other")
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                out = objective(batch, beta=weight, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms)
+                warm = {"standard_prior": True} if global_step < cfg.prior_warmup * steps_per_epoch else {}
+                out = objective(batch, beta=weight, free_bits=cfg.free_bits, iw_samples=cfg.iw_samples, **terms, **warm)
             lap("forward")
             self.optimizer.zero_grad(set_to_none=True)
             loss = out.loss * group.loss_scale(count, global_count) if group.distributed else out.loss

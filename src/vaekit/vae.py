@@ -26,7 +26,7 @@ from .likelihoods import Likelihood, build_likelihood
 from .networks import build_networks
 from .objectives import total_correlation
 from .posteriors import DiagonalGaussian, Posterior, full_precision
-from .priors import Prior
+from .priors import Prior, StandardNormal
 
 # Decoded values per chunk when estimating log p(x): bounds the memory of log_likelihood.
 _CHUNK_ELEMENTS = 1 << 24
@@ -170,7 +170,7 @@ class VAE(nn.Module):
 
     def loss(self, x: torch.Tensor | Batch, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0,
              iw_samples: int = 1, c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
-             dataset_size: int | None = None) -> Loss:
+             dataset_size: int | None = None, standard_prior: bool = False) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
 
         beta: the KL weight, a number or one weight per example (batch,) (RecVAE's beta proportional to a
@@ -187,6 +187,10 @@ class VAE(nn.Module):
         tc_weight > 0 (with iw_samples=1) adds tc_weight times the batch's estimate of the aggregate posterior's
         total correlation (objectives.total_correlation; beta-TCVAE, Chen et al. 2018, whose beta is
         beta + tc_weight), which needs `dataset_size`, the number of training examples.
+        standard_prior=True takes the KL against N(0, I) over the whole latent instead of the model's prior
+        (the Trainer's first --prior-warmup epochs: its fixed closed-form KL keeps the encoder from the
+        saturated, input-blind state in which a VampPrior, the same encoder at its pseudo-inputs, matches
+        every posterior at no cost).
         x may be a Batch; c and target as in `elbo`.
         """
         if tc_weight > 0 and (iw_samples > 1 or dataset_size is None):
@@ -195,7 +199,7 @@ class VAE(nn.Module):
         x, c, target = self._inputs(x, c, target)
         f = self.features(c)
         qz = self._encode(x, f)
-        prior = self.prior.given(x)
+        prior = StandardNormal(self.latent_dim).to(x.device) if standard_prior else self.prior.given(x)
         if iw_samples > 1:
             z = qz.rsample((iw_samples,))  # (K, batch, latent)
             log_px = self._log_px(z, f, target)  # (K, batch)
@@ -204,7 +208,7 @@ class VAE(nn.Module):
             return Loss(-bound.mean(), log_px.mean(), prior.kl(qz, z).mean())
         z = qz.rsample()  # (batch, latent)
         reconstruction = self._log_px(z, f, target).mean()
-        per_example = prior.kl_terms(qz, z)  # (batch, terms)
+        per_example = prior.kl_terms(qz, z, split=free_bits > 0)  # (batch, terms)
         kl_terms = per_example.mean(0)  # (terms,) batch means
         kl = kl_terms.sum()
         if torch.is_tensor(beta) and beta.dim() > 0:

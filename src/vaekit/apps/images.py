@@ -180,10 +180,27 @@ def _build_for(splits, model_cfg, train_cfg, resume: bool):
     torch.manual_seed(train_cfg.seed)
     vae = build_within_memory(lambda: build_vae(model_cfg), "a model of these sizes",
                               "lower --latent-dim, --hidden or --conv-channels")
+    if not resume:
+        _pseudo_inputs_from_data(vae, splits.x_train, train_cfg.seed)
     check_memory(4 * ACTIVATION_COPIES * train_cfg.iw_samples * train_cfg.batch_size * vae.decoded_elements(),
                  f"a training step of --iw-samples {train_cfg.iw_samples} x --batch-size {train_cfg.batch_size}",
                  "lower them")
     return model_cfg, vae
+
+
+def _pseudo_inputs_from_data(vae, x_train, seed: int) -> None:
+    """Start a new run's VampPrior (one layer's, or the top of two) at distinct training examples, drawn with `seed`;
+    examples streamed from files keep the default start."""
+    import numpy as np
+    import torch
+
+    from ..priors import VampPrior
+
+    for prior in (m for m in vae.prior.modules() if isinstance(m, VampPrior)):
+        if isinstance(x_train, (np.ndarray, torch.Tensor)):
+            k = len(prior.pseudo_inputs)
+            rows = np.sort(np.random.default_rng(seed).choice(len(x_train), k, replace=k > len(x_train)))
+            prior.start_at(torch.as_tensor(x_train[rows], dtype=torch.float32))
 
 
 def _prepare_folder(out: Path, resume: bool, overwrite: bool, model_cfg, train_cfg, data_cfg) -> None:
