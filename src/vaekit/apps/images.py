@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..evaluation import Evaluation
     from ..sample_quality import SampleQuality
     from ..samplers import Fit
+    from .code_prior import CodePriorFit
     from ..vae import VAE
 
 KIND = "core"  # config.json's kind (vaekit.saved): a run of the core VAE, images or not
@@ -250,7 +251,12 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     target = select_device(device)
     accelerate(vae.to(target), target).eval()  # as the Trainer ran it
     history = read_jsonl(path / METRICS_FILE)
-    return Run(path, vae, model_cfg, train_cfg, data_cfg, history)
+    run = Run(path, vae, model_cfg, train_cfg, data_cfg, history)
+    if weights and model_cfg.bottleneck != "gaussian":
+        from .code_prior import attach_code_prior
+
+        attach_code_prior(run)  # codes drawn and counted under the learned prior `vaekit train-prior` fitted
+    return run
 
 
 def as_run(run: Run | str | Path) -> Run:
@@ -414,6 +420,7 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     density fitted to the training latents instead (fitted once, saved in RUN/samplers/; apps.sampling)."""
     import torch
 
+    from ..bottlenecks import UniformCodes
     from ..limits import check_disk
     from .sampling import latent_draws
 
@@ -436,6 +443,9 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
 
     latents = None if sampler == "prior" else latent_draws(run, lambda: run_splits(run), sampler, seed)
+    if sampler == "prior" and isinstance(run.vae.prior, UniformCodes):
+        warnings.warn(f"{run.path} has no learned prior over its codes: these samples decode uniform random codes; "
+                      f"`vaekit train-prior {run.path}` fits one", stacklevel=2)
 
     def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
         if latents is not None:
@@ -457,6 +467,18 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     what = "samples from the prior" + (f", label {label}" if label is not None else ", a row per label" if columns
                                        else "")
     return _save_images(run, path, draws(0, n), columns, caption(run, f"{what} (seed {seed})"))
+
+
+def train_prior(run: Run | str | Path, **options) -> CodePriorFit:
+    """Fit the learned prior over a quantized run's codes (`vaekit train-prior`): a small causal transformer over the
+    code indices of its training split (apps.code_prior), saved in RUN/code_prior/ and from then on the prior that
+    `sample` draws codes from and `evaluate` counts their bits under. `options` are fields of CodePriorConfig
+    (width, layers, heads) and of the TrainConfig (epochs, batch_size, lr, seed; defaults CODE_PRIOR_TRAIN)."""
+    from .code_prior import CODE_PRIOR_TRAIN, CodePriorConfig, fit_code_prior
+
+    config, train_cfg = route(options, CodePriorConfig(), CODE_PRIOR_TRAIN)
+    run = as_run(run)
+    return fit_code_prior(run, run_splits(run), config, train_cfg)
 
 
 def fit_sampler(run: Run | str | Path, sampler: str = "gmm", refit: bool = False, seed: int = 0) -> Fit:
