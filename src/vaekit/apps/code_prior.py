@@ -28,7 +28,7 @@ CODE_PRIOR_DIR = "code_prior"
 # Its own training defaults: codes are few per example (n_codes), so larger batches and more epochs than a VAE's
 CODE_PRIOR_TRAIN = TrainConfig(epochs=30, batch_size=256, lr=1e-3)
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "seed")  # what `vaekit train-prior` takes of a TrainConfig
-MAX_WIDTH = 4096  # the network's width at most: a larger one is a typo, not a code prior
+MAX_WIDTH, MAX_LAYERS = 4096, 64  # the network's width and depth at most: larger is a typo, not a code prior
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,13 @@ class CodePriorConfig:
     heads: int = option(4, "attention heads per block; --width must be a multiple of it")
 
     def validate(self) -> None:
-        from ..config import check_count
-
         check_values(self)
-        check_count("--layers", self.layers)
-        check_count("--heads", self.heads)
-        check_count("--width", self.width)
-        if self.width > MAX_WIDTH or self.width % self.heads:
-            raise ConfigError(f"--width must be a multiple of --heads {self.heads} of at most {MAX_WIDTH}, got "
-                              f"{self.width}")
+        for flag, value, most in (("--width", self.width, MAX_WIDTH), ("--layers", self.layers, MAX_LAYERS),
+                                  ("--heads", self.heads, self.width)):
+            if not 1 <= value <= most:
+                raise ConfigError(f"{flag} must be in 1..{most}, got {value}")
+        if self.width % self.heads:
+            raise ConfigError(f"--width {self.width} must be a multiple of --heads {self.heads}")
 
 
 @dataclass(frozen=True)
