@@ -60,7 +60,7 @@ def test_it_learns_a_deterministic_code_distribution_far_below_uniform_and_draws
 def test_log_prob_of_latents_reads_their_codes_and_the_kl_of_a_point_mass_is_minus_log_p():
     prior = _prior()
     codes = torch.randint(K, (4, N_CODES))
-    quantizer = prior._quantizer[0]
+    quantizer = prior.quantizer
     z = quantizer.lookup(codes)
     assert torch.equal(quantizer.codes_of(z), codes)
     torch.testing.assert_close(prior.log_prob(z), prior.log_prob_codes(codes))

@@ -63,6 +63,10 @@ class LearnedCodes(Prior):
     def network(self) -> CausalCodes:
         return self._network[0]
 
+    @property
+    def quantizer(self) -> Quantizer:
+        return self._quantizer[0]
+
     def forward(self) -> Distribution:
         raise ConfigError("an autoregressive code prior has no one distribution to return: use its log_prob or sample")
 
@@ -74,7 +78,7 @@ class LearnedCodes(Prior):
         return log_p.view(codes.shape[:-1])
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return self.log_prob_codes(self._quantizer[0].codes_of(z))
+        return self.log_prob_codes(self.quantizer.codes_of(z))
 
     def kl(self, qz: Distribution, z: torch.Tensor | None = None) -> torch.Tensor:
         """-log p(c) at the codes of the point mass qz (its entropy is 0), (batch,)."""
@@ -94,4 +98,4 @@ class LearnedCodes(Prior):
         return codes
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self._quantizer[0].lookup(self.sample_codes(n, generator))
+        return self.quantizer.lookup(self.sample_codes(n, generator))
