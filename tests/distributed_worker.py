@@ -3,6 +3,9 @@
     python tests/distributed_worker.py RUN_DIR EPOCHS [--resume] [--shards DIR] [--checkpoint-every STEPS] [--variant]
         [--die-rank R --die-step S [--die-signal SIGSTOP]]
 
+--codebook takes 5 EMA steps of a VQ codebook instead, each rank on its share of fixed vectors, and rank 0 writes the
+codebook to RUN_DIR/codebook.safetensors (issue 43: the steps must be those of one process on all the vectors).
+
 --variant trains with a learned mixture prior (issue 42), whose parameters DDP must average too. (A flow
 posterior cannot join this comparison: with a scale of exp(-15), its Monte-Carlo log q(z) has gradients of
 ~1e6 that cancel only up to float rounding, which then differs between one process and two.)
@@ -57,6 +60,33 @@ def build(variant: bool = False) -> VAE:
                prior)
 
 
+def codebook_steps(run_dir: str, steps: int = 5) -> int:
+    """EMA steps of a VectorQuantizer on this rank's share of 40 fixed vectors; rank 0 saves the codebook."""
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from vaekit.bottlenecks import VectorQuantizer
+
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        dist.init_process_group("gloo")
+    torch.manual_seed(0)
+    vq = VectorQuantizer(latent_dim=2, codebook_size=4, code_dim=2, decay=0.5)
+    vq.embed.copy_(torch.tensor([[0.0, 0.0], [3.0, 3.0], [-3.0, 0.0], [0.0, -3.0]]))
+    vq.embed_sum.copy_(vq.embed)
+    vq.cluster_size.fill_(10.0)  # far from dead: no restart draws from a rank's own vectors
+    vq.initialized.fill_(True)
+    h = torch.randn(40, 2, generator=torch.Generator().manual_seed(1)) * 2
+    for _ in range(steps):
+        vq(h[rank::world])
+    if rank == 0:
+        os.makedirs(run_dir, exist_ok=True)
+        save_file({"embed": vq.embed, "cluster_size": vq.cluster_size}, os.path.join(run_dir, "codebook.safetensors"))
+    if world > 1:
+        dist.barrier()
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir")
@@ -68,8 +98,11 @@ def main(argv=None) -> int:
     parser.add_argument("--shards", default=None, help="read the training rows from these .npy shards")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every this many steps")
     parser.add_argument("--variant", action="store_true", help="a learned mixture prior")
+    parser.add_argument("--codebook", action="store_true", help="EMA steps of a VQ codebook, no training")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.codebook:
+        return codebook_steps(args.run_dir)
     vae = build(args.variant)
     if int(os.environ.get("RANK", "0")) == args.die_rank:
         steps = [0]

@@ -120,6 +120,10 @@ TABLES: dict[str, Table] = {
     "sample": Table("sample {run} -n 4 -o {new}/s.png",
                     {"run": BAD_RUN, "-n": [*POSITIVE, "100000000", HUGE], "-o": [*BAD_OUT_FILE, "{new}/s.bogus"],
                      "--seed": SEED, "--label": ["0", "x"], "--from": CHOICE}),
+    "train-prior": Table("train-prior {vq} --epochs 1 --width 8 --heads 2",
+                         {"run": [*BAD_RUN, "{run}"], "--width": [*POSITIVE_CAPPED, "7", "5000"],
+                          "--layers": [*POSITIVE_CAPPED, "65"], "--heads": [*POSITIVE_CAPPED, "3", "16"],
+                          "--epochs": POSITIVE, "--batch-size": POSITIVE, "--lr": POSITIVE_FLOAT, "--seed": SEED}),
     "reconstruct": Table("reconstruct {run} -n 4 -o {new}/r.png",
                          {"run": BAD_RUN, "-n": POSITIVE, "-o": BAD_OUT_FILE, "--data": ["{missing}", "{wide_npy}"],
                           "--data-dir": BAD_DATA_DIR}),
@@ -321,7 +325,8 @@ def make_world(root: Path) -> dict[str, str]:
     w["emptydir"].mkdir()
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-        for name, extra in (("run", ""), ("lowres", " --condition lowres:2")):
+        for name, extra in (("run", ""), ("lowres", " --condition lowres:2"),
+                            ("vq", " --latent-dim 4 --code-dim 2 --codebook-size 8 --bottleneck vq")):
             w[name] = root / name
             assert main(["train", *shlex.split(RUN_FLAGS + extra), "--out", str(w[name])]) == 0, quiet.getvalue()
     for kind in ("tabular", "text", "recommend", "anomaly", "audio"):
@@ -735,6 +740,7 @@ def _numeric_fields():
     import dataclasses
     import typing
 
+    from vaekit.apps.code_prior import CodePriorConfig
     from vaekit.apps.serve import ServeConfig
     from vaekit.compression.config import CoderConfig
     from vaekit.config import DataConfig, ModelConfig, TrainConfig
@@ -744,7 +750,7 @@ def _numeric_fields():
 
     found = []
     for cls in (ModelConfig, TrainConfig, DataConfig, TabularConfig, TextConfig, RecommendConfig, InteractionConfig,
-                CoderConfig, ServeConfig):
+                CoderConfig, ServeConfig, CodePriorConfig):
         types = typing.get_type_hints(cls)
         found += [(cls, f.name, types[f.name]) for f in dataclasses.fields(cls) if types[f.name] in (int, float)]
     return found

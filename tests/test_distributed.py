@@ -111,6 +111,16 @@ def test_a_learned_mixture_prior_trains_the_same_on_two_processes_as_on_one(tmp_
     _assert_close(two, one)
 
 
+def test_a_vq_codebook_takes_the_same_ema_steps_on_two_processes_as_on_one(tmp_path):
+    from safetensors.torch import load_file
+
+    _torchrun(tmp_path / "two", 1, "--codebook")
+    _single(tmp_path / "one", 1, False, "--codebook")
+    two, one = (load_file(str(tmp_path / name / "codebook.safetensors")) for name in ("two", "one"))
+    assert not torch.allclose(one["embed"][:2], torch.tensor([[0.0, 0.0], [3.0, 3.0]]))  # the codes moved
+    _assert_close(two, one)
+
+
 def test_a_run_started_on_one_process_resumes_on_two_reading_memory_mapped_shards(tmp_path):
     x_train, _ = worker.data()
     write_npy_shards(x_train.numpy(), tmp_path / "shards", rows_per_shard=40)

@@ -71,6 +71,10 @@ class Quantizer(Posterior, abc.ABC):
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """The latents (..., latent_dim) of code indices (..., n_codes)."""
 
+    @abc.abstractmethod
+    def codes_of(self, z: torch.Tensor) -> torch.Tensor:
+        """The code indices (..., n_codes) of latents (..., latent_dim): the inverse of `lookup` on its values."""
+
     def count(self, codes: torch.Tensor) -> None:
         if self.training:  # index_add_, not bincount: on a GPU bincount reads the largest code on the host each step
             codes = codes.flatten()
@@ -106,6 +110,11 @@ class VectorQuantizer(Quantizer):
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         return self.embed[codes].flatten(-2)
 
+    def codes_of(self, z: torch.Tensor) -> torch.Tensor:
+        """The nearest code of each code_dim slice of z (..., latent_dim) -> (..., n_codes)."""
+        flat = z.reshape(-1, self.code_dim)
+        return torch.cdist(flat, self.embed).argmin(-1).view(*z.shape[:-1], self.n_codes)
+
     def forward(self, stats: torch.Tensor) -> QuantizedCode:
         h = stats.view(len(stats), self.n_codes, self.code_dim)  # (batch, n_codes, code_dim)
         flat = h.detach().reshape(-1, self.code_dim)
@@ -114,7 +123,7 @@ class VectorQuantizer(Quantizer):
                 self._restart(torch.arange(self.codebook_size, device=flat.device), flat)
                 self.initialized.fill_(True)
             self._placed = True
-        codes = torch.cdist(flat, self.embed).argmin(-1)  # (batch * n_codes,)
+        codes = self.codes_of(flat.view(len(h), -1)).flatten()  # (batch * n_codes,)
         if self.training:
             self._update(flat, codes)
         self.count(codes)
@@ -127,8 +136,9 @@ class VectorQuantizer(Quantizer):
     def _update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
         """EMA codebook step (van den Oord et al. 2017, app. A.1), then dead codes restarted at batch vectors."""
         onehot = nn.functional.one_hot(codes, self.codebook_size).to(flat.dtype)  # (batch * n_codes, K)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.T @ flat, alpha=1 - self.decay)
+        counts, sums = _summed_over_ranks(onehot.sum(0), onehot.T @ flat)  # (K,), (K, code_dim)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.epsilon) / (n + self.codebook_size * self.epsilon) * n  # Laplace
         self.embed.copy_(self.embed_sum / smoothed[:, None])
@@ -146,6 +156,8 @@ class VectorQuantizer(Quantizer):
         been assigned once: the first training batch places the whole codebook so (data-dependent initialization),
         later ones the dead codes."""
         picks = flat[torch.randint(len(flat), (len(codes),), device=flat.device)]
+        if _distributed():  # every rank restarts the same codes (their counts are all-reduced): at rank 0's picks
+            torch.distributed.broadcast(picks, 0)
         self.embed[codes], self.embed_sum[codes], self.cluster_size[codes] = picks, picks, 1.0
 
     @torch.no_grad()
@@ -153,9 +165,26 @@ class VectorQuantizer(Quantizer):
         """_restart of the codes where `dead` (K,) is true, with no host read of which they are: every code draws a
         vector of the batch and only the dead take theirs."""
         picks = flat[torch.randint(len(flat), (self.codebook_size,), device=flat.device)]  # (K, code_dim)
+        if _distributed():  # as in _restart: rank 0's picks everywhere
+            torch.distributed.broadcast(picks, 0)
         self.embed.copy_(torch.where(dead[:, None], picks, self.embed))
         self.embed_sum.copy_(torch.where(dead[:, None], picks, self.embed_sum))
         self.cluster_size.masked_fill_(dead, 1.0)
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and \
+        torch.distributed.get_world_size() > 1
+
+
+def _summed_over_ranks(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The tensors summed over the ranks of the process group when one is active (data-parallel training: every rank
+    then takes the same EMA step, from the whole global batch), else as they are."""
+    if not _distributed():
+        return tensors
+    flat = torch.cat([t.flatten() for t in tensors])
+    torch.distributed.all_reduce(flat)
+    return tuple(part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
 
 
 class FiniteScalarQuantizer(Quantizer):
@@ -175,15 +204,20 @@ class FiniteScalarQuantizer(Quantizer):
         offset = (self.levels % 2 == 0) * 0.5
         bounded = torch.tanh(h + torch.atanh(offset / half)) * half - offset  # Mentzer et al. 2023, sec. 3
         rounded = bounded + (bounded.round() - bounded).detach()
-        width = self.levels // 2
-        codes = ((rounded.detach() + width).long() * self.basis).sum(-1)  # (batch, n_codes)
+        z = (rounded / (self.levels // 2)).flatten(1)
+        codes = self.codes_of(z.detach())  # (batch, n_codes)
         self.count(codes)
-        return QuantizedCode((rounded / width).flatten(1), torch.zeros(len(h), device=h.device), codes)
+        return QuantizedCode(z, torch.zeros(len(h), device=h.device), codes)
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         digits = codes[..., None] // self.basis % self.levels  # (..., n_codes, code_dim)
         width = self.levels // 2
         return ((digits - width) / width).flatten(-2)
+
+    def codes_of(self, z: torch.Tensor) -> torch.Tensor:
+        width = self.levels // 2
+        digits = (z.unflatten(-1, (self.n_codes, self.code_dim)) * width).round().long() + width
+        return (digits * self.basis).sum(-1)
 
 
 class UniformCodes(Prior):

@@ -35,6 +35,8 @@ from .images_run import KIND, Run, as_run, caption, load_run, output_path, run_s
 if TYPE_CHECKING:
     import numpy as np
 
+    from .code_prior import CodePriorFit
+
 CURVES_FILE = "curves.png"
 NOT_CONFIG = ("preset", "log_to", "tensorboard")  # what train takes beside the configs' options
 ACTIVATION_COPIES = 8  # decoded values one training example holds at once per importance sample (rough)
@@ -228,6 +230,18 @@ def _resumed_configs(out: Path | None, options: dict):
     data_cfg = dataclasses.replace(saved.data, data_dir=options.get("data_dir", saved.data.data_dir))
     data_cfg.validate()
     return saved.model, train_cfg, data_cfg
+
+
+def train_prior(run: Run | str | Path, **options) -> CodePriorFit:
+    """Fit the learned prior over a quantized run's codes (`vaekit train-prior`): a small causal transformer over the
+    code indices of its training split (apps.code_prior), saved in RUN/code_prior/ and from then on the prior that
+    `sample` draws codes from and `evaluate` counts their bits under. `options` are fields of CodePriorConfig
+    (width, layers, heads) and of the TrainConfig (epochs, batch_size, lr, seed; defaults CODE_PRIOR_TRAIN)."""
+    from .code_prior import CODE_PRIOR_TRAIN, CodePriorConfig, fit_code_prior
+
+    config, train_cfg = route(options, CodePriorConfig(), CODE_PRIOR_TRAIN)
+    run = as_run(run)
+    return fit_code_prior(run, run_splits(run), config, train_cfg)
 
 
 def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 100, overwrite: bool = False,

@@ -7,6 +7,7 @@ torch and the core are imported inside the functions, as in every app: the CLI r
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
     import torch
 
     from ..limits import check_disk
+    from ..bottlenecks import UniformCodes
     from .sampling import latent_draws
 
     check_count("-n", n)
@@ -86,6 +88,9 @@ def sample(run: Run | str | Path, n: int = 100, out: str | Path | None = None, s
         raise ConfigError(f"this run is conditioned on {run.model.condition}: use 'vaekit {tool}' to sample it")
 
     latents = None if sampler == "prior" else latent_draws(run, lambda: run_splits(run), sampler, seed)
+    if sampler == "prior" and isinstance(run.vae.prior, UniformCodes):
+        warnings.warn(f"{run.path} has no learned prior over its codes: these samples decode uniform random codes; "
+                      f"`vaekit train-prior {run.path}` fits one", stacklevel=2)
 
     def draws(start: int, stop: int) -> torch.Tensor:  # samples start..stop-1; a label run's row i is of class i // columns
         if latents is not None:

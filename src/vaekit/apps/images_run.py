@@ -56,7 +56,12 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     target = select_device(device)
     accelerate(vae.to(target), target).eval()  # as the Trainer ran it
     history = read_jsonl(path / METRICS_FILE)
-    return Run(path, vae, model_cfg, train_cfg, data_cfg, history)
+    run = Run(path, vae, model_cfg, train_cfg, data_cfg, history)
+    if weights and model_cfg.bottleneck != "gaussian":
+        from .code_prior import attach_code_prior
+
+        attach_code_prior(run)  # codes drawn and counted under the learned prior `vaekit train-prior` fitted
+    return run
 
 
 def as_run(run: Run | str | Path) -> Run:

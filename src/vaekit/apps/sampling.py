@@ -64,7 +64,8 @@ def check_unconditional(run) -> None:
                           f"{run.model.condition}: leave out --samples")
 
 
-def _model_hash(run) -> str | None:
+def model_hash_of(run) -> str | None:
+    """The sha256 of the run's model.safetensors (None for a run in memory): what was fitted to the model names it."""
     from ..checkpoint import MODEL_FILE
 
     model = run.path / MODEL_FILE if run.path is not None else None
@@ -101,7 +102,7 @@ def fit_sampler(run, splits: Callable[[], Splits], sampler: str = "gmm", refit: 
     _check_sampler(run, sampler)
     if sampler == "prior":
         raise ConfigError("the prior is not fitted: use --from gmm or --from two-stage")
-    model_hash = _model_hash(run)
+    model_hash = model_hash_of(run)
     saved = None if refit else _load_sampler(run, sampler, model_hash)
     if saved is not None:
         return saved

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..apps import images, sampling
+from ..apps import code_prior, images, sampling
 from ..config import PRESETS, DataConfig, ModelConfig, TrainConfig, add_arguments, options_from, parse_ints
 from ..config_files import FORMATS
 from .flags import add_overwrite, add_parameter, command_maker
@@ -23,6 +23,8 @@ EXAMPLES = {
             "  vaekit eval runs/shapes --k 100 --disentanglement   # MIG, SAP, DCI, FactorVAE on --data shapes",
     "sample": "vaekit sample runs/mlp -n 100 -o samples.png\n  vaekit sample runs/cvae --label 3 -n 16\n"
               "  vaekit sample runs/conv --from gmm   # latents from a mixture fitted to the training latents",
+    "train-prior": "vaekit train --bottleneck vq --network conv --latent-dim 64 --out runs/vq\n"
+                   "  vaekit train-prior runs/vq --epochs 30   # then: vaekit sample runs/vq; vaekit eval runs/vq",
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
     "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
     "embed": "vaekit embed runs/mlp -o latents.csv",
@@ -99,6 +101,13 @@ def add_commands(subparsers) -> None:
     add_sampler_flag(p, images.sample)
     p.set_defaults(handler=lambda a: images.sample(a.run, a.n, a.out, a.seed, a.label, a.sampler))
 
+    p = command("train-prior", "fit a learned prior over a vq or fsq run's codes, for sample and eval")
+    p.add_argument("run")
+    add_arguments(p.add_argument_group("code prior"), code_prior.CodePriorConfig)
+    add_arguments(p.add_argument_group("training"), TrainConfig, base=code_prior.CODE_PRIOR_TRAIN,
+                  only=code_prior.TRAIN_FLAGS)
+    p.set_defaults(handler=_train_prior)
+
     p = command("reconstruct", "test images above their reconstructions")
     p.add_argument("run")
     add_parameter(p, images.reconstruct, "n", "-n", help="number of test images")
@@ -174,6 +183,12 @@ def _eval(args: argparse.Namespace):
     for key, value in scores.items():
         print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
     return None
+
+
+def _train_prior(args: argparse.Namespace):
+    fit = images.train_prior(args.run, **options_from(args, code_prior.CodePriorConfig, TrainConfig))
+    print(f"code prior: {fit.val_bits_per_code:.3f} bits per held-out code (uniform: {fit.uniform_bits_per_code:.3f})")
+    return f"{args.run}/{code_prior.CODE_PRIOR_DIR}"
 
 
 def _sweep(args: argparse.Namespace):
