@@ -275,6 +275,9 @@ def test_a_rank_resumes_its_tar_batches_at_any_step_with_any_workers_and_more_ra
     assert len(resumed) == 2 and all(torch.equal(a[0], b[0]) and a[1:] == b[1:] for a, b in zip(resumed, whole[2:]))
     with pytest.raises(DataError, match="3 .tar shards cannot give each of 4 processes its own"):
         _rank_batches(source, 0, 4)
+    source.counts = source.counts + 1  # headers that count a sample more than the shard holds
+    with pytest.raises(DataError, match="ended before the samples their file names count"):
+        _rank_batches(source, 0, 1)
 
 
 def test_a_rank_with_fewer_samples_than_steps_joins_its_empty_steps_with_a_row_it_counts_zero(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import io
+import itertools
 import math
 import os
 import tarfile
@@ -275,8 +276,11 @@ class TarShards(IterableDataset, Rows):
 
         rows = self._rows(self.rank_shards(epoch, world)[rank], int(bounds[step]), owned)
         for k in mine:
-            size = int(bounds[k + 1] - bounds[k])
-            yield torch.stack([next(rows) for _ in range(size)]) if size else torch.zeros(1, *self.row_shape)
+            batch = list(itertools.islice(rows, int(bounds[k + 1] - bounds[k])))
+            if len(batch) < bounds[k + 1] - bounds[k]:
+                raise DataError("the .tar shards ended before the samples their file names count: keep each sample's "
+                                "files next to each other in its shard, named KEY.EXTENSION")
+            yield torch.stack(batch) if batch else torch.zeros(1, *self.row_shape)
 
     def __iter__(self):
         for batch in self.batches(self.epoch, self.first // self.batch_size, self.batch_size):
