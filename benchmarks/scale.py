@@ -2,7 +2,7 @@
 DataLoader workers, datasets and WebDataset beside .npy shards, and kill -9 then --resume.
 
   python -m benchmarks.scale [--rows 2000000] [--sizes 200000,1000000,2000000] [--images 100000] [--kills 10]
-                             [--work /tmp/vaekit-scale] [--parts memory,growth,images,formats,kills]
+                             [--work /tmp/vaekit-scale] [--parts memory,growth,images,formats,ranks,kills]
 
 Data: `--rows` generated binary 28x28 rows (uint8 0/255, a Bernoulli(0.3) draw per pixel), written as .npy shards of
 100,000 rows (1.6 GB for 2M rows); an image folder of `--images` JPEGs made from the shared CIFAR-10 JPEGs (the 60,000
@@ -10,7 +10,9 @@ files as they are, then horizontally flipped re-encodings); the first 200,000 ro
 folder and as WebDataset .tar shards. Every training run is `vaekit train` (apps.images.train) in a fresh process:
 the MLP design (784-400-20, Bernoulli, batch 128, Adam 1e-3), one epoch, on one thread. Peak anonymous memory is the
 largest RssAnon of /proc/self/status, sampled every 0.1 s in the training process (page cache of the memory-mapped
-shards is file-backed and not counted; DataLoader workers are separate processes, reported beside it).
+shards is file-backed and not counted; DataLoader workers are separate processes, reported beside it). `ranks`
+runs two processes under torchrun (gloo), streaming all `--rows` rows and then the .tar shards, and reports each
+rank's peak.
 The machine is shared: samples/s depend on the other jobs (the load average is recorded with each run).
 """
 
@@ -95,8 +97,11 @@ def child(argv: list[str]) -> None:
     done.set()
     batch = int(argv[argv.index("--batch-size") + 1])
     rate = (len(stamps) - 1 - WARMUP) * batch / (stamps[-1] - stamps[WARMUP])
-    print(json.dumps({"samples_per_s": rate, "steps": len(stamps) - 1, "peak_anon_mb": peak["anon"] / 1024,
+    print(json.dumps({"rank": int(os.environ.get("RANK", "0")), "samples_per_s": rate, "steps": len(stamps) - 1, "peak_anon_mb": peak["anon"] / 1024,
                       "workers_anon_mb": peak["workers"] / 1024, "wall_s": wall, "load": load}))
+    from vaekit.distributed import exit_process
+
+    exit_process(0)  # under torchrun: leave without the group's teardown (see exit_process)
 
 
 def train(data: str, out: Path, *flags: str) -> dict:
@@ -213,8 +218,9 @@ def part_images(work: Path, count: int) -> dict:
     return {"images": len(source), "decode_per_s": decode, "read_per_s": reading, "train": training}
 
 
-def part_formats(work: Path, rows: int = SHARD_ROWS) -> dict:
-    """The first `rows` rows as .npy shards, a datasets folder and .tar shards: training samples/s of each."""
+def make_formats(work: Path, rows: int = SHARD_ROWS) -> tuple[Path, Path]:
+    """The first `rows` rows as a datasets folder and as .tar shards of SHARD_ROWS // 10 samples (those there are
+    kept)."""
     import datasets
     import webdataset
 
@@ -232,11 +238,46 @@ def part_formats(work: Path, rows: int = SHARD_ROWS) -> dict:
                     buffer = io.BytesIO()
                     np.save(buffer, x[i])
                     w.write({"__key__": f"{i:08d}", "npy": buffer.getvalue()})
+    return hf, tar
+
+
+def part_formats(work: Path, rows: int = SHARD_ROWS) -> dict:
+    """The first `rows` rows as .npy shards, a datasets folder and .tar shards: training samples/s of each."""
+    npy = make_rows(work, rows)
+    hf, tar = make_formats(work, rows)
     return {"npy": train(shard_glob(npy, rows), work / "run", "--stream", "always", "--workers", "0"),
             "datasets": train(str(hf), work / "run", "--stream", "always", "--workers", "0"),
             "datasets_1_worker": train(str(hf), work / "run", "--stream", "always", "--workers", "1"),
             "tar": train(str(tar), work / "run", "--stream", "always", "--workers", "0"),
             "tar_1_worker": train(str(tar), work / "run", "--stream", "always", "--workers", "1")}
+
+
+def train_ranks(data: str, out: Path, ranks: int = 2) -> list[dict]:
+    """`train` as `ranks` processes under torchrun (gloo on 127.0.0.1, one thread each): each rank's figures, by
+    rank. samples/s counts the global batch (all ranks' rows) of each step."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={ranks}", "--master-addr=127.0.0.1",
+               f"--master-port={port}", "-m", "benchmarks.scale", "child", "train", "--data", data, "--out", str(out),
+               "--overwrite", *DESIGN, "--steps", str(STEPS), "--stream", "always", "--workers", "0"]
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"})
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or len(lines) != ranks:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return sorted(lines, key=lambda figures: figures["rank"])
+
+
+def part_ranks(work: Path, rows: int) -> dict:
+    """Two ranks streaming all `rows` .npy rows (more than the memory rule lets a process hold: 4 bytes a value),
+    and the .tar shards of part_formats: each rank's peak anonymous memory while it reads only its share."""
+    npy = make_rows(work, rows)
+    _, tar = make_formats(work)
+    return {"rows": rows, "float32_gb": rows * 28 * 28 * 4 / 1e9, "npy": train_ranks(str(npy), work / "run"),
+            "tar": train_ranks(str(tar), work / "run")}
 
 
 def part_kills(work: Path, kills: int, rows: int = 8_000) -> dict:
@@ -281,7 +322,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--work", default="/tmp/vaekit-scale")
-    parser.add_argument("--parts", default="memory,growth,images,formats,kills")
+    parser.add_argument("--parts", default="memory,growth,images,formats,ranks,kills")
     args = parser.parse_args()
     work, sizes, parts = Path(args.work), [int(s) for s in args.sizes.split(",")], args.parts.split(",")
     work.mkdir(parents=True, exist_ok=True)
@@ -320,6 +361,13 @@ def main() -> None:
         write_results("scale", result)
         print(markdown_table([{"format": k, **v} for k, v in result["formats"].items()],
                              [("format", "format", ""), ("samples_per_s", "samples/s", ",.0f"),
+                              ("peak_anon_mb", "peak anon MB", ",.0f"), ("load", "load avg", ".1f")]))
+    if "ranks" in parts:
+        result["ranks"] = part_ranks(work, args.rows)
+        write_results("scale", result)
+        ranks = result["ranks"]
+        print(markdown_table([{"data": data, **figures} for data in ("npy", "tar") for figures in ranks[data]],
+                             [("data", "data", ""), ("rank", "rank", ""), ("samples_per_s", "samples/s (both ranks)", ",.0f"),
                               ("peak_anon_mb", "peak anon MB", ",.0f"), ("load", "load avg", ".1f")]))
     if "kills" in parts:
         result["kills"] = part_kills(work, args.kills)

@@ -1,6 +1,6 @@
 """A tiny training job for tests/test_distributed.py, run under torchrun (or with WORLD_SIZE/RANK set).
 
-    python tests/distributed_worker.py RUN_DIR EPOCHS [--resume] [--shards DIR] [--checkpoint-every STEPS] [--variant]
+    python tests/distributed_worker.py RUN_DIR EPOCHS [--resume] [--shards DIR | --tar DIR] [--checkpoint-every STEPS] [--variant]
         [--die-rank R --die-step S [--die-signal SIGSTOP]]
 
 --codebook takes 5 EMA steps of a VQ codebook instead, each rank on its share of fixed vectors, and rank 0 writes the
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--die-step", type=int, default=0)
     parser.add_argument("--die-signal", default="SIGKILL", help="SIGSTOP makes a hung rank instead of a dead one")
     parser.add_argument("--shards", default=None, help="read the training rows from these .npy shards")
+    parser.add_argument("--tar", default=None, help="read the training rows from the WebDataset .tar shards here")
     parser.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every this many steps")
     parser.add_argument("--variant", action="store_true", help="a learned mixture prior")
     parser.add_argument("--codebook", action="store_true", help="EMA steps of a VQ codebook, no training")
@@ -124,6 +125,10 @@ def main(argv=None) -> int:
         from vaekit.data.shards import NpyShards
 
         x_train = NpyShards(args.shards)
+    if args.tar:
+        from vaekit.data.streams import TarShards
+
+        x_train = TarShards(args.tar)
     try:
         trainer.fit(x_train, x_val)
     except Exception as err:  # the CLI's behaviour: one line, exit 2

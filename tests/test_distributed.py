@@ -150,6 +150,29 @@ def test_two_ranks_streaming_shards_resume_mid_epoch_on_two_exactly_and_on_one(t
     _assert_close(_model(tmp_path / "cut-one"), _model(tmp_path / "whole"))
 
 
+def test_two_ranks_read_their_own_tar_shards_resume_mid_epoch_on_two_exactly_and_refuse_one(tmp_path, capsys):
+    """Each rank reads its own .tar shards (unequal ones: 30, 25, 20, 15 and 10 samples); rank 1 is killed mid-epoch
+    after a step checkpoint; the job resumes on 2 processes as if never stopped, and a resume on 1 is refused, since
+    one process would split the epoch's shards otherwise. An epoch checkpoint resumes on any number."""
+    import shutil
+
+    from test_scale import write_tar
+
+    tar = write_tar(tmp_path / "tar", worker.data()[0].numpy(), (30, 25, 20, 15, 10))
+    flags = ["--tar", tar, "--checkpoint-every", "2"]
+    _torchrun(tmp_path / "whole", 2, *flags)
+    procs, survivor = _one_rank_fails(WORKER, str(tmp_path / "cut"), "2", "--die-rank", "1", "--die-step", "6", *flags)
+    assert procs[1].returncode == -9 and procs[0].returncode == 2, survivor
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut-one")
+    _torchrun(tmp_path / "cut", 2, "--resume", *flags)
+    assert all(torch.equal(a, b) for a, b in zip(_model(tmp_path / "cut").values(), _model(tmp_path / "whole").values()))
+    assert worker.main([str(tmp_path / "cut-one"), "2", "--resume", *flags]) == 2
+    assert "taken mid-epoch by 2 process(es), each reading its own .tar shards" in capsys.readouterr().err
+    _single(tmp_path / "one", 1, False, "--tar", tar)
+    _torchrun(tmp_path / "one", 2, "--resume", "--tar", tar)
+    assert [row["epoch"] for row in _read_rows(tmp_path / "one")] == [1, 2]
+
+
 def _one_rank_fails(*args: str, failing: int = 1, **env) -> tuple[list[subprocess.Popen], str]:
     """Start `python ARGS` as ranks 0 and 1 of a 2-process job whose rank `failing` dies or hangs; the processes
     and the other rank's stderr."""

@@ -43,15 +43,7 @@ def write_source(kind: str, folder: Path) -> str:
         datasets = pytest.importorskip("datasets")
         datasets.Dataset.from_dict({"label": [0] * ROWS, "pixels": list(x)}).save_to_disk(str(folder))
     elif kind == "tar":
-        webdataset = pytest.importorskip("webdataset")
-        folder.mkdir()
-        for shard in range(3):
-            with webdataset.TarWriter(str(folder / f"part-{shard:03d}.tar")) as tar:
-                for i in range(shard * 20, shard * 20 + 20):
-                    buffer = io.BytesIO()
-                    np.save(buffer, x[i])
-                    tar.write({"__key__": f"{i:06d}", "npy": buffer.getvalue()})
-        return str(folder / "part-{000..002}.tar")
+        return write_tar(folder, x, (20, 20, 20))
     elif kind == "images":
         from PIL import Image
 
@@ -59,6 +51,20 @@ def write_source(kind: str, folder: Path) -> str:
         for i, image in enumerate(x):
             Image.fromarray(image).save(folder / f"{i:03d}.png")
     return str(folder)
+
+
+def write_tar(folder: Path, x: np.ndarray, sizes: tuple[int, ...]) -> str:
+    """The rows of x as WebDataset shards of `sizes` samples (one .npy entry each); returns their brace pattern."""
+    webdataset = pytest.importorskip("webdataset")
+    folder.mkdir()
+    starts = np.cumsum((0, *sizes))
+    for shard, size in enumerate(sizes):
+        with webdataset.TarWriter(str(folder / f"part-{shard:03d}.tar")) as tar:
+            for i in range(starts[shard], starts[shard] + size):
+                buffer = io.BytesIO()
+                np.save(buffer, x[i])
+                tar.write({"__key__": f"{i:06d}", "npy": buffer.getvalue()})
+    return str(folder / f"part-{{000..{len(sizes) - 1:03d}}}.tar")
 
 
 KINDS = ("npy", "datasets", "tar", "images")
@@ -219,3 +225,87 @@ def test_kill_9_mid_epoch_then_resume_ends_as_the_uninterrupted_run(tmp_path):
             whole, cut = ([{k: v for k, v in json.loads(line).items() if "second" not in k and k != "samples_per_s"}
                            for line in text.splitlines()] for text in (whole, cut))
         assert whole == cut, name
+
+
+def _opened_shards(monkeypatch) -> list[str]:
+    """The .tar shards TarShards opens from now on, in order (a wrapper that counts, not a memory probe)."""
+    opened, samples = [], streams.TarShards._samples
+
+    def counted(self, shards, *args):
+        opened.extend(shards)
+        return samples(self, shards, *args)
+
+    monkeypatch.setattr(streams.TarShards, "_samples", counted)
+    return opened
+
+
+def _rank_batches(source, rank: int, world: int, start: int = 0, workers: int = 0, batch_size: int = 16):
+    from vaekit.batches import epoch_batches
+
+    return list(epoch_batches(source, None, batch_size, start, None, workers, 1, rank, world))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_under_ddp_each_rank_reads_only_its_own_tar_shards_and_the_ranks_every_sample_once(tmp_path, monkeypatch,
+                                                                                           world):
+    source = streams.open_source(write_source("tar", tmp_path / "tar"))
+    opened = _opened_shards(monkeypatch)
+    ranks, shards = [], []
+    for rank in range(world):
+        opened.clear()
+        ranks.append(_rank_batches(source, rank, world))
+        shards.append(sorted(opened))
+    assert sorted(sum(shards, [])) == sorted(source.shards)  # each shard opened by one rank, once
+    assert [len(batches) for batches in ranks] == [4] * world  # every rank the same ceil(60 / 16) steps
+    for step in range(4):
+        counts = [batches[step][1] for batches in ranks]
+        assert all(batches[step][2] == sum(counts) for batches in ranks)  # the global batch each rank weights by
+    rows = torch.cat([batch for batches in ranks for batch, _, _ in batches])
+    assert sorted(map(bytes, rows.numpy())) == sorted(map(bytes, as_model_input(pixels()).numpy()))
+    if world == 1:
+        assert [count for _, count, _ in ranks[0]] == [16, 16, 16, 12]
+    elif world == 2:  # 40 and 20 samples, read at the pace of the whole: 16 * 40 / 60 and 16 * 20 / 60 a step
+        assert [[count for _, count, _ in batches] for batches in ranks] == [[10, 11, 11, 8], [5, 5, 6, 4]]
+
+
+def test_a_rank_resumes_its_tar_batches_at_any_step_with_any_workers_and_more_ranks_than_shards_are_refused(tmp_path):
+    source = streams.open_source(write_source("tar", tmp_path / "tar"))
+    whole = _rank_batches(source, 1, 2)
+    resumed = _rank_batches(source, 1, 2, start=2, workers=2)
+    assert len(resumed) == 2 and all(torch.equal(a[0], b[0]) and a[1:] == b[1:] for a, b in zip(resumed, whole[2:]))
+    with pytest.raises(DataError, match="3 .tar shards cannot give each of 4 processes its own"):
+        _rank_batches(source, 0, 4)
+    source.counts = source.counts + 1  # headers that count a sample more than the shard holds
+    with pytest.raises(DataError, match="ended before the samples their file names count"):
+        _rank_batches(source, 0, 1)
+
+
+def test_a_rank_with_fewer_samples_than_steps_joins_its_empty_steps_with_a_row_it_counts_zero(tmp_path):
+    source = streams.open_source(write_tar(tmp_path / "tar", pixels(), (40, 2)))
+    for rank in range(2):
+        batches = _rank_batches(source, rank, 2, batch_size=4)
+        assert len(batches) == 11 and sum(count for _, count, _ in batches) in (40, 2)
+        for batch, count, _ in batches:
+            assert len(batch) == max(count, 1) and (count or not batch.any())
+
+
+def test_under_ddp_each_rank_reads_only_its_share_of_a_map_style_source(tmp_path):
+    from vaekit.batches import epoch_batches
+    from vaekit.distributed import Group
+
+    source = streams.open_source(write_source("npy", tmp_path / "npy"))
+    read = []
+
+    class Counted:
+        def __len__(self):
+            return len(source)
+
+        def __getitem__(self, index):
+            read[-1].extend(index.tolist())
+            return source[index]
+
+    order = torch.randperm(ROWS, generator=torch.Generator().manual_seed(0))
+    for rank in range(2):
+        read.append([])
+        list(epoch_batches(Counted(), order, 16, 0, Group(rank, 2, torch.device("cpu")).shard, 0, 0, rank, 2))
+    assert len(read[0]) == len(read[1]) == ROWS // 2 and sorted(read[0] + read[1]) == list(range(ROWS))

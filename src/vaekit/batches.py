@@ -8,9 +8,11 @@ rank's share of them). Three kinds of training data are read that way:
   rows as one tensor, or a torch `Dataset` of single rows (`[int]`; a tuple or dict row gives its first value),
   read by DataLoader worker processes, which see the same index batches in the same order as the tensor path,
   so the results match it exactly;
-- a torch `IterableDataset` with len(): read in its own order through a DataLoader that batches it. One with
-  `set_position(epoch, sample, batch_size)` starts there (vaekit's TarShards: at a shard and an offset), and splits
-  the batches among the workers itself; any other is read from its start with the first batches skipped.
+- a torch `IterableDataset` with len(): read in its own order through a DataLoader. One with
+  `batches(epoch, step, batch_size, rank, world)` and `batch_bounds(epoch, batch_size, world)` (vaekit's TarShards)
+  gives each rank's batches itself, from any step, split among the workers and, under DDP, read from the rank's own
+  shards; one with `set_position(epoch, sample, batch_size)` starts its rows there and splits the batches among the
+  workers itself; any other is read from its start with the first batches skipped.
 
 A resumed epoch asks for the batches from step `start` on; nothing before it is read (except the skipped batches
 of an IterableDataset without set_position).
@@ -23,6 +25,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.data import Dataset as TorchDataset
@@ -42,15 +45,31 @@ def is_stream(data) -> bool:
     return isinstance(data, IterableDataset)
 
 
+def splits_by_rank(data) -> bool:
+    """Whether each DDP rank can read only its own share of data: any map-style source (by row indices), and a
+    stream that deals its batches to the ranks itself (`batch_bounds`, as TarShards)."""
+    return not is_stream(data) or hasattr(data, "batch_bounds")
+
+
 def epoch_batches(data, order: torch.Tensor | None, batch_size: int, start: int,
                   shard: Callable[[torch.Tensor], tuple[torch.Tensor, int]], workers: int,
-                  epoch: int, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, int, int]]:
+                  epoch: int, rank: int = 0, world: int = 1,
+                  pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, int, int]]:
     """(batch, rows this rank counts, rows of the global batch) for each step from `start` to the epoch's end.
 
     `order` is the epoch's permutation of the rows (None for an IterableDataset), `shard` cuts a global batch of
-    indices into this rank's share (distributed.Group.shard). pin_memory: batches read by a DataLoader come in
-    pinned memory, so that their copy to a GPU does not wait for the GPU's queued steps."""
+    indices into this rank's share (distributed.Group.shard); a stream that deals batches to the ranks itself is
+    told this process's `rank` among `world`. pin_memory: batches read by a DataLoader come in pinned memory, so that
+    their copy to a GPU does not wait for the GPU's queued steps."""
     steps = math.ceil(len(data) / batch_size)
+    if hasattr(data, "batch_bounds"):
+        sizes = np.diff(data.batch_bounds(epoch, batch_size, world), axis=1)  # (world, steps) each rank's batch sizes
+        part = _RankBatches(data, epoch, start, batch_size, rank, world)
+        batches = DataLoader(part, batch_size=None, num_workers=workers, generator=torch.Generator(),
+                             pin_memory=pin_memory)
+        for step, batch in zip(range(start, steps), batches):
+            yield batch, int(sizes[rank, step]), int(sizes[:, step].sum())
+        return
     if is_stream(data):
         yield from ((batch, len(batch), len(batch))
                     for batch in _stream(data, batch_size, start, workers, epoch, pin_memory))
@@ -76,6 +95,16 @@ def _stream(data: IterableDataset, batch_size: int, start: int, workers: int, ep
     batches = iter(DataLoader(data, batch_size=batch_size, num_workers=workers, collate_fn=_stack,
                               pin_memory=pin_memory, generator=torch.Generator()))
     return batches if positioned else itertools.islice(batches, start, None)
+
+
+class _RankBatches(IterableDataset):
+    """One rank's batches of an epoch from a step on, as the source deals them (`batches`), for a DataLoader."""
+
+    def __init__(self, source, epoch: int, start: int, batch_size: int, rank: int, world: int):
+        self.source, self.place = source, (epoch, start, batch_size, rank, world)
+
+    def __iter__(self):
+        return self.source.batches(*self.place)
 
 
 class _SingleRows:

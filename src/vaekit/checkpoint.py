@@ -272,9 +272,10 @@ def _remove_uncommitted(state_dir: Path, committed: str | None) -> None:
 class EpochPosition:
     """Where a step checkpoint leaves an epoch: `step` steps done, the shuffle generator's state at the epoch's start
     (which draws its order again), the example-weighted sums of loss, reconstruction and KL so far (all ranks'), and
-    the training seconds spent in it."""
+    the training seconds spent in it, and the processes that took those steps."""
 
     step: int
     shuffle: torch.Tensor
     sums: torch.Tensor
     seconds: float
+    world: int = 1

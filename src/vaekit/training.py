@@ -13,13 +13,14 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .accel import accelerate, process_settings
-from .batches import epoch_batches, is_stream, worker_count
+from .batches import epoch_batches, is_stream, splits_by_rank, worker_count
 from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, EpochPosition, load_tensors,
                          optimizer_state, read_checkpoint, read_json, read_jsonl, restore_optimizer, tensor_bytes,
                          write_checkpoint)
@@ -110,7 +111,7 @@ class Trainer:
                  "best_epoch": self.best_epoch, "optimizer": meta, "history": self.history}
         if within is not None:  # the epoch is redrawn from its starting shuffle state and continued at `step`
             tensors.update({"rng.shuffle": within.shuffle, "epoch.sums": within.sums})
-            state.update(step=within.step, epoch_seconds=within.seconds)
+            state.update(step=within.step, epoch_seconds=within.seconds, world_size=within.world)
         files = {STATE_TENSORS: tensor_bytes(tensors), STATE_META: json.dumps(state).encode()}
         shown = self.run_dir / MODEL_FILE  # until this commit, the last checkpoint's best weights
         best = tensor_bytes(self.scored.state_dict()) if self.best_epoch == self.epoch and within is None else (
@@ -151,7 +152,7 @@ class Trainer:
         self.epoch, self.best_epoch = epoch, meta.get("best_epoch", 0)
         if "step" in meta:  # a step checkpoint: the epoch continues after its `step` steps
             self._within = EpochPosition(meta["step"], tensors["rng.shuffle"], tensors["epoch.sums"],
-                                         meta["epoch_seconds"])
+                                         meta["epoch_seconds"], meta.get("world_size", 1))
         if "history" in meta:
             self.history = meta["history"]
         else:  # the layout before manifests kept the history in metrics.jsonl only
@@ -206,9 +207,11 @@ class Trainer:
         objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
         if cfg.compile:
             objective = CompiledLoss(objective)
-        if is_stream(x_train) and group.distributed:
-            raise ConfigError("an IterableDataset cannot be split among torchrun's processes yet: give .npy shards, "
-                              "a datasets folder or a map-style Dataset, whose rows each rank reads its share of")
+        if group.distributed and not splits_by_rank(x_train):
+            raise ConfigError("this IterableDataset cannot be split among torchrun's processes: give .tar shards, "
+                              ".npy shards, a datasets folder or a map-style Dataset, whose rows each rank reads its "
+                              "share of")
+        self._check_resumed_world(x_train)
         x_train = _on_device(x_train, self.device)
         x_val = _on_device(x_val, self.device) if x_val is not None and len(x_val) else None
         n, batch_size = len(x_train), min(cfg.batch_size, len(x_train))
@@ -299,7 +302,7 @@ class Trainer:
             bar.update(start)
         lap("progress bar")
         batches = epoch_batches(x_train, order, batch_size, start, group.shard, worker_count(cfg.workers), self.epoch,
-                                pin_memory=self.device.type == "cuda")
+                                group.rank, group.world_size, pin_memory=self.device.type == "cuda")
         for step, (batch, count, global_count) in zip(range(start, steps_per_epoch), batches):
             batch = batch.to(self.device, non_blocking=True)
             if self.dynamic_binarization:
@@ -343,7 +346,7 @@ class Trainer:
                 lap("progress bar")
             if cfg.checkpoint_every > 0 and (global_step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps_per_epoch:
                 seconds = time.perf_counter() - started + (within.seconds if within is not None else 0.0)
-                self._checkpoint_step(EpochPosition(step + 1, shuffle, sums, seconds))
+                self._checkpoint_step(EpochPosition(step + 1, shuffle, sums, seconds, group.world_size))
                 lap("metrics and logging")
             if self.profile is not None:
                 self.profile.step()
@@ -354,10 +357,21 @@ class Trainer:
         reseeds its noise from the step, as a resume from this checkpoint does."""
         if self.group.distributed:
             totals = self.group.all_reduce(position.sums.clone())
-            position = EpochPosition(position.step, position.shuffle, totals, position.seconds)
+            position = replace(position, sums=totals)
         self.save_checkpoint(position)
         if self.group.distributed:
             self._seed_rank(position.step)
+
+    def _check_resumed_world(self, x_train) -> None:
+        """A stream dealt to the ranks by shards (TarShards) is mid-epoch at a place in each rank's own shards, which
+        another number of processes would split otherwise: such a step checkpoint resumes on its own number only."""
+        within = self._within
+        if within is None or within.world == self.group.world_size or not hasattr(x_train, "batch_bounds"):
+            return
+        raise ConfigError(f"the step checkpoint in {self.run_dir / STATE_DIR} was taken mid-epoch by {within.world} "
+                          f"process(es), each reading its own .tar shards, and {self.group.world_size} would split the "
+                          f"epoch's shards otherwise: resume it with {within.world} (torchrun --nproc-per-node "
+                          f"{within.world}, or no torchrun for 1)")
 
     def _seed_rank(self, step: int) -> None:
         """Under DDP, this rank's noise from here on: a function of the seed, epoch, step and rank alone."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import io
+import itertools
 import math
 import os
 import tarfile
@@ -207,10 +208,12 @@ class TarShards(IterableDataset, Rows):
     shuffled with (seed, epoch), each read front to back. `column` is the sample's entry to train on (an extension:
     'npy', 'png', 'jpg'...; default: the first one). Shards are counted once, from their headers, for len().
 
-    The Trainer calls `set_position(epoch, sample, batch_size)` before it iterates, so an epoch starts at any sample
-    (a shard and an offset in it); with DataLoader workers, worker w reads batches w, w + W, ... of the epoch (it
-    skips past the others' samples without decoding them), so the batches arrive in the same order with any number
-    of workers."""
+    The Trainer reads an epoch through `batches(epoch, step, batch_size, rank, world)`: under `world` processes rank r
+    reads only its own shards, the epoch's order dealt round-robin (order[r], order[r + world], ...), at the pace of
+    the whole (`batch_bounds`), so every rank takes the same number of steps; one process reads the epoch's order in
+    batches of batch_size. With DataLoader workers, worker w reads batches w, w + W, ... (it skips past the others'
+    samples without decoding them), so the batches arrive in the same order with any number of workers. Iterating
+    the object itself gives single rows from where `set_position` says."""
 
     def __init__(self, pattern: str, column: str | None = None, seed: int = 0):
         optional_import("webdataset", "WebDataset .tar shards", SCALE_EXTRA)
@@ -232,7 +235,9 @@ class TarShards(IterableDataset, Rows):
         return part
 
     def set_position(self, epoch: int, sample: int, batch_size: int) -> None:
-        """Start the next iteration in epoch `epoch` at its sample `sample`, in batches of `batch_size`."""
+        """Start the next iteration in epoch `epoch` at its sample `sample` (the first of a batch of `batch_size`)."""
+        if sample % batch_size:
+            raise ValueError(f"sample {sample} does not start a batch of {batch_size}")
         self.epoch, self.first, self.batch_size = epoch, sample, batch_size
 
     def epoch_order(self, epoch: int) -> list[int]:
@@ -240,19 +245,55 @@ class TarShards(IterableDataset, Rows):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.shards), generator=generator).tolist()
 
-    def __iter__(self):
+    def rank_shards(self, epoch: int, world: int) -> list[list[int]]:
+        """Each of `world` ranks' shards (by index) in `epoch`: the epoch's order dealt round-robin."""
+        if len(self.shards) < world:
+            raise DataError(f"{len(self.shards)} .tar shards cannot give each of {world} processes its own: write at "
+                            f"least {world} shards (many more spread the work evenly), or run fewer processes")
+        order = self.epoch_order(epoch)
+        return [order[r::world] for r in range(world)]
+
+    def batch_bounds(self, epoch: int, batch_size: int, world: int = 1) -> np.ndarray:
+        """(world, steps + 1) where each rank's batches of `epoch` start among its own n_r samples: batch k is
+        [n_r * c_k // n, n_r * c_(k+1) // n) with c_k = min(k * batch_size, n), so every rank takes the same
+        ceil(n / batch_size) steps and the ranks' batch k together hold about batch_size samples (one process:
+        exactly batch_size, the last one the rest). A rank with fewer samples than steps gets empty batches."""
+        n = len(self)
+        held = np.array([self.counts[shards].sum() for shards in self.rank_shards(epoch, world)], dtype=np.int64)
+        cuts = np.minimum(np.arange(math.ceil(n / batch_size) + 1, dtype=np.int64) * batch_size, n)
+        return held[:, None] * cuts[None, :] // n
+
+    def batches(self, epoch: int, step: int, batch_size: int, rank: int = 0, world: int = 1):
+        """Rank `rank`'s batches of `epoch` from step `step` on (see batch_bounds), each (size, *row_shape); in a
+        DataLoader worker only the worker's own. An empty batch is one row of zeros, which the Trainer counts 0."""
         worker = get_worker_info()
         workers, me = (worker.num_workers, worker.id) if worker is not None else (1, 0)
-        order = self.epoch_order(self.epoch)
-        starts = np.concatenate([[0], np.cumsum(self.counts[order])])  # (shards + 1,) first sample of each
-        position = self.first
-        for place, shard in enumerate(order):
-            if starts[place + 1] <= position:
-                continue  # before the start: not even opened
-            for sample in self._samples([self.shards[shard]], position - starts[place], lambda k: (
-                    (starts[place] + k) // self.batch_size - self.first // self.batch_size) % workers == me):
-                yield sample
-            position = starts[place + 1]
+        bounds = self.batch_bounds(epoch, batch_size, world)[rank]
+        mine = range(step + me, len(bounds) - 1, workers)
+
+        def owned(sample: int) -> bool:
+            return (np.searchsorted(bounds, sample, side="right") - 1 - step) % workers == me
+
+        rows = self._rows(self.rank_shards(epoch, world)[rank], int(bounds[step]), owned)
+        for k in mine:
+            batch = list(itertools.islice(rows, int(bounds[k + 1] - bounds[k])))
+            if len(batch) < bounds[k + 1] - bounds[k]:
+                raise DataError("the .tar shards ended before the samples their file names count: keep each sample's "
+                                "files next to each other in its shard, named KEY.EXTENSION")
+            yield torch.stack(batch) if batch else torch.zeros(1, *self.row_shape)
+
+    def __iter__(self):
+        for batch in self.batches(self.epoch, self.first // self.batch_size, self.batch_size):
+            yield from batch
+
+    def _rows(self, shards: list[int], first: int, wanted):
+        """The decoded samples of `shards` read one after the other, from sample `first` of them on, where
+        wanted(its number among them)."""
+        starts = np.concatenate([[0], np.cumsum(self.counts[shards])])  # (shards + 1,) first sample of each
+        for place, shard in enumerate(shards):
+            if starts[place + 1] > first:  # a shard before the start is not even opened
+                yield from self._samples([self.shards[shard]], max(first - starts[place], 0),
+                                         lambda k, begin=starts[place]: wanted(begin + k))
 
     def _samples(self, shards: list[str], offset: int, mine=lambda k: True):
         """The decoded rows of `shards` from sample `offset` of the first on; sample k (its number in the first
