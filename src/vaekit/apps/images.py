@@ -1,5 +1,5 @@
 """The image workflow: the Python API behind `vaekit train`, `eval`, `sample`, `reconstruct`, `interpolate`,
-`embed`, `sweep`, `report` and `demo`. A run is a directory written by `train`:
+`embed`, `classify`, `sweep`, `report` and `demo`. A run is a directory written by `train`:
 
     config.json          model, train and data configs (the schema to rebuild the model)
     model.safetensors    weights (best validation epoch)
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
-                      from_dict, preset, resumed_train_config, route, to_dict)
+                      check_semi_supervised, from_dict, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write, write_json, write_jsonl, write_npy, write_npy_chunks
 from ..saved import check_new_folder, check_output_file, check_output_folder, clear_folder, read_config
@@ -43,6 +43,9 @@ PICTURES = (".png", ".npy")  # what sample, reconstruct and interpolate write: a
 SAMPLE_CHUNK = 65536  # samples decoded at a time into an .npy file, so any -n that fits on the disk streams
 NOT_CONFIG = ("preset", "log_to", "tensorboard")  # what train takes beside the configs' options
 ACTIVATION_COPIES = 8  # decoded values one training example holds at once per importance sample (rough)
+# Labelled rows drawn (with replacement) into every batch of a semi-supervised run, so that its few labels train the
+# classifier at every step (Kingma et al. 2014 saw 100 labels among 50,000 images).
+LABELLED_PER_BATCH = 32
 
 
 @dataclass
@@ -109,13 +112,14 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         if arrays is not None:
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
         check_likelihood_data(model_cfg, data_cfg)
+        check_semi_supervised(model_cfg, train_cfg, data_cfg)
         if out is not None and is_main_process():
             check_new_folder(out, overwrite, resume=True)
     select_device(train_cfg.device)
     splits = training_splits(data_cfg, train_cfg.seed, arrays)
     streamed = not torch.is_tensor(splits.x_train)
-    if streamed and model_cfg.condition != "none":
-        raise ConfigError(f"--condition {model_cfg.condition} needs the data in memory, but {data_cfg.data} is "
+    if streamed and (model_cfg.condition != "none" or model_cfg.semi_supervised):
+        raise ConfigError(f"--condition {model_cfg.condition} or --semi-supervised needs the data in memory, but {data_cfg.data} is "
                           "streamed: drop --condition or pass --stream never")
     if len(splits.x_train) < 2:
         raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
@@ -124,6 +128,13 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     vae.likelihood.check_data(splits.x_val if streamed else splits.x_train)  # a stream: its held-out rows
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
+    if model_cfg.semi_supervised:
+        from ..conditioning import LabelledData, balanced_labels
+
+        labels = torch.as_tensor(splits.y_train).long()
+        if data_cfg.labelled:
+            labels = balanced_labels(labels, data_cfg.labelled, train_cfg.seed)
+        x_train = LabelledData(x_train, labels, LABELLED_PER_BATCH)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
     if out is not None and is_main_process():
@@ -189,9 +200,12 @@ def _build_for(splits, model_cfg, train_cfg, resume: bool):
     from ..vae import build_vae
 
     model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
+    if model_cfg.semi_supervised:
+        model_cfg = dataclasses.replace(model_cfg, condition="label")
     if model_cfg.condition == "label" and not resume:
         if splits.y_train is None:
-            raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
+            flag = "--semi-supervised" if model_cfg.semi_supervised else "--condition label"
+            raise DataError(f"{flag} needs labelled data: use a dataset with labels or drop {flag}")
         model_cfg = dataclasses.replace(model_cfg, n_classes=int(np.max(splits.y_train)) + 1)
     torch.manual_seed(train_cfg.seed)
     vae = build_within_memory(lambda: build_vae(model_cfg), "a model of these sizes",
@@ -352,6 +366,42 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
         write_json(written, {"split": split, "limit": limit, **result.to_dict()})
         follow_up(run.path, result.to_dict(), [written], prefix=f"{split}_")
     return result
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What `classify` found: the accuracy (None for data without labels) over n_examples, and the CSV written."""
+
+    accuracy: float | None
+    n_examples: int
+    path: Path
+
+
+def classify(run: Run | str | Path, data: str | None = None, data_dir: str | None = None, split: str = "test",
+             out: str | Path | None = None) -> Classification:
+    """Labels of a split from a semi-supervised run's classifier q(y|x) (`vaekit classify`): a CSV with each row's
+    index, predicted class, its probability and the true label where known (default RUN/predictions_SPLIT.csv), and
+    the accuracy where the data has labels."""
+    from ..evaluation import class_probabilities, classifier_accuracy
+
+    run = as_run(run)
+    if run.vae.classifier is None:
+        raise ConfigError(f"{run.path} has no classifier: classify takes a run trained with --semi-supervised")
+    path = output_path(run, out, f"predictions_{split}.csv", (".csv",))
+    splits = run_splits(run, data, data_dir)
+    if split not in ("test", "train"):
+        raise ConfigError(f"unknown split '{split}': use test or train")
+    x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
+    if len(x) == 0:
+        raise DataError(f"the {split} split is empty: choose another --split")
+    probabilities = class_probabilities(run.vae, x).cpu()
+    confidence, predicted = probabilities.max(-1)
+    header = "row,predicted,probability" + (",label" if y is not None else "")
+    lines = [f"{i},{int(label)},{float(p):.6g}" + (f",{int(y[i])}" if y is not None else "")
+             for i, (label, p) in enumerate(zip(predicted, confidence))]
+    atomic_write(path, "\n".join([header, *lines]) + "\n")
+    accuracy = None if y is None else classifier_accuracy(probabilities, y)
+    return Classification(accuracy, len(x), path)
 
 
 def _disentanglement(run: Run, x, factors: np.ndarray) -> dict:

@@ -1,4 +1,4 @@
-"""`vaekit train|eval|sample|reconstruct|interpolate|embed|sweep|report|demo`: the flags of the image
+"""`vaekit train|eval|sample|reconstruct|interpolate|embed|classify|sweep|report|demo`: the flags of the image
 workflow, each subcommand one call of vaekit.apps.images."""
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ EXAMPLES = {
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
     "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
     "embed": "vaekit embed runs/mlp -o latents.csv",
+    "classify": "vaekit train --data mnist --semi-supervised --labelled 100 --out runs/m2 && vaekit classify runs/m2\n"
+                "  vaekit classify runs/m2 --data digits.npz -o labels.csv   # labels for other data of the same shape",
     "sweep": "vaekit sweep --latent-dims 2,8,16,32 --data fashion-mnist --epochs 5 --out runs/sweep",
     "report": "vaekit report runs/mlp   # writes runs/mlp/report.html",
     "config": "vaekit config runs/mlp --format yaml > mlp.yaml   # edit, then: vaekit train --config mlp.yaml "
@@ -123,6 +125,14 @@ def add_commands(subparsers) -> None:
     add_data_flags(p)
     p.set_defaults(handler=lambda a: images.embed(a.run, a.out, a.data, a.data_dir, a.split))
 
+    p = command("classify", "labels from a --semi-supervised run's classifier q(y|x), and their accuracy")
+    p.add_argument("run")
+    add_parameter(p, images.classify, "split", choices=("test", "train"), help="the split to label")
+    add_parameter(p, images.classify, "out", "-o", "--out",
+                  help="output .csv of row, predicted, probability[, label] (default: RUN/predictions_SPLIT.csv)")
+    add_data_flags(p)
+    p.set_defaults(handler=_classify)
+
     p = command("sweep", "one model per latent size, and the trade-off plotted")
     _train_flags(p, images.sweep)
     add_parameter(p, images.sweep, "latent_dims", type=parse_ints, metavar="N[,N...]",
@@ -174,6 +184,13 @@ def _eval(args: argparse.Namespace):
     for key, value in scores.items():
         print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
     return None
+
+
+def _classify(args: argparse.Namespace):
+    result = images.classify(args.run, args.data, args.data_dir, args.split, args.out)
+    if result.accuracy is not None:
+        print(f"accuracy {result.accuracy:.4f} on {result.n_examples} {args.split} examples")
+    return result.path
 
 
 def _sweep(args: argparse.Namespace):
