@@ -346,4 +346,4 @@ def unpack(x, c=None, target=None) -> tuple[torch.Tensor, torch.Tensor | None, t
 
 def repeat_rows(features: torch.Tensor, n: int) -> torch.Tensor:
     """Tile (batch, ...) to (n, ...) where n is a multiple of batch (rows of z flattened from (k, batch))."""
-    return features.repeat(n // len(features), *([1] * (features.dim() - 1)))
+    return features.repeat(n // len(features), *([1] * (features.dim() - 1))) if len(features) else features

@@ -84,7 +84,7 @@ def class_probabilities(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> to
 def classifier_accuracy(probabilities: torch.Tensor, y) -> float:
     """Share of rows whose most probable class (probabilities (N, classes)) is the label y (N,)."""
     predicted = probabilities.argmax(-1).cpu()
-    return float((predicted == torch.as_tensor(np.asarray(y)).long()).float().mean())
+    return int((predicted == torch.as_tensor(np.asarray(y)).long()).sum()) / len(predicted)
 
 
 def active_units(means: torch.Tensor, threshold: float = 1e-2) -> int:

@@ -177,7 +177,7 @@ class VAE(nn.Module):
         the classes (the module's note)."""
         x, c, target = self._inputs(x, c, target)
         if self.classifier is not None and c is None:
-            return self._marginal_elbo(x, target, self._classify(x), n_samples)
+            return self._marginal_elbo(x, target, self._classify(x).logits, n_samples)
         return self._elbo(x, self.features(c), target, n_samples)
 
     def _elbo(self, x: torch.Tensor, f: torch.Tensor | None, target: torch.Tensor, n_samples: int = 1) -> ELBO:
@@ -198,15 +198,15 @@ class VAE(nn.Module):
         """c, or for a semi-supervised VAE given none, the classes q(y|x) finds most probable."""
         return c if c is not None or self.classifier is None else self._classify(x).probs.argmax(-1)
 
-    def _marginal_elbo(self, x: torch.Tensor, target: torch.Tensor, qy: Categorical, n_samples: int = 1) -> ELBO:
+    def _marginal_elbo(self, x: torch.Tensor, target: torch.Tensor, log_qy: torch.Tensor, n_samples: int = 1) -> ELBO:
         """M2's bound on log p(x) (Kingma et al. 2014, eq. 7), per example (batch,): each class's ELBO weighed by
-        q(y|x), and KL(q(y|x) || p(y)) with p(y) uniform added to the KL."""
+        q(y|x) (log-probabilities log_qy (batch, K)), and KL(q(y|x) || p(y)) with p(y) uniform added to the KL."""
         classes, rows = self.condition.n_classes, len(x)
         y = torch.arange(classes, device=x.device).repeat_interleave(rows)  # (K * batch,), class-major as repeat_rows
         per_class = self._elbo(repeat_rows(x, classes * rows), self.features(y), repeat_rows(target, classes * rows),
                                n_samples)
-        weights = qy.probs.T  # (K, batch)
-        kl_y = (qy.probs * (qy.logits + math.log(classes))).sum(-1)  # Categorical's logits are log-probabilities
+        weights = log_qy.exp().T  # (K, batch)
+        kl_y = (log_qy.exp() * (log_qy + math.log(classes))).sum(-1)
         return ELBO((weights * per_class.reconstruction.view(classes, rows)).sum(0),
                     (weights * per_class.kl.view(classes, rows)).sum(0) + kl_y)
 
@@ -219,7 +219,7 @@ class VAE(nn.Module):
         qy = self._classify(x)
         given = self._elbo(x[known], self.features(labels[known]), target[known])
         labelled = ELBO(given.reconstruction, given.kl + math.log(self.condition.n_classes))  # -log p(y) = log K
-        unlabelled = self._marginal_elbo(x[~known], target[~known], Categorical(logits=qy.logits[~known]))
+        unlabelled = self._marginal_elbo(x[~known], target[~known], qy.logits[~known])  # Categorical's logits: log q(y|x)
         label_nll = -qy.log_prob(labels.clamp(min=0))[known]  # -log q(y|x), (labelled,)
         per_row = torch.cat([self.label_weight * label_nll - labelled.total(beta), -unlabelled.total(beta)])
         reconstruction = torch.cat([labelled.reconstruction, unlabelled.reconstruction]).mean()
