@@ -260,7 +260,8 @@ UNLABELLED = -1
 @dataclass(frozen=True)
 class LabelledBatch:
     """Rows of the wrapped data source (a tensor or a Batch): first the batch the ELBO is taken over, then
-    the labelled rows drawn for the label term; labels (rows,), UNLABELLED for none."""
+    the labelled rows drawn for the label term; labels (rows,), UNLABELLED for none. (M2, in vae.py, scores every
+    row by its label, known or not, and so takes no notice of n_elbo.)"""
 
     x: torch.Tensor | Batch
     labels: torch.Tensor
