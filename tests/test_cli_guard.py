@@ -82,7 +82,8 @@ IMAGE_FLAGS = {
     "--bottleneck": CHOICE,
     "--codebook-size": ["1", *POSITIVE, HUGE, "2000000"], "--code-dim": POSITIVE_CAPPED,
     "--fsq-levels": ["1", "8,1", *SIZES],
-    "--condition": ["bogus", "lowres:3", "lowres:0", "lowres:x", "noisy"], **TRAIN_FLAGS,
+    "--condition": ["bogus", "lowres:3", "lowres:0", "lowres:x", "noisy"],
+    "--label-weight": NON_NEGATIVE_FLOAT, "--labelled": ["-1", *NOT_INT, HUGE], **TRAIN_FLAGS,
 }
 IMAGE_COMBOS = [
     ["--likelihood", "discretized_logistic", "--binarize", "dynamic"],
@@ -90,6 +91,9 @@ IMAGE_COMBOS = [
     ["--likelihood", "gaussian", "--gaussian-scale", "nan"],
     ["--bottleneck", "vq", "--latent-dim", "16", "--posterior", "iaf"],
     ["--bottleneck", "fsq", "--latent-dim", "8", "--stochastic-layers", "2"],
+    ["--semi-supervised", "--labelled", "5"], ["--semi-supervised", "--labelled", "1000000"],
+    ["--semi-supervised", "--iw-samples", "2"], ["--semi-supervised", "--condition", "lowres:2"],
+    ["--semi-supervised", "--data", "{binary_npy}"],
 ]
 
 
@@ -136,6 +140,9 @@ TABLES: dict[str, Table] = {
     "sweep": Table("sweep --data digits --network mlp --hidden 8 --epochs 1 --k 2 --latent-dims 1 --out {new}/sweep",
                    {"--out": BAD_OUT_FOLDER, "--latent-dims": ["a,b", "", "0", "-1", "1,0", HUGE],
                     "--k": POSITIVE_CAPPED, **{k: v for k, v in IMAGE_FLAGS.items() if k != "--latent-dim"}}),
+    "classify": Table("classify {m2} -o {new}/p.csv",
+                      {"run": [*BAD_RUN, "{run}"], "--split": CHOICE, "-o": [*BAD_OUT_FILE, "{new}/p.png"],
+                       "--data": ["{missing}", "{wide_npy}"], "--data-dir": BAD_DATA_DIR}),
     "report": Table("report {run}", {"run": BAD_RUN}),
     "card": Table("card {run}", {"folder": [*BAD_FOLDER, "{config_list}", "{corrupt_metrics}"]}),
     "config": Table("config {run}", {"run": [r for r in BAD_RUN if r != "{nan_weights}"],  # weights unread
@@ -326,7 +333,8 @@ def make_world(root: Path) -> dict[str, str]:
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         for name, extra in (("run", ""), ("lowres", " --condition lowres:2"),
-                            ("vq", " --latent-dim 4 --code-dim 2 --codebook-size 8 --bottleneck vq")):
+                            ("vq", " --latent-dim 4 --code-dim 2 --codebook-size 8 --bottleneck vq"),
+                            ("m2", " --semi-supervised --labelled 20")):
             w[name] = root / name
             assert main(["train", *shlex.split(RUN_FLAGS + extra), "--out", str(w[name])]) == 0, quiet.getvalue()
     for kind in ("tabular", "text", "recommend", "anomaly", "audio"):

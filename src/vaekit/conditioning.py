@@ -253,6 +253,89 @@ class PairedData:
         return PairedData(self.corruption(self.x, generator), self.c, None, self.x)
 
 
+# -- labelled and unlabelled rows (semi-supervised training) --------------------------------------------
+UNLABELLED = -1
+
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    """Rows of the wrapped data source (a tensor or a Batch): first the batch the ELBO is taken over, then
+    the labelled rows drawn for the label term; labels (rows,), UNLABELLED for none. (M2, in vae.py, scores every
+    row by its label, known or not, and so takes no notice of n_elbo.)"""
+
+    x: torch.Tensor | Batch
+    labels: torch.Tensor
+    n_elbo: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def to(self, device, non_blocking: bool = False) -> LabelledBatch:
+        return LabelledBatch(self.x.to(device, non_blocking=non_blocking),
+                             self.labels.to(device, non_blocking=non_blocking), self.n_elbo)
+
+    def rows(self, index) -> torch.Tensor | Batch:
+        """The rows `index` (a slice or a boolean mask) of x."""
+        if isinstance(self.x, Batch):
+            pick = (lambda t: None if t is None else t[index])
+            return Batch(self.x.x[index], pick(self.x.c), pick(self.x.target))
+        return self.x[index]
+
+
+class LabelledData:
+    """A Trainer data source: `data` (anything indexed by an index tensor: a tensor, TokenBatches, PairedData)
+    with `labels` (N,) long, UNLABELLED where unknown. Indexing returns a LabelledBatch of those rows (each
+    example once an epoch in the ELBO) plus `per_batch` labelled rows drawn with replacement for the label
+    term only (the global torch RNG: an exact resume holds)."""
+
+    def __init__(self, data, labels: torch.Tensor, per_batch: int = 32):
+        if len(labels) != len(data):
+            raise DataError(f"{len(data)} examples but {len(labels)} labels: give one label (or -1) per example")
+        self.data, self.labels, self.per_batch = data, labels.long(), per_batch
+        self.known = torch.nonzero(self.labels != UNLABELLED).flatten()
+        if not len(self.known):
+            raise DataError("no example has a label: give at least one labelled example")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def to(self, device) -> LabelledData:
+        return self  # rows are gathered on the host; the Trainer moves each batch
+
+    @property
+    def batch_order(self):
+        """The data's own regrouping of the Trainer's order (e.g. sentences by length); an AttributeError,
+        so hasattr() is False, when the data has none."""
+        return self.data.batch_order
+
+    def __getitem__(self, index: torch.Tensor) -> LabelledBatch:
+        extra = self.known[torch.randint(len(self.known), (self.per_batch,))]
+        rows = torch.cat([index.cpu(), extra])
+        return LabelledBatch(self.data[rows], self.labels[rows], len(index))
+
+
+def balanced_labels(y, n: int, seed: int) -> torch.Tensor:
+    """Labels (N,) long that keep `n` of y's labels and mark the rest UNLABELLED: n // K rows of each of the K
+    classes (the first n % K classes one more), drawn with `seed`, as semi-supervised benchmarks pick their few
+    labels (Kingma et al. 2014: 100 labels of MNIST, 10 per class)."""
+    y = torch.as_tensor(y).long()
+    classes = torch.unique(y)
+    if n < len(classes) or n > len(y):
+        raise ConfigError(f"--labelled {n}: keep between {len(classes)} (one per class) and {len(y)} (every training "
+                          "example) labels")
+    generator = torch.Generator().manual_seed(seed)
+    kept = torch.full_like(y, UNLABELLED)
+    for i, label in enumerate(classes.tolist()):
+        rows = torch.nonzero(y == label).flatten()
+        wanted = n // len(classes) + (i < n % len(classes))
+        if wanted > len(rows):
+            raise DataError(f"--labelled {n} needs {wanted} examples of class {label}, the training set has "
+                            f"{len(rows)}: ask for fewer labels")
+        chosen = rows[torch.randperm(len(rows), generator=generator)[:wanted]]
+        kept[chosen] = label
+    return kept
+
+
 def unpack(x, c=None, target=None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """(encoder input, raw condition, likelihood target) from a tensor or a Batch plus keywords."""
     if isinstance(x, Batch):
@@ -264,4 +347,4 @@ def unpack(x, c=None, target=None) -> tuple[torch.Tensor, torch.Tensor | None, t
 
 def repeat_rows(features: torch.Tensor, n: int) -> torch.Tensor:
     """Tile (batch, ...) to (n, ...) where n is a multiple of batch (rows of z flattened from (k, batch))."""
-    return features.repeat(n // len(features), *([1] * (features.dim() - 1)))
+    return features.repeat(n // len(features), *([1] * (features.dim() - 1))) if len(features) else features

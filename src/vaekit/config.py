@@ -61,6 +61,12 @@ class ModelConfig:
                                     "image downscaled F times, F dividing its size, e.g. 2 or 4: super-resolution) "
                                     "or noisy (the image "
                                     "corrupted by --corrupt: conditional denoising)")
+    semi_supervised: bool = option(False, "the semi-supervised M2 of Kingma et al. 2014: a classifier q(y|x) beside a "
+                                          "VAE conditioned on the label, trained on the --labelled labels and the rest "
+                                          "unlabelled; then vaekit classify RUN")
+    label_weight: float = option(50.0, "with --semi-supervised: the weight alpha of -log q(y|x) on labelled rows "
+                                       "against their -ELBO (Kingma et al. 2014, eq. 9), so a few labels train the "
+                                       "classifier")
     data_shape: tuple[int, ...] = option((), "shape of one example, set from the data", cli=False)
     n_classes: int = option(0, "classes of --condition label, set from the data", cli=False)
 
@@ -104,6 +110,10 @@ class ModelConfig:
             from .conditioning import CONDITIONS, parse_spec
 
             parse_spec(self.condition, CONDITIONS, "--condition")
+        if self.label_weight < 0:
+            raise ConfigError(f"--label-weight must be >= 0, got {self.label_weight}")
+        if self.semi_supervised and self.condition not in ("none", "label"):
+            raise ConfigError(f"--semi-supervised conditions the VAE on the label: drop --condition {self.condition}")
 
 
 @dataclass(frozen=True)
@@ -207,6 +217,9 @@ class DataConfig:
                          choices=STREAM_MODES)
     column: str | None = option(None, "the column of a Hugging Face datasets folder, or the entry of a .tar shard's "
                                       "samples (npy, png, jpg...), to train on; default: the first")
+    labelled: int = option(0, "with --semi-supervised: training examples that keep their label, balanced per class "
+                              "and drawn with --seed (100: 10 per class of MNIST); the rest are unlabelled; 0 keeps "
+                              "every label")
 
     def validate(self) -> None:
         check_values(self)
@@ -220,6 +233,16 @@ class DataConfig:
             from .conditioning import parse_corruption
 
             parse_corruption(self.corrupt)
+        check_count("--labelled", self.labelled, 0, "0 keeps every label")
+
+
+def check_semi_supervised(model: ModelConfig, train: TrainConfig, data: DataConfig) -> None:
+    """--labelled belongs to --semi-supervised, whose objective takes one KL weight and no other term."""
+    if data.labelled and not model.semi_supervised:
+        raise ConfigError("--labelled picks the labels of a semi-supervised run: add --semi-supervised")
+    if model.semi_supervised and (train.iw_samples > 1 or train.free_bits > 0 or train.tc_weight > 0):
+        raise ConfigError("--semi-supervised trains M2's bound, with none of --iw-samples, --free-bits, --tc-weight: "
+                          "drop them")
 
 
 def check_likelihood_data(model: ModelConfig, data: DataConfig) -> None:

@@ -43,6 +43,7 @@ class Evaluation:
     n_examples: int
     sample_quality: SampleQuality | None = None  # Fréchet distance, KID, precision/recall of samples, when measured
     disentanglement: dict | None = None  # disentanglement.Disentanglement's scores, for data with known factors
+    classifier_accuracy: float | None = None  # a semi-supervised VAE's q(y|x): share of argmax_y right, with labels
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -73,6 +74,19 @@ def latent_means(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> torch.Ten
     """E[z|x] for every row of x, (N, latent_dim), on the model's device."""
     device = next(vae.parameters()).device
     return torch.cat([vae.encode(x[i:i + batch_size].to(device)).mean for i in range(0, len(x), batch_size)])
+
+
+@torch.inference_mode()
+def class_probabilities(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """q(y|x) of a semi-supervised VAE for every row of x, (N, classes), on the model's device."""
+    device = next(vae.parameters()).device
+    return torch.cat([vae.classify(x[i:i + batch_size].to(device)).probs for i in range(0, len(x), batch_size)])
+
+
+def classifier_accuracy(probabilities: torch.Tensor, y) -> float:
+    """Share of rows whose most probable class (probabilities (N, classes)) is the label y (N,)."""
+    predicted = probabilities.argmax(-1).cpu()
+    return int((predicted == torch.as_tensor(np.asarray(y)).long()).sum()) / len(predicted)
 
 
 def active_units(means: torch.Tensor, threshold: float = 1e-2) -> int:
@@ -142,7 +156,8 @@ def knn_accuracy(train_means: torch.Tensor, y_train, test_means: torch.Tensor, y
 
 def evaluate(vae: VAE, x: torch.Tensor, k: int = 1000, y=None, x_train: torch.Tensor | None = None,
              y_train=None, progress: bool = False, seed: int = 0) -> Evaluation:
-    """Evaluate on x (N, *data_shape). Labels y plus (x_train, y_train) enable the k-NN accuracy."""
+    """Evaluate on x (N, *data_shape). Labels y plus (x_train, y_train) enable the k-NN accuracy; labels y the
+    accuracy of a semi-supervised VAE's classifier."""
     torch.manual_seed(seed)
     vae.eval()
     device = next(vae.parameters()).device
@@ -155,4 +170,8 @@ def evaluate(vae: VAE, x: torch.Tensor, k: int = 1000, y=None, x_train: torch.Te
         accuracy = knn_accuracy(latent_means(vae, x_train), y_train, means, y)
     values = math.prod(x.shape[1:])
     bits = (nll / values + vae.likelihood.bits_per_dim_offset()) / math.log(2)
-    return Evaluation(neg_elbo, reconstruction, kl, nll, k, bits, active_units(means), accuracy, len(x))
+    classified = None
+    if y is not None and getattr(vae, "classifier", None) is not None:
+        classified = classifier_accuracy(class_probabilities(vae, x), y)
+    return Evaluation(neg_elbo, reconstruction, kl, nll, k, bits, active_units(means), accuracy, len(x),
+                      classifier_accuracy=classified)

@@ -21,67 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .conditioning import Batch
-from .errors import DataError
+from .conditioning import UNLABELLED, LabelledBatch, LabelledData  # noqa: F401  (re-exported: the text app's data)
 from .vae import VAE, Loss
-
-UNLABELLED = -1
-
-
-@dataclass(frozen=True)
-class LabelledBatch:
-    """Rows of the wrapped data source (a tensor or a Batch): first the batch the ELBO is taken over, then
-    the labelled rows drawn for the label term; labels (rows,), UNLABELLED for none."""
-
-    x: torch.Tensor | Batch
-    labels: torch.Tensor
-    n_elbo: int
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def to(self, device, non_blocking: bool = False) -> LabelledBatch:
-        return LabelledBatch(self.x.to(device, non_blocking=non_blocking),
-                             self.labels.to(device, non_blocking=non_blocking), self.n_elbo)
-
-    def rows(self, index) -> torch.Tensor | Batch:
-        """The rows `index` (a slice or a boolean mask) of x."""
-        if isinstance(self.x, Batch):
-            pick = (lambda t: None if t is None else t[index])
-            return Batch(self.x.x[index], pick(self.x.c), pick(self.x.target))
-        return self.x[index]
-
-
-class LabelledData:
-    """A Trainer data source: `data` (anything indexed by an index tensor: a tensor, TokenBatches, PairedData)
-    with `labels` (N,) long, UNLABELLED where unknown. Indexing returns a LabelledBatch of those rows (each
-    example once an epoch in the ELBO) plus `per_batch` labelled rows drawn with replacement for the label
-    term only (the global torch RNG: an exact resume holds)."""
-
-    def __init__(self, data, labels: torch.Tensor, per_batch: int = 32):
-        if len(labels) != len(data):
-            raise DataError(f"{len(data)} examples but {len(labels)} labels: give one label (or -1) per example")
-        self.data, self.labels, self.per_batch = data, labels.long(), per_batch
-        self.known = torch.nonzero(self.labels != UNLABELLED).flatten()
-        if not len(self.known):
-            raise DataError("no example has a label: give at least one labelled example")
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def to(self, device) -> LabelledData:
-        return self  # rows are gathered on the host; the Trainer moves each batch
-
-    @property
-    def batch_order(self):
-        """The data's own regrouping of the Trainer's order (e.g. sentences by length); an AttributeError,
-        so hasattr() is False, when the data has none."""
-        return self.data.batch_order
-
-    def __getitem__(self, index: torch.Tensor) -> LabelledBatch:
-        extra = self.known[torch.randint(len(self.known), (self.per_batch,))]
-        rows = torch.cat([index.cpu(), extra])
-        return LabelledBatch(self.data[rows], self.labels[rows], len(index))
 
 
 class LabelledVAE(nn.Module):

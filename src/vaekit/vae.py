@@ -7,6 +7,13 @@ Conditioning (Sohn, Lee & Yan 2015, "Learning Structured Output Representation u
 Conditional Generative Models"): with a `condition` module every method takes the raw condition
 `c` and models q(z|x, c), p(x|z, c); `target` lets the likelihood score other values than the
 encoder sees (denoising: Im et al. 2017). Both default to None: the unconditional VAE, unchanged.
+
+Semi-supervised M2 (Kingma, Rezende, Mohamed & Welling 2014, "Semi-Supervised Learning with Deep Generative
+Models", sec. 3.1.2): a label-conditional VAE, q(z|x, y) and p(x|y, z), plus a `classifier` part q(y|x) and a
+uniform p(y) over K classes. A row with its label y scores -log p(x, y) <= -ELBO(x|y) + log K (eq. 6) plus
+`label_weight` times -log q(y|x) (eq. 9, its alpha); a row without one, -log p(x) <= E_q(y|x)[-ELBO(x|y)] +
+KL(q(y|x) || p(y)) (eq. 7), a sum over all K classes. The KL reported includes y's term (log K for a known label).
+Given no label, `elbo` is that marginal bound and `log_likelihood` estimates log sum_y p(y) p(x|y).
 """
 
 from __future__ import annotations
@@ -16,14 +23,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Distribution
+from torch.distributions import Categorical, Distribution
 
-from .conditioning import Batch, build_condition, repeat_rows, unpack
+from .conditioning import UNLABELLED, Batch, LabelledBatch, build_condition, repeat_rows, unpack
 from .bottlenecks import QuantizedCode, Quantizer, UniformCodes, build_quantizer
 from .errors import ConfigError
 from .hierarchy import build_latent
 from .likelihoods import Likelihood, build_likelihood
-from .networks import build_networks
+from .networks import MLP, build_networks
 from .objectives import total_correlation
 from .posteriors import DiagonalGaussian, Posterior, full_precision
 from .priors import Prior, StandardNormal
@@ -66,15 +73,21 @@ class VAE(nn.Module):
     condition (optional): raw condition c -> features (batch, *feature_shape), which encoder and
     decoder then take as a second argument (conditioning.py, networks.py).
 
+    classifier (optional, with a label condition): data -> class logits (batch, K), q(y|x) of the semi-supervised
+    M2 (see the module's note), whose labelled rows add `label_weight` times -log q(y|x) to the loss.
+
     Methods taking data accept a tensor or a conditioning.Batch(x, c, target), as data sources
     of conditional or denoising training yield.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, likelihood: Likelihood, prior: Prior,
-                 condition: nn.Module | None = None, posterior: Posterior | None = None):
+                 condition: nn.Module | None = None, posterior: Posterior | None = None,
+                 classifier: nn.Module | None = None, label_weight: float = 0.0):
         super().__init__()
+        if classifier is not None and not hasattr(condition, "n_classes"):
+            raise ConfigError("a classifier q(y|x) needs a label condition: build the VAE with LabelCondition")
         self.encoder, self.decoder, self.likelihood, self.prior = encoder, decoder, likelihood, prior
-        self.condition = condition
+        self.condition, self.classifier, self.label_weight = condition, classifier, label_weight
         self.posterior = DiagonalGaussian() if posterior is None else posterior  # no parameters: state dicts unchanged
         self.latent_dim = prior.latent_dim
 
@@ -129,7 +142,7 @@ class VAE(nn.Module):
         """q(z|x[, c]) with batch_shape (batch,) and event_shape (latent_dim,): a diagonal Gaussian
         for the default posterior."""
         x, c, _ = self._inputs(x, c)
-        return self._encode(x, self.features(c))
+        return self._encode(x, self.features(self._label_or_guess(x, c)))
 
     def decode(self, z: torch.Tensor, c=None) -> Distribution:
         """p(x|z[, c]) for z of shape (..., batch, latent_dim) and c of batch rows; batch_shape is
@@ -154,19 +167,64 @@ class VAE(nn.Module):
     def reconstruct(self, x: torch.Tensor, c=None) -> torch.Tensor:
         """E[x|z] at the posterior mean z = E[z|x] (x may be a Batch)."""
         x, c, _ = self._inputs(x, c)
-        f = self.features(c)
+        f = self.features(self._label_or_guess(x, c))
         return self.likelihood.mean(self._params(self._encode(x, f).mean, f))
 
     def elbo(self, x: torch.Tensor | Batch, n_samples: int = 1, c=None, target: torch.Tensor | None = None) -> ELBO:
         """Per-example ELBO terms; the reconstruction term averages n_samples reparameterized draws,
         as does the KL where the prior has no closed form for it. `target` (default x) is what the
-        likelihood scores."""
+        likelihood scores. A semi-supervised VAE given no label returns its bound on log p(x), a sum over
+        the classes (the module's note)."""
         x, c, target = self._inputs(x, c, target)
-        f = self.features(c)
+        if self.classifier is not None and c is None:
+            return self._marginal_elbo(x, target, self._classify(x).logits, n_samples)
+        return self._elbo(x, self.features(c), target, n_samples)
+
+    def _elbo(self, x: torch.Tensor, f: torch.Tensor | None, target: torch.Tensor, n_samples: int = 1) -> ELBO:
         qz = self._encode(x, f)
         z = qz.rsample((n_samples,))  # (n_samples, batch, latent)
-        reconstruction = self._log_px(z, f, target).mean(0)
-        return ELBO(reconstruction, self.prior.given(x).kl(qz, z))
+        return ELBO(self._log_px(z, f, target).mean(0), self.prior.given(x).kl(qz, z))
+
+    def classify(self, x: torch.Tensor | Batch) -> Categorical:
+        """q(y|x) of a semi-supervised VAE (M2), batch_shape (batch,) over its K classes."""
+        if self.classifier is None:
+            raise ConfigError("this VAE has no classifier q(y|x): train it with --semi-supervised")
+        return self._classify(self._inputs(x)[0])
+
+    def _classify(self, x: torch.Tensor) -> Categorical:
+        return Categorical(logits=full_precision(self.classifier(x)))
+
+    def _label_or_guess(self, x: torch.Tensor, c):
+        """c, or for a semi-supervised VAE given none, the classes q(y|x) finds most probable."""
+        return c if c is not None or self.classifier is None else self._classify(x).probs.argmax(-1)
+
+    def _marginal_elbo(self, x: torch.Tensor, target: torch.Tensor, log_qy: torch.Tensor, n_samples: int = 1) -> ELBO:
+        """M2's bound on log p(x) (Kingma et al. 2014, eq. 7), per example (batch,): each class's ELBO weighed by
+        q(y|x) (log-probabilities log_qy (batch, K)), and KL(q(y|x) || p(y)) with p(y) uniform added to the KL."""
+        classes, rows = self.condition.n_classes, len(x)
+        y = torch.arange(classes, device=x.device).repeat_interleave(rows)  # (K * batch,), class-major as repeat_rows
+        per_class = self._elbo(repeat_rows(x, classes * rows), self.features(y), repeat_rows(target, classes * rows),
+                               n_samples)
+        weights = log_qy.exp().T  # (K, batch)
+        kl_y = (log_qy.exp() * (log_qy + math.log(classes))).sum(-1)
+        return ELBO((weights * per_class.reconstruction.view(classes, rows)).sum(0),
+                    (weights * per_class.kl.view(classes, rows)).sum(0) + kl_y)
+
+    def _semi_supervised_loss(self, x, c, target, beta: float) -> Loss:
+        """M2's objective, the mean over a batch whose labels c are UNLABELLED where unknown (the module's note)."""
+        x, labels, target = self._inputs(x, c, target)
+        if labels is None:
+            raise ConfigError("a semi-supervised VAE trains on labels, UNLABELLED where unknown: give it LabelledData")
+        known = labels != UNLABELLED
+        qy = self._classify(x)
+        given = self._elbo(x[known], self.features(labels[known]), target[known])
+        labelled = ELBO(given.reconstruction, given.kl + math.log(self.condition.n_classes))  # -log p(y) = log K
+        unlabelled = self._marginal_elbo(x[~known], target[~known], qy.logits[~known])  # Categorical's logits: log q(y|x)
+        label_nll = -qy.log_prob(labels.clamp(min=0))[known]  # -log q(y|x), (labelled,)
+        per_row = torch.cat([self.label_weight * label_nll - labelled.total(beta), -unlabelled.total(beta)])
+        reconstruction = torch.cat([labelled.reconstruction, unlabelled.reconstruction]).mean()
+        kl = torch.cat([labelled.kl, unlabelled.kl]).mean()
+        return Loss(per_row.mean(), reconstruction.detach(), kl.detach())
 
     def loss(self, x: torch.Tensor | Batch, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0,
              iw_samples: int = 1, c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
@@ -191,8 +249,16 @@ class VAE(nn.Module):
         (the Trainer's first --prior-warmup epochs: its fixed closed-form KL keeps the encoder from the
         saturated, input-blind state in which a VampPrior, the same encoder at its pseudo-inputs, matches
         every posterior at no cost).
-        x may be a Batch; c and target as in `elbo`.
+        x may be a Batch; c and target as in `elbo`. A semi-supervised VAE takes labels (a LabelledBatch, or c)
+        with UNLABELLED where unknown and returns M2's objective (the module's note) with beta on both KLs.
         """
+        if self.classifier is not None:
+            if isinstance(x, LabelledBatch):
+                x, c = x.x, x.labels
+            if iw_samples > 1 or free_bits > 0 or tc_weight > 0 or (torch.is_tensor(beta) and beta.dim() > 0):
+                raise ConfigError("the semi-supervised objective takes one KL weight (--beta) and none of --iw-samples, "
+                                  "--free-bits, --tc-weight: drop them")
+            return self._semi_supervised_loss(x, c, target, beta)
         if tc_weight > 0 and (iw_samples > 1 or dataset_size is None):
             raise ConfigError("the total-correlation term needs the training set's size (dataset_size) and "
                               "iw_samples=1: drop --tc-weight or --iw-samples")
@@ -238,9 +304,15 @@ class VAE(nn.Module):
 
         The k samples are drawn in chunks so that memory stays bounded for any k; the chunks'
         log-sum-exps are combined exactly. With c it estimates log p(x|c); with a target, log p(target[|c])
-        with q(z|x) as the proposal.
+        with q(z|x) as the proposal. A semi-supervised VAE given no label estimates log sum_y p(y) p(x|y), k samples
+        per class.
         """
         x, c, target = self._inputs(x, c, target)
+        if self.classifier is not None and c is None:
+            classes = self.condition.n_classes
+            per_class = torch.stack([self.log_likelihood(x, k, chunk_size, torch.full((len(x),), y, device=x.device),
+                                                         target) for y in range(classes)])  # (K, batch)
+            return torch.logsumexp(per_class, 0) - math.log(classes)
         f = self.features(c)
         qz = self._encode(x, f)
         prior = self.prior.given(x)
@@ -277,4 +349,5 @@ def build_vae(config) -> VAE:
         encoder, decoder = build_networks(network, shape, config.latent_dim, likelihood.params_per_value,
                                           config.hidden, config.conv_channels, config.activation,
                                           config.encoder_padding, features, posterior.stats_per_latent)
-    return VAE(encoder, decoder, likelihood, prior, condition, posterior)
+    classifier = MLP(shape, config.hidden, (config.n_classes,), config.activation) if config.semi_supervised else None
+    return VAE(encoder, decoder, likelihood, prior, condition, posterior, classifier, config.label_weight)

@@ -1,5 +1,5 @@
 """The image workflow: the Python API behind `vaekit train`, `eval`, `sample`, `reconstruct`, `interpolate`,
-`embed`, `sweep`, `report` and `demo`. A run is a directory written by `train`:
+`embed`, `classify`, `sweep`, `report` and `demo`. A run is a directory written by `train`:
 
     config.json          model, train and data configs (the schema to rebuild the model)
     model.safetensors    weights (best validation epoch)
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
-                      preset, resumed_train_config, route, to_dict)
+                      check_semi_supervised, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import write_json, write_jsonl
 from ..saved import check_new_folder, check_output_folder, clear_folder
 from ..tracking import TRACKERS, tracker_names, trackers  # TRACKERS: --log-to's choices
 # The commands on a saved run live beside this module; they are this API too (vaekit.train, vaekit.sample, ...).
-from .images_eval import EVAL_K, eval_file, evaluate, sample_quality
+from .images_eval import EVAL_K, Classification, classify, eval_file, evaluate, sample_quality
 from .images_pictures import PICTURES, SAMPLE_CHUNK, embed, fit_sampler, interpolate, reconstruct, sample, slerp
 from .images_run import KIND, Run, as_run, caption, load_run, output_path, run_splits, weights_epoch
 
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 CURVES_FILE = "curves.png"
 NOT_CONFIG = ("preset", "log_to", "tensorboard")  # what train takes beside the configs' options
 ACTIVATION_COPIES = 8  # decoded values one training example holds at once per importance sample (rough)
+# Labelled rows drawn (with replacement) into every batch of a semi-supervised run, so that its few labels train the
+# classifier at every step (Kingma et al. 2014 saw 100 labels among 50,000 images).
+LABELLED_PER_BATCH = 32
 
 
 def _with_file(options: dict) -> dict:
@@ -95,13 +98,14 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
         if arrays is not None:
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
         check_likelihood_data(model_cfg, data_cfg)
+        check_semi_supervised(model_cfg, train_cfg, data_cfg)
         if out is not None and is_main_process():
             check_new_folder(out, overwrite, resume=True)
     select_device(train_cfg.device)
     splits = training_splits(data_cfg, train_cfg.seed, arrays)
     streamed = not torch.is_tensor(splits.x_train)
-    if streamed and model_cfg.condition != "none":
-        raise ConfigError(f"--condition {model_cfg.condition} needs the data in memory, but {data_cfg.data} is "
+    if streamed and (model_cfg.condition != "none" or model_cfg.semi_supervised):
+        raise ConfigError(f"--condition {model_cfg.condition} or --semi-supervised needs the data in memory, but {data_cfg.data} is "
                           "streamed: drop --condition or pass --stream never")
     if len(splits.x_train) < 2:
         raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
@@ -110,6 +114,13 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     vae.likelihood.check_data(splits.x_val if streamed else splits.x_train)  # a stream: its held-out rows
     dynamic = data_cfg.binarize == "dynamic"
     x_train = model_data(vae, data_cfg, splits.x_train, splits.y_train, seed=None, binarize=dynamic)
+    if model_cfg.semi_supervised:
+        from ..conditioning import LabelledData, balanced_labels
+
+        labels = torch.as_tensor(splits.y_train).long()
+        if data_cfg.labelled:
+            labels = balanced_labels(labels, data_cfg.labelled, train_cfg.seed)
+        x_train = LabelledData(x_train, labels, LABELLED_PER_BATCH)
     x_val = model_data(vae, data_cfg, splits.x_val, splits.y_val, seed=train_cfg.seed)
     # Under torchrun only rank 0 writes; the others would otherwise race it to config.json.
     if out is not None and is_main_process():
@@ -175,9 +186,12 @@ def _build_for(splits, model_cfg, train_cfg, resume: bool):
     from ..vae import build_vae
 
     model_cfg = dataclasses.replace(model_cfg, data_shape=tuple(splits.x_train.shape[1:]))
+    if model_cfg.semi_supervised:
+        model_cfg = dataclasses.replace(model_cfg, condition="label")
     if model_cfg.condition == "label" and not resume:
         if splits.y_train is None:
-            raise DataError("--condition label needs labelled data: use a dataset with labels or --condition none")
+            flag = "--semi-supervised" if model_cfg.semi_supervised else "--condition label"
+            raise DataError(f"{flag} needs labelled data: use a dataset with labels or drop {flag}")
         model_cfg = dataclasses.replace(model_cfg, n_classes=int(np.max(splits.y_train)) + 1)
     torch.manual_seed(train_cfg.seed)
     vae = build_within_memory(lambda: build_vae(model_cfg), "a model of these sizes",

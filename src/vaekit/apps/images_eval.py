@@ -6,14 +6,15 @@ torch and the core are imported inside the functions, as in every app: the CLI r
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import check_count
 from ..errors import ConfigError, DataError
-from ..io import write_json
+from ..io import atomic_write, write_json
 from ..tracking import follow_up
-from .images_run import Run, as_run, run_splits
+from .images_run import Run, as_run, output_path, run_splits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -110,3 +111,40 @@ def sample_quality(run: Run | str | Path, n: int = 1000, sampler: str = "prior",
     check_quality_options(n, sampler)
     run = as_run(run)
     return measure(run, run_splits(run), n, sampler, inception_weights, seed, picture)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What `classify` found: the accuracy (None for data without labels) over n_examples, and the CSV written."""
+
+    accuracy: float | None
+    n_examples: int
+    path: Path
+
+
+def classify(run: Run | str | Path, data: str | None = None, data_dir: str | None = None, split: str = "test",
+             out: str | Path | None = None) -> Classification:
+    """Labels of a split from a semi-supervised run's classifier q(y|x) (`vaekit classify`): a CSV with each row's
+    index, predicted class, its probability and the true label where known (default RUN/predictions_SPLIT.csv), and
+    the accuracy where the data has labels."""
+    from ..evaluation import class_probabilities, classifier_accuracy
+
+    run = as_run(run)
+    if run.vae.classifier is None:
+        raise ConfigError(f"{run.path} has no classifier: classify takes a run trained with --semi-supervised")
+    path = output_path(run, out, f"predictions_{split}.csv", (".csv",))
+    splits = run_splits(run, data, data_dir)
+    if split not in ("test", "train"):
+        raise ConfigError(f"unknown split '{split}': use test or train")
+    x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
+    if len(x) == 0:
+        raise DataError(f"the {split} split is empty: choose another --split")
+    probabilities = class_probabilities(run.vae, x).cpu()
+    confidence, predicted = probabilities.max(-1)
+    header = "row,predicted,probability" + (",label" if y is not None else "")
+    lines = [f"{i},{int(label)},{float(p):.6g}" + (f",{int(y[i])}" if y is not None else "")
+             for i, (label, p) in enumerate(zip(predicted, confidence))]
+    atomic_write(path, "\n".join([header, *lines]) + "\n")
+    accuracy = None if y is None else classifier_accuracy(probabilities, y)
+    return Classification(accuracy, len(x), path)
+

@@ -1,4 +1,4 @@
-"""`vaekit train|eval|sample|reconstruct|interpolate|embed|sweep|report|demo`: the flags of the image
+"""`vaekit train|eval|sample|reconstruct|interpolate|embed|classify|sweep|report|demo`: the flags of the image
 workflow, each subcommand one call of vaekit.apps.images."""
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ EXAMPLES = {
     "reconstruct": "vaekit reconstruct runs/mlp -o reconstructions.png",
     "interpolate": "vaekit interpolate runs/mlp --spherical -o paths.png",
     "embed": "vaekit embed runs/mlp -o latents.csv",
+    "classify": "vaekit train --data mnist --semi-supervised --labelled 100 --out runs/m2 && vaekit classify runs/m2\n"
+                "  vaekit classify runs/m2 --data digits.npz -o labels.csv   # labels for other data of the same shape",
     "sweep": "vaekit sweep --latent-dims 2,8,16,32 --data fashion-mnist --epochs 5 --out runs/sweep",
     "report": "vaekit report runs/mlp   # writes runs/mlp/report.html",
     "config": "vaekit config runs/mlp --format yaml > mlp.yaml   # edit, then: vaekit train --config mlp.yaml "
@@ -132,6 +134,14 @@ def add_commands(subparsers) -> None:
     add_data_flags(p)
     p.set_defaults(handler=lambda a: images.embed(a.run, a.out, a.data, a.data_dir, a.split))
 
+    p = command("classify", "labels from a --semi-supervised run's classifier q(y|x), and their accuracy")
+    p.add_argument("run")
+    add_parameter(p, images.classify, "split", choices=("test", "train"), help="the split to label")
+    add_parameter(p, images.classify, "out", "-o", "--out",
+                  help="output .csv of row, predicted, probability[, label] (default: RUN/predictions_SPLIT.csv)")
+    add_data_flags(p)
+    p.set_defaults(handler=_classify)
+
     p = command("sweep", "one model per latent size, and the trade-off plotted")
     _train_flags(p, images.sweep)
     add_parameter(p, images.sweep, "latent_dims", type=parse_ints, metavar="N[,N...]",
@@ -189,6 +199,13 @@ def _train_prior(args: argparse.Namespace):
     fit = images.train_prior(args.run, **options_from(args, code_prior.CodePriorConfig, TrainConfig))
     print(f"code prior: {fit.val_bits_per_code:.3f} bits per held-out code (uniform: {fit.uniform_bits_per_code:.3f})")
     return f"{args.run}/{code_prior.CODE_PRIOR_DIR}"
+
+
+def _classify(args: argparse.Namespace):
+    result = images.classify(args.run, args.data, args.data_dir, args.split, args.out)
+    if result.accuracy is not None:
+        print(f"accuracy {result.accuracy:.4f} on {result.n_examples} {args.split} examples")
+    return result.path
 
 
 def _sweep(args: argparse.Namespace):

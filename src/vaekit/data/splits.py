@@ -117,11 +117,13 @@ def _check_unit_range(x: torch.Tensor) -> None:
 def model_data(vae: VAE, data: DataConfig, x: torch.Tensor, y=None, seed: int | None = 0, binarize: bool = False):
     """x as `vae` consumes it: the tensor itself for a plain VAE, else a PairedData that adds the
     condition taken from the data (labels y, x downscaled, or x corrupted) and the corruption of `data`, drawn
-    once with `seed` (None: afresh on every read, as training wants)."""
+    once with `seed` (None: afresh on every read, as training wants). A semi-supervised VAE takes no labels
+    here: it reads them from x with its classifier (training adds the labels it keeps: LabelledData)."""
     corruption = parse_corruption(data.corrupt)
-    if vae.condition is None and corruption is None:
+    conditioned = vae.condition is not None and vae.classifier is None
+    if not conditioned and corruption is None and not (binarize and vae.classifier is not None):
         return x
-    c = None if vae.condition is None else vae.condition.from_data(x, y)
+    c = vae.condition.from_data(x, y) if conditioned else None
     paired = PairedData(x, c, corruption, binarize=binarize,
                         corrupt_condition=getattr(vae.condition, "corrupts", False))
     return paired if seed is None else paired.fixed(seed)

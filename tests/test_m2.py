@@ -1,0 +1,125 @@
+"""Semi-supervised M2 (Kingma et al. 2014): its bounds against sums written out by hand, the labels a run keeps,
+and a run's classifier through train, classify, eval, load and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from vaekit.conditioning import UNLABELLED, LabelledBatch, balanced_labels
+from vaekit.config import ModelConfig
+from vaekit.errors import ConfigError, DataError
+from vaekit.vae import build_vae
+
+CLASSES = 3
+
+
+def _m2(label_weight: float = 2.0):
+    torch.manual_seed(0)
+    return build_vae(ModelConfig(data_shape=(6,), hidden=(8,), latent_dim=2, condition="label", n_classes=CLASSES,
+                                 semi_supervised=True, label_weight=label_weight))
+
+
+def _per_class(vae, x):
+    """ELBO(x|y) of every class, (K, batch), drawn as the marginal bound draws them (class-major rows)."""
+    y = torch.arange(CLASSES).repeat_interleave(len(x))
+    elbo = vae.elbo(x.repeat(CLASSES, 1), c=y)
+    return elbo.reconstruction.view(CLASSES, -1), elbo.kl.view(CLASSES, -1)
+
+
+def test_the_unlabelled_bound_is_the_sum_over_classes():
+    vae, x = _m2(), torch.rand(5, 6)
+    qy = F.softmax(vae.classifier(x), -1)  # (batch, K)
+    torch.manual_seed(1)
+    reconstruction, kl = _per_class(vae, x)
+    by_hand = sum(qy[:, y] * -(reconstruction[y] - kl[y]) for y in range(CLASSES))
+    by_hand = by_hand + (qy * qy.log()).sum(1) + math.log(CLASSES)  # - H(q(y|x)) - log p(y), p(y) = 1/K
+    torch.manual_seed(1)
+    torch.testing.assert_close(-vae.elbo(x).total(), by_hand)
+    torch.manual_seed(1)
+    unlabelled = LabelledBatch(x, torch.full((5,), UNLABELLED), 5)
+    torch.testing.assert_close(vae.loss(unlabelled).loss, by_hand.mean())
+
+
+def test_a_certain_classifier_leaves_its_class_elbo_and_log_k():
+    vae, x = _m2(), torch.rand(4, 6)
+    with torch.no_grad():
+        vae.classifier.layers[-1].weight.zero_()
+        vae.classifier.layers[-1].bias.copy_(torch.tensor([0.0, 80.0, 0.0]))  # q(y = 1 | x) = 1
+    torch.manual_seed(2)
+    marginal = vae.elbo(x)
+    torch.manual_seed(2)
+    reconstruction, kl = _per_class(vae, x)
+    torch.testing.assert_close(marginal.reconstruction, reconstruction[1])
+    torch.testing.assert_close(marginal.kl, kl[1] + math.log(CLASSES))
+
+
+def test_labelled_rows_score_their_class_elbo_and_the_weighted_label_nll():
+    vae, x = _m2(label_weight=3.0), torch.rand(4, 6)
+    labels = torch.tensor([2, 0, 1, 1])
+    torch.manual_seed(3)
+    elbo = vae.elbo(x, c=labels)
+    label_nll = F.cross_entropy(vae.classifier(x), labels, reduction="none")
+    by_hand = -(elbo.reconstruction - 0.5 * (elbo.kl + math.log(CLASSES))) + 3.0 * label_nll
+    torch.manual_seed(3)
+    loss = vae.loss(LabelledBatch(x, labels, 4), beta=0.5)
+    torch.testing.assert_close(loss.loss, by_hand.mean())
+    torch.testing.assert_close(loss.kl, (elbo.kl + math.log(CLASSES)).mean())
+
+
+def test_the_objective_refuses_terms_it_does_not_take():
+    vae, x = _m2(), torch.rand(4, 6)
+    with pytest.raises(ConfigError, match="semi-supervised"):
+        vae.loss(LabelledBatch(x, torch.zeros(4, dtype=torch.long), 4), iw_samples=2)
+    with pytest.raises(ConfigError, match="UNLABELLED"):
+        vae.loss(x)
+
+
+def test_labels_kept_are_balanced_and_drawn_with_the_seed():
+    y = torch.arange(3).repeat(40)  # 120 rows, 40 per class
+    kept = balanced_labels(y, 10, seed=7)
+    known = kept != UNLABELLED
+    assert known.sum() == 10 and (kept[known] == y[known]).all()
+    assert torch.bincount(kept[known], minlength=3).tolist() == [4, 3, 3]
+    assert torch.equal(kept, balanced_labels(y, 10, seed=7))
+    assert not torch.equal(kept, balanced_labels(y, 10, seed=8))
+    with pytest.raises(ConfigError, match="one per class"):
+        balanced_labels(y, 2, seed=0)
+    with pytest.raises(DataError, match="class 2"):
+        balanced_labels(torch.tensor([0] * 10 + [1] * 10 + [2]), 9, seed=0)
+
+
+def test_a_run_classifies_evaluates_reloads_and_resumes(tmp_path, monkeypatch):
+    from vaekit.apps import images
+
+    monkeypatch.chdir(tmp_path)
+    options = dict(data="digits", network="mlp", hidden=(32,), latent_dim=4, batch_size=128, progress=False,
+                   semi_supervised=True, labelled=50)
+    run = images.train(tmp_path / "run", epochs=1, **options)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["semi_supervised"] and saved["model"]["condition"] == "label"
+    assert saved["model"]["n_classes"] == 10 and saved["data"]["labelled"] == 50
+
+    result = images.classify(run)
+    rows = list(csv.DictReader(result.path.open()))
+    assert len(rows) == result.n_examples and set(rows[0]) == {"row", "predicted", "probability", "label"}
+    assert result.accuracy == sum(row["predicted"] == row["label"] for row in rows) / len(rows)
+    again = images.classify(tmp_path / "run", out=tmp_path / "again.csv")  # from the saved folder
+    assert again.accuracy == result.accuracy and again.path.read_text() == result.path.read_text()
+    evaluation = images.evaluate(run, k=2, limit=40, progress=False)
+    assert evaluation.classifier_accuracy == sum(r["predicted"] == r["label"] for r in rows[:40]) / 40
+
+    resumed = images.train(tmp_path / "run", resume=True, epochs=2)
+    assert [row["epoch"] for row in resumed.history] == [1, 2]
+
+    plain = images.train(tmp_path / "plain", epochs=1, data="digits", network="mlp", hidden=(8,), latent_dim=2,
+                         progress=False)
+    with pytest.raises(ConfigError, match="--semi-supervised"):
+        images.classify(plain)
+    with pytest.raises(ConfigError, match="add --semi-supervised"):
+        images.train(tmp_path / "bad", epochs=1, data="digits", labelled=20)
