@@ -320,7 +320,7 @@ def test_a_resumed_fit_repeats_the_uninterrupted_one(tmp_path, capsys):
     assert "already holds a model: pass --resume" in capsys.readouterr().err
     assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "3", "--latent-dim", "5",
                  "--resume"]) == 2
-    assert "only checkpoint_every, device, early_stopping, epochs, progress, time_limit, workers may change (got latent_dim)" \
+    assert "only checkpoint_every, device, early_stopping, epochs, profile, progress, time_limit, workers may change (got latent_dim)" \
         in capsys.readouterr().err
     assert main(["text", "fit", *options, "-o", str(tmp_path / "stopped"), "--epochs", "3", "--resume"]) == 0
     straight, resumed = load_text_model(tmp_path / "straight"), load_text_model(tmp_path / "stopped")

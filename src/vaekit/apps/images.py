@@ -105,8 +105,9 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
     splits = training_splits(data_cfg, train_cfg.seed, arrays)
     streamed = not torch.is_tensor(splits.x_train)
     if streamed and (model_cfg.condition != "none" or model_cfg.semi_supervised):
-        raise ConfigError(f"--condition {model_cfg.condition} or --semi-supervised needs the data in memory, but {data_cfg.data} is "
-                          "streamed: drop --condition or pass --stream never")
+        flag = "--semi-supervised" if model_cfg.semi_supervised else f"--condition {model_cfg.condition}"
+        raise ConfigError(f"{flag} needs the data in memory, but {data_cfg.data} is streamed: drop {flag.split()[0]} "
+                          "or pass --stream never")
     if len(splits.x_train) < 2:
         raise DataError(f"the training set has {len(splits.x_train)} example(s): a VAE needs at least 2 to learn "
                         "from; give more data or a smaller --val-fraction")
