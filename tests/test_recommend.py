@@ -230,6 +230,16 @@ def test_recvae_fits_learns_and_reloads(tmp_path):
     torch.testing.assert_close(rec.load(tmp_path / "recvae").scorer(x), model.scorer.eval()(x))
 
 
+def test_early_stopping_watches_validation_ndcg_and_keeps_the_best_epoch(tmp_path):
+    log = clustered_log(tmp_path / "log.csv", n_users=240)
+    model = rec.fit(log, model="vae", epochs=40, lr=3e-2, early_stopping=3, **SMALL)
+    scores = [row["val_ndcg@100"] for row in model.history]
+    best = int(np.argmax(scores))
+    assert len(scores) == best + 1 + 3 < 40  # stopped three epochs after the best
+    kept = rec.ranking_metrics(model.scorer, model.part("val", "foldin"), model.part("val", "heldout"))
+    assert float(kept.ndcg_100.mean()) == pytest.approx(scores[best])
+
+
 def test_cli_fit_evaluate_top(tmp_path, capsys):
     log = clustered_log(tmp_path / "log.tsv", n_users=80, sep="\t")
     out = tmp_path / "dae"
