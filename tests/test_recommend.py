@@ -195,7 +195,7 @@ def test_ease_is_the_closed_form_solution():
 # -- real tiny runs, API and CLI ----------------------------------------------------------------------
 def test_fit_evaluate_top_and_reload(tmp_path):
     log = clustered_log(tmp_path / "log.csv", n_users=240)
-    model = rec.fit(log, tmp_path / "vae", model="vae", epochs=25, lr=3e-3, **SMALL)
+    model = rec.fit(log, tmp_path / "vae", model="vae", epochs=25, lr=3e-3, early_stopping=0, **SMALL)
     assert len(model.history) == 25 and "val_ndcg@100" in model.history[-1]
     results = rec.evaluate(tmp_path / "vae", baselines=True)
     assert set(results) == {"vae", "popularity", "ease"}
