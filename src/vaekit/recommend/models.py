@@ -69,7 +69,7 @@ class RecommendConfig:
                                "0 reaches the cap at 80%% of training, where the paper's schedule reached it")
     gamma: float = option(0.01, "RecVAE's KL weight per interaction: a user with n interactions weighs their KL "
                           "gamma * n (Shenbin et al. 2020: 0.005; 0.01 scored best on MovieLens-small's validation "
-                          "users)")
+                          "users, 0.329 over 3 splits against 0.327 for 0.02)")
     encoder_passes: int = option(3, "RecVAE's passes per epoch updating only the encoder (the paper: 3)")
     decoder_passes: int = option(1, "RecVAE's passes per epoch updating only the decoder, after the encoder's (the "
                                  "paper: 1)")
