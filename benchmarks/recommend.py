@@ -57,7 +57,7 @@ def run(path: Path, data_options: dict, seed: int, budget: dict[str, dict]) -> d
         if kind == "ease":
             rows[kind]["ease_lambda"] = model.history[int(np.argmax(scores))]["ease_lambda"]
         elif scores:
-            rows[kind]["best_epoch"] = int(np.argmax(scores)) + 1
+            rows[kind]["best_epoch"], rows[kind]["epochs_run"] = int(np.argmax(scores)) + 1, len(scores)
         rows["shape"] = list(model.data.matrix.shape) + [int(model.data.matrix.nnz)]
     return rows
 
@@ -67,6 +67,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="Mult-VAE/DAE epochs (default: vaekit's)")
     parser.add_argument("--recvae-epochs", type=int, default=None, help="RecVAE epochs (default: vaekit's)")
     parser.add_argument("--batch-size", type=int, default=None, help="the autoencoders' batch (default: vaekit's)")
+    parser.add_argument("--early-stopping", type=int, default=None,
+                        help="the autoencoders stop after this many epochs without a better validation NDCG@100 "
+                             "(default: vaekit's)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--jobs", type=int, default=1, help="(data set, seed) runs at once, one process each")
@@ -74,7 +77,8 @@ def main() -> None:
     torch.set_num_threads(1)
     root = Path(os.environ.get("VAEKIT_DATA", ""))
     seeds = [int(s) for s in args.seeds.split(",")]
-    common = {k: v for k, v in (("batch_size", args.batch_size), ("progress", False)) if v is not None}
+    common = {k: v for k, v in (("batch_size", args.batch_size), ("early_stopping", args.early_stopping),
+                                ("progress", False)) if v is not None}
     budget = {kind: {**common, **({"epochs": e} if e is not None else {})}
               for kind, e in (("dae", args.epochs), ("vae", args.epochs), ("recvae", args.recvae_epochs))}
     names = [name for name in args.datasets.split(",") if (root / DATASETS[name][0]).is_file()]

@@ -205,6 +205,7 @@ TABLES: dict[str, Table] = {
                             "--gamma": NON_NEGATIVE_FLOAT, "--encoder-passes": POSITIVE,
                             "--decoder-passes": POSITIVE, "--recvae-layers": POSITIVE,
                             "--ease-lambda": ["-1", "x", "nan"], "--epochs": POSITIVE, "--batch-size": POSITIVE,
+                            "--early-stopping": NON_NEGATIVE,
                             "--lr": POSITIVE_FLOAT, "--weight-decay": NON_NEGATIVE_FLOAT, "--precision": CHOICE,
                             "--seed": SEED, "--device": ["bogus", ""]}),
     "recommend evaluate": Table("recommend evaluate {recommend}", {"model": [*BAD_FOLDER, "{run}"],

@@ -195,7 +195,7 @@ def test_ease_is_the_closed_form_solution():
 # -- real tiny runs, API and CLI ----------------------------------------------------------------------
 def test_fit_evaluate_top_and_reload(tmp_path):
     log = clustered_log(tmp_path / "log.csv", n_users=240)
-    model = rec.fit(log, tmp_path / "vae", model="vae", epochs=25, lr=3e-3, **SMALL)
+    model = rec.fit(log, tmp_path / "vae", model="vae", epochs=25, lr=3e-3, early_stopping=0, **SMALL)
     assert len(model.history) == 25 and "val_ndcg@100" in model.history[-1]
     results = rec.evaluate(tmp_path / "vae", baselines=True)
     assert set(results) == {"vae", "popularity", "ease"}
@@ -228,6 +228,16 @@ def test_recvae_fits_learns_and_reloads(tmp_path):
     assert 0 < results["recvae"]["coverage@20"] <= 1 and 0 <= results["recvae"]["long_tail@20"] <= 1
     x = torch.from_numpy(model.part("test", "foldin").toarray())
     torch.testing.assert_close(rec.load(tmp_path / "recvae").scorer(x), model.scorer.eval()(x))
+
+
+def test_early_stopping_watches_validation_ndcg_and_keeps_the_best_epoch(tmp_path):
+    log = clustered_log(tmp_path / "log.csv", n_users=240)
+    model = rec.fit(log, model="vae", epochs=40, lr=3e-2, early_stopping=3, **SMALL)
+    scores = [row["val_ndcg@100"] for row in model.history]
+    best = int(np.argmax(scores))
+    assert len(scores) == best + 1 + 3 < 40  # stopped three epochs after the best
+    kept = rec.ranking_metrics(model.scorer, model.part("val", "foldin"), model.part("val", "heldout"))
+    assert float(kept.ndcg_100.mean()) == pytest.approx(scores[best])
 
 
 def test_cli_fit_evaluate_top(tmp_path, capsys):

@@ -114,6 +114,18 @@ def test_early_stopping_stops_and_keeps_the_best_weights(tmp_path):
     assert abs(negative_elbo(reloaded.vae, splits.x_val)[0] - best) < 1.0
 
 
+def test_early_stopping_can_monitor_a_probed_score_higher_better_without_validation_data():
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.3, 0.9, 0.95])  # no gain after epoch 2 for three epochs: stop after 5
+    vae = build_vae(ModelConfig(data_shape=(16,), hidden=(8,), latent_dim=2))
+    config = TrainConfig(epochs=7, batch_size=8, early_stopping=3, progress=False)
+    trainer = Trainer(vae, config, probe=lambda scored, row: {"val_score": next(scores)}, monitor="val_score")
+    history = trainer.fit(torch.rand(16, 16).round())
+    assert [row["val_score"] for row in history] == [0.1, 0.3, 0.2, 0.25, 0.3]
+    assert trainer.best_epoch == 2 and "val_neg_elbo" not in history[0]
+    with pytest.raises(ConfigError, match="probe"):
+        Trainer(vae, config, monitor="val_score")
+
+
 def test_kl_warmup_ramps_linearly_to_beta():
     trainer = Trainer(torch.nn.Linear(1, 1), TrainConfig(beta=2.0, kl_warmup=2, progress=False))
     assert [trainer.kl_weight(step, steps_per_epoch=10) for step in (0, 9, 19, 50)] == [0.1, 1.0, 2.0, 2.0]

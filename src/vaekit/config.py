@@ -139,7 +139,8 @@ class TrainConfig:
                                    "objective (beta-TCVAE, Chen et al. 2018, minibatch stratified sampling): their "
                                    "beta is --beta + this, e.g. 5 at --beta 1 for their 6; 0 disables")
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
-    early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO; 0 disables")
+    early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO (a recommender's: "
+                                    "NDCG@100); 0 disables")
     time_limit: float = option(0.0, "a training-time budget in minutes: stop before an epoch that would end past it at "
                                       "the last epoch's pace; 0 disables")
     ema: float = option(0.0, "decay of an exponential moving average of the weights (Polyak averaging), e.g. 0.999: "

@@ -55,8 +55,11 @@ class Trainer:
                  kl_schedule: Callable[[int, int], float] | None = None,
                  probe: Callable[[nn.Module, dict], dict] | None = None,
                  kl_per_example: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 alternate: tuple[int, int] | None = None):
-        """kl_per_example: batch -> (batch,) factors of each example's KL weight beta (RecVAE: its number of
+                 alternate: tuple[int, int] | None = None, monitor: str | None = None):
+        """monitor: a figure of the epoch's row that `probe` adds (e.g. a recommender's 'val_ndcg@100'), higher
+        better, that replaces the validation -ELBO in choosing the best epoch and in early stopping; the probe then
+        runs every epoch, with or without x_val.
+        kl_per_example: batch -> (batch,) factors of each example's KL weight beta (RecVAE: its number of
         interactions). alternate=(e, d): each epoch makes e passes updating only the encoder, then d passes
         updating only the decoder with the encoder in eval mode (RecVAE's alternating updates, Shenbin et al.
         2020, sec. 3.4); None updates both together in one pass."""
@@ -68,7 +71,9 @@ class Trainer:
         if alternate is not None and config.checkpoint_every > 0:
             raise ConfigError("a step checkpoint cannot say which of an epoch's alternating passes it is in: drop "
                               "--checkpoint-every (epoch checkpoints still resume exactly)")
-        self.kl_per_example, self.alternate = kl_per_example, alternate
+        if monitor is not None and probe is None:
+            raise ConfigError(f"monitoring '{monitor}' needs a probe that adds it to each epoch's row")
+        self.kl_per_example, self.alternate, self.monitor = kl_per_example, alternate, monitor
         self.device = self.group.device
         check_precision(config.precision, self.device)
         self.vae = accelerate(vae.to(self.device), self.device)  # vaekit.accel's CPU paths, in place
@@ -253,13 +258,14 @@ class Trainer:
                 self.scored.eval()
                 row["val_neg_elbo"], row["val_reconstruction"], row["val_kl"] = negative_elbo(
                     self.scored, x_val, group=group)
-                if self.probe is not None:
-                    row.update(self.probe(self.scored, row))
+            if self.probe is not None and (x_val is not None or self.monitor is not None):
+                self.scored.eval()
+                row.update(self.probe(self.scored, row))
             if bar is not None:
                 bar.close()
                 bar.write(_summary(row, cfg.epochs))
             training_seconds += seconds
-            stop = self._end_epoch(row, x_val is not None)
+            stop = self._end_epoch(row, x_val is not None or self.monitor is not None)
             # a budget, not a deadline: no epoch starts that would end past it at this epoch's pace
             stop = stop or 0 < cfg.time_limit * 60 < training_seconds + seconds
             if self.on_epoch and group.is_main:
@@ -384,9 +390,11 @@ class Trainer:
 
     def _end_epoch(self, row: dict, has_val: bool) -> bool:
         """Log, keep the best weights, checkpoint; True when early stopping says stop."""
-        improved = not has_val or row["val_neg_elbo"] < self.best_val
+        if has_val:
+            value = -row[self.monitor] if self.monitor is not None else row["val_neg_elbo"]  # lower is better
+        improved = not has_val or value < self.best_val
         if has_val and improved:
-            self.best_val, self.bad_epochs = row["val_neg_elbo"], 0
+            self.best_val, self.bad_epochs = value, 0
         elif has_val:
             self.bad_epochs += 1
         if improved:

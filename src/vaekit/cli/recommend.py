@@ -18,7 +18,7 @@ EXAMPLES = {
            "  vaekit recommend top models/ml --user 42 --titles movies.csv   # titles (found beside the ratings too)",
 }
 # The TrainConfig fields `fit` offers, with the recommender's training defaults.
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "precision", "seed", "device")
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "early_stopping", "precision", "seed", "device")
 
 
 def add_commands(subparsers) -> None:

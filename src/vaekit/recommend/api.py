@@ -130,15 +130,18 @@ def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
     recvae = cfg.model == "recvae"
     vae = model.scorer.vae
 
-    def validate(row: dict) -> None:
+    def score(scored, row: dict) -> dict:
+        return {"val_ndcg@100": float(ranking_metrics(model.scorer, *val).ndcg_100.mean())}
+
+    def keep_best(row: dict) -> None:
         if recvae:
             vae.prior.renew(vae.encoder)
-        row["val_ndcg@100"] = ndcg = float(ranking_metrics(model.scorer, *val).ndcg_100.mean())
-        if ndcg > best["ndcg"]:
-            best.update(ndcg=ndcg, state={k: v.clone() for k, v in model.scorer.state_dict().items()})
+        if row["val_ndcg@100"] > best["ndcg"]:
+            best.update(ndcg=row["val_ndcg@100"], state={k: v.clone() for k, v in model.scorer.state_dict().items()})
 
     recvae_options = dict(kl_per_example=interaction_counts, alternate=(cfg.encoder_passes, cfg.decoder_passes))
-    model.history = Trainer(vae, train_config, on_epoch=validate, **(recvae_options if recvae else {})).fit(train)
+    model.history = Trainer(vae, train_config, on_epoch=keep_best, probe=score, monitor="val_ndcg@100",
+                            **(recvae_options if recvae else {})).fit(train)
     model.scorer.load_state_dict(best["state"])
 
 
