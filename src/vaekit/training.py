@@ -9,7 +9,6 @@ the same loop runs data-parallel with DDP (see distributed.py); only rank 0 writ
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -21,20 +20,18 @@ from torch import nn
 
 from .accel import accelerate, process_settings
 from .batches import epoch_batches, is_stream, splits_by_rank, worker_count
-from .checkpoint import (MODEL_FILE, STATE_DIR, STATE_META, STATE_TENSORS, EpochPosition, load_tensors,
-                         optimizer_state, read_checkpoint, read_json, read_jsonl, restore_optimizer, tensor_bytes,
-                         write_checkpoint)
+from .checkpoint import STATE_DIR, STATE_META, STATE_TENSORS, EpochPosition
 from .conditioning import binarize
 from .config import TrainConfig
 from .devices import check_precision, deterministic_algorithms, select_device, synchronize
 from .distributed import from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
-from .io import atomic_write, write_jsonl
 from .optimization import CompiledLoss, WeightAverage, kl_warmup, learning_rate, make_optimizer, updating_only
 from .profiling import StepProfile
+# METRICS_FILE: the history file of a run, read by the apps from here
+from .training_state import METRICS_FILE, restore_state, save_state  # noqa: F401
 
-METRICS_FILE = "metrics.jsonl"
 
 
 class TrainingDiverged(VaekitError):
@@ -91,96 +88,20 @@ class Trainer:
         self.best_epoch = 0  # the epoch whose weights model.safetensors holds (0: none yet)
         self.bad_epochs = 0
         self.history: list[dict] = []
-        self._legacy_steps: int | None = None  # optimizer steps of a resumed checkpoint without a manifest
-        self._within: EpochPosition | None = None  # where a resumed step checkpoint left the current epoch
+        self.legacy_steps: int | None = None  # optimizer steps of a resumed checkpoint without a manifest
+        self.within_epoch: EpochPosition | None = None  # where a resumed step checkpoint left the current epoch
         self.profile: StepProfile | None = None  # where the last fit's steps spent their time, under `profile`
 
-    # -- checkpoints ---------------------------------------------------------------------------
-    def _rng_tensors(self) -> dict[str, torch.Tensor]:
-        rng = {"rng.cpu": torch.get_rng_state(), "rng.shuffle": self.shuffle.get_state()}
-        if self.device.type == "cuda":
-            rng["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        return rng
-
+    # -- checkpoints (what they hold and how a resume restores it: training_state) ----------------
     def save_checkpoint(self, within: EpochPosition | None = None) -> None:
         """Commit the state after `epoch` epochs (and `within.step` steps of the next, for a step checkpoint) as one
         checkpoint, then show its best weights and history in model.safetensors and metrics.jsonl."""
-        if self.run_dir is None or not self.group.is_main:
-            return
-        tensors, meta = optimizer_state(self.optimizer)
-        tensors.update({f"model.{k}": v for k, v in self.vae.state_dict().items()})
-        if self.averaged is not None:
-            tensors.update({f"averaged.{k}": v for k, v in self.averaged.module.state_dict().items()})
-        tensors.update(self._rng_tensors())
-        state = {"epoch": self.epoch, "best_val": self.best_val, "bad_epochs": self.bad_epochs,
-                 "best_epoch": self.best_epoch, "optimizer": meta, "history": self.history}
-        if within is not None:  # the epoch is redrawn from its starting shuffle state and continued at `step`
-            tensors.update({"rng.shuffle": within.shuffle, "epoch.sums": within.sums})
-            state.update(step=within.step, epoch_seconds=within.seconds, world_size=within.world)
-        files = {STATE_TENSORS: tensor_bytes(tensors), STATE_META: json.dumps(state).encode()}
-        shown = self.run_dir / MODEL_FILE  # until this commit, the last checkpoint's best weights
-        best = tensor_bytes(self.scored.state_dict()) if self.best_epoch == self.epoch and within is None else (
-            shown.read_bytes() if shown.exists() else None)
-        if best is not None:
-            files[MODEL_FILE] = best
-        write_checkpoint(self.run_dir / STATE_DIR, self.epoch, files)
-        self._show(best)
+        save_state(self, within)
 
     def resume(self) -> None:
         """Restore model, optimizer, RNG, counters and history from run_dir/checkpoint, once its files are verified to
         be one checkpoint."""
-        saved = read_checkpoint(self.run_dir / STATE_DIR) if self.run_dir is not None else None
-        if saved is None:
-            raise CheckpointError(f"nothing to resume in {self.run_dir}: no checkpoint saved in {STATE_DIR}/; "
-                                  "drop --resume to start a new run")
-        meta = read_json(saved.files[STATE_META])
-        tensors = load_tensors(saved.files[STATE_TENSORS])
-        try:
-            epoch, optimizer = meta["epoch"], meta["optimizer"]
-            self.best_val, self.bad_epochs = meta["best_val"], meta["bad_epochs"]
-        except (KeyError, TypeError) as err:
-            raise CheckpointError(f"{saved.files[STATE_META]} is not a whole training state (no {err}): the checkpoint "
-                                  "is damaged; retrain") from None
-        if saved.epoch is not None and epoch != saved.epoch:
-            raise CheckpointError(f"{saved.files[STATE_META]} is of epoch {epoch} but its checkpoint's manifest says "
-                                  f"{saved.epoch}: the files do not belong together; retrain")
-        model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-        self.vae.load_state_dict(model_state)
-        if self.averaged is not None:
-            self.averaged.module.load_state_dict({k[len("averaged."):]: v for k, v in tensors.items()
-                                           if k.startswith("averaged.")})
-        restore_optimizer(self.optimizer, tensors, optimizer)
-        torch.set_rng_state(tensors["rng.cpu"])
-        self.shuffle.set_state(tensors["rng.shuffle"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        self.epoch, self.best_epoch = epoch, meta.get("best_epoch", 0)
-        if "step" in meta:  # a step checkpoint: the epoch continues after its `step` steps
-            self._within = EpochPosition(meta["step"], tensors["rng.shuffle"], tensors["epoch.sums"],
-                                         meta["epoch_seconds"], meta.get("world_size", 1))
-        if "history" in meta:
-            self.history = meta["history"]
-        else:  # the layout before manifests kept the history in metrics.jsonl only
-            self.history = [row for row in self._read_metrics() if row["epoch"] <= self.epoch]
-            self._legacy_steps = _steps_taken(self.optimizer)
-        best = saved.files.get(MODEL_FILE)
-        if self.group.is_main:
-            self._show(best.read_bytes() if best is not None else None)
-
-    def _show(self, best: bytes | None) -> None:
-        """Bring model.safetensors (to `best`, unless None) and metrics.jsonl in line with the checkpoint just
-        committed or loaded."""
-        shown = self.run_dir / MODEL_FILE
-        if best is not None and not (shown.exists() and shown.read_bytes() == best):
-            atomic_write(shown, best)
-        self._write_metrics()
-
-    def _read_metrics(self) -> list[dict]:
-        return read_jsonl(self.run_dir / METRICS_FILE)
-
-    def _write_metrics(self) -> None:
-        if self.run_dir is not None and self.group.is_main:
-            write_jsonl(self.run_dir / METRICS_FILE, self.history)
+        restore_state(self)
 
     # -- training ------------------------------------------------------------------------------
     def kl_weight(self, step: int, steps_per_epoch: int) -> float:
@@ -229,7 +150,7 @@ class Trainer:
             if profile is not None:
                 profile.mark()
             started = time.perf_counter()
-            within, self._within = self._within, None
+            within, self.within_epoch = self.within_epoch, None
             sums, passes, bar = 0.0, 0, None
             seconds = within.seconds if within is not None else 0.0
             for part, count in ((None, 1),) if self.alternate is None else zip(("encoder", "decoder"), self.alternate):
@@ -371,7 +292,7 @@ class Trainer:
     def _check_resumed_world(self, x_train) -> None:
         """A stream dealt to the ranks by shards (TarShards) is mid-epoch at a place in each rank's own shards, which
         another number of processes would split otherwise: such a step checkpoint resumes on its own number only."""
-        within = self._within
+        within = self.within_epoch
         if within is None or within.world == self.group.world_size or not hasattr(x_train, "batch_bounds"):
             return
         raise ConfigError(f"the step checkpoint in {self.run_dir / STATE_DIR} was taken mid-epoch by {within.world} "
@@ -406,9 +327,9 @@ class Trainer:
     def _check_legacy_steps(self, steps_per_epoch: int) -> None:
         """A checkpoint without a manifest is two files renamed one after the other: a kill between the renames left
         the tensors one epoch ahead of state.json. Adam's step count tells; resuming from such a pair is inexact."""
-        if self._legacy_steps is not None and self._legacy_steps != self.epoch * steps_per_epoch:
+        if self.legacy_steps is not None and self.legacy_steps != self.epoch * steps_per_epoch:
             raise CheckpointError(
-                f"{self.run_dir / STATE_DIR / STATE_TENSORS} holds {self._legacy_steps} optimizer steps but "
+                f"{self.run_dir / STATE_DIR / STATE_TENSORS} holds {self.legacy_steps} optimizer steps but "
                 f"{STATE_META} says {self.epoch} epochs of {steps_per_epoch}: the two files are from different epochs "
                 "(a kill between their writes), so this run cannot resume exactly; retrain it")
 
@@ -416,11 +337,6 @@ class Trainer:
         raise TrainingDiverged(
             f"the loss became NaN or infinite in epoch {self.epoch + 1} near step {step + 1}; the last good "
             "checkpoint is kept: lower --lr, set --grad-clip 10, or check the data for extreme values")
-
-
-def _steps_taken(optimizer: torch.optim.Optimizer) -> int | None:
-    """Adam's step count (None before its first step)."""
-    return max((int(slots["step"]) for slots in optimizer.state.values() if "step" in slots), default=None)
 
 
 def _summary(row: dict, epochs: int) -> str:
