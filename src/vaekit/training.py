@@ -129,6 +129,7 @@ class Trainer:
             return self._fit(x_train, x_val)
 
     def _fit(self, x_train, x_val) -> list[dict]:
+        # Long: the epoch loop reads as one story (checks, resume position, passes, the epoch's row, early stopping).
         cfg, group = self.config, self.group
         objective = group.wrap(self.vae)  # vae.loss; through DDP across processes
         if cfg.compile:
@@ -206,6 +207,7 @@ class Trainer:
         """One epoch's optimizer steps (from `within.step` on, for an epoch resumed mid-way): the example-weighted
         sums of loss, reconstruction and KL (on the device, read by the caller once), the last step's beta, and the
         progress bar (open, or None)."""
+        # Long: one optimizer step with its profile laps in order; split, the laps would hide what a step does.
         cfg, group = self.config, self.group
         n = len(x_train)
         check_every = 1 if self.device.type == "cpu" else 50  # reading the loss syncs a GPU

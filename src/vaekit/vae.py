@@ -252,6 +252,7 @@ class VAE(nn.Module):
         x may be a Batch; c and target as in `elbo`. A semi-supervised VAE takes labels (a LabelledBatch, or c)
         with UNLABELLED where unknown and returns M2's objective (the module's note) with beta on both KLs.
         """
+        # Long: every objective option's checks and terms in one place, the order in which they apply.
         if self.classifier is not None:
             if isinstance(x, LabelledBatch):
                 x, c = x.x, x.labels
