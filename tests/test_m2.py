@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from vaekit.conditioning import UNLABELLED, LabelledBatch, balanced_labels
-from vaekit.config import ModelConfig
+from vaekit.config import DataConfig, ModelConfig, TrainConfig, check_semi_supervised
 from vaekit.errors import ConfigError, DataError
 from vaekit.vae import build_vae
 
@@ -123,3 +123,9 @@ def test_a_run_classifies_evaluates_reloads_and_resumes(tmp_path, monkeypatch):
         images.classify(plain)
     with pytest.raises(ConfigError, match="add --semi-supervised"):
         images.train(tmp_path / "bad", epochs=1, data="digits", labelled=20)
+
+
+@pytest.mark.parametrize("option", [{"iw_samples": 2}, {"free_bits": 0.5}, {"tc_weight": 1.0}, {"prior_warmup": 1.0}])
+def test_options_m2_would_ignore_are_refused_before_training(option):
+    with pytest.raises(ConfigError, match="--semi-supervised trains M2's bound.*drop them"):
+        check_semi_supervised(ModelConfig(semi_supervised=True), TrainConfig(**option), DataConfig())

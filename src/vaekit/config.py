@@ -241,9 +241,10 @@ def check_semi_supervised(model: ModelConfig, train: TrainConfig, data: DataConf
     """--labelled belongs to --semi-supervised, whose objective takes one KL weight and no other term."""
     if data.labelled and not model.semi_supervised:
         raise ConfigError("--labelled picks the labels of a semi-supervised run: add --semi-supervised")
-    if model.semi_supervised and (train.iw_samples > 1 or train.free_bits > 0 or train.tc_weight > 0):
-        raise ConfigError("--semi-supervised trains M2's bound, with none of --iw-samples, --free-bits, --tc-weight: "
-                          "drop them")
+    if model.semi_supervised and (train.iw_samples > 1 or train.free_bits > 0 or train.tc_weight > 0
+                                  or train.prior_warmup > 0):
+        raise ConfigError("--semi-supervised trains M2's bound, with none of --iw-samples, --free-bits, --tc-weight, "
+                          "--prior-warmup: drop them")
 
 
 def check_likelihood_data(model: ModelConfig, data: DataConfig) -> None:
