@@ -7,7 +7,7 @@ image files in, a .vae file out, and back (`vaekit compress`, `vaekit decompress
     compress("runs/vq", images, "test-vq.vae")   # a VQ/FSQ run: its codes under its code prior (`vaekit train-prior`)
     decompress("runs/mnist", "test.vae", "restored.npy")
 
-The parts (coder, lossy codes, file format) live in vaekit.compression. Needs the `compression` extra
+The parts (coders, lossy codes, file format) live in vaekit.compression. Needs the `compression` extra
 (constriction).
 """
 
