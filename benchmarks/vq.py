@@ -4,6 +4,10 @@
 classifier-feature Fréchet distance of samples (vaekit.sample_quality).
 
   python -m benchmarks.vq [--out runs/bench-vq] [--time-limit 8] [--prior-epochs 10] [--limit 2000] [--samples 1000]
+  python -m benchmarks.vq --compression RUN [--limit 1000]   # only `vaekit compress` of a trained VQ run's images
+
+`vaekit compress` of the VQ run's first --limit test images (uint8): the file's bits per image and bits/dim against
+the code prior's -log2 p(codes) of the same images (the rate the ANS coder should reach, header aside).
 
 Both models: conv 32-64, Adam 1e-3, batch 128, --time-limit minutes of training each. VQ: a latent of 64 values cut
 into 16 codes of 4 values from 512 codes; its prior: `vaekit train-prior` defaults but --prior-epochs. The Gaussian
@@ -32,6 +36,35 @@ def psnr(run, limit: int) -> float:
     return float(10 * torch.log10(1 / mse))
 
 
+def compression(run, limit: int) -> dict:
+    """The size of `vaekit compress` of the run's first `limit` test images (uint8) against their codes' ideal
+    length under the code prior, in bits per image, and the file's bits/dim."""
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from vaekit.apps import images
+    from vaekit.apps.compression import compress
+    from vaekit.compression.codes import code_bits
+
+    x = np.round(images.run_splits(run).x_test[:limit].numpy() * 255).astype(np.uint8)
+    with torch.inference_mode():
+        codes = run.vae.encode(torch.from_numpy(x).float() / 255).codes.numpy()
+    with tempfile.TemporaryDirectory() as folder:
+        written = compress(run, x, Path(folder) / "test.vae", progress=False)
+    return {"compressed_images": len(x), "compressed_bits_per_image": 8 * written.bytes / len(x),
+            "compressed_bits_per_dim": written.bits_per_dim,
+            "code_prior_bits_per_image": float(code_bits(run.vae.prior, codes).mean()),
+            "uniform_bits_per_image": codes.shape[1] * math.log2(run.vae.posterior.codebook_size)}
+
+
+COMPRESSION_COLUMNS = [("compressed_images", "images", ""), ("compressed_bits_per_image", "file bits/image", ".1f"),
+                       ("code_prior_bits_per_image", "-log2 p(codes)/image", ".1f"),
+                       ("uniform_bits_per_image", "uniform codes/image", ".1f"),
+                       ("compressed_bits_per_dim", "file bits/dim", ".4f")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-vq", help="folder of the two runs (reused where trained)")
@@ -41,10 +74,19 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=2000, help="test images evaluated")
     parser.add_argument("--k", type=int, default=100, help="the Gaussian VAE's importance samples")
     parser.add_argument("--samples", type=int, default=1000, help="samples scored against as many test images")
+    parser.add_argument("--compression", metavar="RUN", help="only measure `vaekit compress` on this trained VQ run "
+                        "with a code prior (writes results/vq_compression.json)")
     args = parser.parse_args()
 
     from vaekit.apps import images
     from vaekit.checkpoint import CONFIG_FILE
+
+    if args.compression:
+        row = {"run": args.compression, **compression(images.load_run(args.compression, device="cpu"), args.limit)}
+        path = write_results("vq_compression", {"limit": args.limit, "rows": [row]})
+        print(markdown_table([row], COMPRESSION_COLUMNS))
+        print(f"wrote {path}")
+        return
 
     out = Path(args.out)
     common = dict(data="fashion-mnist", network="conv", conv_channels=(32, 64), likelihood="discretized_logistic",
@@ -71,6 +113,8 @@ def main() -> None:
         row.update(bits_per_dim=result.bits_per_dim, k=k, kl_bits_per_dim=result.kl / values / math.log(2),
                    psnr=psnr(run, args.limit), frechet=result.sample_quality.frechet_distance,
                    precision=result.sample_quality.precision, recall=result.sample_quality.recall)
+        if "bottleneck" in options:
+            row.update(compression(run, args.limit))
         rows.append(row)
         print(row, flush=True)
     path = write_results("vq_fashion_conv", {"limit": args.limit, "samples": args.samples, "rows": rows})

@@ -4,7 +4,8 @@
         [--die-rank R --die-step S [--die-signal SIGSTOP]]
 
 --codebook takes 5 EMA steps of a VQ codebook instead, each rank on its share of fixed vectors, and rank 0 writes the
-codebook to RUN_DIR/codebook.safetensors (issue 43: the steps must be those of one process on all the vectors).
+codebook and its usage and perplexity to RUN_DIR/codebook.safetensors (issue 43: the steps and the figures must be
+those of one process on all the vectors).
 
 --variant trains with a learned mixture prior (issue 42), whose parameters DDP must average too. (A flow
 posterior cannot join this comparison: with a scale of exp(-15), its Monte-Carlo log q(z) has gradients of
@@ -79,9 +80,12 @@ def codebook_steps(run_dir: str, steps: int = 5) -> int:
     h = torch.randn(40, 2, generator=torch.Generator().manual_seed(1)) * 2
     for _ in range(steps):
         vq(h[rank::world])
+    stats = vq.epoch_statistics()  # every rank: the counts are all-reduced
     if rank == 0:
         os.makedirs(run_dir, exist_ok=True)
-        save_file({"embed": vq.embed, "cluster_size": vq.cluster_size}, os.path.join(run_dir, "codebook.safetensors"))
+        figures = torch.tensor([stats["codebook_usage"], stats["perplexity"]], dtype=torch.float64)
+        save_file({"embed": vq.embed, "cluster_size": vq.cluster_size, "statistics": figures},
+                  os.path.join(run_dir, "codebook.safetensors"))
     if world > 1:
         dist.barrier()
     return 0

@@ -111,7 +111,7 @@ def test_a_learned_mixture_prior_trains_the_same_on_two_processes_as_on_one(tmp_
     _assert_close(two, one)
 
 
-def test_a_vq_codebook_takes_the_same_ema_steps_on_two_processes_as_on_one(tmp_path):
+def test_a_vq_codebook_takes_the_same_ema_steps_and_reports_the_same_usage_on_two_processes_as_on_one(tmp_path):
     from safetensors.torch import load_file
 
     _torchrun(tmp_path / "two", 1, "--codebook")

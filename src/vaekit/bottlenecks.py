@@ -82,13 +82,15 @@ class Quantizer(Posterior, abc.ABC):
 
     def epoch_statistics(self) -> dict[str, float]:
         """Codebook usage (share of codes emitted at least once) and perplexity (exp of the entropy of the codes'
-        frequencies) since the last call, over training steps; the counts start again."""
-        total = float(self.counts.sum())
+        frequencies) since the last call, over training steps (of every rank under data-parallel training: every
+        rank must call it); the counts start again."""
+        counts, = _summed_over_ranks(self.counts)  # (K,): the global batch's, not this rank's share
+        total = float(counts.sum())
         if total == 0:
             return {}
-        p = self.counts / total
+        p = counts / total
         entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
-        stats = {"codebook_usage": float((self.counts > 0).float().mean()), "perplexity": math.exp(entropy)}
+        stats = {"codebook_usage": float((counts > 0).float().mean()), "perplexity": math.exp(entropy)}
         self.counts.zero_()
         return stats
 

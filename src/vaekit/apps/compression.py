@@ -4,9 +4,10 @@ image files in, a .vae file out, and back (`vaekit compress`, `vaekit decompress
     from vaekit.apps.compression import compress, decompress
     compress("runs/mnist", "t10k-images-idx3-ubyte.gz", "test.vae")        # binary images, lossless
     compress("runs/mnist", images, "test-lossy.vae", lossy_bits=6)          # 6 bits per latent
+    compress("runs/vq", images, "test-vq.vae")   # a VQ/FSQ run: its codes under its code prior (`vaekit train-prior`)
     decompress("runs/mnist", "test.vae", "restored.npy")
 
-The parts (coder, lossy codes, file format) live in vaekit.compression. Needs the `compression` extra
+The parts (coders, lossy codes, file format) live in vaekit.compression. Needs the `compression` extra
 (constriction).
 """
 
@@ -22,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..compression import codes as code_coder
 from ..compression import container as fmt
 from ..compression import lossy
 from ..compression.bbans import BitsBackCoder, deterministic_torch
 from ..compression.config import CoderConfig
 from ..config import to_dict
-from ..errors import ConfigError, DataError, optional_import
+from ..errors import CheckpointError, ConfigError, DataError, optional_import
 from ..io import atomic_write
 from ..limits import check_memory
 from ..saved import check_output_file
@@ -63,7 +65,10 @@ def _cpu_run(run):
     if not isinstance(run, Run):
         return load_run(run, device="cpu")
     if next(run.vae.parameters()).device.type != "cpu":
-        run = dataclasses.replace(run, vae=copy.deepcopy(run.vae).cpu())
+        vae = copy.deepcopy(run.vae).cpu()
+        if hasattr(vae.prior, "network"):  # a code prior's network is not a submodule (code_priors.LearnedCodes)
+            vae.prior.network.cpu()
+        run = dataclasses.replace(run, vae=vae)
     return run
 
 
@@ -116,12 +121,36 @@ def _values(symbols: np.ndarray, levels: int, top: float, dtype: np.dtype) -> np
     return (symbols.astype(dtype) * dtype.type(top) / dtype.type(levels - 1)).astype(dtype)
 
 
+def _code_prior(run):
+    """The learned prior over a quantized run's codes, None for a run with a Gaussian latent; a ConfigError when
+    the run has none trained."""
+    from ..bottlenecks import Quantizer
+    from ..code_priors import LearnedCodes
+
+    if not isinstance(run.vae.posterior, Quantizer):
+        return None
+    if not isinstance(run.vae.prior, LearnedCodes):
+        raise ConfigError(f"{run.path or 'this run'} has no trained code prior to code its {run.model.bottleneck} codes "
+                          f"under: run `vaekit train-prior {run.path or 'RUN'}` first")
+    return run.vae.prior
+
+
+def _prior_hash(prior) -> str:
+    return fmt.model_hash(prior.network).hex()
+
+
 def _unit_range(x: np.ndarray, source) -> tuple[np.ndarray, float]:
     scale = 255.0 if x.dtype == np.uint8 else 1.0
     x = x.astype(np.float32) / np.float32(scale)
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise DataError(f"{source} holds values outside [0, 1]: pass uint8 images or floats scaled to [0, 1]")
     return x, scale
+
+
+def _in_input_range(mean: torch.Tensor, scale: float) -> np.ndarray:
+    """A reconstruction E[x|z] in [0, 1] as the input was given: uint8 0..255 for scale 255, else float32."""
+    mean = mean.numpy()
+    return np.round(mean * 255).astype(np.uint8) if scale == 255 else mean.astype(np.float32)
 
 
 def compress(run, data, out: str | Path, lossy_bits: int | None = None,
@@ -133,6 +162,8 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     likelihood, 8-bit images (uint8, or floats k/255) with a discretized logistic one.
     lossy_bits=B: B bits per informative latent dimension per image (see `lossy`); with
     entropy_code=True the indices are ANS-coded with a Gaussian model of the latent means instead.
+    A VQ or FSQ run (needs its code prior, `vaekit train-prior`): the images' codes ANS-coded under that prior,
+    -log2 p(codes) bits per image (see `compression.codes`); decompress gives their reconstruction.
     progress: a bar with an ETA over the images of lossless coding (on a terminal).
     """
     optional_import("constriction", "compression", "constriction")
@@ -143,12 +174,23 @@ def compress(run, data, out: str | Path, lossy_bits: int | None = None,
     coder.validate()
     out = check_output_file(out)
     run = _cpu_run(run)
+    prior = _code_prior(run)
+    if prior is not None and (lossy_bits is not None or entropy_code):
+        raise ConfigError(f"a {run.model.bottleneck} run's codes are already discrete and coded under its code prior: "
+                          "drop --lossy-bits and --entropy-code")
     source = data if isinstance(data, (str, Path)) else "the array"
     raw = read_images(data) if isinstance(data, (str, Path)) else np.asarray(data)
     shape = tuple(run.model.data_shape)
     x, transposed = _to_model_layout(raw, shape, source)
     meta = {"n": len(x), "shape": list(raw.shape), "dtype": raw.dtype.str, "transposed": transposed}
-    if lossy_bits is None:
+    if prior is not None:
+        values, scale = _unit_range(x, source)
+        with deterministic_torch():
+            codes = run.vae.encode(torch.from_numpy(np.ascontiguousarray(values))).codes.numpy()  # (n, n_codes)
+        payload = code_coder.encode_codes(prior, codes).astype("<u4").tobytes()
+        meta.update(scale=scale, code_prior=_prior_hash(prior), codes_sha256=fmt.array_hash(codes).hex())
+        kind = fmt.CODES
+    elif lossy_bits is None:
         bbans = BitsBackCoder(run.vae, coder)
         symbols, top = _symbols(x, bbans.levels, source)
         payload = bbans.encode(symbols, progress).astype("<u4").tobytes()
@@ -179,7 +221,8 @@ def decompress(run, path: str | Path, out: str | Path, progress: bool = True) ->
     """Decode a .vae file with the run that wrote it into an .npy array (`vaekit decompress`).
 
     Lossless files give back the original array (dtype, shape and values), checked against the
-    hash in the header; lossy files give E[x|z] as float32 in [0, 1] (uint8 0..255 for uint8 input).
+    hash in the header; lossy files and a VQ or FSQ run's give E[x|z] (the decoder's mean at the decoded latent) as
+    float32 in [0, 1], or uint8 0..255 (the mean rounded) for uint8 input.
     progress: a bar with an ETA over the images of lossless decoding (on a terminal).
     """
     optional_import("constriction", "compression", "constriction")
@@ -220,9 +263,16 @@ def decompress(run, path: str | Path, out: str | Path, progress: bool = True) ->
         else:
             indices = lossy.unpack_indices(box.payload, (n, int(mask.sum())), meta["bits"])
         with deterministic_torch():
-            mean = lossy.dequantize(run.vae, indices, mask, meta["bits"]).numpy()
-        x = np.round(mean * 255).astype(np.uint8) if meta["scale"] == 255 else mean.astype(np.float32)
-        x = _from_model_layout(x, original, meta["transposed"])
+            mean = lossy.dequantize(run.vae, indices, mask, meta["bits"])
+        x = _from_model_layout(_in_input_range(mean, meta["scale"]), original, meta["transposed"])
+    elif box.kind == fmt.CODES:
+        codes, clean = code_coder.decode_codes(_code_prior(run), np.frombuffer(box.payload, "<u4"), n)
+        if not clean or fmt.array_hash(codes).hex() != meta["codes_sha256"]:
+            raise DataError(f"{path} did not decode to the codes it holds: decompress on the kind of machine and torch "
+                            "build that compressed it (ANS needs bit-identical code prior outputs)")
+        with deterministic_torch():
+            mean = run.vae.decode_mean(run.vae.posterior.lookup(torch.from_numpy(codes)))
+        x = _from_model_layout(_in_input_range(mean, meta["scale"]), original, meta["transposed"])
     buffer = io.BytesIO()
     np.save(buffer, x)
     atomic_write(out, buffer.getvalue())
@@ -240,7 +290,7 @@ def _check_header(box: fmt.Container, run, source) -> CoderConfig | None:
         return DataError(f"{source} has a header that does not fit this run ({field} = {meta.get(field)!r}: {why}): "
                          "pass an intact file written by 'vaekit compress' with this run")
 
-    if box.kind not in (fmt.LOSSLESS, fmt.LOSSY):
+    if box.kind not in (fmt.LOSSLESS, fmt.LOSSY, fmt.CODES):
         raise DataError(f"{source} holds an unknown kind of code ({box.kind}): decompress it with a newer vaekit")
     n = meta.get("n")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -276,13 +326,26 @@ def _check_header(box: fmt.Container, run, source) -> CoderConfig | None:
             raise wrong("top", "the value of the highest level, 1 or 255")
         check_memory(values * (2 + dtype.itemsize), f"{source}'s {n} images", "decompress it on a larger machine")
         return coder
+    if meta.get("scale") not in (1, 1.0, 255, 255.0):
+        raise wrong("scale", "1 or 255")
+    if box.kind == fmt.CODES:
+        prior = _code_prior(run)
+        if prior is None:
+            raise wrong("kind", "codes of a VQ or FSQ run; this run has a Gaussian latent")
+        if meta.get("code_prior") != _prior_hash(prior):
+            raise CheckpointError(f"{source} was compressed under another code prior (hash {str(meta.get('code_prior'))[:12]}"
+                                  f" != {_prior_hash(prior)[:12]}): pass the run with the code prior it was compressed "
+                                  "under (`vaekit train-prior` replaces it)")
+        if not isinstance(meta.get("codes_sha256"), str):
+            raise wrong("codes_sha256", "the hex sha256 of the codes")
+        check_memory(values * (8 + dtype.itemsize) + n * prior.n_codes * 8, f"{source}'s {n} images",
+                     "decompress it on a larger machine")
+        return None
     bits, mask = meta.get("bits"), meta.get("mask")
     if not isinstance(bits, int) or isinstance(bits, bool) or not 1 <= bits <= 16:
         raise wrong("bits", "1..16 bits per latent")
     if not (isinstance(mask, list) and len(mask) == run.vae.latent_dim and all(m in (0, 1) for m in mask)):
         raise wrong("mask", f"{run.vae.latent_dim} flags, one per latent dimension")
-    if meta.get("scale") not in (1, 1.0, 255, 255.0):
-        raise wrong("scale", "1 or 255")
     dims = sum(mask)
     entropy_coded = meta.get("entropy_coded", False)
     if not isinstance(entropy_coded, bool):

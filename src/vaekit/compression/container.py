@@ -3,7 +3,7 @@
     offset  size  field
     0       8     magic b"VAEKIT\\x00C"
     8       2     format version (uint16), currently 1
-    10      1     kind: 0 lossless bits-back, 1 lossy latent code
+    10      1     kind: 0 lossless bits-back, 1 lossy latent code, 2 a quantized run's codes
     11      1     reserved (0)
     12      32    sha256 of every byte from offset 44 to the end (detects corruption)
     44      32    model hash: sha256 of the model config and weights (`model_hash`)
@@ -11,7 +11,7 @@
                   round trip; lossy: identifies the source)
     108     4     length L of the JSON metadata (uint32)
     112     L     JSON metadata: n, shape, dtype, scale, and the coder's parameters
-    112+L   ...   payload (lossless: ANS words as uint32; lossy: packed bit-planes of indices)
+    112+L   ...   payload (lossless and codes: ANS words as uint32; lossy: packed bit-planes of indices)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..errors import CheckpointError, DataError
 
 MAGIC = b"VAEKIT\x00C"
 VERSION = 1
-LOSSLESS, LOSSY = 0, 1
+LOSSLESS, LOSSY, CODES = 0, 1, 2
 _PREFIX = struct.Struct("<8sHBB32s")  # magic, version, kind, reserved, checksum
 _BODY = struct.Struct("<32s32sI")  # model hash, data hash, metadata length
 
