@@ -100,7 +100,8 @@ def test_mixture_entropy_of_one_gaussian_is_its_closed_form():
     assert mixture_entropy(z, loc, scale) == pytest.approx(0.5 * np.log(2 * np.pi * np.e * scale[0] ** 2), abs=0.01)
 
 
-def test_posterior_information_matches_a_numerical_integral():
+@pytest.mark.parametrize("max_draws, tolerance", [(10_000, 0.01), (1500, 0.03)])
+def test_posterior_information_matches_a_numerical_integral(max_draws, tolerance):
     """v uniform on K values, q(z|x) = N(v, s^2): I(z; v) = h(z) - h(z|v), h(z) the entropy of the equal mixture of
     the K Gaussians by quadrature, h(z|v) = log(2 pi e s^2) / 2."""
     k, s = 4, 0.6
@@ -110,9 +111,21 @@ def test_posterior_information_matches_a_numerical_integral():
     h = -np.sum(density * np.log(density)) * (grid[1] - grid[0])
     expected = h - 0.5 * np.log(2 * np.pi * np.e * s ** 2)
     assert 0.5 < expected < np.log(k) - 0.3  # moderate s: neither separated nor merged
-    estimated = posterior_information(v.astype(float), np.full((len(v), 1), s), v, samples=4, seed=0)
+    estimated = posterior_information(v.astype(float), np.full((len(v), 1), s), v, samples=4, seed=0,
+                                      max_draws=max_draws)  # 8,000 draws in all, 2,000 given each value
     assert estimated.shape == (1, 1)
-    assert estimated[0, 0] == pytest.approx(expected, abs=0.01)
+    assert estimated[0, 0] == pytest.approx(expected, abs=tolerance)
+
+
+def test_each_entropy_reads_at_most_max_draws(monkeypatch):
+    import vaekit.disentanglement as module
+
+    read = []
+    entropy_of = module.mixture_entropy
+    monkeypatch.setattr(module, "mixture_entropy", lambda z, loc, scale: read.append(len(z)) or entropy_of(z, loc, scale))
+    v = np.repeat([0, 1], [150, 30])[:, None]
+    posterior_information(np.zeros((180, 2)), np.ones((180, 2)), v, samples=2, max_draws=100)
+    assert read == [100, 100, 60]  # all rows and value 0 capped; value 1's 30 rows x 2 samples all read
 
 
 def test_mig_posterior_of_a_perfect_code_is_one_for_every_factor():
