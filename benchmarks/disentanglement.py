@@ -9,7 +9,8 @@ wall-clock budget, scored with MIG, SAP, DCI and the FactorVAE score on the test
 Each model is the MLP of Chen et al. (2018) for dSprites made smaller for two CPU cores (4096-512-512-10, Bernoulli),
 Adam 1e-3, batch 256; `train` runs one model on --threads torch threads (1: the three can run side by side).
 Both MIGs are in the table: `mig` of the latent means cut into 20 bins, `mig_posterior` Chen et al.'s estimate from
-the whole posterior, the figure their 0.2-0.4 on dSprites were measured with.
+the whole posterior over the five factors, and the same over scale, rotation, x and y alone, the four factors their
+released code averages on dSprites (their 0.2-0.4).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ MODELS = {  # name -> objective options; beta-TCVAE's beta (Chen et al.'s 6) is 
     "beta-vae": {"beta": 4.0},
     "beta-tcvae": {"beta": 1.0, "tc_weight": 5.0},
 }
-HEADERS = {"mig": "MIG (means, 20 bins)", "mig_posterior": "MIG (posterior, Chen et al.)"}
-SCORES = ("mig", "mig_posterior", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae")
+HEADERS = {"mig": "MIG (means, 20 bins)", "mig_posterior": "MIG (posterior, Chen et al.)",
+           "mig_posterior_without_shape": "MIG (posterior, 4 factors as Chen et al.'s code)"}
+SCORES = ("mig", "mig_posterior", "mig_posterior_without_shape", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness", "factorvae")
 
 
 def train(args: argparse.Namespace) -> None:
@@ -71,11 +73,20 @@ def _scored(args: argparse.Namespace, run, train_seconds: float | None) -> None:
            "examples": int(run.data.data.partition(":")[2] or 0) or None, "minutes": run.train.time_limit,
            "threads": torch.get_num_threads(), "epochs": len(run.history), "train_seconds": train_seconds,
            "test_neg_elbo": result.neg_elbo, "test_kl": result.kl, "active_units": result.active_units,
-           **result.disentanglement, "eval_seconds": round(time.perf_counter() - started, 1),
+           **result.disentanglement, "mig_posterior_without_shape": _without_shape(result.disentanglement),
+           "eval_seconds": round(time.perf_counter() - started, 1),
            "peak_rss_mb": round(peak_rss_mb())}
     path = write_results(f"disentanglement_{args.model}{args.tag}", {"row": row, "options": options})
     print(json.dumps(row, indent=2))
     print(f"wrote {path}")
+
+
+def _without_shape(scores: dict) -> float | None:
+    """The posterior MIG over scale, rotation, x and y, the four factors Chen et al.'s released code averages on
+    dSprites (shape left out)."""
+    gaps = scores["mig_posterior_by_factor"]
+    kept = None if gaps is None else [gap for gap in gaps[1:] if gap is not None]
+    return float(sum(kept) / len(kept)) if kept else None
 
 
 def table(_: argparse.Namespace) -> None:

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from vaekit.data.shapes import FACTOR_SIZES, draw_factors
-from vaekit.disentanglement import (disentanglement, entropy, mig, mig_posterior, mixture_entropy, mutual_information,
-                                    posterior_information)
+from vaekit.disentanglement import (disentanglement, entropy, information_gaps, mig, mig_posterior, mixture_entropy,
+                                    mutual_information, posterior_gaps, posterior_information)
 from vaekit.errors import DataError
 
 FACTORS = draw_factors(4000, seed=1)
@@ -88,9 +88,11 @@ def _perfect_posterior() -> tuple[np.ndarray, np.ndarray]:
     return loc, scale
 
 
-def _factor_gaps(information: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    top = np.sort(information, axis=0)[::-1]
-    return (top[0] - top[1]) / np.array([entropy(v) for v in factors.T])
+def test_information_gaps_divide_the_top_two_by_the_factors_entropy():
+    factors = np.array([[0, 0, 5], [1, 0, 5], [2, 1, 5], [3, 1, 5]])  # H = log 4, log 2, 0
+    information = np.array([[1.0, 0.1, 0.0], [0.5, 0.6, 0.0], [0.2, 0.3, 0.0]])  # (D, K)
+    gaps = information_gaps(information, factors)
+    assert gaps[:2] == pytest.approx([0.5 / np.log(4), 0.3 / np.log(2)]) and np.isnan(gaps[2])
 
 
 def test_mixture_entropy_of_one_gaussian_is_its_closed_form():
@@ -136,10 +138,11 @@ def test_mig_posterior_of_a_perfect_code_is_one_for_every_factor():
     plug_in = np.array([[mutual_information(a, b) for b in POSTERIOR_FACTORS.T] for a in POSTERIOR_FACTORS.T])
     assert information[:5] == pytest.approx(plug_in, abs=0.01)
     assert np.abs(information[5:]).max() < 0.02
-    gaps = _factor_gaps(information, POSTERIOR_FACTORS)
+    gaps = information_gaps(information, POSTERIOR_FACTORS)
     assert gaps == pytest.approx(np.ones(5), abs=0.11)
     assert gaps[2] > 0.9  # rotation's 40 values: the binned MIG's 20 bins stop below 0.8
-    binned = _factor_gaps(np.array([[mutual_information(z, v) for v in POSTERIOR_FACTORS.T]
+    assert posterior_gaps(loc, scale, POSTERIOR_FACTORS) == pytest.approx(gaps)
+    binned = information_gaps(np.array([[mutual_information(z, v) for v in POSTERIOR_FACTORS.T]
                                     for z in np.clip((loc * 20).astype(int), 0, 19).T]), POSTERIOR_FACTORS)
     assert binned[2] < 0.8
 
@@ -177,6 +180,8 @@ def test_eval_scores_a_shapes_run(tmp_path):
     saved = json.loads((tmp_path / "run" / "eval-k2.json").read_text())["disentanglement"]
     assert saved == result.disentanglement and saved["n_examples"] == 60
     assert all(0 <= saved[name] <= 1 for name in ("mig", "mig_posterior", "sap", "dci_disentanglement", "factorvae"))
+    assert len(saved["mig_posterior_by_factor"]) == 5
+    assert np.nanmean(np.array(saved["mig_posterior_by_factor"], float)) == pytest.approx(saved["mig_posterior"])
     with pytest.raises(DataError, match="known factors"):
         images.evaluate(run, split="val", k=2, progress=False, disentanglement=True)
 
