@@ -14,6 +14,7 @@ from torch import nn
 from .devices import to_device
 from .distributed import Group, is_main_process
 from .errors import ConfigError
+from .posteriors import as_diagonal_normal
 from .progress import progress_bar
 from .sample_quality import SampleQuality
 from .vae import VAE
@@ -74,6 +75,21 @@ def latent_means(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> torch.Ten
     """E[z|x] for every row of x, (N, latent_dim), on the model's device."""
     device = next(vae.parameters()).device
     return torch.cat([vae.encode(x[i:i + batch_size].to(device)).mean for i in range(0, len(x), batch_size)])
+
+
+@torch.inference_mode()
+def diagonal_posterior(vae: VAE, x: torch.Tensor, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(loc, scale) of q(z|x), each (N, latent_dim) on the model's device, when q(z|x) is a diagonal Gaussian (the
+    default posterior); None for any other (a flow, a quantized code, two stochastic layers)."""
+    device = next(vae.parameters()).device
+    locs, scales = [], []
+    for i in range(0, len(x), batch_size):
+        normal = as_diagonal_normal(vae.encode(x[i:i + batch_size].to(device)))
+        if normal is None:
+            return None
+        locs.append(normal.loc)
+        scales.append(normal.scale)
+    return torch.cat(locs), torch.cat(scales)
 
 
 @torch.inference_mode()

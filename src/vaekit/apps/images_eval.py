@@ -43,7 +43,8 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
     `limit` evaluates only the first `limit` examples of the split (a quick look). `samples` > 0 also measures the
     quality of that many samples (latents from `sampler`) against as many test images (apps.sampling.sample_quality),
     with Inception FID when `inception_weights` names a local weights file. `disentanglement` adds MIG, SAP, DCI and
-    the FactorVAE score of the latent means on the test split of data with known factors (shapes)."""
+    the FactorVAE score of the latent means on the test split of data with known factors (shapes), and MIG over the
+    whole posterior (Chen et al.'s estimator) where q(z|x) is a diagonal Gaussian."""
     from ..data.splits import model_data
     from ..evaluation import evaluate as evaluate_model
 
@@ -96,10 +97,12 @@ def evaluate(run: Run | str | Path, split: str = "test", k: int = EVAL_K, data: 
 
 def _disentanglement(run: Run, x, factors: np.ndarray) -> dict:
     from ..disentanglement import disentanglement
-    from ..evaluation import latent_means
+    from ..evaluation import diagonal_posterior, latent_means
 
-    codes = latent_means(run.vae, x).float().cpu().numpy()
-    return disentanglement(codes, factors, seed=run.train.seed).to_dict()
+    posterior = diagonal_posterior(run.vae, x)  # None leaves mig_posterior None: it needs a diagonal Gaussian q(z|x)
+    codes, scale = (latent_means(run.vae, x), None) if posterior is None else posterior
+    return disentanglement(codes.float().cpu().numpy(), factors, seed=run.train.seed,
+                           scale=None if scale is None else scale.float().cpu().numpy()).to_dict()
 
 
 def sample_quality(run: Run | str | Path, n: int = 1000, sampler: str = "prior", inception_weights: str | None = None,

@@ -89,7 +89,8 @@ def add_commands(subparsers) -> None:
                        "torch-fidelity; nothing is downloaded)")
     add_parameter(p, images.evaluate, "disentanglement",
                   help="also score the latent means' disentanglement (MIG, SAP, DCI, FactorVAE) against the known "
-                       "factors of the test split (--data shapes)")
+                       "factors of the test split (--data shapes), and MIG from the whole posterior (Chen et al.'s "
+                       "estimator, mig_posterior) where q(z|x) is a diagonal Gaussian")
     add_data_flags(p)
     p.set_defaults(handler=_eval)
 
