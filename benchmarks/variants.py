@@ -50,7 +50,7 @@ def _evaluated(args, run, epochs: int, minutes: float) -> None:
     result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.limit)
     row = {"variant": args.variant, **VARIANTS[args.variant], "minutes": minutes, "seed": run.train.seed,
            "kl_warmup": run.train.kl_warmup, "prior_warmup": run.train.prior_warmup,
-           "iw_samples": run.train.iw_samples, "threads": torch.get_num_threads(),
+           "iw_samples": run.train.iw_samples, "grad_clip": run.train.grad_clip, "threads": torch.get_num_threads(),
            "recipe": getattr(args, "recipe", None), "batch_size": run.train.batch_size, "lr": run.train.lr,
            "precision": run.train.precision, "compile": run.train.compile, "ema": run.train.ema,
            "epochs": epochs, "test_neg_elbo": result.neg_elbo, "test_nll": result.nll, "k": args.k,
@@ -68,6 +68,7 @@ def train(args) -> None:
         budget = dict(epochs=100_000, time_limit=args.minutes) if args.epochs is None else dict(epochs=args.epochs)
         run = vaekit.train(out, data="mnist", preset="burda-mlp", progress=False, seed=args.seed, val_fraction=0.0,
                            kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, iw_samples=args.iw_samples,
+                           grad_clip=args.grad_clip,
                            **RECIPES[args.recipe], **budget, **VARIANTS[args.variant])
         _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
@@ -120,6 +121,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, help="an epoch budget instead of --minutes (the cosine rate over the epochs)")
     p.add_argument("--recipe", choices=RECIPES, default="hour", help="optimizer, precision and batch (see above)")
     p.add_argument("--iw-samples", type=int, default=1, help="train on the importance-weighted bound with K samples")
+    p.add_argument("--grad-clip", type=float, default=0.0, help="clip the gradient's norm (0: no clipping)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (two runs side by side: 1 each)")
     p.add_argument("--out", default=None, help="keep the run in this folder (default: a temporary one, removed)")
     p.add_argument("--k", type=int, default=5000)
