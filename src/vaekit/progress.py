@@ -25,8 +25,8 @@ def progress_bar(iterable=None, total: int | None = None, desc: str = "", enable
 
 class ProgressLines:
     """A progress bar for a log: one plain line (count, percent, elapsed time, rate, postfix) each time a job that
-    has run past `QUIET_SECONDS` crosses another `LINE_EVERY` of its total (or of it, when the total is unknown). Iterate it, or call `update`,
-    `set_postfix`, `write` and `close` as on tqdm."""
+    has run past `QUIET_SECONDS` crosses another `LINE_EVERY` of its total (another QUIET_SECONDS, when the total is
+    unknown). Iterate it, or call `update`, `set_postfix`, `write` and `close` as on tqdm."""
 
     def __init__(self, iterable=None, total: int | None = None, desc: str = "", unit: str = "it", file=None,
                  clock=time.monotonic):
