@@ -294,6 +294,18 @@ def test_one_image_reader_takes_a_folder_a_glob_or_a_file(tmp_path):
                                                                  folder[:, 0].numpy())
 
 
+def test_a_glob_skips_hidden_entries_as_a_folder_does_unless_it_names_them(tmp_path):
+    """restoration's input (docs/restoration.md): litter such as ._s0.png or .ipynb_checkpoints/ is not an image."""
+    from vaekit.data.images import read_images
+
+    for name in ("s0.png", "s1.png", "._s0.png", ".ipynb_checkpoints/s0-checkpoint.png"):
+        write_png(tmp_path / "scans" / name)
+    expected = ["s0", "s1"]
+    for source in (tmp_path / "scans", str(tmp_path / "scans" / "*.png"), str(tmp_path / "scans" / "**" / "*.png")):
+        assert read_images(source, channels=1)[1] == expected, source
+    assert read_images(str(tmp_path / "scans" / ".*.png"), channels=1)[1] == ["._s0"]  # named: a shell's rule
+
+
 def test_the_image_reader_names_what_it_cannot_read(tmp_path):
     from vaekit.data.images import read_images
 

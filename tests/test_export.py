@@ -101,6 +101,33 @@ def test_the_manifest_says_what_each_graph_takes_and_returns(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["decoder.pt2", "encoder.pt2", MANIFEST]
 
 
+def test_a_semi_supervised_run_exports_its_classifier_beside_its_label_conditional_graphs(tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the ONNX files run in onnxruntime: pip install 'vaekit[export]'")
+    pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript: pip install 'vaekit[export]'")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 1, 8, 8), dtype=np.float32), np.arange(24) % 3
+    runs.train(tmp_path / "run", data=(x, y), semi_supervised=True, network="mlp", epochs=1, batch_size=8,
+               hidden=(16,), latent_dim=3, progress=False)
+    run = runs.load_run(tmp_path / "run", device="cpu")
+    onnx_files = json.loads(export(run, tmp_path / "onnx").read_text())
+    programs = json.loads(export(run, tmp_path / "pt2", format="exported-program").read_text())
+    graphs = programs["graphs"]
+    assert list(graphs) == ["encoder", "decoder", "classifier"] and graphs == onnx_files["graphs"] | {
+        name: graph | {"file": graph["file"].replace(".onnx", ".pt2")} for name, graph in onnx_files["graphs"].items()}
+    assert graphs["encoder"]["inputs"][1] == {"name": "condition", "shape": ["batch", 3], "dtype": "float32"}
+    assert graphs["classifier"]["inputs"] == [{"name": "x", "shape": ["batch", 1, 8, 8], "dtype": "float32"}]
+    assert [(o["name"], o["shape"]) for o in graphs["classifier"]["outputs"]] == [("probs", ["batch", 3]),
+                                                                                ("logits", ["batch", 3])]
+    rows = torch.rand(BATCHES[1], 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = parameters(run.vae.classify(rows))
+        returned = torch.export.load(tmp_path / "pt2" / "classifier.pt2").module()(x=rows)
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "classifier.onnx"))
+    for outputs in (dict(zip(expected, (t.numpy() for t in returned))),
+                    dict(zip(expected, session.run(None, {"x": rows.numpy()})))):
+        assert _worst(outputs, expected) <= TOLERANCE
+
+
 def test_a_folder_that_holds_files_is_replaced_only_when_asked(tmp_path):
     run = _train(tmp_path / "run")
     out = tmp_path / "out"

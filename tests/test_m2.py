@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from vaekit.conditioning import UNLABELLED, LabelledBatch, balanced_labels
@@ -57,6 +58,52 @@ def test_a_certain_classifier_leaves_its_class_elbo_and_log_k():
     reconstruction, kl = _per_class(vae, x)
     torch.testing.assert_close(marginal.reconstruction, reconstruction[1])
     torch.testing.assert_close(marginal.kl, kl[1] + math.log(CLASSES))
+
+
+class _Concatenated(nn.Module):
+    """A linear map of an input and its one-hot label side by side."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.linear = nn.Linear(weight.shape[1], weight.shape[0]).double()
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            self.linear.bias.copy_(bias)
+
+    def forward(self, inputs: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.cat([inputs, f.to(inputs.dtype)], -1))
+
+
+def test_the_nll_without_a_label_is_the_exact_mixture_over_classes_for_exact_posteriors():
+    """p(z) = N(0, I), p(x|y, z) = N(W z + b + B[:, y], s^2 I), W's columns orthogonal: q(z|x, y) set to the exact
+    posterior makes every importance weight p(x|y), so log p(x) = logsumexp_y log p(x|y) - log K at any k."""
+    from torch.distributions import MultivariateNormal
+
+    from vaekit.conditioning import LabelCondition
+    from vaekit.likelihoods import Gaussian
+    from vaekit.networks import MLP
+    from vaekit.priors import StandardNormal
+    from vaekit.vae import VAE
+
+    d, latent, sigma = 6, 2, 0.5
+    torch.manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(d, latent, dtype=torch.float64))
+    weight, bias = q * torch.tensor([2.0, 0.7], dtype=torch.float64), torch.randn(d, dtype=torch.float64)
+    shifts = 3 * torch.randn(d, CLASSES, dtype=torch.float64)  # B: each class's own mean
+    post_var = 1.0 / (1.0 + (weight ** 2).sum(0) / sigma ** 2)  # (latent,)
+    gain = post_var[:, None] * weight.T / sigma ** 2  # (latent, d)
+    encoder = _Concatenated(torch.cat([torch.cat([gain, -gain @ shifts], 1), torch.zeros(latent, d + CLASSES,
+                                                                                          dtype=torch.float64)]),
+                            torch.cat([-gain @ bias, post_var.log()]))
+    decoder = _Concatenated(torch.cat([weight, shifts], 1), bias)
+    vae = VAE(encoder, decoder, Gaussian((d,), scale=sigma), StandardNormal(latent), LabelCondition(CLASSES),
+              classifier=MLP((d,), (8,), (CLASSES,))).double()
+    covariance = weight @ weight.T + sigma ** 2 * torch.eye(d, dtype=torch.float64)
+    per_class = [MultivariateNormal(bias + shifts[:, y], covariance) for y in range(CLASSES)]
+    x = torch.cat([p.sample((4,)) for p in per_class])
+    exact = torch.logsumexp(torch.stack([p.log_prob(x) for p in per_class]), 0) - math.log(CLASSES)
+    torch.testing.assert_close(vae.log_likelihood(x, k=7, chunk_size=3), exact)
+    torch.testing.assert_close(vae.log_likelihood(x, k=2), exact)
 
 
 def test_labelled_rows_score_their_class_elbo_and_the_weighted_label_nll():

@@ -309,3 +309,19 @@ def test_under_ddp_each_rank_reads_only_its_share_of_a_map_style_source(tmp_path
         read.append([])
         list(epoch_batches(Counted(), order, 16, 0, Group(rank, 2, torch.device("cpu")).shard, 0, 0, rank, 2))
     assert len(read[0]) == len(read[1]) == ROWS // 2 and sorted(read[0] + read[1]) == list(range(ROWS))
+
+
+def test_an_unreadable_image_read_by_a_worker_process_is_the_same_one_line_error_as_without_workers(tmp_path,
+                                                                                                  capsys):
+    from vaekit.cli import main
+
+    folder = Path(write_source("images", tmp_path / "images"))
+    (folder / "zz_broken.png").write_bytes(b"not a png")  # sorted last: the first image, read for the shape, is fine
+    messages = []
+    for workers in ("0", "1"):
+        assert main(["train", "--data", str(folder), "--stream", "always", "--network", "mlp", "--hidden", "8",
+                     "--latent-dim", "2", "--epochs", "1", "--batch-size", "16", "--workers", workers,
+                     "--out", str(tmp_path / f"run{workers}")]) == 2
+        messages.append(capsys.readouterr().err)
+    assert messages[0] == messages[1]
+    assert messages[1].count("\n") == 1 and "cannot read" in messages[1] and "zz_broken.png" in messages[1]

@@ -30,6 +30,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 from torch.utils.data import Dataset as TorchDataset
 
+from .errors import VaekitError
+
 MAX_AUTO_WORKERS = 8
 
 
@@ -60,7 +62,29 @@ def epoch_batches(data, order: torch.Tensor | None, batch_size: int, start: int,
     `order` is the epoch's permutation of the rows (None for an IterableDataset), `shard` cuts a global batch of
     indices into this rank's share (distributed.Group.shard); a stream that deals batches to the ranks itself is
     told this process's `rank` among `world`. pin_memory: batches read by a DataLoader come in pinned memory, so that
-    their copy to a GPU does not wait for the GPU's queued steps."""
+    their copy to a GPU does not wait for the GPU's queued steps. A user error raised in a worker process (an
+    unreadable image) is raised here as it would be without workers: the same type and one-line message."""
+    try:
+        yield from _batches(data, order, batch_size, start, shard, workers, epoch, rank, world, pin_memory)
+    except VaekitError as err:
+        if (original := _in_this_process(err)) is None:
+            raise
+        raise original from None
+
+
+def _in_this_process(err: VaekitError) -> VaekitError | None:
+    """The error a DataLoader worker raised, as raised in this process: torch raises the worker's error type again
+    with "Caught ... in DataLoader worker process" and the worker's traceback as its message; None for another."""
+    text = str(err)
+    last = f"\n{type(err).__module__}.{type(err).__qualname__}: "  # the traceback's last line names the original
+    if not text.startswith("Caught ") or last not in text:
+        return None
+    return type(err)(text.rsplit(last, 1)[1].rstrip("\n"))
+
+
+def _batches(data, order: torch.Tensor | None, batch_size: int, start: int,
+             shard: Callable[[torch.Tensor], tuple[torch.Tensor, int]], workers: int, epoch: int, rank: int, world: int,
+             pin_memory: bool) -> Iterator[tuple[torch.Tensor, int, int]]:
     steps = math.ceil(len(data) / batch_size)
     if hasattr(data, "batch_bounds"):
         sizes = np.diff(data.batch_bounds(epoch, batch_size, world), axis=1)  # (world, steps) each rank's batch sizes

@@ -29,6 +29,7 @@ from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
 from .optimization import CompiledLoss, WeightAverage, kl_warmup, learning_rate, make_optimizer, updating_only
 from .profiling import StepProfile
+from .progress import progress_bar
 # METRICS_FILE: the history file of a run, read by the apps from here
 from .training_state import METRICS_FILE, restore_state, save_state  # noqa: F401
 
@@ -226,7 +227,8 @@ class Trainer:
         # time spent per step at the last epoch's pace: the same number on every rank and after a resume
         pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
         lap("data")
-        bar = _progress(steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", cfg.progress and group.is_main)
+        bar = progress_bar(total=steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}") \
+            if cfg.progress and group.is_main else None
         if bar is not None and start:
             bar.update(start)
         lap("progress bar")
@@ -364,9 +366,3 @@ def _on_device(data, device: torch.device):
     return data.to(device) if torch.is_tensor(data) else data
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=0.5)

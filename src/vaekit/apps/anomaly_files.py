@@ -54,13 +54,13 @@ def _table_chunks(path: Path, chunk_rows: int, label_column: str | None, progres
     import io
     from itertools import islice
 
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     raw = open(path, "rb")
     stream = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
     rows = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
-    bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"reading {path.name}",
-               disable=not progress, leave=False, mininterval=0.5)
+    bar = progress_bar(total=path.stat().st_size, desc=f"reading {path.name}", enabled=progress, unit="B",
+                       unit_scale=True)
     try:
         first = next(rows, None)
         if first is None:

@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from vaekit.io import temporary_beside
+from vaekit.progress import progress_bar
 from vaekit.data.readers import decompress
 from vaekit.errors import DataError
 
@@ -44,14 +45,11 @@ def download(url: str, dest, sha256: str | None = None, content_sha256: str | No
 
 
 def _fetch(url: str, f, label: str, progress: bool) -> None:
-    from tqdm.auto import tqdm
-
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False,
-                      disable=None if progress else True) as bar:  # None: only on a terminal
+            with progress_bar(total=total, desc=label, enabled=progress, unit="B", unit_scale=True) as bar:
                 while chunk := response.read(CHUNK):
                     f.write(chunk)
                     received += len(chunk)

@@ -35,12 +35,16 @@ def image_files(root: Path, suffixes: tuple[str, ...] = FOLDER_SUFFIXES, recursi
         raise DataError(f"no such folder {root}; check the path")
     relative = sorted(
         p.relative_to(root) for p in (root.rglob("*") if recursive else root.iterdir())
-        if p.suffix.lower() in suffixes and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if p.suffix.lower() in suffixes and p.is_file() and not _hidden(p.relative_to(root))
     )
     if not relative:
         raise DataError(f"no {_kinds(suffixes)} images in {root}; {hint}")
     return relative
+
+
+def _hidden(relative: Path) -> bool:
+    """Whether a path below a root passes through a hidden entry (a name starting with a dot)."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def check_image_size(size) -> tuple[int, int] | None:
@@ -88,16 +92,19 @@ def decode_image(path: Path, mode: str, size: tuple[int, int] | None) -> np.ndar
 def find_images(source: str | Path, suffixes: tuple[str, ...] = IMAGE_SUFFIXES, recursive: bool = False,
                 hint: str = RESTORE_INPUTS) -> tuple[Path, list[Path]]:
     """(root, the image files of `source` relative to it, sorted): a folder's (see `image_files`), a glob pattern's
-    matches (e.g. 'scans/*.png'; the root is the pattern's folder) or a single file; a DataError ending in `hint`
-    when there are none."""
+    matches (e.g. 'scans/*.png'; the root is the pattern's folder; hidden entries only where the pattern names them,
+    as in a shell) or a single file; a DataError ending in `hint` when there are none."""
     source = Path(source)
     if source.is_dir():
         return source, image_files(source, suffixes, recursive, hint)
     if any(char in str(source) for char in "*?["):
         fixed = next((i for i, part in enumerate(source.parts) if any(char in part for char in "*?[")))
         root = Path(*source.parts[:fixed]) if fixed else Path(".")
-        relative = sorted(path.relative_to(root) for path in root.glob(str(Path(*source.parts[fixed:])))
-                          if path.suffix.lower() in suffixes and path.is_file())
+        pattern = Path(*source.parts[fixed:])
+        named = _hidden(pattern)  # as a shell's glob: hidden entries only where the pattern names them ('.*.png')
+        relative = sorted(path.relative_to(root) for path in root.glob(str(pattern))
+                          if path.suffix.lower() in suffixes and path.is_file()
+                          and (named or not _hidden(path.relative_to(root))))
         if not relative:
             raise DataError(f"no {_kinds(suffixes)} images match {source}: {hint}")
         return root, relative

@@ -1,6 +1,7 @@
 """Export a trained VAE for serving without vaekit (`vaekit export`): its encoder, x -> q(z|x)'s loc and
-scale, and its decoder, z -> E[x|z] and p(x|z)'s parameters, as ONNX files or torch.export programs (.pt2),
-each with a dynamic batch dimension, beside export.json, which says what each graph takes and returns.
+scale, and its decoder, z -> E[x|z] and p(x|z)'s parameters (and an M2 run's classifier, x -> q(y|x)), as ONNX
+files or torch.export programs (.pt2), each with a dynamic batch dimension, beside export.json, which says what
+each graph takes and returns.
 
 Both formats are a torch.export trace of the modules in graphs.py; an ONNX file is that program
 translated by torch's own exporter (torch.onnx.export with dynamo=True, which needs onnxscript;
@@ -34,6 +35,8 @@ def export(run, out_dir: str | Path, format: str = "onnx", opset: int = OPSET, o
     -> mean (E[x|z]) and the likelihood's parameters, each (batch, *data_shape): probs and logits (bernoulli),
     loc and scale (gaussian, discretized_logistic). A conditional run's graphs take a second input,
     `condition`: the features its condition makes of c (one-hot labels, the low-resolution or noisy image).
+    A semi-supervised run (`--semi-supervised`) adds `classifier.onnx` (or .pt2): x -> q(y|x)'s probs and logits,
+    each (batch, n_classes), which says the label its encoder and decoder take.
     A non-empty `out_dir` is refused unless `overwrite`, which replaces the files of the same names.
     """
     if format not in FORMATS:
@@ -50,7 +53,7 @@ def export(run, out_dir: str | Path, format: str = "onnx", opset: int = OPSET, o
         raise ConfigError(f"{out_dir} is not empty: choose a new folder or pass --overwrite (overwrite=True)")
     import torch
 
-    from .graphs import DecoderGraph, EncoderGraph, plain_copy
+    from .graphs import ClassifierGraph, DecoderGraph, EncoderGraph, plain_copy
 
     run = _exportable(run)
     variant = {"--prior": run.model.prior, "--posterior": run.model.posterior,
@@ -63,6 +66,8 @@ def export(run, out_dir: str | Path, format: str = "onnx", opset: int = OPSET, o
     condition = {} if vae.condition is None else {"condition": torch.zeros(EXAMPLE_BATCH, *vae.condition.feature_shape)}
     graphs = {"encoder": (EncoderGraph(vae), {"x": torch.zeros(EXAMPLE_BATCH, *run.model.data_shape), **condition}),
               "decoder": (DecoderGraph(vae), {"z": torch.zeros(EXAMPLE_BATCH, vae.latent_dim), **condition})}
+    if vae.classifier is not None:
+        graphs["classifier"] = (ClassifierGraph(vae), {"x": torch.zeros(EXAMPLE_BATCH, *run.model.data_shape)})
     manifest = {"kind": "export", "format_version": MANIFEST_VERSION, "format": format,
                 "opset": opset if format == "onnx" else None, "graphs": {},
                 "run": {"path": None if run.path is None else str(run.path), "model": to_dict(run.model)},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent
+from torch.distributions import Categorical, Distribution, Independent
 
 from ...vae import VAE, build_vae
 
@@ -53,6 +53,22 @@ class DecoderGraph(nn.Module):
 
     def forward(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         return tuple(self.outputs(z, condition).values())
+
+
+class ClassifierGraph(nn.Module):
+    """x (batch, *data_shape) -> a semi-supervised run's q(y|x): probs and logits, each (batch, n_classes); its
+    argmax is the class `vaekit classify` gives, and the label to feed the other graphs' `condition`."""
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def outputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The graph's outputs by name."""
+        return parameters(Categorical(logits=self.vae.classifier(x), validate_args=False))  # no data-dependent check
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.outputs(x).values())
 
 
 def plain_copy(vae: VAE, config) -> VAE:
