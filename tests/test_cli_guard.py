@@ -204,6 +204,7 @@ TABLES: dict[str, Table] = {
                             "--beta-cap": NON_NEGATIVE_FLOAT, "--anneal-steps": NON_NEGATIVE,
                             "--gamma": NON_NEGATIVE_FLOAT, "--encoder-passes": POSITIVE,
                             "--decoder-passes": POSITIVE, "--recvae-layers": POSITIVE,
+                            "--prior-weights": ["0.5,0.6,0.1", "-0.1,1,0.1", "0.5,0.5", "", "x", "nan,0.5,0.5"],
                             "--ease-lambda": ["-1", "x", "nan"], "--epochs": POSITIVE, "--batch-size": POSITIVE,
                             "--early-stopping": NON_NEGATIVE,
                             "--lr": POSITIVE_FLOAT, "--weight-decay": NON_NEGATIVE_FLOAT, "--precision": CHOICE,

@@ -251,29 +251,47 @@ def test_the_latent_codes_refuse_a_prior_whose_cdf_they_cannot_quantize():
 
 
 # -- RecVAE's composite prior ---------------------------------------------------------------------
-def _composite(latent: int = 3, batch: int = 4, wide_log_var: float = 10.0):
+def _composite(latent: int = 3, batch: int = 4, wide_log_var: float = 10.0, weights=(3 / 20, 3 / 4, 1 / 10)):
     """A CompositePrior over a linear encoder of 5 inputs, given a fixed batch x; and that batch's q_old."""
     torch.manual_seed(0)
     encoder = nn.Linear(5, 2 * latent)
-    prior = CompositePrior(encoder, DiagonalGaussian(), latent, wide_log_var=wide_log_var)
+    prior = CompositePrior(encoder, DiagonalGaussian(), latent, weights, wide_log_var=wide_log_var)
     x = torch.randn(batch, 5)
     return prior, prior.given(x), DiagonalGaussian()(encoder(x)).base_dist
+
+
+def _normal_density(v, loc, var):
+    return torch.exp(-0.5 * (v - loc) ** 2 / var) / (2 * math.pi * var) ** 0.5
 
 
 def test_composite_prior_density_is_the_papers_mixture_per_dimension():
     _, prior, old = _composite()
     z = torch.randn(6, 4, 3, dtype=torch.float64)  # (k, batch, latent)
-
-    def normal(v, loc, var):
-        return torch.exp(-0.5 * (v - loc) ** 2 / var) / (2 * math.pi * var) ** 0.5
-
     loc, var = old.loc.double().detach(), old.scale.double().detach() ** 2
-    mixture = 3 / 20 * normal(z, 0.0, 1.0) + 3 / 4 * normal(z, loc, var) + 1 / 10 * normal(z, 0.0, math.exp(10.0))
+    mixture = (3 / 20 * _normal_density(z, 0.0, 1.0) + 3 / 4 * _normal_density(z, loc, var)
+               + 1 / 10 * _normal_density(z, 0.0, math.exp(10.0)))
     torch.testing.assert_close(prior.log_prob(z.float()).double(), mixture.log().sum(-1), atol=1e-5, rtol=1e-5)
     grid = torch.linspace(-1500.0, 1500.0, 600_001, dtype=torch.float64)  # the wide part: std e^5 ~ 148
     one_dim = CompositePrior(nn.Linear(5, 2), DiagonalGaussian(), 1).double().given(torch.randn(1, 5).double())
     density = one_dim.log_prob(grid[:, None, None]).exp()[:, 0]
     torch.testing.assert_close(torch.trapezoid(density, grid).item(), 1.0, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.25, 0.25), (0.3, 0.6, 0.1), (1.0, 0.0, 0.0)])
+def test_composite_prior_density_is_the_mixture_of_the_weights_given(weights):
+    _, prior, old = _composite(weights=weights)
+    z = torch.randn(6, 4, 3, dtype=torch.float64)  # (k, batch, latent)
+    loc, var = old.loc.double().detach(), old.scale.double().detach() ** 2
+    parts = (_normal_density(z, 0.0, 1.0), _normal_density(z, loc, var), _normal_density(z, 0.0, math.exp(10.0)))
+    mixture = sum(w * part for w, part in zip(weights, parts))
+    torch.testing.assert_close(prior.log_prob(z.float()).double(), mixture.log().sum(-1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.6, 0.1), (-0.1, 1.0, 0.1), (0.5, 0.5), (), (math.nan, 0.5, 0.5)])
+def test_composite_prior_refuses_weights_that_are_not_a_distribution_over_its_3_parts(weights):
+    with pytest.raises(ConfigError, match="must be 3 numbers >= 0 that sum to 1") as refused:
+        CompositePrior(nn.Linear(5, 6), DiagonalGaussian(), 3, weights)
+    assert "\n" not in str(refused.value)
 
 
 def test_composite_prior_kl_is_the_monte_carlo_kl_and_unbiased():

@@ -230,6 +230,44 @@ def test_recvae_fits_learns_and_reloads(tmp_path):
     torch.testing.assert_close(rec.load(tmp_path / "recvae").scorer(x), model.scorer.eval()(x))
 
 
+def test_recvae_prior_weights_are_an_option_whose_default_is_the_papers():
+    import inspect
+
+    from vaekit.priors import CompositePrior
+
+    paper = inspect.signature(CompositePrior).parameters["weights"].default
+    assert rec.RecommendConfig().prior_weights == paper == (3 / 20, 3 / 4, 1 / 10)
+    prior = rec.build_model(30, recommend_config(model="recvae", prior_weights=[0.5, 0.4, 0.1], **SMALL)).vae.prior
+    torch.testing.assert_close(prior.weights, torch.tensor([0.5, 0.4, 0.1]))
+
+
+@pytest.mark.parametrize("weights", [(0.5, 0.6, 0.1), (-0.1, 1.0, 0.1), (0.5, 0.5), (0.3, 0.3, 0.3, 0.1)])
+def test_recvae_prior_weights_not_summing_to_1_or_negative_are_refused_in_one_line(weights):
+    with pytest.raises(ConfigError, match="--prior-weights must be 3 numbers >= 0 that sum to 1") as refused:
+        recommend_config(model="recvae", prior_weights=weights)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("passes", [(3, 1), (1, 2)])
+def test_recvae_pass_counts_set_each_parts_optimizer_steps(tmp_path, monkeypatch, passes):
+    import vaekit.training
+
+    made, make = [], vaekit.training.make_optimizer
+
+    def recorded(*args, **kwargs):
+        made.append(make(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(vaekit.training, "make_optimizer", recorded)
+    log = clustered_log(tmp_path / "log.csv")  # 96 training users: 3 steps of 32 per pass
+    model = rec.fit(log, model="recvae", epochs=2, early_stopping=0, recvae_layers=1, encoder_passes=passes[0],
+                    decoder_passes=passes[1], **SMALL)
+    (optimizer,) = made
+    vae = model.scorer.vae
+    for part, count in zip((vae.encoder, vae.decoder), passes):
+        assert {int(optimizer.state[p]["step"]) for p in part.parameters()} == {2 * count * 3}
+
+
 def test_early_stopping_watches_validation_ndcg_and_keeps_the_best_epoch(tmp_path):
     log = clustered_log(tmp_path / "log.csv", n_users=240)
     model = rec.fit(log, model="vae", epochs=40, lr=3e-2, early_stopping=3, **SMALL)

@@ -73,7 +73,8 @@ def check_values(config) -> None:
 def _type_name(kind) -> str:
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     if typing.get_origin(kind) is tuple:
-        return "a list of integers" if typing.get_args(kind)[0] is int else "a list of strings"
+        lists = {int: "a list of integers", float: "a list of numbers"}
+        return lists.get(typing.get_args(kind)[0], "a list of strings")
     args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
     return f"{names.get(args[0], str(args[0]))} or null" if args else names.get(kind, str(kind))
 
@@ -124,10 +125,19 @@ def check_count(flag: str, value: int, minimum: int = 1, why: str = "") -> None:
 
 def parse_ints(text: str) -> tuple[int, ...]:
     """'64,32' -> (64, 32): the argparse type of a flag that lists sizes."""
+    return _parse_list(text, int, "integers")
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    """'0.15,0.75,0.1' -> (0.15, 0.75, 0.1): the argparse type of a flag that lists numbers."""
+    return _parse_list(text, float, "numbers")
+
+
+def _parse_list(text: str, kind, what: str) -> tuple:
     try:
-        return tuple(int(part) for part in str(text).split(",") if part.strip())
+        return tuple(kind(part) for part in str(text).split(",") if part.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got '{text}'") from None
 
 
 def _field_types(cls) -> dict[str, object]:
@@ -159,6 +169,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls, base=None, only: Sequenc
             extra["action"] = argparse.BooleanOptionalAction
         elif kind == tuple[int, ...]:
             extra.update(type=parse_ints, metavar="N[,N...]")
+        elif kind == tuple[float, ...]:
+            extra.update(type=parse_floats, metavar="X[,X...]")
         elif kind == tuple[str, ...]:
             extra.update(action="append", metavar="VALUE")
         elif kind in (int, float):

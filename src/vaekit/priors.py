@@ -134,6 +134,14 @@ class GaussianMixture(MixtureSameFamily):
         return torch.logsumexp(log_weights - 0.5 * quadratic - log_norm, -1)
 
 
+def check_composite_weights(weights: Sequence[float], name: str = "the composite prior's weights") -> None:
+    """ConfigError unless `weights` (of N(0, 1), q_old and the wide Gaussian) are 3 numbers >= 0 summing to 1."""
+    if len(weights) != 3 or min(weights) < 0 or not math.isclose(sum(weights), 1.0):
+        shown = ",".join(f"{w:g}" for w in weights) or "none"
+        raise ConfigError(f"{name} must be 3 numbers >= 0 that sum to 1 (of N(0, 1), the previous posterior and the "
+                          f"wide Gaussian; the paper: 0.15,0.75,0.1), got {shown}")
+
+
 class CompositePrior(Prior):
     """RecVAE's prior (Shenbin et al. 2020, eq. 5): per latent dimension a mixture of N(0, 1), the previous
     encoder's posterior q_old(z|x) and a wide N(0, exp(wide_log_var)), with `weights` in that order:
@@ -147,8 +155,7 @@ class CompositePrior(Prior):
     def __init__(self, encoder: nn.Module, posterior: Posterior, latent_dim: int,
                  weights: tuple[float, float, float] = (3 / 20, 3 / 4, 1 / 10), wide_log_var: float = 10.0):
         super().__init__()
-        if len(weights) != 3 or min(weights) < 0 or not math.isclose(sum(weights), 1.0):
-            raise ConfigError(f"the composite prior's 3 weights must be >= 0 and sum to 1, got {weights}")
+        check_composite_weights(weights)
         self.latent_dim = latent_dim
         self.previous = nn.Sequential(copy.deepcopy(encoder), posterior).requires_grad_(False).eval()
         self.register_buffer("weights", torch.tensor(weights))

@@ -73,6 +73,9 @@ class RecommendConfig:
     encoder_passes: int = option(3, "RecVAE's passes per epoch updating only the encoder (the paper: 3)")
     decoder_passes: int = option(1, "RecVAE's passes per epoch updating only the decoder, after the encoder's (the "
                                  "paper: 1)")
+    prior_weights: tuple[float, ...] = option((3 / 20, 3 / 4, 1 / 10), "RecVAE's composite prior: the weights of "
+                                              "N(0, 1), the previous epoch's posterior and the wide N(0, e^10), >= 0 "
+                                              "and summing to 1 (the paper's)")
     recvae_layers: int = option(5, "RecVAE's encoder: densely connected layers of width --hidden, each "
                                 "swish + LayerNorm (the paper: 5 of 600)")
     ease_lambda: float = option(0.0, "EASE's L2 weight; 0 picks the best of 5,15,50,150,500,1500 on validation users")
@@ -81,6 +84,8 @@ class RecommendConfig:
                                 "device, ...; beta and kl_warmup follow beta_cap and anneal_steps)", cli=False)
 
     def validate(self) -> None:
+        from ..priors import check_composite_weights  # imports torch: not at this module's import (fast --help)
+
         check_values(self)
         if self.model not in MODELS:
             raise ConfigError(f"unknown --model '{self.model}': use one of {', '.join(MODELS)}")
@@ -92,6 +97,7 @@ class RecommendConfig:
             raise ConfigError("--beta-cap, --anneal-steps, --ease-lambda and --gamma must be >= 0")
         if min(self.encoder_passes, self.decoder_passes, self.recvae_layers) < 1:
             raise ConfigError("--encoder-passes, --decoder-passes and --recvae-layers must be >= 1")
+        check_composite_weights(self.prior_weights, "--prior-weights")
         if self.model == "recvae" and len(self.hidden) != 1:
             raise ConfigError(f"RecVAE's dense layers share one width: give one --hidden size, got {self.hidden}")
         self.train.validate()
@@ -191,7 +197,7 @@ def build_model(n_items: int, config: RecommendConfig):
     likelihood = Multinomial((n_items,), config.coefficient)
     if config.model == "recvae":
         encoder, posterior = DenseEncoder(), DiagonalGaussian()
-        prior = CompositePrior(encoder, posterior, config.latent_dim)
+        prior = CompositePrior(encoder, posterior, config.latent_dim, config.prior_weights)
         return MultScorer(VAE(encoder, nn.Linear(config.latent_dim, n_items), likelihood, prior, posterior=posterior))
     decoder = MLP((config.latent_dim,), tuple(reversed(config.hidden)), (n_items,), "tanh")
     return MultScorer(VAE(MultEncoder(config.model == "dae"), decoder, likelihood, StandardNormal(config.latent_dim)))
