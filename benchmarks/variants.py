@@ -69,7 +69,8 @@ def train(args) -> None:
         run = vaekit.train(out, data="mnist", preset="burda-mlp", progress=False, seed=args.seed, val_fraction=0.0,
                            kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, iw_samples=args.iw_samples,
                            grad_clip=args.grad_clip,
-                           **RECIPES[args.recipe], **budget, **VARIANTS[args.variant])
+                           **{**RECIPES[args.recipe], **({"precision": args.precision} if args.precision else {})},
+                           **budget, **VARIANTS[args.variant])
         _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         if not args.out:  # a folder the caller named is kept (evaluate it again with `evaluate --run`)
@@ -122,6 +123,7 @@ def main() -> None:
     p.add_argument("--recipe", choices=RECIPES, default="hour", help="optimizer, precision and batch (see above)")
     p.add_argument("--iw-samples", type=int, default=1, help="train on the importance-weighted bound with K samples")
     p.add_argument("--grad-clip", type=float, default=0.0, help="clip the gradient's norm (0: no clipping)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="override the recipe's precision")
     p.add_argument("--threads", type=int, default=1, help="torch threads (two runs side by side: 1 each)")
     p.add_argument("--out", default=None, help="keep the run in this folder (default: a temporary one, removed)")
     p.add_argument("--k", type=int, default=5000)
