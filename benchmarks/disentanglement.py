@@ -27,6 +27,7 @@ MODELS = {  # name -> objective options; beta-TCVAE's beta (Chen et al.'s 6) is 
     "vae": {"beta": 1.0},
     "beta-vae": {"beta": 4.0},
     "beta-tcvae": {"beta": 1.0, "tc_weight": 5.0},
+    "factorvae": {"beta": 1.0, "tc_weight": 5.0, "tc_estimator": "discriminator"},  # Kim & Mnih's gamma = 5 + 1
 }
 HEADERS = {"mig": "MIG (means, 20 bins)", "mig_posterior": "MIG (posterior, Chen et al.)",
            "mig_posterior_without_shape": "MIG (posterior, 4 factors as Chen et al.'s code)"}
@@ -52,8 +53,8 @@ def score(args: argparse.Namespace) -> None:
     from vaekit.apps import images
 
     run = images.load_run(args.run)
-    trained = {"beta": run.train.beta, "tc_weight": run.train.tc_weight}
-    if trained != {"tc_weight": 0.0, **MODELS[args.model]}:
+    trained = {"beta": run.train.beta, "tc_weight": run.train.tc_weight, "tc_estimator": run.train.tc_estimator}
+    if trained != {"tc_weight": 0.0, "tc_estimator": "mss", **MODELS[args.model]}:
         raise SystemExit(f"{args.run} was trained with {trained}, not as --model {args.model} ({MODELS[args.model]})")
     _scored(args, run, train_seconds=None)
 

@@ -64,7 +64,7 @@ TRAIN_FLAGS = {
     "--weight-decay": NON_NEGATIVE_FLOAT, "--beta": NON_NEGATIVE_FLOAT, "--kl-warmup": NON_NEGATIVE_FLOAT,
     "--prior-warmup": NON_NEGATIVE_FLOAT,
     "--free-bits": NON_NEGATIVE_FLOAT, "--iw-samples": POSITIVE_CAPPED, "--grad-clip": NON_NEGATIVE_FLOAT,
-    "--tc-weight": NON_NEGATIVE_FLOAT,
+    "--tc-weight": NON_NEGATIVE_FLOAT, "--tc-estimator": CHOICE,
     "--early-stopping": NON_NEGATIVE, "--time-limit": NON_NEGATIVE_FLOAT, "--ema": ["1", "-0.1", "nan", "x"],
     "--precision": CHOICE, "--seed": SEED, "--device": ["bogus", "", "cuda:99"],
     "--checkpoint-every": NON_NEGATIVE, "--workers": ["-2", *NOT_INT],

@@ -84,6 +84,18 @@ def test_resume_is_exact_for_the_model_variants(tmp_path, monkeypatch):
     assert "prior.top.pseudo_inputs" in weights and any(name.startswith("posterior.steps.") for name in weights)
 
 
+def test_resume_is_exact_with_the_tc_discriminator(tmp_path, monkeypatch):
+    """FactorVAE's discriminator and its Adam are saved and restored: the model's final weights (which D's
+    logits steer) and D's own in the last checkpoint are the same with and without an interruption."""
+    from vaekit.checkpoint import STATE_DIR, STATE_TENSORS, load_tensors
+
+    assert_resume_is_exact(tmp_path, monkeypatch, epochs=2, die_after=1, tc_weight=5.0,
+                           tc_estimator="discriminator", **TINY)
+    saved = [load_tensors(read_checkpoint(tmp_path / run / STATE_DIR).files[STATE_TENSORS]) for run in "ab"]
+    names = [name for name in saved[0] if name.startswith(("tc_discriminator.", "tc_optimizer."))]
+    assert names and all(torch.equal(saved[0][name], saved[1][name]) for name in names)
+
+
 def test_resume_refuses_changed_model_options_but_accepts_repeated_ones(tmp_path):
     images.train(tmp_path / "r", epochs=1, **TINY)
     with pytest.raises(ConfigError, match="only.*latent_dim"):

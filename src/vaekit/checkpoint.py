@@ -110,23 +110,25 @@ def load_weights(module: torch.nn.Module, path: str | os.PathLike) -> None:
     module.load_state_dict(tensors)
 
 
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer's state dict into tensors (for safetensors) and the JSON rest."""
+def optimizer_state(optimizer: torch.optim.Optimizer,
+                    prefix: str = "optimizer") -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer's state dict into tensors (for safetensors, named `prefix.index.slot`) and the JSON rest."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for index, entry in state["state"].items():
         for key, value in entry.items():
             if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value
+                tensors[f"{prefix}.{index}.{key}"] = value
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                      prefix: str = "optimizer") -> None:
     state: dict[int, dict] = {}
     for name, value in tensors.items():
-        if name.startswith("optimizer."):
+        if name.startswith(f"{prefix}."):
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
     for name, value in meta["scalars"].items():

@@ -19,6 +19,7 @@ from .options import (DEVICE, MAX_INT, SCALE_MODES, add_arguments, check_count, 
 FORMAT_VERSION = 1
 LR_SCHEDULES = ("constant", "cosine", "exponential")
 PRECISIONS = ("fp32", "bf16")
+TC_ESTIMATORS = ("mss", "discriminator")  # how --tc-weight estimates the total correlation
 NETWORKS = ("auto", "mlp", "conv")
 STREAM_MODES = ("auto", "always", "never")
 PRIORS = ("standard_normal", "mog", "vamp")
@@ -138,6 +139,10 @@ class TrainConfig:
     tc_weight: float = option(0.0, "weight of a total-correlation penalty on the aggregate posterior added to the "
                                    "objective (beta-TCVAE, Chen et al. 2018, minibatch stratified sampling): their "
                                    "beta is --beta + this, e.g. 5 at --beta 1 for their 6; 0 disables")
+    tc_estimator: str = option("mss", "how --tc-weight estimates the total correlation: mss (minibatch stratified "
+                                      "sampling, beta-TCVAE) or discriminator (an MLP trained beside the model with "
+                                      "its own Adam to tell q(z) from its permuted dimensions, FactorVAE, Kim & Mnih "
+                                      "2018; not with --compile or torchrun)", choices=TC_ESTIMATORS)
     grad_clip: float = option(0.0, "clip the gradient norm to this value; 0 disables")
     early_stopping: int = option(0, "stop after this many epochs without a better validation -ELBO (a recommender's: "
                                     "NDCG@100); 0 disables")
@@ -194,6 +199,12 @@ class TrainConfig:
             raise ConfigError(f"--ema must be in [0, 1) (e.g. 0.999; 0 disables), got {self.ema}")
         if not 0 < self.lr_end_factor <= 1:
             raise ConfigError(f"--lr-end-factor must be in (0, 1], got {self.lr_end_factor}")
+        one_of(self, "tc_estimator", TC_ESTIMATORS)
+        if self.tc_estimator == "discriminator" and self.tc_weight == 0:
+            raise ConfigError("--tc-estimator discriminator estimates the --tc-weight term: add --tc-weight (e.g. 5)")
+        if self.tc_estimator == "discriminator" and self.compile:
+            raise ConfigError("--tc-estimator discriminator trains its own network inside the step, which --compile "
+                              "does not cover: drop --compile or use --tc-estimator mss")
         if self.tc_weight > 0 and self.iw_samples > 1:
             raise ConfigError("--tc-weight adds to the ELBO of one sample: drop it or --iw-samples")
         for name in ("weight_decay", "lr_warmup", "beta", "kl_warmup", "prior_warmup", "free_bits", "tc_weight",

@@ -1,6 +1,6 @@
 """What the Trainer's optimizer steps are made of, beside the model: Adam, the learning-rate and KL-weight schedules
 (functions of the step alone, so a resume needs no scheduler state), an average of the weights, updating one part
-of the model at a time, and the compiled loss."""
+of the model at a time, the compiled loss, and the discriminator FactorVAE's total correlation trains beside it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .errors import ConfigError
+from .objectives import TCDiscriminator
 
 
 def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -20,6 +22,21 @@ def make_optimizer(params, config: TrainConfig, device: torch.device) -> torch.o
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
+def tc_discriminator(vae: nn.Module, config: TrainConfig, distributed: bool,
+                     device: torch.device) -> TCDiscriminator | None:
+    """FactorVAE's discriminator over the VAE's latent under --tc-estimator discriminator with --tc-weight > 0;
+    None otherwise. One process only: its gradients are not averaged across DDP's ranks."""
+    if config.tc_weight == 0 or config.tc_estimator != "discriminator":
+        return None
+    if distributed:
+        raise ConfigError("--tc-estimator discriminator trains its network in one process: run without torchrun, or "
+                          "use --tc-estimator mss")
+    if not hasattr(vae, "latent_dim"):
+        raise ConfigError(f"--tc-estimator discriminator needs a model with a latent_dim, which "
+                          f"{type(vae).__name__} has not: use --tc-estimator mss")
+    return TCDiscriminator(vae.latent_dim).to(device)
 
 
 def kl_warmup(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:

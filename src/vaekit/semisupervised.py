@@ -31,6 +31,7 @@ class LabelledVAE(nn.Module):
     def __init__(self, vae: VAE, n_classes: int, label_weight: float = 50.0):
         super().__init__()
         self.vae, self.label_weight = vae, label_weight
+        self.latent_dim = vae.latent_dim
         self.classifier = nn.Linear(vae.latent_dim, n_classes)
 
     def loss(self, x, beta: float = 1.0, free_bits: float = 0.0, iw_samples: int = 1, **terms) -> Loss:
@@ -44,7 +45,7 @@ class LabelledVAE(nn.Module):
         known = x.labels != UNLABELLED
         z = self.vae.encode(x.rows(known)).rsample()  # (labelled, latent)
         label_nll = F.cross_entropy(self.classifier(z), x.labels[known])
-        return Loss(out.loss + self.label_weight * label_nll, out.reconstruction, out.kl)
+        return Loss(out.loss + self.label_weight * label_nll, out.reconstruction, out.kl, out.z)
 
     def elbo(self, x, **kwargs):
         return self.vae.elbo(x, **kwargs)

@@ -27,7 +27,8 @@ from .devices import check_precision, deterministic_algorithms, select_device, s
 from .distributed import from_environment
 from .errors import CheckpointError, ConfigError, VaekitError
 from .evaluation import negative_elbo
-from .optimization import CompiledLoss, WeightAverage, kl_warmup, learning_rate, make_optimizer, updating_only
+from .optimization import (CompiledLoss, WeightAverage, kl_warmup, learning_rate, make_optimizer, tc_discriminator,
+                           updating_only)
 from .profiling import StepProfile
 from .progress import progress_bar
 # METRICS_FILE: the history file of a run, read by the apps from here
@@ -81,6 +82,9 @@ class Trainer:
         self.kl_schedule = kl_schedule  # (global step, steps per epoch) -> beta; None: linear warm-up
         self.probe = probe  # (scored model, epoch row) -> more validation figures for the row, e.g. active units
         self.optimizer = make_optimizer(self.vae.parameters(), config, self.device)
+        # FactorVAE's D(z) (--tc-estimator discriminator), stepped after the model on each batch's draws
+        self.tc_discriminator = tc_discriminator(self.vae, config, self.group.distributed, self.device)
+        self.tc_optimizer = self.tc_discriminator.optimizer() if self.tc_discriminator is not None else None
         # Polyak averaging: a copy whose weights trail the trained ones; it is what validation scores and what is saved
         self.averaged = WeightAverage(self.vae, config.ema) if config.ema > 0 else None
         self.shuffle = torch.Generator().manual_seed(config.seed)
@@ -224,6 +228,8 @@ class Trainer:
             order = order.to(x_train.device)
         sums = within.sums.to(self.device) if within is not None else torch.zeros(3, device=self.device)
         terms = {"tc_weight": cfg.tc_weight, "dataset_size": n} if cfg.tc_weight > 0 else {}  # only for losses with it
+        if self.tc_discriminator is not None:
+            terms["tc_discriminator"] = self.tc_discriminator
         # time spent per step at the last epoch's pace: the same number on every rank and after a resume
         pace = self.history[-1]["epoch_seconds"] / steps_per_epoch if self.history else 0.0
         lap("data")
@@ -267,6 +273,10 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss_value:.2f}")
                     lap("progress bar")
             self.optimizer.step()
+            if self.tc_discriminator is not None:  # on the draws the model's step took (Kim & Mnih 2018, alg. 1)
+                self.tc_optimizer.zero_grad(set_to_none=True)
+                self.tc_discriminator.loss(out.z).backward()
+                self.tc_optimizer.step()
             if self.averaged is not None:
                 self.averaged.update(self.vae, global_step)
             lap("optimizer")

@@ -1,6 +1,7 @@
-"""A Trainer's checkpoint: what it holds (weights, the weights' average, Adam's state, every RNG, the counters, the
-history and, for a step checkpoint, where the epoch stands) and how a resume restores it exactly. The files are
-committed as one by checkpoint.write_checkpoint; model.safetensors and metrics.jsonl are then shown beside it.
+"""A Trainer's checkpoint: what it holds (weights, the weights' average, Adam's state, a TC discriminator's weights
+and Adam, every RNG, the counters, the history and, for a step checkpoint, where the epoch stands) and how a resume
+restores it exactly. The files are committed as one by checkpoint.write_checkpoint; model.safetensors and
+metrics.jsonl are then shown beside it.
 Each function takes the Trainer (training.Trainer, which imports this module) and reads or sets its state."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .errors import CheckpointError
 from .io import atomic_write, write_jsonl
 
 METRICS_FILE = "metrics.jsonl"
+TC_DISCRIMINATOR, TC_OPTIMIZER = "tc_discriminator", "tc_optimizer"  # the names of its tensors in the checkpoint
 
 
 def rng_tensors(trainer) -> dict[str, torch.Tensor]:
@@ -38,6 +40,10 @@ def save_state(trainer, within: EpochPosition | None = None) -> None:
     tensors.update(rng_tensors(trainer))
     state = {"epoch": trainer.epoch, "best_val": trainer.best_val, "bad_epochs": trainer.bad_epochs,
              "best_epoch": trainer.best_epoch, "optimizer": meta, "history": trainer.history}
+    if trainer.tc_discriminator is not None:
+        tc_tensors, state["tc_optimizer"] = optimizer_state(trainer.tc_optimizer, TC_OPTIMIZER)
+        tensors.update(tc_tensors)
+        tensors.update({f"{TC_DISCRIMINATOR}.{k}": v for k, v in trainer.tc_discriminator.state_dict().items()})
     if within is not None:  # the epoch is redrawn from its starting shuffle state and continued at `step`
         tensors.update({"rng.shuffle": within.shuffle, "epoch.sums": within.sums})
         state.update(step=within.step, epoch_seconds=within.seconds, world_size=within.world)
@@ -75,6 +81,8 @@ def restore_state(trainer) -> None:
         trainer.averaged.module.load_state_dict({k[len("averaged."):]: v for k, v in tensors.items()
                                                  if k.startswith("averaged.")})
     restore_optimizer(trainer.optimizer, tensors, optimizer)
+    if trainer.tc_discriminator is not None:
+        restore_tc_discriminator(trainer, tensors, meta, saved.files[STATE_META])
     torch.set_rng_state(tensors["rng.cpu"])
     trainer.shuffle.set_state(tensors["rng.shuffle"])
     if "rng.cuda" in tensors and trainer.device.type == "cuda":
@@ -91,6 +99,17 @@ def restore_state(trainer) -> None:
     best = saved.files.get(MODEL_FILE)
     if trainer.group.is_main:
         show(trainer, best.read_bytes() if best is not None else None)
+
+
+def restore_tc_discriminator(trainer, tensors: dict[str, torch.Tensor], meta: dict, source) -> None:
+    """The TC discriminator's weights and Adam state, as the checkpoint `source` holds them."""
+    prefix = f"{TC_DISCRIMINATOR}."
+    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not weights or "tc_optimizer" not in meta:
+        raise CheckpointError(f"{source} holds no TC discriminator: the run was trained with --tc-estimator mss or "
+                              "no --tc-weight; resume it with those")
+    trainer.tc_discriminator.load_state_dict(weights)
+    restore_optimizer(trainer.tc_optimizer, tensors, meta["tc_optimizer"], TC_OPTIMIZER)
 
 
 def show(trainer, best: bytes | None) -> None:

@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .hierarchy import build_latent
 from .likelihoods import Likelihood, build_likelihood
 from .networks import MLP, build_networks
-from .objectives import total_correlation
+from .objectives import TCDiscriminator, total_correlation
 from .posteriors import DiagonalGaussian, Posterior, full_precision
 from .priors import Prior, StandardNormal
 
@@ -61,6 +61,7 @@ class Loss:
     loss: torch.Tensor
     reconstruction: torch.Tensor
     kl: torch.Tensor
+    z: torch.Tensor | None = None  # (batch, latent) the draws the loss took, detached, under a TC discriminator
 
 
 class VAE(nn.Module):
@@ -228,7 +229,8 @@ class VAE(nn.Module):
 
     def loss(self, x: torch.Tensor | Batch, beta: float | torch.Tensor = 1.0, free_bits: float = 0.0,
              iw_samples: int = 1, c=None, target: torch.Tensor | None = None, tc_weight: float = 0.0,
-             dataset_size: int | None = None, standard_prior: bool = False) -> Loss:
+             dataset_size: int | None = None, standard_prior: bool = False,
+             tc_discriminator: TCDiscriminator | None = None) -> Loss:
         """The training objective, a scalar to minimize (mean over the batch).
 
         beta: the KL weight, a number or one weight per example (batch,) (RecVAE's beta proportional to a
@@ -244,7 +246,9 @@ class VAE(nn.Module):
         beta weighting log p(z) - log q(z|x) inside each weight.
         tc_weight > 0 (with iw_samples=1) adds tc_weight times the batch's estimate of the aggregate posterior's
         total correlation (objectives.total_correlation; beta-TCVAE, Chen et al. 2018, whose beta is
-        beta + tc_weight), which needs `dataset_size`, the number of training examples.
+        beta + tc_weight), which needs `dataset_size`, the number of training examples; with a `tc_discriminator`,
+        the total correlation is its mean logit on the batch's draws instead (FactorVAE, Kim & Mnih 2018, eq. 3)
+        and the Loss carries those draws (`z`) for the caller to train it on.
         standard_prior=True takes the KL against N(0, I) over the whole latent instead of the model's prior
         (the Trainer's first --prior-warmup epochs: its fixed closed-form KL keeps the encoder from the
         saturated, input-blind state in which a VampPrior, the same encoder at its pseudo-inputs, matches
@@ -260,7 +264,7 @@ class VAE(nn.Module):
                 raise ConfigError("the semi-supervised objective takes one KL weight (--beta) and none of --iw-samples, "
                                   "--free-bits, --tc-weight: drop them")
             return self._semi_supervised_loss(x, c, target, beta)
-        if tc_weight > 0 and (iw_samples > 1 or dataset_size is None):
+        if tc_weight > 0 and (iw_samples > 1 or (dataset_size is None and tc_discriminator is None)):
             raise ConfigError("the total-correlation term needs the training set's size (dataset_size) and "
                               "iw_samples=1: drop --tc-weight or --iw-samples")
         x, c, target = self._inputs(x, c, target)
@@ -288,6 +292,9 @@ class VAE(nn.Module):
         loss = beta * penalty - reconstruction
         if isinstance(qz, QuantizedCode):  # a quantizer's own training loss (VQ's commitment)
             loss = loss + qz.penalty.mean()
+        if tc_weight > 0 and tc_discriminator is not None:
+            loss = loss + tc_weight * tc_discriminator(z).mean()
+            return Loss(loss, reconstruction.detach(), kl.detach(), z.detach())
         if tc_weight > 0:
             loss = loss + tc_weight * total_correlation(qz, z, dataset_size).mean()
         return Loss(loss, reconstruction.detach(), kl.detach())
