@@ -12,6 +12,7 @@ with z2, give q(z1|x, z2) through a small MLP. p(z2) is any prior (standard norm
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -98,6 +99,14 @@ class TwoLayerPrior(Prior):
 
     def forward(self) -> TwoLayerDistribution:
         return TwoLayerDistribution(self.top(), lambda z2: _gaussian_of(self.net, z2))
+
+    def given(self, x: torch.Tensor) -> TwoLayerPrior:
+        top = self.top.given(x)
+        if top is self.top:
+            return self
+        bound = copy.copy(self)  # shares the modules; reads the call's own top (a VampPrior's pseudo-inputs encoded once)
+        object.__setattr__(bound, "top", top)
+        return bound
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z2 = self.top.sample(n, generator)  # (n, latent)
