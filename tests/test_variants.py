@@ -330,15 +330,21 @@ def test_the_unsplit_mixture_kl_is_the_sum_of_the_split_terms_draw_by_draw_and_i
         torch.testing.assert_close(prior.kl_terms(qz, many).sum(-1).mean(0), reference, atol=0.02, rtol=0)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_a_mixture_prior_step_without_free_bits_takes_the_unsplit_kl_with_the_splits_value_and_gradients(layers):
+def _vamp_vae(layers: int) -> VAE:
+    """A toy VAE with `_vamp`'s prior, as the top of two stochastic layers for layers=2."""
     prior, encoder = _vamp()
     posterior = None
     if layers == 2:
         prior, posterior = TwoLayerPrior(prior, 8), TwoLayerPosterior(3, 8)
         encoder[-1] = nn.Linear(16, 12)  # q(z2|x) and the features of q(z1|x, z2)
         object.__setattr__(prior.top, "encoder", encoder)
-    vae = VAE(encoder, nn.Linear(3 * layers, 10), Bernoulli((10,)), prior, posterior=posterior)
+    return VAE(encoder, nn.Linear(3 * layers, 10), Bernoulli((10,)), prior, posterior=posterior)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_mixture_prior_step_without_free_bits_takes_the_unsplit_kl_with_the_splits_value_and_gradients(layers):
+    vae = _vamp_vae(layers)
+    prior = vae.prior
     x = torch.rand(8, 10).bernoulli()
     torch.manual_seed(36)
     step = vae.loss(x)
@@ -391,13 +397,8 @@ def test_a_new_runs_vamp_prior_starts_at_distinct_training_examples(tmp_path):
 
 @pytest.mark.parametrize("layers", [1, 2])
 def test_an_importance_weighted_step_encodes_the_pseudo_inputs_once_and_the_next_step_afresh(layers):
-    prior, encoder = _vamp()
-    posterior = None
-    if layers == 2:
-        prior, posterior = TwoLayerPrior(prior, 8), TwoLayerPosterior(3, 8)
-        encoder[-1] = nn.Linear(16, 12)
-        object.__setattr__(prior.top, "encoder", encoder)
-    vae = VAE(encoder, nn.Linear(3 * layers, 10), Bernoulli((10,)), prior, posterior=posterior)
+    vae = _vamp_vae(layers)
+    prior, encoder = vae.prior, vae.encoder
     calls = []
     encoder.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
     x = torch.rand(8, 10).bernoulli()
