@@ -12,7 +12,6 @@ with z2, give q(z1|x, z2) through a small MLP. p(z2) is any prior (standard norm
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -21,7 +20,7 @@ from torch.distributions import Distribution, constraints, kl_divergence
 
 from .networks import MLP
 from .posteriors import DiagonalGaussian, DiagonalNormal, Posterior, build_posterior, full_precision
-from .priors import Prior, build_prior, gaussian_noise, monte_carlo_kl
+from .priors import Prior, build_prior, gaussian_noise, monte_carlo_kl, shallow_copy
 
 
 class TwoLayerDistribution(Distribution):
@@ -104,7 +103,7 @@ class TwoLayerPrior(Prior):
         top = self.top.given(x)
         if top is self.top:
             return self
-        bound = copy.copy(self)  # shares the modules; reads the call's own top (a VampPrior's pseudo-inputs encoded once)
+        bound = shallow_copy(self)  # shares the modules; reads the call's own top (a VampPrior's pseudo-inputs encoded once)
         object.__setattr__(bound, "top", top)
         return bound
 

@@ -65,6 +65,15 @@ def gaussian_noise(shape: Sequence[int], generator: torch.Generator | None, devi
     return torch.randn(tuple(shape), generator=generator, device=source).to(device)
 
 
+def shallow_copy(module: nn.Module) -> nn.Module:
+    """A copy of `module` sharing its parameters, buffers and submodules, whose plain attributes can then differ
+    (a prior bound to one call). The copy copy.copy makes, built so that torch.compile traces it: copy.copy of a
+    module breaks the compiled loss's graph."""
+    bound = object.__new__(type(module))
+    bound.__dict__.update(module.__dict__)
+    return bound
+
+
 def monte_carlo_kl(qz: Distribution, prior: Prior, z: torch.Tensor | None = None) -> torch.Tensor:
     """KL(qz || p) per example (batch,) estimated as the mean over draws z (..., batch, latent_dim)
     of log q(z) - log p(z): unbiased for z ~ qz (one fresh reparameterized draw when z is None)."""
@@ -171,7 +180,7 @@ class CompositePrior(Prior):
         self.previous[0].load_state_dict(encoder.state_dict())
 
     def given(self, x: torch.Tensor) -> CompositePrior:
-        bound = copy.copy(self)  # shares the modules and buffers; only `old` is the batch's own
+        bound = shallow_copy(self)  # shares the modules and buffers; only `old` is the batch's own
         with torch.no_grad():
             bound.old = as_diagonal_normal(self.previous(x))
         return bound
@@ -298,7 +307,7 @@ class VampPrior(DiagonalMixture):
         self.pseudo_inputs.copy_(x.reshape(self.pseudo_inputs.shape))
 
     def given(self, x: torch.Tensor) -> VampPrior:
-        bound = copy.copy(self)  # shares the parameters; only `encoded` is the call's own
+        bound = shallow_copy(self)  # shares the parameters; only `encoded` is the call's own
         bound.encoded = self.components()
         return bound
 
