@@ -10,9 +10,10 @@
       averaged with decay 0.999. --recipe plain is batch 128, cosine 2e-3 -> 2e-5, fp32, eager.
   python -m benchmarks.variants evaluate --variant V --run DIR [--k 1000] [--limit N]
       The same evaluation of a run folder that `train` left behind when stopped during its evaluation.
-  python -m benchmarks.variants steps [--steps 30]
-      Seconds per training step (batch 512, forward + backward + Adam) of each variant and its ratio to the
-      standard VAE's, same data and network, one thread; writes results/variants_steps.json.
+  python -m benchmarks.variants steps [--steps 30] [--batch-size 512] [--iw-samples K] [--precision fp32|bf16]
+                                     [--variants standard,vamp,...] [--suffix S]
+      Seconds per training step (forward + backward + Adam) of each variant and its ratio to the first's (the
+      standard VAE's by default), same data and network, one thread; writes results/variants_steps<suffix>.json.
 """
 
 from __future__ import annotations
@@ -92,25 +93,30 @@ def steps(args) -> None:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    x = torch.rand(512, 1, 28, 28).bernoulli()
+    x = torch.rand(args.batch_size, 1, 28, 28).bernoulli()
     rows = []
-    for name, options in VARIANTS.items():
+    for name in args.variants.split(","):
+        options = VARIANTS[name]
         vae = build_vae(ModelConfig(**PRESETS["burda-mlp"]["model"], data_shape=(1, 28, 28), **options))
         optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
         times = []
         for step in range(args.steps + 3):
             started = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            vae.loss(x).loss.backward()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                loss = vae.loss(x, iw_samples=args.iw_samples).loss
+            loss.backward()
             optimizer.step()
             if step >= 3:  # the first steps warm allocators and caches
                 times.append(time.perf_counter() - started)
         rows.append({"variant": name, **options, "seconds_per_step": sorted(times)[len(times) // 2]})
     for row in rows:
         row["relative"] = row["seconds_per_step"] / rows[0]["seconds_per_step"]
-    write_results("variants_steps", {"rows": rows, "steps": args.steps, "batch_size": 512, "threads": 1})
+    write_results(f"variants_steps{args.suffix}", {"rows": rows, "steps": args.steps, "batch_size": args.batch_size,
+                                                  "iw_samples": args.iw_samples, "precision": args.precision,
+                                                  "threads": 1})
     print(markdown_table(rows, [("variant", "variant", ""), ("seconds_per_step", "s/step", ".4f"),
-                                ("relative", "x standard", ".2f")]))
+                                ("relative", "x " + rows[0]["variant"], ".2f")]))
 
 
 def main() -> None:
@@ -143,6 +149,11 @@ def main() -> None:
     p.set_defaults(run_command=evaluate)
     p = commands.add_parser("steps")
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--iw-samples", type=int, default=1, help="steps on the importance-weighted bound with K samples")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: the step under CPU autocast")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; the first is the ratios' base")
+    p.add_argument("--suffix", default="", help="appended to the results file's name")
     p.set_defaults(run_command=steps)
     args = parser.parse_args()
     if hasattr(args, "threads"):

@@ -330,15 +330,21 @@ def test_the_unsplit_mixture_kl_is_the_sum_of_the_split_terms_draw_by_draw_and_i
         torch.testing.assert_close(prior.kl_terms(qz, many).sum(-1).mean(0), reference, atol=0.02, rtol=0)
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_a_mixture_prior_step_without_free_bits_takes_the_unsplit_kl_with_the_splits_value_and_gradients(layers):
+def _vamp_vae(layers: int) -> VAE:
+    """A toy VAE with `_vamp`'s prior, as the top of two stochastic layers for layers=2."""
     prior, encoder = _vamp()
     posterior = None
     if layers == 2:
         prior, posterior = TwoLayerPrior(prior, 8), TwoLayerPosterior(3, 8)
         encoder[-1] = nn.Linear(16, 12)  # q(z2|x) and the features of q(z1|x, z2)
         object.__setattr__(prior.top, "encoder", encoder)
-    vae = VAE(encoder, nn.Linear(3 * layers, 10), Bernoulli((10,)), prior, posterior=posterior)
+    return VAE(encoder, nn.Linear(3 * layers, 10), Bernoulli((10,)), prior, posterior=posterior)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_mixture_prior_step_without_free_bits_takes_the_unsplit_kl_with_the_splits_value_and_gradients(layers):
+    vae = _vamp_vae(layers)
+    prior = vae.prior
     x = torch.rand(8, 10).bernoulli()
     torch.manual_seed(36)
     step = vae.loss(x)
@@ -387,3 +393,34 @@ def test_a_new_runs_vamp_prior_starts_at_distinct_training_examples(tmp_path):
     train = torch.as_tensor(images.run_splits(run).x_train).flatten(1)
     assert len(torch.unique(u, dim=0)) == 5
     assert all(torch.isclose(train, row, atol=1e-5).all(1).any() for row in u)  # each one of the examples
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_an_importance_weighted_step_encodes_the_pseudo_inputs_once_and_the_next_step_afresh(layers):
+    vae = _vamp_vae(layers)
+    prior, encoder = vae.prior, vae.encoder
+    calls = []
+    encoder.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    x = torch.rand(8, 10).bernoulli()
+    vae.loss(x, iw_samples=4).loss.backward()
+    assert calls == [8, 5]  # the batch, then the 5 pseudo-inputs once for both log p(z) and the reported KL
+    with torch.no_grad():
+        encoder[0].weight.add_(1.0)
+    vae.loss(x, iw_samples=4)
+    vamp = prior.top if layers == 2 else prior
+    assert vamp.encoded is None and calls == [8, 5, 8, 5]  # nothing kept from one step to the next
+
+
+def test_the_mixture_log_density_under_bf16_autocast_is_the_fp32_one():
+    """Components far from the origin with small scales: bf16 products |z|^2 / s^2 ~ 1e4 per dimension would cancel
+    to errors of hundreds of nats, where the true quadratic term is ~1 per dimension."""
+    prior = MixtureOfGaussians(8, components=3)
+    with torch.no_grad():
+        prior.loc.fill_(10.0)
+        prior.log_scale.fill_(math.log(0.1))
+    z = prior.loc[:2] + 0.1 * torch.randn(2, 8)
+    exact = Independent(Normal(prior.loc[0], prior.log_scale[0].exp()), 1).log_prob(z)  # all components equal
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = prior.log_prob(z)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, atol=0.01, rtol=0)  # fp32 rounding of the expansion: ~1e-3

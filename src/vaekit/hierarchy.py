@@ -20,7 +20,7 @@ from torch.distributions import Distribution, constraints, kl_divergence
 
 from .networks import MLP
 from .posteriors import DiagonalGaussian, DiagonalNormal, Posterior, build_posterior, full_precision
-from .priors import Prior, build_prior, gaussian_noise, monte_carlo_kl
+from .priors import Prior, build_prior, gaussian_noise, monte_carlo_kl, shallow_copy
 
 
 class TwoLayerDistribution(Distribution):
@@ -98,6 +98,14 @@ class TwoLayerPrior(Prior):
 
     def forward(self) -> TwoLayerDistribution:
         return TwoLayerDistribution(self.top(), lambda z2: _gaussian_of(self.net, z2))
+
+    def given(self, x: torch.Tensor) -> TwoLayerPrior:
+        top = self.top.given(x)
+        if top is self.top:
+            return self
+        bound = shallow_copy(self)  # shares the modules; reads the call's own top (a VampPrior's pseudo-inputs encoded once)
+        object.__setattr__(bound, "top", top)
+        return bound
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z2 = self.top.sample(n, generator)  # (n, latent)
