@@ -82,7 +82,7 @@ class TCDiscriminator(nn.Module):
         model: z as class 1, its dimensions permuted as class 0."""
         z = z.detach()
         logits = self(torch.cat([z, permute_dims(z)]))  # (2 batch,)
-        labels = torch.cat([torch.ones(len(z)), torch.zeros(len(z))]).to(logits)
+        labels = torch.cat([torch.ones_like(logits[:len(z)]), torch.zeros_like(logits[len(z):])])  # made on its device
         return nn.functional.binary_cross_entropy_with_logits(logits, labels)
 
     def optimizer(self, lr: float = LR) -> torch.optim.Optimizer:
