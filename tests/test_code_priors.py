@@ -10,8 +10,10 @@ import torch
 from vaekit.apps import images
 from vaekit.bottlenecks import FiniteScalarQuantizer, UniformCodes, VectorQuantizer
 from vaekit.code_priors import CausalCodes, LearnedCodes
+from vaekit.config import ModelConfig
 from vaekit.data.splits import model_data
 from vaekit.errors import ConfigError
+from vaekit.vae import build_vae
 
 N_CODES, K = 6, 8
 
@@ -72,6 +74,25 @@ def test_log_prob_of_latents_reads_their_codes_and_the_kl_of_a_point_mass_is_min
     assert torch.equal(fsq.codes_of(fsq.lookup(every)), every)
     with pytest.raises(ConfigError, match="does not fit"):
         LearnedCodes(fsq, CausalCodes(N_CODES, K, 8, 1, 2))
+
+
+def test_the_network_moves_with_the_vae_and_stays_out_of_its_weights():
+    vae = build_vae(ModelConfig(network="mlp", data_shape=(1, 4, 4), hidden=(8,), latent_dim=N_CODES * 2, code_dim=2,
+                                codebook_size=K, bottleneck="vq"))
+    keys, n_parameters = list(vae.state_dict()), len(list(vae.parameters()))
+    torch.manual_seed(0)
+    vae.prior = LearnedCodes(vae.posterior, CausalCodes(N_CODES, K, 16, 1, heads=2).eval())
+    assert list(vae.state_dict()) == keys and len(list(vae.parameters())) == n_parameters  # the weights file's hash
+    codes = torch.randint(K, (3, N_CODES))
+    log_p = vae.prior.log_prob_codes(codes)
+    vae.double()
+    network = vae.prior.network
+    assert {t.dtype for t in [*network.parameters(), network.mask]} == {torch.float64}
+    assert vae.prior.log_prob_codes(codes).dtype == torch.float64
+    torch.testing.assert_close(vae.prior.log_prob_codes(codes).float(), log_p)
+    vae.to(torch.float32)
+    assert {t.dtype for t in [*network.parameters(), network.mask]} == {torch.float32}
+    torch.testing.assert_close(vae.prior.log_prob_codes(codes), log_p)
 
 
 @pytest.fixture

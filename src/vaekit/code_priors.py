@@ -63,6 +63,13 @@ class LearnedCodes(Prior):
     def network(self) -> CausalCodes:
         return self._network[0]
 
+    def _apply(self, fn, recurse: bool = True):
+        # .to(), .cpu(), .cuda(), .double() ... of the VAE reach the held network too, which is no submodule (above);
+        # the quantizer is the posterior's, a submodule already.
+        if recurse:
+            self.network._apply(fn)
+        return super()._apply(fn, recurse)
+
     @property
     def quantizer(self) -> Quantizer:
         return self._quantizer[0]

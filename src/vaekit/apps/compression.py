@@ -65,10 +65,7 @@ def _cpu_run(run):
     if not isinstance(run, Run):
         return load_run(run, device="cpu")
     if next(run.vae.parameters()).device.type != "cpu":
-        vae = copy.deepcopy(run.vae).cpu()
-        if hasattr(vae.prior, "network"):  # a code prior's network is not a submodule (code_priors.LearnedCodes)
-            vae.prior.network.cpu()
-        run = dataclasses.replace(run, vae=vae)
+        run = dataclasses.replace(run, vae=copy.deepcopy(run.vae).cpu())
     return run
 
 
