@@ -135,6 +135,33 @@ def test_loss_adds_the_discriminators_total_correlation():
     assert not weighted.z.requires_grad and plain.z is None
 
 
+def test_the_models_backward_reaches_the_encoder_as_before_and_leaves_the_discriminators_grad_alone(monkeypatch):
+    from vaekit.config import ModelConfig
+    from vaekit.vae import build_vae
+
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(network="mlp", hidden=(8,), latent_dim=3, data_shape=(6,)))
+    discriminator = TCDiscriminator(3, hidden=(4,))
+    x = torch.rand(16, 6)
+
+    def grads() -> list[torch.Tensor]:
+        vae.zero_grad(set_to_none=True)
+        discriminator.zero_grad(set_to_none=True)
+        torch.manual_seed(1)
+        vae.loss(x, tc_weight=4.0, tc_discriminator=discriminator).loss.backward()
+        return [p.grad.clone() for p in vae.encoder.parameters()]
+
+    encoder = grads()
+    assert all(p.grad is None for p in discriminator.parameters())
+    with monkeypatch.context() as patch:
+        patch.setattr(TCDiscriminator, "estimate", TCDiscriminator.forward)  # the critic called as a plain module
+        reference = grads()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in discriminator.parameters())
+    for got, want in zip(encoder, reference):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in encoder)
+
+
 def test_vaekit_train_with_the_discriminator_estimator(tmp_path, capsys):
     from vaekit.checkpoint import STATE_DIR, STATE_TENSORS, load_tensors, read_checkpoint
     from vaekit.cli import main

@@ -77,6 +77,12 @@ class TCDiscriminator(nn.Module):
         """(batch, latent) -> (batch,) logits, each an estimate of log q(z) - sum_d log q(z_d) in nats."""
         return self.net(z).squeeze(-1)
 
+    def estimate(self, z: torch.Tensor) -> torch.Tensor:
+        """forward(z) for the model's loss, with the parameters as constants: the model's backward reaches z and
+        leaves the discriminator's .grad alone (its own step, `loss`, is what trains it)."""
+        constants = {name: p.detach() for name, p in self.named_parameters()}
+        return torch.func.functional_call(self, constants, (z,))
+
     def loss(self, z: torch.Tensor) -> torch.Tensor:
         """The discriminator's cross-entropy (scalar) on the batch's draws z (batch, latent), detached from the
         model: z as class 1, its dimensions permuted as class 0."""

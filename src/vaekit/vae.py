@@ -247,8 +247,8 @@ class VAE(nn.Module):
         tc_weight > 0 (with iw_samples=1) adds tc_weight times the batch's estimate of the aggregate posterior's
         total correlation (objectives.total_correlation; beta-TCVAE, Chen et al. 2018, whose beta is
         beta + tc_weight), which needs `dataset_size`, the number of training examples; with a `tc_discriminator`,
-        the total correlation is its mean logit on the batch's draws instead (FactorVAE, Kim & Mnih 2018, eq. 3)
-        and the Loss carries those draws (`z`) for the caller to train it on.
+        the total correlation is its mean logit on the batch's draws instead (FactorVAE, Kim & Mnih 2018, eq. 3),
+        its parameters held fixed, and the Loss carries those draws (`z`) for the caller to train it on.
         standard_prior=True takes the KL against N(0, I) over the whole latent instead of the model's prior
         (the Trainer's first --prior-warmup epochs: its fixed closed-form KL keeps the encoder from the
         saturated, input-blind state in which a VampPrior, the same encoder at its pseudo-inputs, matches
@@ -293,7 +293,7 @@ class VAE(nn.Module):
         if isinstance(qz, QuantizedCode):  # a quantizer's own training loss (VQ's commitment)
             loss = loss + qz.penalty.mean()
         if tc_weight > 0 and tc_discriminator is not None:
-            loss = loss + tc_weight * tc_discriminator(z).mean()
+            loss = loss + tc_weight * tc_discriminator.estimate(z).mean()
             return Loss(loss, reconstruction.detach(), kl.detach(), z.detach())
         if tc_weight > 0:
             loss = loss + tc_weight * total_correlation(qz, z, dataset_size).mean()
