@@ -1,8 +1,8 @@
 """Model variants of issue 42 on dynamically binarized MNIST, the MLP of Burda et al. (784-200-200-50 tanh).
 
-  python -m benchmarks.variants train --variant standard|vamp|iaf|hvae_vamp|... --minutes M|--epochs E [--k 5000]
+  python -m benchmarks.variants train --variant standard|vamp|iaf|iaf_shared|hvae_vamp|... --minutes M|--epochs E [--k 5000]
                                      [--limit N] [--kl-warmup EPOCHS] [--prior-warmup EPOCHS] [--seed S] [--iw-samples K]
-                                     [--threads T] [--recipe hour|plain] [--out DIR]
+                                     [--threads T] [--recipe hour|plain] [--flow-steps N] [--out DIR]
       Trains one variant for M minutes on T threads, then the test -ELBO and the IWAE NLL with k samples on the
       first N test images (default: all 10,000); writes results/variants_<variant><suffix>.json.
       --recipe hour (default) is the core benchmark's hour on this MLP (issue 2's 86.56 nats for N(0, I)): batch
@@ -33,6 +33,7 @@ VARIANTS = {
     "standard": {},
     "vamp": dict(prior="vamp", prior_components=500),
     "iaf": dict(posterior="iaf", flow_steps=2),
+    "iaf_shared": dict(posterior="iaf", flow_steps=2, flow_context=False),  # one flow for every x (before 5b7acf6)
     "hvae_vamp": dict(prior="vamp", prior_components=500, stochastic_layers=2),
     "mog": dict(prior="mog", prior_components=500),
     "planar": dict(posterior="planar", flow_steps=2),
@@ -49,7 +50,10 @@ def _evaluated(args, run, epochs: int, minutes: float) -> None:
 
     started = time.perf_counter()
     result = vaekit.evaluate(run, k=args.k, progress=False, limit=args.limit)
-    row = {"variant": args.variant, **VARIANTS[args.variant], "minutes": minutes, "seed": run.train.seed,
+    model = {key: getattr(run.model, key) for key in VARIANTS[args.variant]}  # as run (--flow-steps may differ)
+    if run.model.posterior == "iaf":
+        model["flow_context"] = run.model.flow_context
+    row = {"variant": args.variant, **model, "minutes": minutes, "seed": run.train.seed,
            "kl_warmup": run.train.kl_warmup, "prior_warmup": run.train.prior_warmup,
            "iw_samples": run.train.iw_samples, "grad_clip": run.train.grad_clip, "threads": torch.get_num_threads(),
            "recipe": getattr(args, "recipe", None), "batch_size": run.train.batch_size, "lr": run.train.lr,
@@ -71,7 +75,8 @@ def train(args) -> None:
                            kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, iw_samples=args.iw_samples,
                            grad_clip=args.grad_clip,
                            **{**RECIPES[args.recipe], **({"precision": args.precision} if args.precision else {})},
-                           **budget, **VARIANTS[args.variant])
+                           **budget, **VARIANTS[args.variant],
+                           **({"flow_steps": args.flow_steps} if args.flow_steps else {}))
         _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         if not args.out:  # a folder the caller named is kept (evaluate it again with `evaluate --run`)
@@ -138,6 +143,7 @@ def main() -> None:
     p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs of KL warm-up (against posterior collapse)")
     p.add_argument("--prior-warmup", type=float, default=0.0, help="epochs with the KL against N(0, I) first")
     p.add_argument("--suffix", default="", help="appended to the results file's name")
+    p.add_argument("--flow-steps", type=int, default=None, help="override a flow variant's 2 steps")
     p.set_defaults(run_command=train)
     p = commands.add_parser("evaluate")
     p.add_argument("--variant", choices=VARIANTS, required=True)

@@ -47,6 +47,10 @@ class ModelConfig:
                                         "--flow-steps MADE steps on it (Kingma et al. 2016); planar, --flow-steps "
                                         "planar steps (Rezende & Mohamed 2015)")
     flow_steps: int = option(2, "steps of the --posterior iaf or planar flow")
+    flow_context: bool = option(True, "--posterior iaf only: each step also reads a context vector the encoder "
+                                      "outputs beside the Gaussian's, so the flow differs from image to image "
+                                      "(Kingma et al. 2016); --no-flow-context: one flow for every x (runs saved "
+                                      "before this option load that way)")
     stochastic_layers: int = option(1, "1, or 2: z2 -> z1 -> x with --latent-dim each, inferred as q(z2|x) "
                                        "q(z1|x, z2) (the VampPrior paper's HVAE); --prior is then p(z2)")
     bottleneck: str = option("gaussian", "gaussian (q(z|x) a diagonal Gaussian), vq (vector quantization with an EMA "

@@ -132,12 +132,13 @@ class TwoLayerPrior(Prior):
 
 def build_latent(prior: str, posterior: str, latent_dim: int, stochastic_layers: int = 1, components: int = 500,
                  flow_steps: int = 2, encoder: nn.Module | None = None, data_shape=(), feature_shape=(),
-                 hidden: int = 200, act: str = "tanh") -> tuple[Prior, Posterior]:
+                 hidden: int = 200, act: str = "tanh", flow_context: bool = True) -> tuple[Prior, Posterior]:
     """(prior, posterior) a ModelConfig names. With two stochastic layers, `prior` is p(z2) and the networks
     of p(z1|z2) and q(z1|x, z2) have one hidden layer of `hidden` units; a flow `posterior` then acts on the
-    joint latent. The encoder's output must hold 2 * stochastic_layers * latent_dim numbers."""
+    joint latent. The encoder's output must hold `stats_per_latent(posterior)` numbers per dimension of z1 and z2."""
     pz = build_prior(prior, latent_dim, components, encoder, data_shape, feature_shape)
     base = None
     if stochastic_layers == 2:
         pz, base = TwoLayerPrior(pz, hidden, act), TwoLayerPosterior(latent_dim, hidden, act)
-    return pz, build_posterior(posterior, stochastic_layers * latent_dim, flow_steps, base)
+    return pz, build_posterior(posterior, stochastic_layers * latent_dim, flow_steps, base, flow_context)
+

@@ -62,15 +62,22 @@ class Flow(Posterior):
     """q(z|x) = a diagonal Gaussian q0 pushed through `steps` invertible maps f_T o ... o f_1, so that
     log q(z_T|x) = log q0(z_0|x) - sum_t log |det df_t/dz_{t-1}| (Rezende & Mohamed 2015, eq. 6). The steps
     are torch `Transform`s that cache their last call, so the log-density of the draws just made costs no
-    inversion; `base` (a Posterior) gives q0 from the encoder's output. Its parameters are the steps'."""
+    inversion; `base` (a Posterior) gives q0 from the encoder's output. Its parameters are the steps'.
 
-    def __init__(self, steps: Sequence[nn.Module], base: Posterior | None = None):
+    With `context_dim` > 0 the encoder's output ends with a context vector h of that size, which every step
+    reads beside z (Kingma et al. 2016, eq. 10: the flow then differs from x to x); `base` reads the rest."""
+
+    def __init__(self, steps: Sequence[nn.Module], base: Posterior | None = None, context_dim: int = 0):
         super().__init__()
         self.steps = nn.ModuleList(steps)
         self.base = DiagonalGaussian() if base is None else base
+        self.context_dim = context_dim
 
     def forward(self, stats: torch.Tensor) -> FlowDistribution:
-        return FlowDistribution(self.base(stats), [StepTransform(step) for step in self.steps])
+        context = None
+        if self.context_dim:
+            stats, context = stats[..., :-self.context_dim], stats[..., -self.context_dim:]
+        return FlowDistribution(self.base(stats), [StepTransform(step, context) for step in self.steps])
 
 
 class FlowDistribution(TransformedDistribution):
@@ -84,7 +91,7 @@ class FlowDistribution(TransformedDistribution):
     def mean(self) -> torch.Tensor:
         z = self.base_dist.mean
         for transform in self.transforms:
-            z = transform.step(z)[0]
+            z = transform.with_log_det(z)[0]
         return z
 
     @property
@@ -93,39 +100,46 @@ class FlowDistribution(TransformedDistribution):
 
 
 class StepTransform(Transform):
-    """A flow step (a module whose forward(z) returns (f(z), log |det df/dz|) per row) as a torch Transform
-    caching its last (z, f(z), log-det): log_prob of a draw reuses what rsample computed."""
+    """A flow step (a module whose forward(z[, context]) returns (f(z), log |det df/dz|) per row) as a torch
+    Transform bound to one call's context (None: a step without one), caching its last (z, f(z), log-det):
+    log_prob of a draw reuses what rsample computed."""
 
     domain = constraints.independent(constraints.real, 1)
     codomain = constraints.independent(constraints.real, 1)
     bijective = True
 
-    def __init__(self, step: nn.Module):
+    def __init__(self, step: nn.Module, context: torch.Tensor | None = None):
         super().__init__(cache_size=1)
         self.step = step
+        self._context = () if context is None else (context,)
         self._log_det: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def with_log_det(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f(z), log |det df/dz|) without touching the cache."""
+        return self.step(z, *self._context)
+
     def _call(self, z):
-        out, log_det = self.step(z)
+        out, log_det = self.with_log_det(z)
         self._log_det = (z, log_det)
         return out
 
     def _inverse(self, y):
-        return self.step.inverse(y)
+        return self.step.inverse(y, *self._context)
 
     def log_abs_det_jacobian(self, z, y):
         if self._log_det is not None and self._log_det[0] is z:
             return self._log_det[1]
-        return self.step(z)[1]
+        return self.with_log_det(z)[1]
 
 
 class IAFStep(nn.Module):
     """One inverse autoregressive step (Kingma et al. 2016, eqs. 10-14, their numerically stable form):
-    [m, s] = MADE(z), sigma = sigmoid(s + 1), z' = sigma * z + (1 - sigma) * m, log |det| = sum log sigma.
+    [m, s] = MADE(z, h), sigma = sigmoid(s + 1), z' = sigma * z + (1 - sigma) * m, log |det| = sum log sigma.
     The MADE (Germain et al. 2015) has one hidden layer of `hidden` units masked so that output i sees
-    only inputs earlier than i in `order`; alternate steps reverse the order."""
+    only inputs earlier than i in `order`; alternate steps reverse the order. With `context_dim` > 0 the hidden
+    layer also reads the context h (batch, context_dim) unmasked, as the paper's autoregressive networks do."""
 
-    def __init__(self, latent_dim: int, hidden: int, reverse: bool = False):
+    def __init__(self, latent_dim: int, hidden: int, reverse: bool = False, context_dim: int = 0):
         super().__init__()
         order = torch.arange(latent_dim).flip(0) if reverse else torch.arange(latent_dim)  # degree of each input
         hidden_degree = torch.arange(hidden) % max(1, latent_dim - 1)  # in 0..D-2
@@ -133,24 +147,29 @@ class IAFStep(nn.Module):
         self.register_buffer("in_mask", (hidden_degree[:, None] >= order[None, :]).float())  # (hidden, latent)
         self.register_buffer("out_mask", (order[:, None] > hidden_degree[None, :]).float().repeat(2, 1))
         self.hidden = nn.Linear(latent_dim, hidden)
+        self.context = nn.Linear(context_dim, hidden, bias=False) if context_dim else None
         self.out = nn.Linear(hidden, 2 * latent_dim)
         nn.init.zeros_(self.out.weight)  # starts as the identity-ish map sigma = sigmoid(1), m = 0
         nn.init.zeros_(self.out.bias)
 
-    def _shift_gate(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.tanh(F.linear(z, self.hidden.weight * self.in_mask, self.hidden.bias))
-        m, s = F.linear(h, self.out.weight * self.out_mask, self.out.bias).chunk(2, -1)
+    def _shift_gate(self, z: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        pre = F.linear(z, self.hidden.weight * self.in_mask, self.hidden.bias)
+        if self.context is not None:
+            if context is None:
+                raise ValueError("this IAF step reads a context: call it with the encoder's context vector")
+            pre = pre + self.context(context)  # (batch, hidden) broadcast over any leading sample dimension of z
+        m, s = F.linear(torch.tanh(pre), self.out.weight * self.out_mask, self.out.bias).chunk(2, -1)
         return m, torch.sigmoid(s + 1.0)
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m, sigma = self._shift_gate(z)
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        m, sigma = self._shift_gate(z, context)
         return sigma * z + (1 - sigma) * m, sigma.log().sum(-1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """z with forward(z)[0] == y, one dimension per pass in the autoregressive order."""
+    def inverse(self, y: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """z with forward(z, context)[0] == y, one dimension per pass in the autoregressive order."""
         z = torch.zeros_like(y)
         for i in self.order.argsort():
-            m, sigma = self._shift_gate(z)
+            m, sigma = self._shift_gate(z, context)
             z = z.clone()
             z[..., i] = (y[..., i] - (1 - sigma[..., i]) * m[..., i]) / sigma[..., i]
         return z
@@ -181,14 +200,24 @@ class PlanarStep(nn.Module):
 POSTERIORS = ("gaussian", "iaf", "planar")
 
 
-def build_posterior(kind: str, latent_dim: int, flow_steps: int = 2, base: Posterior | None = None) -> Posterior:
+def stats_per_latent(kind: str, flow_context: bool = True) -> int:
+    """Numbers the encoder outputs per latent dimension for this posterior: a loc and a log-variance, then one
+    for an IAF's context h when it reads one (`flow_context`; a planar step's parameters are the same for every x)."""
+    return 3 if kind == "iaf" and flow_context else 2
+
+
+def build_posterior(kind: str, latent_dim: int, flow_steps: int = 2, base: Posterior | None = None,
+                    flow_context: bool = True) -> Posterior:
     """The posterior a ModelConfig names: `base` (a DiagonalGaussian by default) alone, or pushed through
-    `flow_steps` IAF steps (MADE hidden width 4 * latent_dim) or planar steps."""
+    `flow_steps` IAF steps (MADE hidden width 4 * latent_dim, reading a context of latent_dim values unless
+    `flow_context` is off) or planar steps."""
     base = DiagonalGaussian() if base is None else base
     if kind == "gaussian":
         return base
     if kind == "iaf":
-        return Flow([IAFStep(latent_dim, 4 * latent_dim, reverse=t % 2 == 1) for t in range(flow_steps)], base)
+        context = (stats_per_latent(kind, flow_context) - 2) * latent_dim
+        return Flow([IAFStep(latent_dim, 4 * latent_dim, reverse=t % 2 == 1, context_dim=context)
+                     for t in range(flow_steps)], base, context)
     if kind == "planar":
         return Flow([PlanarStep(latent_dim) for _ in range(flow_steps)], base)
     raise ConfigError(f"unknown posterior '{kind}': use one of {', '.join(POSTERIORS)}")

@@ -32,7 +32,7 @@ from .hierarchy import build_latent
 from .likelihoods import Likelihood, build_likelihood
 from .networks import MLP, build_networks
 from .objectives import TCDiscriminator, total_correlation
-from .posteriors import DiagonalGaussian, Posterior, full_precision
+from .posteriors import DiagonalGaussian, Posterior, full_precision, stats_per_latent
 from .priors import Prior, StandardNormal
 
 # Decoded values per chunk when estimating log p(x): bounds the memory of log_likelihood.
@@ -346,10 +346,11 @@ def build_vae(config) -> VAE:
     if config.bottleneck == "gaussian":
         encoder, decoder = build_networks(network, shape, config.latent_dim * config.stochastic_layers,
                                           likelihood.params_per_value, config.hidden, config.conv_channels,
-                                          config.activation, config.encoder_padding, features)
+                                          config.activation, config.encoder_padding, features,
+                                          stats_per_latent(config.posterior, config.flow_context))
         prior, posterior = build_latent(config.prior, config.posterior, config.latent_dim, config.stochastic_layers,
                                         config.prior_components, config.flow_steps, encoder, shape, features,
-                                        config.hidden[-1], config.activation)
+                                        config.hidden[-1], config.activation, config.flow_context)
     else:
         posterior = build_quantizer(config.bottleneck, config.latent_dim, config.codebook_size, config.code_dim,
                                     config.fsq_levels)

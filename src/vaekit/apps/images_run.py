@@ -46,6 +46,8 @@ def load_run(path: str | Path, device: str = "auto", weights: bool = True) -> Ru
     path = Path(path)
     saved = read_config(path, KIND, FORMAT_VERSION)
     try:
+        # Runs saved before flow_context existed had IAF steps without a context.
+        saved["model"] = {"flow_context": False, **saved["model"]}
         model_cfg, train_cfg, data_cfg = (from_dict(cls, saved[key]) for cls, key in
                                           ((ModelConfig, "model"), (TrainConfig, "train"), (DataConfig, "data")))
     except (KeyError, TypeError, ConfigError) as err:
