@@ -486,3 +486,15 @@ def test_the_mixture_log_density_under_bf16_autocast_is_the_fp32_one():
         mixed = prior.log_prob(z)
     assert mixed.dtype == torch.float32
     torch.testing.assert_close(mixed, exact, atol=0.01, rtol=0)  # fp32 rounding of the expansion: ~1e-3
+
+
+def test_an_iaf_log_determinant_under_bf16_autocast_is_the_fp32_one():
+    """In bf16 the 50 log-gates of this step sum to an error of 0.26 nat; the step runs in fp32 under autocast."""
+    step = _randomized(IAFStep(50, 64, context_dim=50)).float()
+    torch.manual_seed(34)
+    z, h = torch.randn(16, 50), torch.randn(16, 50)
+    _, exact = step(z, h)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, mixed = step(z, h)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, atol=1e-4, rtol=0)

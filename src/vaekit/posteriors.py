@@ -153,13 +153,15 @@ class IAFStep(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def _shift_gate(self, z: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        pre = F.linear(z, self.hidden.weight * self.in_mask, self.hidden.bias)
-        if self.context is not None:
-            if context is None:
-                raise ValueError("this IAF step reads a context: call it with the encoder's context vector")
-            pre = pre + self.context(context)  # (batch, hidden) broadcast over any leading sample dimension of z
-        m, s = F.linear(torch.tanh(pre), self.out.weight * self.out_mask, self.out.bias).chunk(2, -1)
-        return m, torch.sigmoid(s + 1.0)
+        if self.context is not None and context is None:
+            raise ValueError("this IAF step reads a context: call it with the encoder's context vector")
+        # fp32 under autocast: the log-determinant sums latent_dim log-gates, off by tenths of a nat in bf16
+        with torch.autocast(z.device.type, enabled=False):
+            pre = F.linear(z, self.hidden.weight * self.in_mask, self.hidden.bias)
+            if self.context is not None:
+                pre = pre + self.context(full_precision(context))  # (batch, hidden), broadcast over z's draws
+            m, s = F.linear(torch.tanh(pre), self.out.weight * self.out_mask, self.out.bias).chunk(2, -1)
+            return m, torch.sigmoid(s + 1.0)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         m, sigma = self._shift_gate(z, context)
