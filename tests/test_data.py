@@ -306,6 +306,22 @@ def test_a_glob_skips_hidden_entries_as_a_folder_does_unless_it_names_them(tmp_p
     assert read_images(str(tmp_path / "scans" / ".*.png"), channels=1)[1] == ["._s0"]  # named: a shell's rule
 
 
+def test_same_named_images_in_two_folders_keep_distinct_names(tmp_path):
+    """Outputs are named after inputs (denoise writes OUT/NAME.png): a glob across folders mirrors them."""
+    from vaekit.data.images import output_names, read_images
+
+    write_png(tmp_path / "scans" / "a" / "001.png", value=0)
+    write_png(tmp_path / "scans" / "b" / "001.png", value=255)
+    x, names = read_images(str(tmp_path / "scans" / "*" / "001.png"), channels=1)
+    assert names == ["a/001", "b/001"] and x[:, 0, 0, 0].tolist() == [0, 1]
+    assert read_images(str(tmp_path / "*" / "*" / "*.png"), channels=1)[1] == ["scans/a/001", "scans/b/001"]
+    assert read_images(tmp_path / "scans" / "a", channels=1)[1] == ["001"]  # one folder: plain stems, as before
+    assert output_names([Path("001.png"), Path("001.jpg"), Path("002.png")]) == ["001.png", "001.jpg", "002"]
+    with pytest.raises(DataError) as error:  # suffixes kept, still the same name
+        output_names([Path("x.png"), Path("x.jpg"), Path("x.png.png")])
+    assert_one_line(error, "x.png and x.png.png", "rename one")
+
+
 def test_the_image_reader_names_what_it_cannot_read(tmp_path):
     from vaekit.data.images import read_images
 

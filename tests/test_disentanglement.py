@@ -1,6 +1,8 @@
 """Disentanglement metrics on codes whose answer is known: the true factors (a perfect code), noise, a rotation;
 Chen et al.'s MIG over the whole posterior also against a numerical integral."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -184,6 +186,22 @@ def test_eval_scores_a_shapes_run(tmp_path):
     assert np.nanmean(np.array(saved["mig_posterior_by_factor"], float)) == pytest.approx(saved["mig_posterior"])
     with pytest.raises(DataError, match="known factors"):
         images.evaluate(run, split="val", k=2, progress=False, disentanglement=True)
+
+
+def test_eval_cli_prints_each_score_once_as_a_table_row(tmp_path, capsys):
+    from vaekit.apps import images
+    from vaekit.cli import main
+
+    images.train(tmp_path / "run", data="shapes:300", network="mlp", hidden=(16,), latent_dim=3, epochs=1,
+                 progress=False)
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "run"), "--k", "2", "--disentanglement"]) == 0
+    rows = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    assert all(len(row) == 2 and not row[1].startswith(("{", "[")) for row in rows), rows  # no raw dict or list
+    keys = [key for key, _ in rows]
+    assert len(keys) == len(set(keys)) and {"neg_elbo", "mig", "mig_posterior", "sap", "factorvae"} <= set(keys)
+    by_factor = dict(rows)["mig_posterior_by_factor"].split()
+    assert len(by_factor) == 5 and all(re.fullmatch(r"\d\.\d{4}|-", cell) for cell in by_factor)
 
 
 def test_mig_posterior_needs_a_diagonal_gaussian_posterior():

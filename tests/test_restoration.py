@@ -197,6 +197,22 @@ def test_denoise_command_on_png_npy_and_folder(runs, tmp_path):
     assert torch.allclose(denoise(clean, x), torch.as_tensor(out), atol=1e-5)
 
 
+def test_denoise_keeps_same_named_images_of_two_folders_apart(runs, tmp_path):
+    images = {"a": np.zeros((8, 8), np.uint8), "b": np.full((8, 8), 255, np.uint8)}
+    for folder, pixels in images.items():
+        (tmp_path / "scans" / folder).mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "scans" / folder / "001.png")
+    pattern = str(tmp_path / "scans" / "*" / "*.png")
+    assert main(["denoise", str(runs / "dvae"), pattern, "-o", str(tmp_path / "clean")]) == 0
+    written = sorted(p.relative_to(tmp_path / "clean").as_posix() for p in (tmp_path / "clean").rglob("*.png"))
+    assert written == ["a/001.png", "b/001.png"]
+    x = torch.as_tensor(np.stack([images["a"], images["b"]])[:, None] / 255, dtype=torch.float32)
+    expected = (denoise(load_run(runs / "dvae"), x).numpy() * 255).round()
+    for i, folder in enumerate(images):
+        np.testing.assert_allclose(np.asarray(Image.open(tmp_path / "clean" / folder / "001.png")), expected[i, 0],
+                                   atol=1)
+
+
 def test_conditional_denoising_run_removes_noise(runs, tmp_path, capsys):
     """A `--condition noisy` run decodes E[x | z, x_noisy] averaged over prior draws; on held-out
     digits its output is nearer the clean images than the noisy input is."""

@@ -130,6 +130,38 @@ def test_scores_are_seeded_bounds_and_flag_noise(client, run, digits):
     assert score(noise).mean() > elbo.mean() + 5  # uniform noise is far less likely than digits
 
 
+@pytest.fixture(scope="module")
+def m2_dir(tmp_path_factory):
+    """A semi-supervised (M2) run with 50 labels, one epoch on digits: its classifier is what /classify serves."""
+    out = tmp_path_factory.mktemp("serve") / "m2"
+    train(out, data="digits", epochs=1, network="mlp", hidden=(16,), latent_dim=2, batch_size=128, progress=False,
+          semi_supervised=True, labelled=50)
+    return out
+
+
+def test_classify_agrees_with_vaekit_classify_and_needs_a_classifier(m2_dir, run_dir):
+    import csv
+
+    from vaekit.apps.images import classify
+
+    m2 = load_run(m2_dir, device="cpu")
+    digits = load_splits(m2.data, m2.train.seed).x_test[:8]  # what `vaekit classify` reads first
+    both = TestClient(create_app([m2_dir, run_dir]), base_url=LOCAL)
+    assert {m["name"]: m["classes"] for m in both.get("/models").json()} == {"m2": 10, "digits": None}
+    response = both.post("/classify", json={"model": "m2", "x": digits.reshape(8, -1).tolist()})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    expected = list(csv.DictReader(classify(m2_dir).path.open()))[:8]  # the same first 8 test images
+    assert answer["predicted"] == [int(row["predicted"]) for row in expected]
+    confidence = [p[c] for p, c in zip(answer["probabilities"], answer["predicted"])]
+    np.testing.assert_allclose(confidence, [float(row["probability"]) for row in expected], rtol=1e-5)
+    np.testing.assert_allclose(np.sum(answer["probabilities"], 1), 1, rtol=1e-5)
+    assert np.array(answer["probabilities"]).shape == (8, 10)
+    refused = both.post("/classify", json={"model": "digits", "x": digits.reshape(8, -1).tolist()})
+    assert refused.status_code == 409 and "--semi-supervised" in refused.json()["detail"]
+    assert "\n" not in refused.json()["detail"] and str(run_dir) not in refused.text
+
+
 def _jpeg() -> str:
     buffer = io.BytesIO()
     Image.new("L", (8, 8)).save(buffer, format="JPEG")
@@ -208,7 +240,7 @@ def test_page_and_openapi_schema(client):
     assert len(empty) == 3 and "img:not([src]) { visibility: hidden; }" in page.text  # so no broken-image icon
     assert "default-src 'self'" in page.headers["content-security-policy"]
     schema = client.get("/openapi.json").json()
-    assert set(schema["paths"]) == {"/models", "/encode", "/decode", "/sample", "/reconstruct", "/score",
+    assert set(schema["paths"]) == {"/models", "/encode", "/decode", "/sample", "/reconstruct", "/score", "/classify",
                                     "/tabular/sample", "/recommend", "/text/sample"}
     assert client.get("/docs").status_code == 404  # no page that pulls scripts from a CDN
 
@@ -330,6 +362,7 @@ def test_text_sample_is_seeded_sentences(app_client):
     ("/text/sample", {"model": "digits"}, "/encode"),
     ("/decode", {"model": "text", "z": [[0, 0]]}, "/text/sample"),
     ("/score", {"model": "table", "x": [[0.0]]}, "/tabular/sample"),
+    ("/classify", {"model": "rec", "x": [[0.0]]}, "/recommend"),
 ])
 def test_wrong_kind_is_409_naming_the_right_endpoint(app_client, path, body, endpoint):
     response = app_client.post(path, json=body)

@@ -28,7 +28,8 @@ from ..io import write_json, write_jsonl
 from ..saved import check_new_folder, check_output_folder, clear_folder
 from ..tracking import TRACKERS, tracker_names, trackers  # TRACKERS: --log-to's choices
 # The commands on a saved run live beside this module; they are this API too (vaekit.train, vaekit.sample, ...).
-from .images_eval import EVAL_K, Classification, classify, eval_file, evaluate, sample_quality
+from .images_eval import (EVAL_K, Classification, ClassPredictions, classify, eval_file, evaluate, predict_classes,
+                          sample_quality)
 from .images_pictures import PICTURES, SAMPLE_CHUNK, embed, fit_sampler, interpolate, reconstruct, sample, slerp
 from .images_run import KIND, Run, as_run, caption, load_run, output_path, run_splits, weights_epoch
 

@@ -18,6 +18,7 @@ from .images_run import Run, as_run, output_path, run_splits
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from ..evaluation import Evaluation
     from ..sample_quality import SampleQuality
@@ -125,16 +126,42 @@ class Classification:
     path: Path
 
 
+@dataclass(frozen=True)
+class ClassPredictions:
+    """q(y|x) of a semi-supervised run for each input row: the class it finds most probable and every class's
+    probability."""
+
+    probabilities: torch.Tensor  # (N, classes) on the CPU, rows sum to 1
+    predicted: torch.Tensor  # (N,) int64, argmax_y q(y|x)
+    confidence: torch.Tensor  # (N,) q(predicted|x)
+
+
+def predict_classes(run: Run | str | Path, x: torch.Tensor) -> ClassPredictions:
+    """The classes a semi-supervised run's classifier q(y|x) gives the rows of x (N, *data_shape), as `vaekit
+    classify` writes them; a run trained without --semi-supervised is a ConfigError saying so."""
+    from ..evaluation import class_probabilities
+
+    run = _with_classifier(run)
+    probabilities = class_probabilities(run.vae, x).cpu()
+    confidence, predicted = probabilities.max(-1)
+    return ClassPredictions(probabilities, predicted, confidence)
+
+
+def _with_classifier(run: Run | str | Path) -> Run:
+    run = as_run(run)
+    if run.vae.classifier is None:
+        raise ConfigError(f"{run.path} has no classifier: classify takes a run trained with --semi-supervised")
+    return run
+
+
 def classify(run: Run | str | Path, data: str | None = None, data_dir: str | None = None, split: str = "test",
              out: str | Path | None = None) -> Classification:
     """Labels of a split from a semi-supervised run's classifier q(y|x) (`vaekit classify`): a CSV with each row's
     index, predicted class, its probability and the true label where known (default RUN/predictions_SPLIT.csv), and
     the accuracy where the data has labels."""
-    from ..evaluation import class_probabilities, classifier_accuracy
+    from ..evaluation import classifier_accuracy
 
-    run = as_run(run)
-    if run.vae.classifier is None:
-        raise ConfigError(f"{run.path} has no classifier: classify takes a run trained with --semi-supervised")
+    run = _with_classifier(run)
     path = output_path(run, out, f"predictions_{split}.csv", (".csv",))
     splits = run_splits(run, data, data_dir)
     if split not in ("test", "train"):
@@ -142,12 +169,11 @@ def classify(run: Run | str | Path, data: str | None = None, data_dir: str | Non
     x, y = (splits.x_test, splits.y_test) if split == "test" else (splits.x_train, splits.y_train)
     if len(x) == 0:
         raise DataError(f"the {split} split is empty: choose another --split")
-    probabilities = class_probabilities(run.vae, x).cpu()
-    confidence, predicted = probabilities.max(-1)
+    found = predict_classes(run, x)
     header = "row,predicted,probability" + (",label" if y is not None else "")
     lines = [f"{i},{int(label)},{float(p):.6g}" + (f",{int(y[i])}" if y is not None else "")
-             for i, (label, p) in enumerate(zip(predicted, confidence))]
+             for i, (label, p) in enumerate(zip(found.predicted, found.confidence))]
     atomic_write(path, "\n".join([header, *lines]) + "\n")
-    accuracy = None if y is None else classifier_accuracy(probabilities, y)
+    accuracy = None if y is None else classifier_accuracy(found.probabilities, y)
     return Classification(accuracy, len(x), path)
 

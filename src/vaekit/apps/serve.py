@@ -2,7 +2,7 @@
 
 A thin composition: each endpoint turns JSON (images as base64 PNG, or flat arrays) into a tensor of
 shape (batch, *data_shape), calls one VAE method (encode, decode_mean, reconstruct, elbo,
-log_likelihood) and answers JSON. Models are loaded once, at start, from the run directories named
+log_likelihood; a semi-supervised run's classes through apps.images.predict_classes) and answers JSON. Models are loaded once, at start, from the run directories named
 on the command line; clients name a model, never a path. Scores are in nats per example.
 Tabular, recommender and text model directories get their apps' calls instead (see serve_apps.py); PNGs and
 the body limit are in serve_http.py, the core endpoints' JSON bodies in serve_schemas.py.
@@ -80,7 +80,8 @@ class Served:
         return {"name": self.name, "kind": self.kind, "data_shape": list(self.shape), "latent_dim": self.vae.latent_dim,
                 "image": self.image, "likelihood": self.run.model.likelihood, "network": self.run.model.network,
                 "prior": self.run.model.prior, "dataset": Path(self.run.data.data).name,
-                "epochs": len(self.run.history), "val_neg_elbo": history.get("val_neg_elbo")}
+                "epochs": len(self.run.history), "val_neg_elbo": history.get("val_neg_elbo"),
+                "classes": self.run.model.n_classes if self.run.model.semi_supervised else None}
 
 
 def load_models(runs, device: str = "cpu") -> dict[str, "Served | AppModel"]:
@@ -135,10 +136,12 @@ def create_app(runs, config: ServeConfig | None = None, device: str = "cpu"):
     models = load_models(runs, device)
     schemas = core_schemas(config)
     model = _picker(models)
-    errors = {404: {"description": "unknown model"}, 409: {"description": "model of another kind"}, 413: {"description": "body too large"},
+    errors = {404: {"description": "unknown model"}, 409: {"description": "model of another kind, or /classify on a "
+                                                                        "model without a classifier"},
+              413: {"description": "body too large"},
               422: {"description": "invalid request; 'detail' says what was wrong"}}
     app = FastAPI(title="vaekit serve", version=_version(), docs_url=None, redoc_url=None,
-                  description="Encode, decode, sample, reconstruct and score with trained vaekit models. "
+                  description="Encode, decode, sample, reconstruct, score and classify with trained vaekit models. "
                               "Images are base64 PNG; scores are nats per example.")
     _add_error_handlers(app)
     _add_page(app)
@@ -272,8 +275,11 @@ def _add_codec_routes(app, config: ServeConfig, model, schemas, errors: dict) ->
 
 
 def _add_scoring_routes(app, config: ServeConfig, model, schemas, errors: dict) -> None:
-    """POST /reconstruct and /score: data back through the model."""
+    """POST /reconstruct, /score and /classify: data back through the model."""
     import torch
+    from fastapi import HTTPException
+
+    from .images import predict_classes
 
     @app.post("/reconstruct", response_model=schemas.SampleResponse, responses=errors,
               response_model_exclude_none=True)
@@ -295,6 +301,18 @@ def _add_scoring_routes(app, config: ServeConfig, model, schemas, errors: dict) 
             else:
                 scores = -served.vae.elbo(x, n_samples=request.k).total()
         return {"scores": scores.tolist(), "method": request.method, "k": request.k}
+
+    @app.post("/classify", response_model=schemas.ClassifyResponse, responses=errors)
+    def classify(request: schemas.Inputs):
+        """A semi-supervised (M2) run's q(y|x) per example: the most probable class and every class's probability,
+        as `vaekit classify` finds them."""
+        served = model(request.model)
+        if served.vae.classifier is None:
+            raise HTTPException(409, f"model '{served.name}' has no classifier q(y|x): /classify takes a run trained "
+                                     "with `vaekit train --semi-supervised` (GET /models shows its classes)")
+        with torch.inference_mode():
+            found = predict_classes(served.run, _inputs(request, served, config))
+        return {"predicted": found.predicted.tolist(), "probabilities": found.probabilities.tolist()}
 
 
 def _add_middleware(app, config: ServeConfig) -> None:

@@ -3,7 +3,7 @@
 Each directory's kind is read from its config.json at start (`served_kind`, vaekit.saved's contract) and
 its model loaded by vaekit.apps.registry; each kind has one natural call:
 POST /tabular/sample (TabularVAE.sample), POST /recommend (recommend.top), POST /text/sample
-(apps.text.sample). Core runs keep /encode, /decode, /sample, /reconstruct and /score.
+(apps.text.sample). Core runs keep /encode, /decode, /sample, /reconstruct, /score and /classify.
 """
 
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from ..errors import CheckpointError
 from ..saved import EXTENDS, saved_kind, use_instead
 
 # kind served -> the endpoint(s) serving it
-ENDPOINTS = {"core": "/encode, /decode, /sample, /reconstruct or /score", "tabular": "/tabular/sample",
+ENDPOINTS = {"core": "/encode, /decode, /sample, /reconstruct, /score or /classify", "tabular": "/tabular/sample",
              "recommend": "/recommend", "text": "/text/sample"}
 MAX_TEXT = 200  # characters of a client string (item id, user id, column name, category value)
 MAX_DRAWS = 100_000  # latent draws of a conditional tabular sample before it gives up (DataError, 422)

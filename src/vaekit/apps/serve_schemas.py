@@ -1,5 +1,5 @@
 """The JSON bodies of `vaekit serve`'s core endpoints (/models, /encode, /decode, /sample, /reconstruct,
-/score) as pydantic models. They are made per app because their bounds come from its ServeConfig, and
+/score, /classify) as pydantic models. They are made per app because their bounds come from its ServeConfig, and
 inside functions so that pydantic is imported only when an app is made."""
 
 from types import SimpleNamespace
@@ -82,10 +82,15 @@ def _responses() -> dict:
         k: int
         unit: str = "nats"
 
+    class ClassifyResponse(BaseModel):
+        predicted: list[int] = Field(description="argmax_y q(y|x) per example")
+        probabilities: list[list[float]] = Field(description="q(y|x) per example, (batch, classes)")
+
     class ModelInfo(BaseModel):
         name: str
         kind: Literal["core", "tabular", "recommend", "text"] = Field(
-            description="core: /encode /decode /sample /reconstruct /score; tabular: /tabular/sample; "
+            description="core: /encode /decode /sample /reconstruct /score (and /classify with classes); "
+                        "tabular: /tabular/sample; "
                         "recommend: /recommend; text: /text/sample")
         image: bool
         data_shape: Optional[list[int]] = None
@@ -96,10 +101,11 @@ def _responses() -> dict:
         dataset: Optional[str] = None
         epochs: Optional[int] = None
         val_neg_elbo: Optional[float] = None
+        classes: Optional[int] = Field(None, description="core, semi-supervised (M2): the classes /classify predicts")
         columns: Optional[list[str]] = Field(None, description="tabular: the table's columns")
         n_users: Optional[int] = Field(None, description="recommend: training users")
         n_items: Optional[int] = Field(None, description="recommend: items in the catalogue")
         vocab_size: Optional[int] = Field(None, description="text: words in the vocabulary")
 
     return dict(Outputs=Outputs, EncodeResponse=EncodeResponse, SampleResponse=SampleResponse,
-                ScoreResponse=ScoreResponse, ModelInfo=ModelInfo)
+                ScoreResponse=ScoreResponse, ClassifyResponse=ClassifyResponse, ModelInfo=ModelInfo)

@@ -190,10 +190,20 @@ def _eval(args: argparse.Namespace):
                              samples=args.samples, sampler=args.sampler, inception_weights=args.inception_weights,
                              disentanglement=args.disentanglement)
     values = result.to_dict()
-    scores = {**values, **(values.pop("sample_quality", None) or {}), **(values.pop("disentanglement", None) or {})}
+    # The nested scores are popped before the rest is read, so that each prints as rows, not as one raw dict.
+    quality, disentanglement = values.pop("sample_quality", None), values.pop("disentanglement", None)
+    scores = {**values, **(quality or {}), **(disentanglement or {})}
+    width = max(20, *map(len, scores))
     for key, value in scores.items():
-        print(f"{key:>20}  {value:.4f}" if isinstance(value, float) else f"{key:>20}  {value}")
+        print(f"{key:>{width}}  {_figure(value)}")
     return None
+
+
+def _figure(value) -> str:
+    """A table cell: floats to 4 decimals, a list (a score per factor) as such cells, '-' where a value is None."""
+    if isinstance(value, list):
+        return " ".join("-" if v is None else _figure(v) for v in value)
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _train_prior(args: argparse.Namespace):

@@ -133,10 +133,28 @@ def read_image_files(root: Path, relative: list[Path], mode: str | None = None, 
     return x[..., None] if x.ndim == 3 else x  # (N, H, W, C)
 
 
+def output_names(relative: list[Path]) -> list[str]:
+    """What the outputs made from the image files `relative` (paths relative to their source's root, see
+    `find_images`) are called, one distinct name each: the relative path without its suffix, so that a glob across
+    folders ('scans/*/*.png') keeps its subfolders and a/001.png, b/001.png give 'a/001' and 'b/001' (a mirrored
+    layout, as a recursive copy makes), with the suffix kept where two files differ only by it ('001.png',
+    '001.jpg'). A DataError if two names still coincide."""
+    stems = [r.with_suffix("").as_posix() for r in relative]
+    twice = {stem for stem, count in Counter(stems).items() if count > 1}
+    names = [r.as_posix() if stem in twice else stem for r, stem in zip(relative, stems)]
+    seen: dict[str, Path] = {}
+    for r, name in zip(relative, names):
+        if name in seen:
+            raise DataError(f"{seen[name]} and {r} would both be written as '{name}': rename one of them")
+        seen[name] = r
+    return names
+
+
 def read_images(source: str | Path, channels: int):
     """Images from an image file, a glob pattern of them (e.g. 'scans/*.png'), a folder of image files (not its
     subfolders) or a .npy array ((H, W), (N, H, W) or (N, C, H, W), values in [0, 1] or uint8), as `channels`
-    channels -> ((N, C, H, W) float tensor in [0, 1], names)."""
+    channels -> ((N, C, H, W) float tensor in [0, 1], names): each image's distinct name for what is written from
+    it (`output_names`: 'a/001' for a glob's scans/a/001.png), a .npy array's rows STEM_0, STEM_1, ..."""
     import torch
 
     source = Path(source)
@@ -148,5 +166,6 @@ def read_images(source: str | Path, channels: int):
             raise DataError(f"{source} holds an array of shape {array.shape}: give finite (N, {channels}, H, W) images")
         return torch.as_tensor(array), [f"{source.stem}_{i}" for i in range(len(array))]
     root, relative = find_images(source)
+    names = output_names(relative)
     x = read_image_files(root, relative, "L" if channels == 1 else "RGB", fix="give images of one size")
-    return torch.as_tensor(x.transpose(0, 3, 1, 2).astype(np.float32) / 255), [r.stem for r in relative]
+    return torch.as_tensor(x.transpose(0, 3, 1, 2).astype(np.float32) / 255), names
