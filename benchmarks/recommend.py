@@ -4,15 +4,17 @@ users, the fold-in/held-out items and the initialization; every model of a seed 
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/recommend.py --seeds 0,1,2 --datasets lastfm-hetrec2011
 
-Each model is fitted with vaekit's defaults (--epochs and --batch-size set the autoencoders' budget); the VAEs
+Each model is fitted with vaekit's defaults (--epochs and --batch-size set the autoencoders' budget; --recvae
+key=value ... sets RecVAE's fields, e.g. a setting tuned on the validation users by recommend_tune.py); the VAEs
 keep the epoch of the best validation NDCG@100 and EASE its best lambda on the validation users; the test users
-are scored once. Writes benchmarks/results/recommend_<dataset>.json per data set and prints the table of every
-such file.
+are scored once. Writes benchmarks/results/recommend_<dataset>[_<tag>].json per data set and prints the table of
+every such file.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 from concurrent.futures import ProcessPoolExecutor
 import os
@@ -73,6 +75,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--jobs", type=int, default=1, help="(data set, seed) runs at once, one process each")
+    parser.add_argument("--recvae", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="RecVAE's RecommendConfig fields as Python literals, e.g. latent_dim=400 hidden='(300,)'")
+    parser.add_argument("--tag", default="", help="appended to the results file's name")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(os.environ.get("VAEKIT_DATA", ""))
@@ -81,6 +86,7 @@ def main() -> None:
                                 ("progress", False)) if v is not None}
     budget = {kind: {**common, **({"epochs": e} if e is not None else {})}
               for kind, e in (("dae", args.epochs), ("vae", args.epochs), ("recvae", args.recvae_epochs))}
+    budget["recvae"].update({k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.recvae)})
     names = [name for name in args.datasets.split(",") if (root / DATASETS[name][0]).is_file()]
     for name in sorted(set(args.datasets.split(",")) - set(names)):
         print(f"skipping {name}: {root / DATASETS[name][0]} not found (set VAEKIT_DATA)")
@@ -98,7 +104,7 @@ def main() -> None:
             models[model] = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
                              for m in (*METRICS, "fit_cpu_seconds")}
             models[model]["per_seed"] = rows
-        write_json(RESULTS / f"recommend_{name}.json", {
+        write_json(RESULTS / f"recommend_{name}{'_' + args.tag if args.tag else ''}.json", {
             "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv), "vaekit": __version__,
             **environment(), "date": time.strftime("%Y-%m-%d"), "data": name, "options": options,
             "protocol": "strong generalization (Liang et al. 2018): held-out users, 80% folded in, 20% predicted; "
@@ -115,10 +121,14 @@ def table() -> str:
              "fit CPU s |", "|---|---|---|---|---|---|---|---|"]
     for file in sorted(RESULTS.glob("recommend_*.json")):
         report = json.loads(file.read_text())
+        if not isinstance(report, dict) or "models" not in report:  # recommend_sweep.json: recommend_tune.py's
+            continue
+        tag = file.stem.removeprefix(f"recommend_{report['data']}").lstrip("_")
         users, items, _ = report["shape(users,items,interactions)"]
         for model, entry in report["models"].items():
             cells = [f"{entry[m]['mean']:.3f} ± {entry[m]['std']:.3f}" for m in METRICS]
-            lines.append(f"| {report['data']} ({users} x {items}) | {MODELS[model]} | {' | '.join(cells)} | "
+            lines.append(f"| {report['data']}{' ' + tag if tag else ''} ({users} x {items}) | {MODELS[model]} | "
+                         f"{' | '.join(cells)} | "
                          f"{entry['fit_cpu_seconds']['mean']:.0f} |")
     return "\n".join(lines)
 
