@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import shlex
 from concurrent.futures import ProcessPoolExecutor
 import os
 import sys
@@ -105,7 +106,7 @@ def main() -> None:
                              for m in (*METRICS, "fit_cpu_seconds")}
             models[model]["per_seed"] = rows
         write_json(RESULTS / f"recommend_{name}{'_' + args.tag if args.tag else ''}.json", {
-            "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + " ".join(sys.argv), "vaekit": __version__,
+            "command": "OMP_NUM_THREADS=1 PYTHONPATH=src python " + shlex.join(sys.argv), "vaekit": __version__,
             **environment(), "date": time.strftime("%Y-%m-%d"), "data": name, "options": options,
             "protocol": "strong generalization (Liang et al. 2018): held-out users, 80% folded in, 20% predicted; "
                         "VAEs: best epoch by validation NDCG@100; EASE: lambda picked on validation users",
