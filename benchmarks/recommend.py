@@ -45,6 +45,22 @@ MODELS = {"popularity": "popularity", "ease": "EASE", "dae": "Mult-DAE", "vae": 
 METRICS = ("recall@20", "recall@50", "ndcg@100", "coverage@20", "long_tail@20")
 
 
+def literal_settings(words: list[str]) -> dict:
+    """{key: value} of key=value words with Python-literal values (hidden='(300,)', model='"recvae"'); a malformed
+    word is a ValueError naming it."""
+    settings = {}
+    for word in words:
+        key, equals, text = word.partition("=")
+        try:
+            if not (key and equals):
+                raise ValueError
+            settings[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"expected key=value with a Python literal as the value, got '{word}' "
+                             f"(a string needs its own quotes: model='\"recvae\"')") from None
+    return settings
+
+
 def run(path: Path, data_options: dict, seed: int, budget: dict[str, dict]) -> dict:
     """Fit and test every model on one seed's split: {model: metrics, fit CPU seconds, chosen epoch/lambda}."""
     torch.set_num_threads(1)
@@ -80,6 +96,10 @@ def main() -> None:
                         help="RecVAE's RecommendConfig fields as Python literals, e.g. latent_dim=400 hidden='(300,)'")
     parser.add_argument("--tag", default="", help="appended to the results file's name")
     args = parser.parse_args()
+    try:
+        recvae = literal_settings(args.recvae)
+    except ValueError as err:
+        parser.error(str(err))
     torch.set_num_threads(1)
     root = Path(os.environ.get("VAEKIT_DATA", ""))
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -87,7 +107,7 @@ def main() -> None:
                                 ("progress", False)) if v is not None}
     budget = {kind: {**common, **({"epochs": e} if e is not None else {})}
               for kind, e in (("dae", args.epochs), ("vae", args.epochs), ("recvae", args.recvae_epochs))}
-    budget["recvae"].update({k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.recvae)})
+    budget["recvae"].update(recvae)
     names = [name for name in args.datasets.split(",") if (root / DATASETS[name][0]).is_file()]
     for name in sorted(set(args.datasets.split(",")) - set(names)):
         print(f"skipping {name}: {root / DATASETS[name][0]} not found (set VAEKIT_DATA)")

@@ -24,39 +24,37 @@ RECORD=${RECORD:-benchmarks/results/recommend_sweep.json}  # a stopped sweep res
 PAPER='prior_weights=(0.15,0.75,0.1)'  # 3/20 N(0, 1), 3/4 the previous posterior, 1/10 N(0, e^10)
 NORMAL='prior_weights=(0.4,0.5,0.1)'  # more of the standard normal, the same wide part
 
-tune() {
+validate() {  # one setting (key=value words) on the validation users of every seed, added to $RECORD
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n "${NICE:-5}" "${PYTHON:-python}" benchmarks/recommend_tune.py \
-        --data movielens-latest-small --seeds 0,1,2 --jobs 1 --record "$RECORD" \
-        model='"recvae"' epochs=40 early_stopping=10 batch_size=64 "$@"
+        --data movielens-latest-small --seeds 0,1,2 --jobs 1 --record "$RECORD" "$@"
 }
+tune() { validate model='"recvae"' epochs=40 early_stopping=10 batch_size=64 "$@"; }
 
-if [ "${1:-1}" = 2 ]; then
-    BEST=(hidden='(300,)' dropout=0.5 "$NORMAL")
+BEST=(hidden='(300,)' dropout=0.5 "$NORMAL")  # round 1's best, which rounds 2 and 3 start from
+case "${1:-1}" in
+1)
+    for weights in "$PAPER" "$NORMAL"; do
+        for dropout in 0.3 0.5 0.7; do
+            tune hidden='(600,)' latent_dim=200 dropout="$dropout" "$weights"
+        done
+        for size in 'hidden=(600,) latent_dim=64' 'hidden=(300,) latent_dim=200' 'hidden=(300,) latent_dim=64'; do
+            tune $size dropout=0.5 "$weights"  # $size unquoted: two key=value words
+        done
+    done ;;
+2)
     tune "${BEST[@]}" latent_dim=400
-    tune "${BEST[@]/hidden=(300,)/hidden=(600,)}" latent_dim=600
+    tune hidden='(600,)' dropout=0.5 "$NORMAL" latent_dim=600
     for knob in epochs=80 'epochs=80 lr=0.0005' gamma=0.005 recvae_layers=3 encoder_passes=1 batch_size=32; do
         tune "${BEST[@]}" latent_dim=200 $knob  # $knob unquoted: some are two key=value words
+    done ;;
+3)
+    for knobs in 'latent_dim=200 recvae_layers=2' 'latent_dim=400 recvae_layers=3 epochs=80' \
+                 'latent_dim=400 recvae_layers=2 epochs=80' 'latent_dim=200 recvae_layers=3 epochs=80'; do
+        tune "${BEST[@]}" $knobs
     done
-    PYTHONPATH=src "${PYTHON:-python}" benchmarks/recommend_tune.py --table "$RECORD"
-    exit
-fi
-if [ "${1:-1}" = 3 ]; then
-    BEST=(hidden='(300,)' dropout=0.5 "$NORMAL")
-    tune "${BEST[@]}" latent_dim=200 recvae_layers=2
-    tune "${BEST[@]}" latent_dim=400 recvae_layers=3 epochs=80
-    tune "${BEST[@]}" latent_dim=400 recvae_layers=2 epochs=80
-    tune "${BEST[@]}" latent_dim=200 recvae_layers=3 epochs=80
-    OMP_NUM_THREADS=1 PYTHONPATH=src nice -n "${NICE:-5}" "${PYTHON:-python}" benchmarks/recommend_tune.py \
-        --data movielens-latest-small --seeds 0,1,2 --jobs 1 --record "$RECORD" model='"ease"'
-    exit
-fi
-
-for weights in "$PAPER" "$NORMAL"; do
-    for dropout in 0.3 0.5 0.7; do
-        tune hidden='(600,)' latent_dim=200 dropout="$dropout" "$weights"
-    done
-    for size in 'hidden=(600,) latent_dim=64' 'hidden=(300,) latent_dim=200' 'hidden=(300,) latent_dim=64'; do
-        tune $size dropout=0.5 "$weights"  # $size unquoted: two key=value words
-    done
-done
+    validate model='"ease"' ;;
+*)
+    echo "usage: bash benchmarks/recommend_sweep.sh [1|2|3]  (the round; default 1)" >&2
+    exit 2 ;;
+esac
 PYTHONPATH=src "${PYTHON:-python}" benchmarks/recommend_tune.py --table "$RECORD"

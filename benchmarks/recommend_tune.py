@@ -14,7 +14,6 @@ alone.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from vaekit import recommend as rec
 from vaekit.io import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.recommend import DATASETS
+from benchmarks.recommend import DATASETS, literal_settings
 
 
 def validate(path: Path, data_options: dict, seed: int, options: dict) -> tuple[float, int, float]:
@@ -67,7 +66,10 @@ def main() -> None:
     if args.table is not None:
         print_table(recorded(args.table))
         return
-    options = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.settings)}
+    try:
+        options = literal_settings(args.settings)
+    except ValueError as err:
+        parser.error(str(err))
     file, data_options = DATASETS[args.data]
     path = Path(os.environ.get("VAEKIT_DATA", "")) / file
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -76,7 +76,7 @@ def train(args) -> None:
                            grad_clip=args.grad_clip,
                            **{**RECIPES[args.recipe], **({"precision": args.precision} if args.precision else {})},
                            **budget, **VARIANTS[args.variant],
-                           **({"flow_steps": args.flow_steps} if args.flow_steps else {}))
+                           **({"flow_steps": args.flow_steps} if args.flow_steps is not None else {}))
         _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         if not args.out:  # a folder the caller named is kept (evaluate it again with `evaluate --run`)
