@@ -75,8 +75,8 @@ def train(args) -> None:
                            kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, iw_samples=args.iw_samples,
                            grad_clip=args.grad_clip,
                            **{**RECIPES[args.recipe], **({"precision": args.precision} if args.precision else {})},
-                           **budget, **VARIANTS[args.variant],
-                           **({"flow_steps": args.flow_steps} if args.flow_steps is not None else {}))
+                           **budget, **{**VARIANTS[args.variant],
+                                        **({"flow_steps": args.flow_steps} if args.flow_steps is not None else {})})
         _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         if not args.out:  # a folder the caller named is kept (evaluate it again with `evaluate --run`)
