@@ -65,18 +65,23 @@ def _evaluated(args, run, epochs: int, minutes: float) -> None:
     write_results(f"variants_{args.variant}{args.suffix}", {"rows": [row]})
 
 
+def train_options(args) -> dict:
+    """vaekit.train's keyword arguments for a `train` command: the recipe, the variant, then the overrides."""
+    budget = dict(epochs=100_000, time_limit=args.minutes) if args.epochs is None else dict(epochs=args.epochs)
+    overrides = {"precision": args.precision, "flow_steps": args.flow_steps}
+    return dict(data="mnist", preset="burda-mlp", progress=False, seed=args.seed, val_fraction=0.0,
+                kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, iw_samples=args.iw_samples,
+                grad_clip=args.grad_clip, **budget,
+                **{**RECIPES[args.recipe], **VARIANTS[args.variant],
+                   **{key: value for key, value in overrides.items() if value is not None}})
+
+
 def train(args) -> None:
     import vaekit
 
     out = args.out or tempfile.mkdtemp(prefix=f"bench-variant-{args.variant}-")
     try:
-        budget = dict(epochs=100_000, time_limit=args.minutes) if args.epochs is None else dict(epochs=args.epochs)
-        run = vaekit.train(out, data="mnist", preset="burda-mlp", progress=False, seed=args.seed, val_fraction=0.0,
-                           kl_warmup=args.kl_warmup, prior_warmup=args.prior_warmup, iw_samples=args.iw_samples,
-                           grad_clip=args.grad_clip,
-                           **{**RECIPES[args.recipe], **({"precision": args.precision} if args.precision else {})},
-                           **budget, **{**VARIANTS[args.variant],
-                                        **({"flow_steps": args.flow_steps} if args.flow_steps is not None else {})})
+        run = vaekit.train(out, **train_options(args))
         _evaluated(args, run, len(run.history), args.minutes if args.epochs is None else None)
     finally:
         if not args.out:  # a folder the caller named is kept (evaluate it again with `evaluate --run`)
@@ -124,7 +129,7 @@ def steps(args) -> None:
                                 ("relative", "x " + rows[0]["variant"], ".2f")]))
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train")
@@ -161,7 +166,11 @@ def main() -> None:
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; the first is the ratios' base")
     p.add_argument("--suffix", default="", help="appended to the results file's name")
     p.set_defaults(run_command=steps)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     if hasattr(args, "threads"):
         torch.set_num_threads(args.threads)
     args.run_command(args)
