@@ -29,7 +29,9 @@ import torch
 from vaekit import __version__
 from vaekit import recommend as rec
 from vaekit.config import to_dict
+from vaekit.errors import ConfigError
 from vaekit.io import write_json
+from vaekit.options import route
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, environment
@@ -58,6 +60,17 @@ def literal_settings(words: list[str]) -> dict:
         except (ValueError, SyntaxError):
             raise ValueError(f"expected key=value with a Python literal as the value, got '{word}' "
                              f"(a string needs its own quotes: model='\"recvae\"')") from None
+    return settings
+
+
+def recommend_settings(parser: argparse.ArgumentParser, words: list[str], **fixed) -> dict:
+    """literal_settings of key=value words, checked as RecommendConfig fields (with `fixed` ones, e.g. the model)
+    before any data set loads: a wrong name or value is a usage error, not a worker's traceback minutes later."""
+    try:
+        settings = literal_settings(words)
+        route({**fixed, **settings}, rec.RecommendConfig())
+    except (ValueError, ConfigError) as err:
+        parser.error(str(err))
     return settings
 
 
@@ -96,10 +109,7 @@ def main() -> None:
                         help="RecVAE's RecommendConfig fields as Python literals, e.g. latent_dim=400 hidden='(300,)'")
     parser.add_argument("--tag", default="", help="appended to the results file's name")
     args = parser.parse_args()
-    try:
-        recvae = literal_settings(args.recvae)
-    except ValueError as err:
-        parser.error(str(err))
+    recvae = recommend_settings(parser, args.recvae, model="recvae")
     torch.set_num_threads(1)
     root = Path(os.environ.get("VAEKIT_DATA", ""))
     seeds = [int(s) for s in args.seeds.split(",")]

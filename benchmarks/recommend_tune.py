@@ -28,7 +28,7 @@ from vaekit import recommend as rec
 from vaekit.io import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.recommend import DATASETS, literal_settings
+from benchmarks.recommend import DATASETS, recommend_settings
 
 
 def validate(path: Path, data_options: dict, seed: int, options: dict) -> tuple[float, int, float]:
@@ -66,10 +66,7 @@ def main() -> None:
     if args.table is not None:
         print_table(recorded(args.table))
         return
-    try:
-        options = literal_settings(args.settings)
-    except ValueError as err:
-        parser.error(str(err))
+    options = recommend_settings(parser, args.settings)
     file, data_options = DATASETS[args.data]
     path = Path(os.environ.get("VAEKIT_DATA", "")) / file
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -170,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    args = build_parser().parse_args()
+    parser = build_parser()
+    args = parser.parse_args()
+    if getattr(args, "flow_steps", None) is not None and "flow_steps" not in VARIANTS[args.variant]:
+        parser.error(f"--flow-steps sets a flow's steps: variant '{args.variant}' has no flow "
+                     f"(use {', '.join(name for name, options in VARIANTS.items() if 'flow_steps' in options)})")
     if hasattr(args, "threads"):
         torch.set_num_threads(args.threads)
     args.run_command(args)

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parents[1]))  # the checkout's benchmarks/ package, wherever pytest starts
 
 from benchmarks import variants  # noqa: E402
@@ -28,3 +30,11 @@ def test_precision_overrides_the_recipe_and_the_budget_is_minutes_or_epochs():
     assert options("--variant", "vamp", "--precision", "fp32")["precision"] == "fp32"
     assert options("--variant", "standard", "--epochs", "3")["epochs"] == 3
     assert "time_limit" not in options("--variant", "standard", "--epochs", "3")
+
+
+def test_flow_steps_with_a_variant_without_a_flow_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["variants.py", "train", "--variant", "vamp", "--flow-steps", "4"])
+    with pytest.raises(SystemExit) as stopped:
+        variants.main()
+    assert stopped.value.code == 2
+    assert "variant 'vamp' has no flow" in capsys.readouterr().err
