@@ -278,6 +278,16 @@ def test_early_stopping_watches_validation_ndcg_and_keeps_the_best_epoch(tmp_pat
     assert float(kept.ndcg_100.mean()) == pytest.approx(scores[best])
 
 
+def test_under_ema_the_weights_average_is_what_validation_scores_and_fit_keeps(tmp_path):
+    log = clustered_log(tmp_path / "log.csv", n_users=240)
+    model = rec.fit(log, model="recvae", epochs=4, lr=3e-2, ema=0.9, early_stopping=0, recvae_layers=1, **SMALL)
+    scores = [row["val_ndcg@100"] for row in model.history]
+    kept = rec.ranking_metrics(model.scorer, model.part("val", "foldin"), model.part("val", "heldout"))
+    assert float(kept.ndcg_100.mean()) == pytest.approx(max(scores))
+    plain = rec.fit(log, model="recvae", epochs=4, lr=3e-2, early_stopping=0, recvae_layers=1, **SMALL)
+    assert [row["val_ndcg@100"] for row in plain.history] != scores  # the average, not the last step, was scored
+
+
 def test_cli_fit_evaluate_top(tmp_path, capsys):
     log = clustered_log(tmp_path / "log.tsv", n_users=80, sep="\t")
     out = tmp_path / "dae"

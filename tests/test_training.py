@@ -479,6 +479,19 @@ def test_alternating_updates_step_one_network_at_a_time():
         Trainer(vae, TrainConfig(epochs=1, device="cpu"), alternate=(0, 1))
 
 
+def test_the_weight_average_counts_every_alternating_pass_as_its_own_steps(monkeypatch):
+    import vaekit.optimization
+
+    clock, update = [], vaekit.optimization.WeightAverage.update
+    monkeypatch.setattr(vaekit.optimization.WeightAverage, "update",
+                        lambda self, model, step: clock.append(step) or update(self, model, step))
+    torch.manual_seed(0)
+    vae = build_vae(ModelConfig(data_shape=(6,), hidden=(8,), latent_dim=2))
+    Trainer(vae, TrainConfig(epochs=2, batch_size=8, ema=0.99, progress=False, device="cpu"),
+            alternate=(2, 1)).fit(torch.bernoulli(torch.full((16, 6), 0.5)))
+    assert clock == list(range(12))  # 2 epochs x 3 passes x 2 steps: the warm-up moves on at every update
+
+
 def test_moving_data_to_the_cpu_neither_pins_nor_waits():
     from vaekit.conditioning import Batch
     from vaekit.devices import synchronize, to_device

@@ -159,13 +159,16 @@ class Trainer:
             within, self.within_epoch = self.within_epoch, None
             sums, passes, bar = 0.0, 0, None
             seconds = within.seconds if within is not None else 0.0
-            for part, count in ((None, 1),) if self.alternate is None else zip(("encoder", "decoder"), self.alternate):
+            pass_counts = ((None, 1),) if self.alternate is None else tuple(zip(("encoder", "decoder"), self.alternate))
+            for part, count in pass_counts:
                 with updating_only(self.vae, part):
                     for _ in range(count):
                         if bar is not None:
                             bar.close()
+                        # optimizer steps so far, over every pass: the weight average's clock
+                        updates = (self.epoch * sum(c for _, c in pass_counts) + passes) * steps_per_epoch
                         pass_sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch,
-                                                           training_seconds, within, started)
+                                                           training_seconds, within, started, updates)
                         sums, passes, within = sums + pass_sums, passes + 1, None
             synchronize(self.device)  # the epoch's time includes the GPU running its queued steps
             if profile is not None:
@@ -208,10 +211,11 @@ class Trainer:
         return self.history
 
     def _steps(self, objective, x_train, batch_size: int, steps_per_epoch: int, training_seconds: float,
-               within: EpochPosition | None, started: float):
-        """One epoch's optimizer steps (from `within.step` on, for an epoch resumed mid-way): the example-weighted
+               within: EpochPosition | None, started: float, updates: int):
+        """One pass's optimizer steps (from `within.step` on, for an epoch resumed mid-way): the example-weighted
         sums of loss, reconstruction and KL (on the device, read by the caller once), the last step's beta, and the
-        progress bar (open, or None)."""
+        progress bar (open, or None). `updates`: optimizer steps before the pass's first, over all passes (an
+        alternating epoch makes several passes; the KL and learning-rate schedules count an epoch's steps once)."""
         # Long: one optimizer step with its profile laps in order; split, the laps would hide what a step does.
         cfg, group = self.config, self.group
         n = len(x_train)
@@ -278,7 +282,7 @@ class Trainer:
                 self.tc_discriminator.loss(out.z).backward()
                 self.tc_optimizer.step()
             if self.averaged is not None:
-                self.averaged.update(self.vae, global_step)
+                self.averaged.update(self.vae, updates + step)
             lap("optimizer")
             sums += torch.stack([out.loss.detach(), out.reconstruction, out.kl]) * count
             lap("metrics and logging")

@@ -129,15 +129,20 @@ def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
 
     recvae = cfg.model == "recvae"
     vae = model.scorer.vae
+    # under --ema the Trainer hands the probe the weights' average: that is what is scored and kept
+    scorer_of = {vae: model.scorer}
 
     def score(scored, row: dict) -> dict:
-        return {"val_ndcg@100": float(ranking_metrics(model.scorer, *val).ndcg_100.mean())}
+        scorer = scorer_of.setdefault(scored, type(model.scorer)(scored))
+        best["scored"] = scorer
+        return {"val_ndcg@100": float(ranking_metrics(scorer, *val).ndcg_100.mean())}
 
     def keep_best(row: dict) -> None:
         if recvae:
             vae.prior.renew(vae.encoder)
         if row["val_ndcg@100"] > best["ndcg"]:
-            best.update(ndcg=row["val_ndcg@100"], state={k: v.clone() for k, v in model.scorer.state_dict().items()})
+            state = best["scored"].state_dict()
+            best.update(ndcg=row["val_ndcg@100"], state={k: v.clone() for k, v in state.items()})
 
     recvae_options = dict(kl_per_example=interaction_counts, alternate=(cfg.encoder_passes, cfg.decoder_passes))
     model.history = Trainer(vae, train_config, on_epoch=keep_best, probe=score, monitor="val_ndcg@100",
