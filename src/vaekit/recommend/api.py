@@ -129,13 +129,11 @@ def _fit_mult(model: Recommender, train, val, device, progress: bool) -> None:
 
     recvae = cfg.model == "recvae"
     vae = model.scorer.vae
-    # under --ema the Trainer hands the probe the weights' average: that is what is scored and kept
-    scorer_of = {vae: model.scorer}
 
     def score(scored, row: dict) -> dict:
-        scorer = scorer_of.setdefault(scored, type(model.scorer)(scored))
-        best["scored"] = scorer
-        return {"val_ndcg@100": float(ranking_metrics(scorer, *val).ndcg_100.mean())}
+        # under ema the Trainer hands the probe the weights' average: that is what is scored, and kept if best
+        best["scored"] = model.scorer if scored is vae else type(model.scorer)(scored)
+        return {"val_ndcg@100": float(ranking_metrics(best["scored"], *val).ndcg_100.mean())}
 
     def keep_best(row: dict) -> None:
         if recvae:
