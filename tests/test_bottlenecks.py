@@ -75,8 +75,9 @@ def test_uniform_codes_keep_the_elbo_honest():
 def test_a_quantized_run_logs_usage_and_loads(tmp_path, bottleneck):
     from vaekit.apps import images
 
-    run = images.train(tmp_path / "run", data="digits", network="mlp", hidden=(16,), latent_dim=8, code_dim=4,
-                       fsq_levels=(5, 3, 3, 2), codebook_size=32, bottleneck=bottleneck, epochs=2, progress=False)
+    codes = dict(code_dim=4, codebook_size=32) if bottleneck == "vq" else dict(fsq_levels=(5, 3, 3, 2))
+    run = images.train(tmp_path / "run", data="digits", network="mlp", hidden=(16,), latent_dim=8, **codes,
+                       bottleneck=bottleneck, epochs=2, progress=False)
     row = run.history[-1]
     assert 0 < row["codebook_usage"] <= 1 and 1 <= row["perplexity"] <= 32 * 2
     loaded = images.load_run(tmp_path / "run", device="cpu")

@@ -295,3 +295,30 @@ def test_long_jobs_show_a_progress_bar_with_an_eta_on_a_terminal_only(run_dir, t
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--k", "2", "--limit", "30"]) == 0
     assert "IWAE" not in capsys.readouterr().err  # not a terminal: no bar
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--flow-steps", "4"], "--flow-steps acts only with --posterior iaf or planar"),
+    (["--posterior", "planar", "--no-flow-context"], "--flow-context acts only with --posterior iaf"),
+    (["--prior-components", "10"], "--prior-components acts only with --prior mog or vamp"),
+    (["--bottleneck", "fsq", "--latent-dim", "4", "--code-dim", "2"], "--code-dim acts only with --bottleneck vq"),
+    (["--label-weight", "5"], "--label-weight acts only with --semi-supervised,"),
+])
+def test_an_option_the_chosen_model_would_not_read_is_refused_before_anything_is_written(flags, message, tmp_path,
+                                                                                          capsys):
+    assert message in _error(capsys, ["train", *TINY, *flags, "--out", str(tmp_path / "run")])
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_saved_runs_config_holds_every_option_and_trains_again_with_flags_that_act(run_dir, tmp_path, capsys):
+    from vaekit.apps import images
+    from vaekit.errors import ConfigError
+
+    saved = json.loads((run_dir / "config.json").read_text())["model"]
+    assert saved["posterior"] == "gaussian" and "flow_steps" in saved  # unread there, and no refusal for it
+    assert main(["train", "--config", str(run_dir / "config.json"), "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "--config", str(run_dir / "config.json"), "--epochs", "1", "--posterior", "planar",
+                 "--flow-steps", "3", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["model"]["flow_steps"] == 3
+    with pytest.raises(ConfigError, match="--prior-components acts only with"):
+        images.train(tmp_path / "c", data="digits", epochs=1, prior_components=3, progress=False)

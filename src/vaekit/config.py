@@ -270,6 +270,30 @@ def check_likelihood_data(model: ModelConfig, data: DataConfig) -> None:
                           "leaves two: use --likelihood bernoulli for binarized data, or --binarize none")
 
 
+# Model options that act only with another option's value: {option: (that option, the values it acts with)}
+ACTS_ONLY_WITH = {
+    "prior_components": ("prior", ("mog", "vamp")),
+    "flow_steps": ("posterior", ("iaf", "planar")),
+    "flow_context": ("posterior", ("iaf",)),
+    "codebook_size": ("bottleneck", ("vq",)),
+    "code_dim": ("bottleneck", ("vq",)),
+    "fsq_levels": ("bottleneck", ("fsq",)),
+    "label_weight": ("semi_supervised", (True,)),
+}
+
+
+def check_given_options_act(model: ModelConfig, given) -> None:
+    """An option given by name (a flag typed, an API keyword) that the model would not read is a mistake, not a
+    no-op: --flow-steps without a flow posterior trains no flow. Names only: a preset's or config file's options are
+    not checked, as a saved run's config.json holds every option, read or not."""
+    for name in sorted(set(given) & ACTS_ONLY_WITH.keys()):
+        owner, values = ACTS_ONLY_WITH[name]
+        if getattr(model, owner) not in values:
+            needs = f"--{flag_name(owner)}" + ("" if values == (True,) else f" {' or '.join(values)}")
+            raise ConfigError(f"--{flag_name(name)} acts only with {needs}, which this run does not have: add it or "
+                              f"drop --{flag_name(name)}")
+
+
 PRESETS: dict[str, dict[str, dict]] = {
     # Reference designs our users come from (shared/REFERENCE_DESIGNS.md), done right.
     "keras-conv": {"model": dict(network="conv", conv_channels=(32, 64), encoder_padding="valid", latent_dim=2)},

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_likelihood_data,
-                      check_semi_supervised, preset, resumed_train_config, route, to_dict)
+from ..config import (FORMAT_VERSION, DataConfig, ModelConfig, TrainConfig, check_count, check_given_options_act,
+                      check_likelihood_data, check_semi_supervised, preset, resumed_train_config, route, to_dict)
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import write_json, write_jsonl
 from ..saved import check_new_folder, check_output_folder, clear_folder
@@ -87,6 +87,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
 
     arrays = None if data is None or isinstance(data, (str, Path)) else data
     out = Path(out) if out is not None else None
+    given = set(options)  # by name, before the config file's options join them
     options = _with_file(options)
     log_to = tracker_names([*tracker_names(options.pop("log_to", ())),
                             *(["tensorboard"] if options.pop("tensorboard", False) else [])])
@@ -100,6 +101,7 @@ def train(out: str | Path | None = "runs/latest", data: str | np.ndarray | tuple
             data_cfg = dataclasses.replace(data_cfg, data=IN_MEMORY)
         check_likelihood_data(model_cfg, data_cfg)
         check_semi_supervised(model_cfg, train_cfg, data_cfg)
+        check_given_options_act(model_cfg, given)
         if out is not None and is_main_process():
             check_new_folder(out, overwrite, resume=True)
     select_device(train_cfg.device)
