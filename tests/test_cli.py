@@ -322,3 +322,15 @@ def test_a_saved_runs_config_holds_every_option_and_trains_again_with_flags_that
     assert json.loads((tmp_path / "b" / "config.json").read_text())["model"]["flow_steps"] == 3
     with pytest.raises(ConfigError, match="--prior-components acts only with"):
         images.train(tmp_path / "c", data="digits", epochs=1, prior_components=3, progress=False)
+
+
+def test_a_sweep_reads_a_saved_runs_config_as_train_does_and_refuses_a_flag_its_model_would_not_read(run_dir,
+                                                                                                     tmp_path, capsys):
+    config = str(run_dir / "config.json")
+    assert "--flow-steps acts only with" in _error(capsys, ["sweep", "--config", config, "--latent-dims", "2",
+                                                            "--flow-steps", "3", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad" / "latent-2").exists()
+    assert main(["sweep", "--config", config, "--latent-dims", "3", "--epochs", "1", "--k", "2",
+                 "--out", str(tmp_path / "sweep")]) == 0
+    saved = json.loads((tmp_path / "sweep" / "latent-3" / "config.json").read_text())["model"]
+    assert saved["latent_dim"] == 3 and saved["hidden"] == [32]  # the size given, the rest the saved run's

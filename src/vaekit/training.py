@@ -160,13 +160,14 @@ class Trainer:
             sums, passes, bar = 0.0, 0, None
             seconds = within.seconds if within is not None else 0.0
             pass_counts = ((None, 1),) if self.alternate is None else tuple(zip(("encoder", "decoder"), self.alternate))
+            passes_per_epoch = sum(count for _, count in pass_counts)
             for part, count in pass_counts:
                 with updating_only(self.vae, part):
                     for _ in range(count):
                         if bar is not None:
                             bar.close()
                         # optimizer steps so far, over every pass: the weight average's clock
-                        updates = (self.epoch * sum(c for _, c in pass_counts) + passes) * steps_per_epoch
+                        updates = (self.epoch * passes_per_epoch + passes) * steps_per_epoch
                         pass_sums, beta, bar = self._steps(objective, x_train, batch_size, steps_per_epoch,
                                                            training_seconds, within, started, updates)
                         sums, passes, within = sums + pass_sums, passes + 1, None

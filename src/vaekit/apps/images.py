@@ -274,15 +274,15 @@ def sweep(latent_dims=(2, 8, 16, 32), out: str | Path = "runs/sweep", k: int = 1
     if options.pop("latent_dim", None) is not None:
         warnings.warn("a sweep trains one model per size of --latent-dims: --latent-dim is ignored", stacklevel=2)
     check_importance_samples(k)
-    options = _with_file(options)
-    options.pop("latent_dim", None)  # a config file's, which the sizes replace as well
+    merged = _with_file(dict(options))  # train reads the file itself: only `options` count as given by name
     out = check_output_folder(out, "--out")
     for size in latent_dims:
-        _configs(options.get("preset"), {**{k: v for k, v in options.items() if k not in NOT_CONFIG},
-                                         "latent_dim": size})
+        model_cfg, _, _ = _configs(merged.get("preset"), {**{k: v for k, v in merged.items() if k not in NOT_CONFIG},
+                                                          "latent_dim": size})
+        check_given_options_act(model_cfg, options)
         check_new_folder(out / f"latent-{size}", overwrite)
     rows = []
-    for size in latent_dims:
+    for size in latent_dims:  # the sizes win over a config file's latent_dim, as every option given here does
         run = train(out / f"latent-{size}", latent_dim=int(size), overwrite=overwrite, **options)
         rows.append({"latent_dim": int(size), **evaluate(run, k=k).to_dict()})
     write_json(out / "sweep.json", rows)
