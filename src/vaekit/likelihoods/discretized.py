@@ -24,6 +24,7 @@ from .continuous import Gaussian
 
 LEVELS = 256
 HALF_BIN = 0.5 / (LEVELS - 1)  # half the distance between neighbouring levels of [0, 1]
+MEAN_BLOCK = 32  # levels summed at once by `mean`: 32 copies of the parameters in memory, 8 blocks in a graph
 
 
 def _log1mexp(d: torch.Tensor) -> torch.Tensor:
@@ -75,10 +76,13 @@ class DiscretizedLogisticDistribution(Distribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        # E[x] = (1/255) sum_{k=1..255} P(X >= k/255) = (1/255) sum_k sigma((loc - edge_k)/scale).
+        # E[x] = (1/255) sum_{k=1..255} P(X >= k/255) = (1/255) sum_k sigma((loc - edge_k)/scale), summed over
+        # blocks of edges: one op per level made a graph of ~1,000 nodes that took torch.export ~30 s to trace.
+        edges = torch.arange(1, LEVELS, dtype=self.loc.dtype, device=self.loc.device) / (LEVELS - 1) - HALF_BIN
+        loc, scale = self.loc.unsqueeze(-1), self.scale.unsqueeze(-1)
         total = torch.zeros_like(self.loc)
-        for k in range(1, LEVELS):
-            total += torch.sigmoid((self.loc - (k / (LEVELS - 1) - HALF_BIN)) / self.scale)
+        for block in edges.split(MEAN_BLOCK):
+            total += torch.sigmoid((loc - block) / scale).sum(-1)
         return total / (LEVELS - 1)
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
