@@ -183,13 +183,15 @@ def _one_rank_fails(*args: str, failing: int = 1, **env) -> tuple[list[subproces
              for rank in range(2)]
     try:
         survivor = procs[1 - failing].communicate(timeout=90)[1]
-        procs[failing].wait(timeout=30)
+        if env.get("FAIL_SIGNAL") != "SIGSTOP":  # a stopped rank never exits by itself: `finally` kills it
+            procs[failing].wait(timeout=30)
     except subprocess.TimeoutExpired:
         if procs[1 - failing].returncode is None:
             raise
     finally:
         for proc in procs:
             proc.kill()
+            proc.wait()
     return procs, survivor
 
 
