@@ -8,4 +8,6 @@ VAEKIT_EXTRAS="${VAEKIT_EXTRAS:-test,all}" VAEKIT_CONSTRAINTS="${VAEKIT_CONSTRAI
 if [ -z "${VAEKIT_DATA:-}" ] && [ -d ../shared/data ]; then
     export VAEKIT_DATA="$(cd ../shared/data && pwd)"
 fi
-"${PYTHON:-python3}" -m pytest "$@"
+# pytest-xdist: one worker a core, at most 4 (each holds torch and some data sets in memory); a test file's tests
+# stay together on one worker, in order. VAEKIT_TEST_WORKERS=0 runs them in this process, one after another.
+"${PYTHON:-python3}" -m pytest -n "${VAEKIT_TEST_WORKERS:-auto}" --maxprocesses 4 --dist loadfile "$@"
