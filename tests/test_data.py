@@ -524,3 +524,21 @@ def test_server_404_through_load_dataset(www, monkeypatch):
     serve_mnist(monkeypatch, url, dict.fromkeys(IDX_FILES, "0" * 64))
     with pytest.raises(DataError, match="HTTP 404"):
         load_dataset("mnist")
+
+
+def test_digits_are_read_once_then_loaded_from_the_cache_without_importing_scikit_learn(tmp_path, monkeypatch):
+    from vaekit.data import datasets
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path))
+    first = load_dataset("digits")
+    assert [p.name for p in (tmp_path / "digits").iterdir()][0].startswith("decoded-")
+    def imported_again(*args):
+        raise RuntimeError("scikit-learn imported again")
+
+    monkeypatch.setattr(datasets, "optional_import", imported_again)
+    again = load_dataset("digits")
+    assert np.array_equal(first.x_train, again.x_train) and np.array_equal(first.y_test, again.y_test)
+    assert first.x_train.shape[1:] == (1, 8, 8) and first.x_train.dtype == np.float32 and first.x_train.max() == 1
+    monkeypatch.setattr(datasets, "_installed", lambda name: ("0.0-another", "/elsewhere"))
+    with pytest.raises(RuntimeError, match="scikit-learn imported again"):  # another scikit-learn: read anew
+        load_dataset("digits")

@@ -27,9 +27,10 @@ def test_a_vote_tie_goes_to_the_smallest_label():
     assert knn_accuracy(train, np.array([5, 3, 5, 3]), torch.zeros(1, 1), np.array([3]), neighbours=4) == 1.0
 
 
-def test_without_scikit_learn_digits_says_how_to_install_it(monkeypatch):
+def test_without_scikit_learn_digits_says_how_to_install_it(tmp_path, monkeypatch):
     from vaekit.data import load_dataset
 
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path))  # no digits decoded by an earlier test
     monkeypatch.setitem(sys.modules, "sklearn", None)  # import sklearn now raises ImportError
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
     with pytest.raises(ConfigError, match=r"digits .* needs sklearn: pip install scikit-learn"):
