@@ -4,7 +4,8 @@ import pytest
 import torch
 
 # Two threads a test, or the cores shared among pytest-xdist's workers (more threads than cores slow every one).
-torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))))
+workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture(autouse=True)

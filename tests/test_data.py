@@ -532,6 +532,7 @@ def test_digits_are_read_once_then_loaded_from_the_cache_without_importing_sciki
     monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path))
     first = load_dataset("digits")
     assert [p.name for p in (tmp_path / "digits").iterdir()][0].startswith("decoded-")
+
     def imported_again(*args):
         raise RuntimeError("scikit-learn imported again")
 
